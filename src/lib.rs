@@ -1,0 +1,8 @@
+//! actlab: a reproducible research notebook on activation functions.
+//!
+//! The pipeline is the module layout:
+//! `data → engine → nn/activation → train → (study) → (report)`.
+pub mod activation;
+pub mod engine;
+pub mod io;
+pub mod nn;

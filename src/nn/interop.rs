@@ -1,0 +1,84 @@
+//! Conversions from the NCHW / OIHW / `[out, in]` layouts used by the
+//! reference fixtures (and PyTorch) to actlab's NHWC / HWIO / `[in, out]`.
+
+use super::model::{Pool2, PARAMS};
+use crate::io::safetensors::SafeTensors;
+use anyhow::{bail, Result};
+
+/// `[n, c, h, w]` → `[n, h, w, c]`.
+pub fn nchw_to_nhwc(x: &[f32], n: usize, c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for s in 0..n {
+        for ch in 0..c {
+            for y in 0..h {
+                for xx in 0..w {
+                    out[((s * h + y) * w + xx) * c + ch] = x[((s * c + ch) * h + y) * w + xx];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Conv kernel `[o, i, kh, kw]` → `[kh, kw, i, o]`.
+pub fn oihw_to_hwio(wt: &[f32], o: usize, i: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0.0; wt.len()];
+    for oo in 0..o {
+        for ii in 0..i {
+            for y in 0..k {
+                for x in 0..k {
+                    out[((y * k + x) * i + ii) * o + oo] = wt[((oo * i + ii) * k + y) * k + x];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Dense kernel `[out, in]` → `[in, out]`; for dense1 the input index is also
+/// moved from C·H·W flatten order to Keras' H·W·C order.
+pub fn dense_to_in_out(wt: &[f32], out_n: usize, in_n: usize, chw: Option<(usize, usize, usize)>) -> Vec<f32> {
+    let mut out = vec![0.0; wt.len()];
+    for o in 0..out_n {
+        for i in 0..in_n {
+            let j = match chw {
+                Some((c, h, w)) => {
+                    let (ch, rest) = (i / (h * w), i % (h * w));
+                    rest * c + ch
+                }
+                None => i,
+            };
+            out[j * out_n + o] = wt[o * in_n + i];
+        }
+    }
+    out
+}
+
+/// A tensor named `<prefix><layer>.<weight|bias>` in the fixtures' layout,
+/// converted to actlab's layout for parameter `index`.
+pub fn to_actlab_layout(index: usize, shape: &[usize], v: &[f32]) -> Result<Vec<f32>> {
+    let spec = PARAMS[index];
+    if v.len() != spec.len {
+        bail!("{}: {} values, expected {}", spec.name, v.len(), spec.len);
+    }
+    Ok(match (spec.name.ends_with("weight"), shape.len()) {
+        (false, _) => v.to_vec(),
+        (true, 4) => oihw_to_hwio(v, shape[0], shape[1], shape[2]),
+        (true, 2) => {
+            let chw = (spec.name == "dense1.weight").then_some((Pool2::C, Pool2::OH, Pool2::OW));
+            dense_to_in_out(v, shape[0], shape[1], chw)
+        }
+        _ => bail!("{}: unexpected shape {shape:?}", spec.name),
+    })
+}
+
+/// The flat parameter vector from tensors named `<prefix><layer>.<weight|bias>`.
+pub fn load_params(st: &SafeTensors, prefix: &str) -> Result<Vec<f32>> {
+    let mut flat = Vec::new();
+    for (i, spec) in PARAMS.iter().enumerate() {
+        let t = st.get(&format!("{prefix}{}", spec.name))?;
+        let v = t.to_f64().into_iter().map(|x| x as f32).collect::<Vec<_>>();
+        flat.extend(to_actlab_layout(i, &t.shape, &v)?);
+    }
+    Ok(flat)
+}

@@ -1,0 +1,406 @@
+//! The article's CNN as one type.
+//!
+//! ```text
+//! Conv2D(32, 3×3, same) → act → Conv2D(32, 3×3, valid) → act → MaxPool 2×2 → Dropout 0.25
+//! → Conv2D(64, same) → act → Conv2D(64, valid) → act → MaxPool 2×2 → Dropout 0.25
+//! → Flatten → Dense(512) → act → Dropout 0.5 → Dense(10) → softmax
+//! ```
+//!
+//! All parameters sit in one flat vector (Keras' order: conv1 kernel, conv1
+//! bias, …, dense2 bias) so the optimizer, checkpoints and fixtures see one
+//! slice. Every buffer is sized once for the largest batch: a training step
+//! allocates nothing.
+
+use super::layers::{Conv2d, Dense, Dropout, MaxPool2};
+use super::loss::{softmax_cross_entropy, BatchStats};
+use crate::activation::kernels::{self, Groups, Saved};
+use crate::activation::Activation;
+use crate::engine::rng::{Purpose, Rng};
+use rayon::prelude::*;
+
+pub type Conv1 = Conv2d<32, 32, 3, 32, 3, 1>;
+pub type Conv2 = Conv2d<32, 32, 32, 32, 3, 0>;
+pub type Pool1 = MaxPool2<30, 30, 32>;
+pub type Conv3 = Conv2d<15, 15, 32, 64, 3, 1>;
+pub type Conv4 = Conv2d<15, 15, 64, 64, 3, 0>;
+pub type Pool2 = MaxPool2<13, 13, 64>;
+pub type Dense1 = Dense<2304, 512>;
+pub type Dense2 = Dense<512, 10>;
+
+// The wiring, checked by the compiler: each layer's input is the previous output.
+const _: () = {
+    assert!(Conv2::H == Conv1::OH && Conv2::W == Conv1::OW && Conv2::CIN == Conv1::COUT);
+    assert!(Pool1::H == Conv2::OH && Pool1::W == Conv2::OW && Pool1::C == Conv2::COUT);
+    assert!(Conv3::H == Pool1::OH && Conv3::W == Pool1::OW && Conv3::CIN == Pool1::C);
+    assert!(Conv4::H == Conv3::OH && Conv4::W == Conv3::OW && Conv4::CIN == Conv3::COUT);
+    assert!(Pool2::H == Conv4::OH && Pool2::W == Conv4::OW && Pool2::C == Conv4::COUT);
+    assert!(Dense1::IN == Pool2::OUT_LEN);
+    assert!(Dense2::IN == Dense1::OUT);
+};
+
+pub const IMAGE_LEN: usize = Conv1::IN_LEN;
+pub const CLASSES: usize = Dense2::OUT;
+pub const DROPOUT_RATES: [f32; 3] = [0.25, 0.25, 0.5];
+
+/// One parameter tensor of the flat vector.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamSpec {
+    /// `<layer>.<weight|bias>`, as in the fixtures.
+    pub name: &'static str,
+    pub len: usize,
+    /// Glorot fans for weights; 0 for biases (initialised to zero).
+    pub fan_in: usize,
+    pub fan_out: usize,
+}
+
+pub const PARAMS: [ParamSpec; 12] = [
+    ParamSpec { name: "conv1.weight", len: Conv1::WEIGHTS, fan_in: Conv1::FAN_IN, fan_out: Conv1::FAN_OUT },
+    ParamSpec { name: "conv1.bias", len: Conv1::COUT, fan_in: 0, fan_out: 0 },
+    ParamSpec { name: "conv2.weight", len: Conv2::WEIGHTS, fan_in: Conv2::FAN_IN, fan_out: Conv2::FAN_OUT },
+    ParamSpec { name: "conv2.bias", len: Conv2::COUT, fan_in: 0, fan_out: 0 },
+    ParamSpec { name: "conv3.weight", len: Conv3::WEIGHTS, fan_in: Conv3::FAN_IN, fan_out: Conv3::FAN_OUT },
+    ParamSpec { name: "conv3.bias", len: Conv3::COUT, fan_in: 0, fan_out: 0 },
+    ParamSpec { name: "conv4.weight", len: Conv4::WEIGHTS, fan_in: Conv4::FAN_IN, fan_out: Conv4::FAN_OUT },
+    ParamSpec { name: "conv4.bias", len: Conv4::COUT, fan_in: 0, fan_out: 0 },
+    ParamSpec { name: "dense1.weight", len: Dense1::WEIGHTS, fan_in: Dense1::FAN_IN, fan_out: Dense1::FAN_OUT },
+    ParamSpec { name: "dense1.bias", len: Dense1::OUT, fan_in: 0, fan_out: 0 },
+    ParamSpec { name: "dense2.weight", len: Dense2::WEIGHTS, fan_in: Dense2::FAN_IN, fan_out: Dense2::FAN_OUT },
+    ParamSpec { name: "dense2.bias", len: Dense2::OUT, fan_in: 0, fan_out: 0 },
+];
+
+/// The five activated layers, in order (names used by diagnostics).
+pub const ACTIVATED: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "dense1"];
+
+pub const fn param_count() -> usize {
+    let mut s = 0;
+    let mut i = 0;
+    while i < PARAMS.len() {
+        s += PARAMS[i].len;
+        i += 1;
+    }
+    s
+}
+
+/// Offsets of each tensor in the flat vector.
+pub fn param_ranges() -> [std::ops::Range<usize>; 12] {
+    let mut o = 0;
+    PARAMS.map(|p| {
+        let r = o..o + p.len;
+        o += p.len;
+        r
+    })
+}
+
+/// Split a flat vector into its 12 tensors.
+fn split<T>(mut v: &mut [T]) -> [&mut [T]; 12] {
+    PARAMS.map(|p| {
+        let (a, b) = std::mem::take(&mut v).split_at_mut(p.len);
+        v = b;
+        a
+    })
+}
+
+/// Per-layer statistics gathered during a forward/backward pass (diagnostics).
+#[derive(Clone, Debug, Default)]
+pub struct LayerTap {
+    /// Pre-activation values of each activated layer.
+    pub pre: Vec<f32>,
+    /// Post-activation values (before dropout).
+    pub post: Vec<f32>,
+    /// Slope of the activation at each element.
+    pub slope: Vec<f32>,
+    /// Gradient reaching the layer's input (d loss / d input of the conv/dense).
+    pub input_grad: Vec<f32>,
+}
+
+/// Activations and scratch for one batch size.
+struct Workspace {
+    max_batch: usize,
+    x: Vec<f32>,
+    col1: Vec<f32>,
+    pre1: Vec<f32>,
+    a1: Vec<f32>,
+    col2: Vec<f32>,
+    pre2: Vec<f32>,
+    a2: Vec<f32>,
+    p1: Vec<f32>,
+    arg1: Vec<u8>,
+    mask1: Vec<f32>,
+    col3: Vec<f32>,
+    pre3: Vec<f32>,
+    a3: Vec<f32>,
+    col4: Vec<f32>,
+    pre4: Vec<f32>,
+    a4: Vec<f32>,
+    p2: Vec<f32>,
+    arg2: Vec<u8>,
+    mask2: Vec<f32>,
+    pre5: Vec<f32>,
+    a5: Vec<f32>,
+    mask3: Vec<f32>,
+    logits: Vec<f32>,
+    dlogits: Vec<f32>,
+    saved: [Saved; 5],
+    mins: Vec<f32>,
+    g1: Vec<f32>,
+    g2: Vec<f32>,
+    dcol: Vec<f32>,
+}
+
+impl Workspace {
+    fn new(act: Activation, b: usize) -> Workspace {
+        let z = |n: usize| vec![0f32; b * n];
+        let groups = Model::groups(b);
+        let biggest = [Conv1::OUT_LEN, Conv2::OUT_LEN, Conv3::OUT_LEN, Conv4::OUT_LEN, Conv1::IN_LEN].into_iter().max().unwrap();
+        Workspace {
+            max_batch: b,
+            x: z(Conv1::IN_LEN),
+            col1: z(Conv1::COL_LEN),
+            pre1: z(Conv1::OUT_LEN),
+            a1: z(Conv1::OUT_LEN),
+            col2: z(Conv2::COL_LEN),
+            pre2: z(Conv2::OUT_LEN),
+            a2: z(Conv2::OUT_LEN),
+            p1: z(Pool1::OUT_LEN),
+            arg1: vec![0; b * Pool1::OUT_LEN],
+            mask1: z(Pool1::OUT_LEN),
+            col3: z(Conv3::COL_LEN),
+            pre3: z(Conv3::OUT_LEN),
+            a3: z(Conv3::OUT_LEN),
+            col4: z(Conv4::COL_LEN),
+            pre4: z(Conv4::OUT_LEN),
+            a4: z(Conv4::OUT_LEN),
+            p2: z(Pool2::OUT_LEN),
+            arg2: vec![0; b * Pool2::OUT_LEN],
+            mask2: z(Pool2::OUT_LEN),
+            pre5: z(Dense1::OUT),
+            a5: z(Dense1::OUT),
+            mask3: z(Dense1::OUT),
+            logits: z(CLASSES),
+            dlogits: z(CLASSES),
+            saved: groups.map(|g| Saved::with_capacity(act, g)),
+            mins: Vec::new(),
+            g1: z(biggest),
+            g2: z(biggest),
+            dcol: z(Conv2::COL_LEN.max(Conv3::COL_LEN).max(Conv4::COL_LEN)),
+        }
+    }
+}
+
+/// Dropout during a training step: the run's generator and the global step.
+#[derive(Clone, Copy)]
+pub struct DropoutKey<'a> {
+    pub rng: &'a Rng,
+    pub step: u64,
+}
+
+pub struct Model {
+    pub act: Activation,
+    pub params: Vec<f32>,
+    pub grads: Vec<f32>,
+    ws: Workspace,
+}
+
+impl Model {
+    /// A model with zero parameters, able to process batches of up to `max_batch`.
+    pub fn new(act: Activation, max_batch: usize) -> Model {
+        Model { act, params: vec![0.0; param_count()], grads: vec![0.0; param_count()], ws: Workspace::new(act, max_batch) }
+    }
+
+    pub fn max_batch(&self) -> usize {
+        self.ws.max_batch
+    }
+
+    fn groups(n: usize) -> [Groups; 5] {
+        [
+            Groups { samples: n, spatial: Conv1::OH * Conv1::OW, channels: Conv1::COUT },
+            Groups { samples: n, spatial: Conv2::OH * Conv2::OW, channels: Conv2::COUT },
+            Groups { samples: n, spatial: Conv3::OH * Conv3::OW, channels: Conv3::COUT },
+            Groups { samples: n, spatial: Conv4::OH * Conv4::OW, channels: Conv4::COUT },
+            Groups { samples: n, spatial: Dense1::OUT, channels: 1 },
+        ]
+    }
+
+    /// Keras' defaults: Glorot-uniform kernels, zero biases.
+    pub fn init_glorot(&mut self, rng: &Rng) {
+        for ((i, spec), t) in PARAMS.iter().enumerate().zip(split(&mut self.params)) {
+            if spec.fan_in == 0 {
+                t.fill(0.0);
+            } else {
+                let limit = (6.0 / (spec.fan_in + spec.fan_out) as f64).sqrt() as f32;
+                rng.fill_uniform(Purpose::Init, i as u64, t);
+                for v in t.iter_mut() {
+                    *v = (2.0 * *v - 1.0) * limit;
+                }
+            }
+        }
+    }
+
+    /// Copy a batch of u8 NHWC images into the input buffer, scaled to [0, 1] by /255.
+    pub fn load_images(&mut self, images: &[u8]) -> usize {
+        let n = images.len() / IMAGE_LEN;
+        assert!(n <= self.ws.max_batch, "batch of {n} exceeds the workspace ({})", self.ws.max_batch);
+        self.ws.x[..images.len()].par_iter_mut().zip(images.par_iter()).for_each(|(x, &p)| *x = p as f32 / 255.0);
+        n
+    }
+
+    /// Copy a batch of f32 NHWC inputs (fixtures, tests).
+    pub fn load_input(&mut self, x: &[f32]) -> usize {
+        let n = x.len() / IMAGE_LEN;
+        assert!(n <= self.ws.max_batch);
+        self.ws.x[..x.len()].copy_from_slice(x);
+        n
+    }
+
+    /// Forward pass over the loaded batch. With `dropout` it is a training
+    /// pass (masks drawn, derivatives saved); without, inference.
+    fn forward(&mut self, n: usize, dropout: Option<DropoutKey>, train: bool) {
+        let p = split(&mut self.params);
+        let ws = &mut self.ws;
+        let act = self.act;
+        let groups = Model::groups(n);
+        let apply = |i: usize, pre: &[f32], post: &mut [f32], saved: &mut Saved, mins: &mut Vec<f32>| {
+            if train {
+                kernels::forward_train(act, groups[i], pre, post, saved)
+            } else {
+                kernels::forward_eval(act, groups[i], pre, post, mins)
+            }
+        };
+        let [s1, s2, s3, s4, s5] = &mut ws.saved;
+        Conv1::forward(n, p[0], p[1], &ws.x, &mut ws.col1, &mut ws.pre1);
+        apply(0, &ws.pre1, &mut ws.a1, s1, &mut ws.mins);
+        Conv2::forward(n, p[2], p[3], &ws.a1, &mut ws.col2, &mut ws.pre2);
+        apply(1, &ws.pre2, &mut ws.a2, s2, &mut ws.mins);
+        Pool1::forward(n, &ws.a2, &mut ws.p1, &mut ws.arg1);
+        if let Some(k) = dropout {
+            let len = Pool1::OUT_LEN;
+            Dropout::forward(k.rng, k.step * 3, DROPOUT_RATES[0], &mut ws.p1[..n * len], &mut ws.mask1[..n * len], len);
+        }
+        Conv3::forward(n, p[4], p[5], &ws.p1, &mut ws.col3, &mut ws.pre3);
+        apply(2, &ws.pre3, &mut ws.a3, s3, &mut ws.mins);
+        Conv4::forward(n, p[6], p[7], &ws.a3, &mut ws.col4, &mut ws.pre4);
+        apply(3, &ws.pre4, &mut ws.a4, s4, &mut ws.mins);
+        Pool2::forward(n, &ws.a4, &mut ws.p2, &mut ws.arg2);
+        if let Some(k) = dropout {
+            let len = Pool2::OUT_LEN;
+            Dropout::forward(k.rng, k.step * 3 + 1, DROPOUT_RATES[1], &mut ws.p2[..n * len], &mut ws.mask2[..n * len], len);
+        }
+        Dense1::forward(n, p[8], p[9], &ws.p2, &mut ws.pre5);
+        apply(4, &ws.pre5, &mut ws.a5, s5, &mut ws.mins);
+        if let Some(k) = dropout {
+            let len = Dense1::OUT;
+            // a5 is needed by diagnostics before dropout only; dropout applies in place.
+            Dropout::forward(k.rng, k.step * 3 + 2, DROPOUT_RATES[2], &mut ws.a5[..n * len], &mut ws.mask3[..n * len], len);
+        }
+        Dense2::forward(n, p[10], p[11], &ws.a5, &mut ws.logits);
+    }
+
+    /// Backward pass; fills `self.grads`. Needs a preceding `forward(.., train = true)`.
+    fn backward(&mut self, n: usize, dropout: bool, mut tap: Option<&mut [LayerTap; 5]>) {
+        let act = self.act;
+        let groups = Model::groups(n);
+        let p = split(&mut self.params);
+        let g = split(&mut self.grads);
+        let [gw1, gb1, gw2, gb2, gw3, gb3, gw4, gb4, gw5, gb5, gw6, gb6] = g;
+        let ws = &mut self.ws;
+        let (ga, gb) = (&mut ws.g1, &mut ws.g2);
+        let mut keep = |i: usize, v: &[f32]| {
+            if let Some(t) = tap.as_deref_mut() {
+                t[i].input_grad.clear();
+                t[i].input_grad.extend_from_slice(v);
+            }
+        };
+
+        Dense2::backward(n, p[10], &ws.a5, &ws.dlogits, gw6, gb6, Some(ga));
+        let len5 = n * Dense1::OUT;
+        if dropout {
+            Dropout::backward(&ws.mask3[..len5], &mut ga[..len5]);
+        }
+        kernels::backward(act, groups[4], &ws.pre5, ga, &ws.saved[4], gb);
+        Dense1::backward(n, p[8], &ws.p2, gb, gw5, gb5, Some(ga));
+        keep(4, &ga[..n * Dense1::IN]);
+        let lenp2 = n * Pool2::OUT_LEN;
+        if dropout {
+            Dropout::backward(&ws.mask2[..lenp2], &mut ga[..lenp2]);
+        }
+        Pool2::backward(n, ga, &ws.arg2, gb);
+        kernels::backward(act, groups[3], &ws.pre4, gb, &ws.saved[3], ga);
+        Conv4::backward(n, p[6], &ws.col4, ga, gw4, gb4, &mut ws.dcol, Some(gb));
+        keep(3, &gb[..n * Conv4::IN_LEN]);
+        kernels::backward(act, groups[2], &ws.pre3, gb, &ws.saved[2], ga);
+        Conv3::backward(n, p[4], &ws.col3, ga, gw3, gb3, &mut ws.dcol, Some(gb));
+        keep(2, &gb[..n * Conv3::IN_LEN]);
+        let lenp1 = n * Pool1::OUT_LEN;
+        if dropout {
+            Dropout::backward(&ws.mask1[..lenp1], &mut gb[..lenp1]);
+        }
+        Pool1::backward(n, gb, &ws.arg1, ga);
+        kernels::backward(act, groups[1], &ws.pre2, ga, &ws.saved[1], gb);
+        Conv2::backward(n, p[2], &ws.col2, gb, gw2, gb2, &mut ws.dcol, Some(ga));
+        keep(1, &ga[..n * Conv2::IN_LEN]);
+        kernels::backward(act, groups[0], &ws.pre1, ga, &ws.saved[0], gb);
+        Conv1::backward(n, p[0], &ws.col1, gb, gw1, gb1, &mut ws.dcol, None);
+    }
+
+    /// Loss and gradients for the loaded batch. With `dropout` this is a
+    /// Keras training step's forward/backward; without, dropout is the
+    /// identity (what the fixtures describe).
+    pub fn loss_and_grads(&mut self, n: usize, labels: &[u8], dropout: Option<DropoutKey>) -> BatchStats {
+        self.forward(n, dropout, true);
+        let stats = softmax_cross_entropy(&self.ws.logits[..n * CLASSES], labels, Some(&mut self.ws.dlogits[..n * CLASSES]));
+        self.backward(n, dropout.is_some(), None);
+        stats
+    }
+
+    /// Inference over the loaded batch.
+    pub fn evaluate(&mut self, n: usize, labels: &[u8]) -> BatchStats {
+        self.forward(n, None, false);
+        softmax_cross_entropy(&self.ws.logits[..n * CLASSES], labels, None)
+    }
+
+    /// An inference-mode forward and backward pass that records each
+    /// activated layer's values and gradients (for diagnostics).
+    pub fn probe(&mut self, n: usize, labels: &[u8], tap: &mut [LayerTap; 5]) -> BatchStats {
+        self.forward(n, None, true);
+        let stats = softmax_cross_entropy(&self.ws.logits[..n * CLASSES], labels, Some(&mut self.ws.dlogits[..n * CLASSES]));
+        let ws = &self.ws;
+        let layers: [(&[f32], &[f32], usize); 5] = [
+            (&ws.pre1, &ws.a1, Conv1::OUT_LEN),
+            (&ws.pre2, &ws.a2, Conv2::OUT_LEN),
+            (&ws.pre3, &ws.a3, Conv3::OUT_LEN),
+            (&ws.pre4, &ws.a4, Conv4::OUT_LEN),
+            (&ws.pre5, &ws.a5, Dense1::OUT),
+        ];
+        for (i, (pre, post, len)) in layers.into_iter().enumerate() {
+            tap[i].pre.clear();
+            tap[i].pre.extend_from_slice(&pre[..n * len]);
+            tap[i].post.clear();
+            tap[i].post.extend_from_slice(&post[..n * len]);
+            tap[i].slope.clear();
+            tap[i].slope.extend_from_slice(&ws.saved[i].dydx[..n * len]);
+        }
+        self.backward(n, false, Some(tap));
+        stats
+    }
+
+    /// The logits of the last forward pass.
+    pub fn logits(&self, n: usize) -> &[f32] {
+        &self.ws.logits[..n * CLASSES]
+    }
+
+    /// The outputs of the last forward pass, by name (fixture checks):
+    /// `conv1..conv4`, `dense1` (after the activation), `pool1`, `pool2`.
+    pub fn layer_output(&self, name: &str, n: usize) -> Option<&[f32]> {
+        let ws = &self.ws;
+        Some(match name {
+            "conv1" => &ws.a1[..n * Conv1::OUT_LEN],
+            "conv2" => &ws.a2[..n * Conv2::OUT_LEN],
+            "pool1" => &ws.p1[..n * Pool1::OUT_LEN],
+            "conv3" => &ws.a3[..n * Conv3::OUT_LEN],
+            "conv4" => &ws.a4[..n * Conv4::OUT_LEN],
+            "pool2" => &ws.p2[..n * Pool2::OUT_LEN],
+            "dense1" => &ws.a5[..n * Dense1::OUT],
+            _ => return None,
+        })
+    }
+}
