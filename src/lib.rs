@@ -3,6 +3,9 @@
 //! The pipeline is the module layout:
 //! `data → engine → nn/activation → train → (study) → (report)`.
 pub mod activation;
+pub mod bench;
+pub mod data;
 pub mod engine;
 pub mod io;
 pub mod nn;
+pub mod train;

@@ -1,3 +1,142 @@
+//! The `actlab` command line.
+
+use actlab::activation::Activation;
+use actlab::bench;
+use actlab::data;
+use actlab::nn::adam::AdamConfig;
+use actlab::train::{self, Reporter, TrainConfig};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "actlab", version, about = "Re-run, explain and extend an experiment on activation functions (CIFAR-10, Keras semantics), reproducibly.")]
+struct Cli {
+    /// Worker threads (default: all cores). Results are bit-identical for any count.
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    /// Where the decoded dataset cache lives.
+    #[arg(long, global = true, default_value = "data", value_name = "DIR")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import CIFAR-10 into the decoded cache (official binary archive or an image folder / .tar.gz).
+    Data {
+        /// The source: cifar-10-binary.tar.gz, cifar-10-batches-bin/, or an image folder / .tar.gz.
+        /// Default: $ACTLAB_DATA, then data/, then ../shared/datasets/cifar10-jpeg.tar.gz.
+        #[arg(long, value_name = "PATH")]
+        data: Option<PathBuf>,
+        /// Re-import even if the cache is up to date.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Train one run and write history.csv, diagnostics.csv and run.json.
+    Train(TrainArgs),
+    /// Measure training throughput (images/s) of the article's network at batch 64.
+    Bench {
+        /// Activations to measure (default: all).
+        #[arg(long = "act", value_name = "NAME")]
+        acts: Vec<Activation>,
+        /// Timed training steps per activation (after 3 warm-up steps).
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+    },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// The activation function.
+    #[arg(long = "act", value_name = "NAME")]
+    act: Activation,
+    /// The run's seed: initial weights, shuffles and dropout masks derive from it.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Epochs (the article: 50).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: u64,
+    /// Batch size (the article: 64).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    batch_size: u64,
+    /// Train on a fixed class-balanced subset of N training images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    train_limit: Option<u64>,
+    /// Evaluate on a fixed subset of N test images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    test_limit: Option<u64>,
+    /// Output directory (default: runs/<act>/seed-<seed>).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Dataset source (see `actlab data --help`); default: the cache.
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+    /// Retrain even if the output directory holds a finished run.
+    #[arg(long)]
+    force: bool,
+}
+
 fn main() {
-    println!("Hello, world!");
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global().context("cannot start the thread pool")?;
+    }
+    match cli.command {
+        Command::Data { data, force } => {
+            let ds = data::load(&cli.data_dir, data.as_deref(), force, true)?;
+            let m = &ds.manifest;
+            println!("dataset:        {}", m.dataset);
+            println!("source:         {} ({:?})", m.source, m.source_kind);
+            println!("source sha256:  {}", m.source_sha256);
+            println!("images:         {} train, {} test", m.train_images, m.test_images);
+            println!("tensors sha256: {}", m.tensors_sha256);
+            println!("cache:          {}", data::cache_paths(&cli.data_dir).0.display());
+            Ok(())
+        }
+        Command::Train(a) => {
+            let config = TrainConfig {
+                activation: a.act,
+                seed: a.seed,
+                epochs: a.epochs as usize,
+                batch_size: a.batch_size as usize,
+                adam: AdamConfig::default(),
+                train_limit: a.train_limit.map(|n| n as usize),
+                test_limit: a.test_limit.map(|n| n as usize),
+            };
+            let out = a.out.unwrap_or_else(|| PathBuf::from(format!("runs/{}/seed-{}", a.act, a.seed)));
+            if out.join("run.json").exists() {
+                if !a.force {
+                    anyhow::bail!("{} already holds a finished run; pass --force to train it again", out.display());
+                }
+                train::clear_run(&out)?;
+            }
+            let ds = data::load(&cli.data_dir, a.data.as_deref(), false, true)?;
+            let reporter = Reporter { multi: Some(indicatif::MultiProgress::new()), epoch_lines: true };
+            let outcome = train::run(&config, &ds, &out, &reporter, None)?;
+            let r = &outcome.record;
+            println!(
+                "{}: {} epochs, test loss {:.4}, test accuracy {:.4}, {:.0} images/s; artifacts in {}",
+                config.activation,
+                r.epochs_completed,
+                r.final_test_loss.unwrap_or(f64::NAN),
+                r.final_test_accuracy.unwrap_or(f64::NAN),
+                r.images_per_second,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Bench { acts, steps } => {
+            let acts = if acts.is_empty() { Activation::ALL.to_vec() } else { acts };
+            bench::run(&acts, steps)
+        }
+    }
 }

@@ -134,7 +134,7 @@ mod tests {
             for &x in &[-3.1f32, -0.7, -0.05, 0.03, 0.6, 2.4] {
                 let m = -4.0f32;
                 let dual = act.eval(Dual::var(x), Dual::constant(m));
-                let h = 1e-2f32;
+                let h = 1e-3f32;
                 let fd = (act.eval(x + h, m) as f64 - act.eval(x - h, m) as f64) / (2.0 * h as f64);
                 let tol = 2e-3 * fd.abs().max(1.0);
                 assert!((dual.d as f64 - fd).abs() < tol, "{act} at {x}: dual {} vs fd {fd}", dual.d);

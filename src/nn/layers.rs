@@ -230,3 +230,143 @@ impl Dropout {
         d.par_iter_mut().zip(mask.par_iter()).for_each(|(g, m)| *g *= m);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Finite-difference checks of every layer's backward pass. The objective
+    //! is s = Σ g·y for a fixed random upstream gradient g, in f64.
+    use super::*;
+
+    fn rand(n: usize, seed: u64) -> Vec<f32> {
+        let mut v = vec![0.0; n];
+        Rng::new(seed).fill_uniform(Purpose::Synthetic, 0, &mut v);
+        v.iter().map(|x| 2.0 * x - 1.0).collect()
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    }
+
+    /// Central difference of `f` in coordinate `i` of `v`.
+    fn fd(v: &mut [f32], i: usize, f: &mut dyn FnMut(&[f32]) -> f64) -> f64 {
+        let h = 1e-2f32;
+        let orig = v[i];
+        v[i] = orig + h;
+        let up = f(v);
+        v[i] = orig - h;
+        let down = f(v);
+        v[i] = orig;
+        (up - down) / (2.0 * h as f64)
+    }
+
+    fn assert_close(analytic: f32, numeric: f64, what: &str) {
+        assert!((analytic as f64 - numeric).abs() < 2e-3 * numeric.abs().max(1.0), "{what}: analytic {analytic} vs numeric {numeric}");
+    }
+
+    fn check_conv<const H: usize, const W: usize, const CI: usize, const CO: usize, const K: usize, const P: usize>() {
+        type C<const H: usize, const W: usize, const CI: usize, const CO: usize, const K: usize, const P: usize> = Conv2d<H, W, CI, CO, K, P>;
+        let n = 2;
+        let mut x = rand(n * C::<H, W, CI, CO, K, P>::IN_LEN, 1);
+        let mut w = rand(C::<H, W, CI, CO, K, P>::WEIGHTS, 2);
+        let mut b = rand(CO, 3);
+        let g = rand(n * C::<H, W, CI, CO, K, P>::OUT_LEN, 4);
+        let mut col = vec![0.0; n * C::<H, W, CI, CO, K, P>::COL_LEN];
+        let mut y = vec![0.0; n * C::<H, W, CI, CO, K, P>::OUT_LEN];
+        C::<H, W, CI, CO, K, P>::forward(n, &w, &b, &x, &mut col, &mut y);
+        let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; CO], vec![0.0; x.len()]);
+        let mut dcol = vec![0.0; col.len()];
+        C::<H, W, CI, CO, K, P>::backward(n, &w, &col, &g, &mut dw, &mut db, &mut dcol, Some(&mut dx));
+        let s = |x: &[f32], w: &[f32], b: &[f32]| {
+            let mut col = vec![0.0; n * C::<H, W, CI, CO, K, P>::COL_LEN];
+            let mut y = vec![0.0; n * C::<H, W, CI, CO, K, P>::OUT_LEN];
+            C::<H, W, CI, CO, K, P>::forward(n, w, b, x, &mut col, &mut y);
+            dot(&y, &g)
+        };
+        let (w0, b0, x0) = (w.clone(), b.clone(), x.clone());
+        for i in (0..x.len()).step_by(7) {
+            assert_close(dx[i], fd(&mut x, i, &mut |x| s(x, &w0, &b0)), "conv dx");
+        }
+        for i in (0..w.len()).step_by(5) {
+            assert_close(dw[i], fd(&mut w, i, &mut |w| s(&x0, w, &b0)), "conv dw");
+        }
+        for i in 0..CO {
+            assert_close(db[i], fd(&mut b, i, &mut |b| s(&x0, &w0, b)), "conv db");
+        }
+    }
+
+    #[test]
+    fn conv_gradients_same_and_valid_padding() {
+        check_conv::<5, 4, 3, 4, 3, 1>();
+        check_conv::<6, 5, 2, 3, 3, 0>();
+    }
+
+    #[test]
+    fn dense_gradients() {
+        type D = Dense<7, 5>;
+        let n = 3;
+        let mut x = rand(n * 7, 5);
+        let mut w = rand(35, 6);
+        let mut b = rand(5, 7);
+        let g = rand(n * 5, 8);
+        let mut y = vec![0.0; n * 5];
+        D::forward(n, &w, &b, &x, &mut y);
+        let (mut dw, mut db, mut dx) = (vec![0.0; 35], vec![0.0; 5], vec![0.0; n * 7]);
+        D::backward(n, &w, &x, &g, &mut dw, &mut db, Some(&mut dx));
+        let s = |x: &[f32], w: &[f32], b: &[f32]| {
+            let mut y = vec![0.0; n * 5];
+            D::forward(n, w, b, x, &mut y);
+            dot(&y, &g)
+        };
+        let (w0, b0, x0) = (w.clone(), b.clone(), x.clone());
+        for i in 0..x.len() {
+            assert_close(dx[i], fd(&mut x, i, &mut |x| s(x, &w0, &b0)), "dense dx");
+        }
+        for i in 0..w.len() {
+            assert_close(dw[i], fd(&mut w, i, &mut |w| s(&x0, w, &b0)), "dense dw");
+        }
+        for i in 0..5 {
+            assert_close(db[i], fd(&mut b, i, &mut |b| s(&x0, &w0, b)), "dense db");
+        }
+    }
+
+    #[test]
+    fn maxpool_gradients_with_odd_sizes() {
+        type M = MaxPool2<5, 7, 3>;
+        let n = 2;
+        // Distinct values at least 0.05 apart, so ±h never changes a window's winner.
+        let mut x: Vec<f32> = (0..n * M::IN_LEN).map(|i| ((i * 7919) % (n * M::IN_LEN)) as f32 * 0.05).collect();
+        let g = rand(n * M::OUT_LEN, 9);
+        let (mut y, mut arg) = (vec![0.0; n * M::OUT_LEN], vec![0u8; n * M::OUT_LEN]);
+        M::forward(n, &x, &mut y, &mut arg);
+        let mut dx = vec![0.0; x.len()];
+        M::backward(n, &g, &arg, &mut dx);
+        for i in 0..x.len() {
+            let num = fd(&mut x, i, &mut |x| {
+                let (mut y, mut a) = (vec![0.0; n * M::OUT_LEN], vec![0u8; n * M::OUT_LEN]);
+                M::forward(n, x, &mut y, &mut a);
+                dot(&y, &g)
+            });
+            assert_close(dx[i], num, "maxpool dx");
+        }
+        assert_eq!((M::OH, M::OW), (2, 3));
+    }
+
+    #[test]
+    fn dropout_keeps_the_expected_fraction_and_scales() {
+        let rng = Rng::new(11);
+        let len = 4000;
+        let mut x = vec![1.0f32; 2 * len];
+        let mut mask = vec![0.0; 2 * len];
+        Dropout::forward(&rng, 5, 0.25, &mut x, &mut mask, len);
+        let kept = x.iter().filter(|&&v| v != 0.0).count() as f64 / x.len() as f64;
+        assert!((kept - 0.75).abs() < 0.02, "kept {kept}");
+        assert!(x.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+        let mut d = vec![2.0f32; 2 * len];
+        Dropout::backward(&mask, &mut d);
+        assert!(d.iter().zip(&x).all(|(g, v)| *g == 2.0 * v));
+        // Another step draws another mask.
+        let mut x2 = vec![1.0f32; 2 * len];
+        Dropout::forward(&rng, 6, 0.25, &mut x2, &mut mask, len);
+        assert_ne!(x, x2);
+    }
+}

@@ -182,7 +182,7 @@ impl Workspace {
             mins: Vec::new(),
             g1: z(biggest),
             g2: z(biggest),
-            dcol: z(Conv2::COL_LEN.max(Conv3::COL_LEN).max(Conv4::COL_LEN)),
+            dcol: z(Conv1::COL_LEN.max(Conv2::COL_LEN).max(Conv3::COL_LEN).max(Conv4::COL_LEN)),
         }
     }
 }
@@ -304,6 +304,7 @@ impl Model {
         let [gw1, gb1, gw2, gb2, gw3, gb3, gw4, gb4, gw5, gb5, gw6, gb6] = g;
         let ws = &mut self.ws;
         let (ga, gb) = (&mut ws.g1, &mut ws.g2);
+        let tapping = tap.is_some();
         let mut keep = |i: usize, v: &[f32]| {
             if let Some(t) = tap.as_deref_mut() {
                 t[i].input_grad.clear();
@@ -339,7 +340,11 @@ impl Model {
         Conv2::backward(n, p[2], &ws.col2, gb, gw2, gb2, &mut ws.dcol, Some(ga));
         keep(1, &ga[..n * Conv2::IN_LEN]);
         kernels::backward(act, groups[0], &ws.pre1, ga, &ws.saved[0], gb);
-        Conv1::backward(n, p[0], &ws.col1, gb, gw1, gb1, &mut ws.dcol, None);
+        // The image gradient is only wanted by diagnostics.
+        Conv1::backward(n, p[0], &ws.col1, gb, gw1, gb1, &mut ws.dcol, tapping.then_some(&mut ga[..]));
+        if tapping {
+            keep(0, &ga[..n * Conv1::IN_LEN]);
+        }
     }
 
     /// Loss and gradients for the loaded batch. With `dropout` this is a

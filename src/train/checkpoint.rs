@@ -1,0 +1,73 @@
+//! A checkpoint holds everything that determines the rest of a run:
+//! parameters, Adam's moments and step, the epochs done and their metrics.
+//! Random draws are functions of (seed, purpose, counter), so no generator
+//! state is needed: resuming equals never having stopped.
+
+use super::config::TrainConfig;
+use super::diagnostics::LayerStats;
+use super::history::Epoch;
+use crate::io::safetensors::{SafeTensors, Tensor};
+use crate::io::write_atomic;
+use crate::nn::adam::Adam;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+pub const FILE: &str = "checkpoint.safetensors";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub config: TrainConfig,
+    pub params: Vec<f32>,
+    pub adam: Adam,
+    pub history: Vec<Epoch>,
+    pub diagnostics: Vec<LayerStats>,
+    /// Training seconds spent so far (for images/s across resumes).
+    pub train_seconds: f64,
+}
+
+impl Checkpoint {
+    pub fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut st = SafeTensors::default();
+        let n = self.params.len();
+        st.tensors.insert("params".into(), Tensor::f32(vec![n], self.params.clone()));
+        st.tensors.insert("adam.m".into(), Tensor::f32(vec![n], self.adam.m.clone()));
+        st.tensors.insert("adam.v".into(), Tensor::f32(vec![n], self.adam.v.clone()));
+        let md = &mut st.metadata;
+        md.insert("config".into(), serde_json::to_string(&self.config)?);
+        md.insert("adam.t".into(), self.adam.t.to_string());
+        md.insert("history".into(), serde_json::to_string(&self.history)?);
+        md.insert("diagnostics".into(), serde_json::to_string(&self.diagnostics)?);
+        md.insert("train_seconds".into(), self.train_seconds.to_string());
+        write_atomic(&dir.join(FILE), &st.to_bytes())
+    }
+
+    pub fn load(dir: &Path) -> Result<Option<Checkpoint>> {
+        let path = dir.join(FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let st = SafeTensors::read(&path)?;
+        let md = |k: &str| st.metadata.get(k).with_context(|| format!("{}: metadata `{k}` missing", path.display()));
+        let config: TrainConfig = serde_json::from_str(md("config")?).with_context(|| format!("{}: bad config", path.display()))?;
+        let tensor = |k: &str| -> Result<Vec<f32>> {
+            st.get(k)?.as_f32().map(<[f32]>::to_vec).with_context(|| format!("{}: {k} is not f32", path.display()))
+        };
+        let params = tensor("params")?;
+        let adam = Adam { config: config.adam, m: tensor("adam.m")?, v: tensor("adam.v")?, t: md("adam.t")?.parse()? };
+        if adam.m.len() != params.len() || adam.v.len() != params.len() {
+            bail!("{}: tensors of different lengths", path.display());
+        }
+        Ok(Some(Checkpoint {
+            config,
+            params,
+            adam,
+            history: serde_json::from_str(md("history")?)?,
+            diagnostics: serde_json::from_str(md("diagnostics")?)?,
+            train_seconds: md("train_seconds")?.parse()?,
+        }))
+    }
+}

@@ -1,0 +1,210 @@
+//! One training run: the epoch loop, Keras-style metrics, checkpoints and the
+//! run's artifacts (`history.csv`, `diagnostics.csv`, `run.json`).
+//!
+//! A run directory holds, while the run is in progress, only `run.lock` and
+//! `checkpoint.safetensors`; the artifacts appear (atomically, `run.json`
+//! last) when it finishes or diverges. Running again resumes from the
+//! checkpoint and produces the same bytes as an uninterrupted run.
+
+pub mod checkpoint;
+pub mod config;
+pub mod diagnostics;
+pub mod history;
+mod lock;
+pub mod record;
+
+use crate::data::{Dataset, Split, IMAGE_BYTES};
+use crate::engine::rng::{Purpose, Rng};
+use crate::io::write_atomic;
+use crate::nn::adam::Adam;
+use crate::nn::loss::BatchStats;
+use crate::nn::model::{DropoutKey, Model};
+use anyhow::{bail, Context, Result};
+use checkpoint::Checkpoint;
+pub use config::TrainConfig;
+use history::Epoch;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+pub use lock::RunLock;
+use record::{RunRecord, Status};
+use std::path::Path;
+use std::time::Instant;
+
+/// The fixed subset used by `--train-limit`/`--test-limit`: the same for every
+/// run and seed (a permutation keyed by a constant), so it is class-balanced
+/// in expectation even for sources stored class by class.
+pub fn subset(split: &Split, limit: Option<usize>) -> Split {
+    let Some(n) = limit.filter(|&n| n < split.len()) else { return split.clone() };
+    let order = Rng::new(0x5EED_CAFE).permutation(Purpose::Synthetic, 0, split.len());
+    let mut out = Split { images: Vec::with_capacity(n * IMAGE_BYTES), labels: Vec::with_capacity(n) };
+    for &i in &order[..n] {
+        out.images.extend_from_slice(split.image(i as usize));
+        out.labels.push(split.labels[i as usize]);
+    }
+    out
+}
+
+/// How a run reports progress.
+#[derive(Clone, Default)]
+pub struct Reporter {
+    /// Bars are drawn here (so a study can put its own bar above).
+    pub multi: Option<MultiProgress>,
+    /// Print Keras' `verbose=2` line per epoch.
+    pub epoch_lines: bool,
+}
+
+impl Reporter {
+    fn line(&self, s: &str) {
+        if !self.epoch_lines {
+            return;
+        }
+        match &self.multi {
+            Some(m) if !m.is_hidden() => m.println(s).unwrap_or(()),
+            _ => println!("{s}"),
+        }
+    }
+}
+
+/// The outcome of [`run`].
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub record: RunRecord,
+    pub history: Vec<Epoch>,
+}
+
+/// Sum of the losses/accuracies over a split in inference mode.
+pub fn evaluate(model: &mut Model, split: &Split) -> BatchStats {
+    let mut stats = BatchStats::default();
+    let b = model.max_batch();
+    let mut start = 0;
+    while start < split.len() {
+        let n = b.min(split.len() - start);
+        model.load_images(&split.images[start * IMAGE_BYTES..(start + n) * IMAGE_BYTES]);
+        stats.add(model.evaluate(n, &split.labels[start..start + n]));
+        start += n;
+    }
+    stats
+}
+
+/// Train (or resume) the run described by `config` in `dir`.
+/// Stop after `stop_after` epochs of this call (tests use this to simulate a crash).
+pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter, stop_after: Option<usize>) -> Result<Outcome> {
+    if let Err(e) = config.validate() {
+        bail!("invalid training configuration: {e}");
+    }
+    let _lock = RunLock::acquire(dir)?;
+    let train = subset(&data.train, config.train_limit);
+    let test = subset(&data.test, config.test_limit);
+    let rng = Rng::new(config.seed);
+    let mut model = Model::new(config.activation, config.batch_size);
+
+    let mut ck = match Checkpoint::load(dir)? {
+        Some(ck) if ck.config == *config => ck,
+        Some(ck) => bail!(
+            "{} holds a checkpoint of a different configuration ({} seed {}, {} epochs); \
+             remove it or pass --force to start over",
+            dir.display(),
+            ck.config.activation,
+            ck.config.seed,
+            ck.config.epochs
+        ),
+        None => {
+            model.init_glorot(&rng);
+            let n = model.params.len();
+            Checkpoint { config: config.clone(), params: model.params.clone(), adam: Adam::new(config.adam, n), history: vec![], diagnostics: vec![], train_seconds: 0.0 }
+        }
+    };
+    model.params.clone_from(&ck.params);
+    let steps = train.len().div_ceil(config.batch_size);
+    let started = Instant::now();
+    let mut images = vec![0u8; config.batch_size * IMAGE_BYTES];
+    let mut labels = vec![0u8; config.batch_size];
+    let mut diverged_at = None;
+    let first = ck.epochs_done();
+
+    let bar = ProgressBar::new(steps as u64);
+    let bar = match &reporter.multi {
+        Some(m) => m.add(bar),
+        None => bar,
+    };
+    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}").unwrap().progress_chars("=> "));
+
+    for epoch in first..config.epochs {
+        if stop_after.is_some_and(|s| epoch >= first + s) {
+            break;
+        }
+        reporter.line(&format!("Epoch {}/{}", epoch + 1, config.epochs));
+        bar.set_prefix(format!("{} seed {} epoch {}/{}", config.activation, config.seed, epoch + 1, config.epochs));
+        bar.reset();
+        let t0 = Instant::now();
+        let order = rng.permutation(Purpose::Shuffle, epoch as u64, train.len());
+        let mut stats = BatchStats::default();
+        for step in 0..steps {
+            let idx = &order[step * config.batch_size..((step + 1) * config.batch_size).min(train.len())];
+            let n = idx.len();
+            for (k, &i) in idx.iter().enumerate() {
+                images[k * IMAGE_BYTES..(k + 1) * IMAGE_BYTES].copy_from_slice(train.image(i as usize));
+                labels[k] = train.labels[i as usize];
+            }
+            model.load_images(&images[..n * IMAGE_BYTES]);
+            let global_step = (epoch * steps + step) as u64;
+            let s = model.loss_and_grads(n, &labels[..n], Some(DropoutKey { rng: &rng, step: global_step }));
+            ck.adam.step(&mut model.params, &model.grads);
+            stats.add(s);
+            bar.inc(1);
+            if step % 8 == 0 || step + 1 == steps {
+                bar.set_message(format!("loss {:.4} acc {:.4}", stats.mean_loss(), stats.accuracy()));
+            }
+        }
+        let train_secs = t0.elapsed().as_secs_f64();
+        ck.train_seconds += train_secs;
+        let val = evaluate(&mut model, &test);
+        let row = Epoch { loss: stats.mean_loss(), accuracy: stats.accuracy(), val_loss: val.mean_loss(), val_accuracy: val.accuracy() };
+        ck.history.push(row);
+        ck.diagnostics.extend(diagnostics::probe(&mut model, &test, epoch + 1));
+        reporter.line(&format!(
+            "{steps}/{steps} - {:.0}s - loss: {:.4} - accuracy: {:.4} - val_loss: {:.4} - val_accuracy: {:.4} - {:.0}ms/step",
+            t0.elapsed().as_secs_f64(),
+            row.loss,
+            row.accuracy,
+            row.val_loss,
+            row.val_accuracy,
+            train_secs * 1e3 / steps as f64
+        ));
+        ck.params.clone_from(&model.params);
+        if !(row.loss.is_finite() && row.val_loss.is_finite()) {
+            diverged_at = Some(epoch + 1);
+            break;
+        }
+        ck.save(dir)?;
+    }
+    bar.finish_and_clear();
+    if let Some(m) = &reporter.multi {
+        m.remove(&bar);
+    }
+
+    let done = ck.epochs_done() == config.epochs || diverged_at.is_some();
+    let status = match diverged_at {
+        Some(e) => Status::Diverged { epoch: e },
+        None if done => Status::Finished,
+        None => Status::Partial { epochs: ck.epochs_done() },
+    };
+    let record = RunRecord::new(config, data, &ck, status, started.elapsed().as_secs_f64(), train.len());
+    if done {
+        write_atomic(&dir.join("history.csv"), history::to_csv(&ck.history).as_bytes())?;
+        write_atomic(&dir.join("diagnostics.csv"), diagnostics::to_csv(&ck.diagnostics).as_bytes())?;
+        write_atomic(&dir.join("run.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
+        let _ = std::fs::remove_file(dir.join(checkpoint::FILE));
+    }
+    Ok(Outcome { record, history: ck.history })
+}
+
+/// Remove a run's artifacts and checkpoint (for `--force`).
+pub fn clear_run(dir: &Path) -> Result<()> {
+    for f in ["run.json", "history.csv", "diagnostics.csv", checkpoint::FILE] {
+        let p = dir.join(f);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
+    Ok(())
+}

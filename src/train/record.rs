@@ -1,0 +1,102 @@
+//! `run.json`: what was run, on what, how it ended, and the hash of its history.
+
+use super::checkpoint::Checkpoint;
+use super::config::TrainConfig;
+use super::history;
+use crate::data::{Dataset, Manifest};
+use crate::io::sha256_hex;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    Finished,
+    Diverged { epoch: usize },
+    Partial { epochs: usize },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    #[serde(flatten)]
+    pub status: Status,
+    pub config: TrainConfig,
+    pub epochs_completed: usize,
+    pub final_test_loss: Option<f64>,
+    pub final_test_accuracy: Option<f64>,
+    pub history_sha256: String,
+    /// sha256 of the final parameters (little-endian f32, the model's flat order).
+    pub params_sha256: String,
+    pub dataset: Manifest,
+    pub train_images: usize,
+    pub device: Device,
+    pub engine: Engine,
+    pub wall_seconds: f64,
+    pub train_seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Where a run was computed. Results are bit-identical across thread counts
+/// and reruns within one device class; `class` says which.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// "cpu" or "cuda".
+    pub class: String,
+    pub name: String,
+    pub threads: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Engine {
+    pub version: String,
+    pub git_commit: Option<String>,
+}
+
+impl Engine {
+    pub fn current() -> Engine {
+        let git_commit = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        Engine { version: env!("CARGO_PKG_VERSION").to_string(), git_commit }
+    }
+}
+
+impl Device {
+    pub fn cpu() -> Device {
+        let name = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        Device { class: "cpu".into(), name, threads: rayon::current_num_threads() }
+    }
+}
+
+pub fn params_sha256(params: &[f32]) -> String {
+    let bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
+    sha256_hex(&bytes)
+}
+
+impl RunRecord {
+    pub fn new(config: &TrainConfig, data: &Dataset, ck: &Checkpoint, status: Status, wall_seconds: f64, train_images: usize) -> RunRecord {
+        let last = ck.history.last();
+        let images = (train_images * ck.epochs_done()) as f64;
+        RunRecord {
+            status,
+            config: config.clone(),
+            epochs_completed: ck.epochs_done(),
+            final_test_loss: last.map(|e| e.val_loss),
+            final_test_accuracy: last.map(|e| e.val_accuracy),
+            history_sha256: sha256_hex(history::to_csv(&ck.history).as_bytes()),
+            params_sha256: params_sha256(&ck.params),
+            dataset: data.manifest.clone(),
+            train_images,
+            device: Device::cpu(),
+            engine: Engine::current(),
+            wall_seconds,
+            train_seconds: ck.train_seconds,
+            images_per_second: if ck.train_seconds > 0.0 { images / ck.train_seconds } else { 0.0 },
+        }
+    }
+}

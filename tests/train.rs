@@ -1,0 +1,84 @@
+//! Training runs: bit-identical across thread counts and reruns, resumable,
+//! and learning on real data.
+
+mod common;
+use actlab::activation::Activation;
+use actlab::data::Dataset;
+use actlab::train::{self, Reporter, TrainConfig};
+use std::path::Path;
+use std::process::Command;
+
+fn config(act: Activation, epochs: usize, n: usize) -> TrainConfig {
+    TrainConfig { epochs, train_limit: Some(n), test_limit: Some(256), ..TrainConfig::article(act, 3) }
+}
+
+/// (history.csv, params sha256, diagnostics.csv) of a run in a fresh directory.
+fn run_with_threads(cfg: &TrainConfig, data: &Dataset, dir: &Path, threads: usize) -> (String, String, String) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let out = pool.install(|| train::run(cfg, data, dir, &Reporter::default(), None)).unwrap();
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    (read("history.csv"), out.record.params_sha256, read("diagnostics.csv"))
+}
+
+#[test]
+fn same_bits_for_any_thread_count_and_rerun() {
+    let data = common::synthetic_dataset(512, 256);
+    for act in [Activation::Relu, Activation::ZeroFitLinear] {
+        let cfg = config(act, 2, 512);
+        let tmp = tempfile::tempdir().unwrap();
+        let runs: Vec<_> = [1, 2, 1, 2].iter().enumerate().map(|(i, &t)| run_with_threads(&cfg, &data, &tmp.path().join(i.to_string()), t)).collect();
+        for r in &runs[1..] {
+            assert_eq!(r, &runs[0], "{act}: runs differ");
+        }
+        let text = &runs[0].0;
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.starts_with("loss,accuracy,val_loss,val_accuracy\n"));
+    }
+}
+
+#[test]
+fn resume_equals_never_stopping() {
+    let data = common::synthetic_dataset(256, 128);
+    let cfg = config(Activation::SoftplusLinear, 3, 256);
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = run_with_threads(&cfg, &data, &tmp.path().join("whole"), 2);
+    let dir = tmp.path().join("split");
+    let first = train::run(&cfg, &data, &dir, &Reporter::default(), Some(1)).unwrap();
+    assert_eq!(first.history.len(), 1);
+    assert!(!dir.join("history.csv").exists(), "artifacts must appear only when the run is complete");
+    assert!(dir.join("checkpoint.safetensors").exists());
+    train::run(&cfg, &data, &dir, &Reporter::default(), Some(1)).unwrap();
+    let resumed = run_with_threads(&cfg, &data, &dir, 1);
+    assert_eq!(resumed, whole);
+    assert!(!dir.join("checkpoint.safetensors").exists());
+}
+
+#[test]
+fn loss_falls_on_real_images() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/cifar10-jpeg.tar.gz");
+    assert!(shared.exists(), "this test reads {}; CI provides it", shared.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = actlab::data::load(&tmp.path().join("data"), Some(&shared), false, false).unwrap();
+    assert_eq!(data.manifest.dataset, "CIFAR-10 (JPEG q75)");
+    assert_eq!((data.train.len(), data.test.len()), (50_000, 10_000));
+    let cfg = TrainConfig { epochs: 2, train_limit: Some(2048), test_limit: Some(512), ..TrainConfig::article(Activation::Relu, 1) };
+    let out = train::run(&cfg, &data, &tmp.path().join("run"), &Reporter::default(), None).unwrap();
+    let h = &out.history;
+    assert!(h[1].loss < h[0].loss && h[0].loss < 2.3, "{h:?}");
+    assert!(h[1].val_accuracy > 0.2, "{h:?}");
+}
+
+fn actlab(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_actlab")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn bad_flags_fail_clearly() {
+    let (ok, e) = actlab(&["train", "--act", "swish"]);
+    assert!(!ok && e.contains("swish") && e.contains("softplus_linear") && e.contains("zero_fit_linear"), "{e}");
+    let (ok, e) = actlab(&["train", "--act", "relu", "--epochs", "0"]);
+    assert!(!ok && e.contains("--epochs"), "{e}");
+    let (ok, e) = actlab(&["train", "--help"]);
+    assert!(ok && e.contains("--train-limit") && e.contains("--seed"), "{e}");
+}
