@@ -8,4 +8,5 @@ pub mod data;
 pub mod engine;
 pub mod io;
 pub mod nn;
+pub mod study;
 pub mod train;

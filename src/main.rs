@@ -36,6 +36,9 @@ enum Command {
     },
     /// Train one run and write history.csv, diagnostics.csv and run.json.
     Train(TrainArgs),
+    /// Run or inspect a study (a grid of functions x seeds).
+    #[command(subcommand)]
+    Study(StudyCommand),
     /// Measure training throughput (images/s) of the article's network at batch 64.
     Bench {
         /// Activations to measure (default: all).
@@ -44,6 +47,42 @@ enum Command {
         /// Timed training steps per activation (after 3 warm-up steps).
         #[arg(long, default_value_t = 30)]
         steps: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum StudyCommand {
+    /// Run every unfinished (function, seed) of a study; resumes after a crash.
+    Run {
+        /// A study file, or a name in studies/ (e.g. positive-only).
+        study: String,
+        /// Run only the i-th of n slices of the grid (e.g. 2/4), for job arrays.
+        #[arg(long, value_name = "i/n", default_value = "1/1")]
+        shard: actlab::study::Shard,
+        /// Retrain runs that are already finished.
+        #[arg(long)]
+        force: bool,
+        /// Override the study's epochs (a reduced protocol; the book says so).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        epochs: Option<u64>,
+        /// Train on a fixed class-balanced subset of N images (reduced protocol).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        train_limit: Option<u64>,
+        /// Evaluate on a fixed subset of N test images (reduced protocol).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        test_limit: Option<u64>,
+        /// Where run folders go: <DIR>/<study>/<function>/seed-<n>/.
+        #[arg(long, default_value = "artifacts", value_name = "DIR")]
+        artifacts: PathBuf,
+        /// Dataset source (see `actlab data --help`); default: the cache.
+        #[arg(long, value_name = "PATH")]
+        data: Option<PathBuf>,
+    },
+    /// Show each run of a study: done, partial (epoch k), running, diverged or missing.
+    Status {
+        study: String,
+        #[arg(long, default_value = "artifacts", value_name = "DIR")]
+        artifacts: PathBuf,
     },
 }
 
@@ -132,6 +171,32 @@ fn run(cli: Cli) -> Result<()> {
                 r.images_per_second,
                 out.display()
             );
+            Ok(())
+        }
+        Command::Study(StudyCommand::Run { study, shard, force, epochs, train_limit, test_limit, artifacts, data }) => {
+            let study = actlab::study::Study::load(&study)?;
+            let ds = data::load(&cli.data_dir, data.as_deref(), false, true)?;
+            let opts = actlab::study::RunOptions {
+                shard,
+                force,
+                epochs: epochs.map(|e| e as usize),
+                train_limit: train_limit.map(|n| n as usize),
+                test_limit: test_limit.map(|n| n as usize),
+            };
+            let s = actlab::study::run(&study, &ds, &artifacts, &opts)?;
+            println!(
+                "{}: {} trained, {} already done, {} diverged{}",
+                study.name,
+                s.trained,
+                s.already_done,
+                s.diverged,
+                if s.busy.is_empty() { String::new() } else { format!(", {} busy elsewhere: {}", s.busy.len(), s.busy.join("; ")) }
+            );
+            Ok(())
+        }
+        Command::Study(StudyCommand::Status { study, artifacts }) => {
+            let study = actlab::study::Study::load(&study)?;
+            print!("{}", actlab::study::state::status_table(&study, &artifacts)?);
             Ok(())
         }
         Command::Bench { acts, steps } => {

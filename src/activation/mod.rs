@@ -109,11 +109,13 @@ pub fn signed_sqrt<T: Real>(x: T) -> T {
     T::select(Cmp::Gt, x, zero(), x.sqrt(), T::select(Cmp::Lt, x, zero(), -(-x).sqrt(), zero()))
 }
 
+/// `2·softplus(0)` = 2·ln 2 in f32, the article's `g_softplus_2`.
+pub const SOFTPLUS_LINEAR_OFFSET: f32 = 2.0 * std::f32::consts::LN_2;
+
 /// The article's `tf.where(x <= 0, 2*softplus(x), x + 2*softplus(0))`.
 #[inline(always)]
 pub fn softplus_linear<T: Real>(x: T) -> T {
-    let two = T::lit(2.0);
-    T::select(Cmp::Le, x, zero(), two * x.softplus(), x + two * T::lit(0.0).softplus())
+    T::select(Cmp::Le, x, zero(), T::lit(2.0) * x.softplus(), x + T::lit(SOFTPLUS_LINEAR_OFFSET as f64))
 }
 
 /// The article's `tf.where(x <= 0, -x, x)`.
@@ -151,6 +153,7 @@ mod tests {
     #[test]
     fn definitions_match_the_article() {
         let ln2 = std::f32::consts::LN_2;
+        assert_eq!(SOFTPLUS_LINEAR_OFFSET, 2.0 * crate::engine::math::softplus(0.0));
         assert_eq!(Activation::Relu.eval(-1.0f32, 0.0), 0.0);
         assert_eq!(Activation::Relu.eval(Dual::var(0.0), Dual::constant(0.0)).d, 0.0);
         assert!((Activation::SoftplusLinear.eval(1.0f32, 0.0) - (1.0 + 2.0 * ln2)).abs() < 1e-6);

@@ -186,7 +186,8 @@ impl Real for Dual {
         self.chain(s, s * (1.0 - s))
     }
     fn softplus(self) -> Self {
-        self.chain(math::softplus(self.v), math::sigmoid(self.v))
+        let (sp, sg) = math::softplus_and_sigmoid(self.v);
+        self.chain(sp, sg)
     }
     #[inline(always)]
     fn select(op: Cmp, lhs: Self, rhs: Self, then: Self, otherwise: Self) -> Self {

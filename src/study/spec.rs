@@ -1,0 +1,213 @@
+//! Study files (`studies/*.toml`): which functions, which seeds, which
+//! protocol, and what was predicted. Every mistake is reported with the
+//! file, the line and the field.
+
+use crate::activation::Activation;
+use crate::nn::adam::AdamConfig;
+use crate::train::TrainConfig;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStudy {
+    name: Spanned<String>,
+    title: String,
+    #[serde(default)]
+    description: String,
+    dataset: Spanned<String>,
+    seeds: Spanned<Vec<u64>>,
+    #[serde(default)]
+    protocol: RawProtocol,
+    functions: Spanned<Vec<RawFunction>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProtocol {
+    epochs: Option<Spanned<usize>>,
+    batch_size: Option<Spanned<usize>>,
+    learning_rate: Option<Spanned<f32>>,
+    beta1: Option<Spanned<f32>>,
+    beta2: Option<Spanned<f32>>,
+    epsilon: Option<Spanned<f32>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunction {
+    name: Spanned<String>,
+    #[serde(default)]
+    prediction: Option<String>,
+    #[serde(default)]
+    claims: Vec<Claim>,
+}
+
+/// A checkable part of a prediction: `metric` of this function compared
+/// with the same metric of `than`.
+#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub metric: Metric,
+    pub than: Activation,
+    pub expect: Direction,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Highest val_accuracy over the epochs.
+    BestValAccuracy,
+    /// val_accuracy of the last epoch.
+    FinalValAccuracy,
+    /// accuracy − val_accuracy at the last epoch (the overfitting measure).
+    OverfitGap,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Higher,
+    Lower,
+    Similar,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Function {
+    pub activation: Activation,
+    pub prediction: Option<String>,
+    pub claims: Vec<Claim>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Study {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub file: PathBuf,
+    pub seeds: Vec<u64>,
+    pub functions: Vec<Function>,
+    /// The protocol each run uses (activation and seed are set per run).
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub adam: AdamConfig,
+}
+
+/// One (function, seed) cell of the grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    pub activation: Activation,
+    pub seed: u64,
+}
+
+impl Study {
+    /// Read a study by path, or by name from `studies/<name>.toml`.
+    pub fn load(name_or_path: &str) -> Result<Study> {
+        let p = Path::new(name_or_path);
+        let path = if p.exists() || name_or_path.ends_with(".toml") { p.to_path_buf() } else { PathBuf::from("studies").join(format!("{name_or_path}.toml")) };
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!("cannot read study file {} (give a path, or the name of a file in studies/)", path.display())
+        })?;
+        Study::parse(&text, &path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Study> {
+        let raw: RawStudy = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let at = |span: std::ops::Range<usize>, field: &str, msg: String| -> anyhow::Error {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            anyhow::anyhow!("{}: line {line}: `{field}`: {msg}", path.display())
+        };
+        let name = raw.name.get_ref().clone();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(at(raw.name.span(), "name", "use letters, digits, '-' and '_' (it names the artifacts folder)".into()));
+        }
+        if raw.dataset.get_ref() != "cifar10" {
+            return Err(at(raw.dataset.span(), "dataset", format!("unknown dataset `{}`; the only one is \"cifar10\"", raw.dataset.get_ref())));
+        }
+        let seeds = raw.seeds.get_ref().clone();
+        if seeds.is_empty() {
+            return Err(at(raw.seeds.span(), "seeds", "list at least one seed".into()));
+        }
+        let mut sorted = seeds.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != seeds.len() {
+            return Err(at(raw.seeds.span(), "seeds", "a seed is listed twice".into()));
+        }
+        let mut functions = Vec::new();
+        for f in raw.functions.get_ref() {
+            let act = Activation::from_name(f.name.get_ref()).ok_or_else(|| {
+                at(f.name.span(), "functions.name", format!("unknown activation `{}`; choose one of: {}", f.name.get_ref(), Activation::names().join(", ")))
+            })?;
+            if functions.iter().any(|g: &Function| g.activation == act) {
+                return Err(at(f.name.span(), "functions.name", format!("`{act}` is listed twice")));
+            }
+            functions.push(Function { activation: act, prediction: f.prediction.clone(), claims: f.claims.clone() });
+        }
+        if functions.is_empty() {
+            return Err(at(raw.functions.span(), "functions", "list at least one function".into()));
+        }
+        for f in &functions {
+            for c in &f.claims {
+                if !functions.iter().any(|g| g.activation == c.than) {
+                    bail!("{}: a claim of `{}` compares with `{}`, which the study does not run", path.display(), f.activation, c.than);
+                }
+            }
+        }
+        let p = &raw.protocol;
+        let def = TrainConfig::article(Activation::Relu, 0);
+        let study = Study {
+            name,
+            title: raw.title.trim().to_string(),
+            description: raw.description,
+            file: path.to_path_buf(),
+            seeds,
+            functions,
+            epochs: p.epochs.as_ref().map_or(def.epochs, |v| *v.get_ref()),
+            batch_size: p.batch_size.as_ref().map_or(def.batch_size, |v| *v.get_ref()),
+            adam: AdamConfig {
+                learning_rate: p.learning_rate.as_ref().map_or(def.adam.learning_rate, |v| *v.get_ref()),
+                beta1: p.beta1.as_ref().map_or(def.adam.beta1, |v| *v.get_ref()),
+                beta2: p.beta2.as_ref().map_or(def.adam.beta2, |v| *v.get_ref()),
+                epsilon: p.epsilon.as_ref().map_or(def.adam.epsilon, |v| *v.get_ref()),
+            },
+        };
+        // Impossible values, reported at the field that holds them.
+        fn check<T: Copy + std::fmt::Display>(v: &Option<Spanned<T>>, ok: impl Fn(T) -> bool, field: &str, rule: &str) -> Option<(std::ops::Range<usize>, String, String)> {
+            let v = v.as_ref()?;
+            (!ok(*v.get_ref())).then(|| (v.span(), field.to_string(), format!("{} is not allowed: {rule}", v.get_ref())))
+        }
+        let problems = [
+            check(&p.epochs, |v| v >= 1, "protocol.epochs", "at least 1"),
+            check(&p.batch_size, |v| (1..=4096).contains(&v), "protocol.batch_size", "between 1 and 4096"),
+            check(&p.learning_rate, |v: f32| v > 0.0 && v.is_finite(), "protocol.learning_rate", "a positive number"),
+            check(&p.beta1, |v: f32| (0.0..1.0).contains(&v), "protocol.beta1", "in [0, 1)"),
+            check(&p.beta2, |v: f32| (0.0..1.0).contains(&v), "protocol.beta2", "in [0, 1)"),
+            check(&p.epsilon, |v: f32| v > 0.0 && v.is_finite(), "protocol.epsilon", "a positive number"),
+        ];
+        if let Some((span, field, msg)) = problems.into_iter().flatten().next() {
+            return Err(at(span, &field, msg));
+        }
+        Ok(study)
+    }
+
+    /// The runs, function-major in file order, then seeds in file order.
+    pub fn grid(&self) -> Vec<RunSpec> {
+        self.functions.iter().flat_map(|f| self.seeds.iter().map(move |&seed| RunSpec { activation: f.activation, seed })).collect()
+    }
+
+    /// The training configuration of one run, with optional data limits.
+    pub fn config(&self, run: &RunSpec, train_limit: Option<usize>, test_limit: Option<usize>) -> TrainConfig {
+        TrainConfig { activation: run.activation, seed: run.seed, epochs: self.epochs, batch_size: self.batch_size, adam: self.adam, train_limit, test_limit }
+    }
+
+    pub fn run_dir(&self, artifacts: &Path, run: &RunSpec) -> PathBuf {
+        artifacts.join(&self.name).join(run.activation.name()).join(format!("seed-{}", run.seed))
+    }
+
+    pub fn function(&self, act: Activation) -> Option<&Function> {
+        self.functions.iter().find(|f| f.activation == act)
+    }
+}
