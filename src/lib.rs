@@ -8,5 +8,7 @@ pub mod data;
 pub mod engine;
 pub mod io;
 pub mod nn;
+pub mod report;
 pub mod study;
 pub mod train;
+pub mod verify;

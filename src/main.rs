@@ -39,6 +39,32 @@ enum Command {
     /// Run or inspect a study (a grid of functions x seeds).
     #[command(subcommand)]
     Study(StudyCommand),
+    /// Build the book: summarise artifacts/ (polars), draw charts (SVG), write Markdown, run mdBook.
+    Report {
+        #[arg(long, default_value = "artifacts", value_name = "DIR")]
+        artifacts: PathBuf,
+        #[arg(long, default_value = "studies", value_name = "DIR")]
+        studies: PathBuf,
+        /// The mdBook folder (book.toml); HTML lands in <DIR>/book/.
+        #[arg(long, default_value = "book", value_name = "DIR")]
+        book: PathBuf,
+    },
+    /// Retrain the first epochs of finished runs and compare with their stored history, byte for byte.
+    Verify {
+        /// A study file or name.
+        study: String,
+        /// Epochs to retrain per run (default 1; at most the run's epochs).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        epochs: u64,
+        /// Only this run, as FUNCTION/SEED (e.g. relu/2).
+        #[arg(long, value_name = "FUNCTION/SEED")]
+        run: Option<String>,
+        #[arg(long, default_value = "artifacts", value_name = "DIR")]
+        artifacts: PathBuf,
+        /// Dataset source (see `actlab data --help`); default: the cache.
+        #[arg(long, value_name = "PATH")]
+        data: Option<PathBuf>,
+    },
     /// Measure training throughput (images/s) of the article's network at batch 64.
     Bench {
         /// Activations to measure (default: all).
@@ -197,6 +223,29 @@ fn run(cli: Cli) -> Result<()> {
         Command::Study(StudyCommand::Status { study, artifacts }) => {
             let study = actlab::study::Study::load(&study)?;
             print!("{}", actlab::study::state::status_table(&study, &artifacts)?);
+            Ok(())
+        }
+        Command::Report { artifacts, studies, book } => {
+            let t = std::time::Instant::now();
+            let b = actlab::report::build(&actlab::report::Options { studies, artifacts, book })?;
+            println!(
+                "book built in {:.1} s: {} studies, {}/{} runs with results; open {}",
+                t.elapsed().as_secs_f64(),
+                b.studies,
+                b.runs_used,
+                b.runs_total,
+                b.html.join("index.html").display()
+            );
+            Ok(())
+        }
+        Command::Verify { study, epochs, run, artifacts, data } => {
+            let study = actlab::study::Study::load(&study)?;
+            let ds = data::load(&cli.data_dir, data.as_deref(), false, false)?;
+            let table = actlab::verify::verify(&study, &ds, &artifacts, epochs as usize, run.as_deref())?;
+            print!("{}", table.render());
+            if table.failed() {
+                anyhow::bail!("{} of {} runs differ from their stored history", table.mismatches(), table.rows.len());
+            }
             Ok(())
         }
         Command::Bench { acts, steps } => {

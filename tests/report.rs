@@ -1,0 +1,172 @@
+//! The book from artifacts: statistics, chapters, charts, HTML, and honest
+//! handling of missing, partial and corrupt runs; `verify` catches changes.
+
+mod common;
+use actlab::activation::Activation;
+use actlab::report::{self, artifacts, chapters};
+use actlab::study::Study;
+use actlab::train::{self, Reporter};
+use std::path::{Path, PathBuf};
+
+const STUDY: &str = r#"
+name = "tiny"
+title = "A tiny study"
+description = "Two functions, three seeds."
+dataset = "cifar10"
+seeds = [1, 2, 3]
+[protocol]
+epochs = 2
+[[functions]]
+name = "relu"
+prediction = "baseline"
+[[functions]]
+name = "softplus_linear"
+prediction = "better than relu"
+claims = [{ metric = "best_val_accuracy", than = "relu", expect = "higher" }]
+"#;
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    study: Study,
+    data: actlab::data::Dataset,
+}
+
+/// A study trained for real on synthetic data, and a copy of the book skeleton.
+fn fixture(seeds_done: usize) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    std::fs::create_dir_all(root.join("studies")).unwrap();
+    std::fs::write(root.join("studies/tiny.toml"), STUDY).unwrap();
+    let study = Study::load(root.join("studies/tiny.toml").to_str().unwrap()).unwrap();
+    let data = common::synthetic_dataset(128, 64);
+    for spec in study.grid().into_iter().filter(|r| r.seed as usize <= seeds_done) {
+        let cfg = study.config(&spec, None, None);
+        train::run(&cfg, &data, &study.run_dir(&root.join("artifacts"), &spec), &Reporter::default(), None).unwrap();
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("book");
+    std::fs::create_dir_all(root.join("book/src/notes")).unwrap();
+    for f in ["book.toml", "src/introduction.md", "src/reproduce.md"] {
+        std::fs::copy(repo.join(f), root.join("book").join(f)).unwrap();
+    }
+    Fixture { _tmp: tmp, root, study, data }
+}
+
+fn build(f: &Fixture) -> report::Built {
+    report::build(&report::Options { studies: f.root.join("studies"), artifacts: f.root.join("artifacts"), book: f.root.join("book") }).unwrap()
+}
+
+#[test]
+fn summary_statistics_match_hand_computation() {
+    let f = fixture(3);
+    let d = artifacts::load(&f.study, &f.root.join("artifacts")).unwrap();
+    let s = chapters::summarise(&d).unwrap();
+    for fs in &s {
+        // Recompute from the CSV files with plain Rust.
+        let mut best = Vec::new();
+        let mut gaps = Vec::new();
+        for seed in 1..=3 {
+            let text = std::fs::read_to_string(f.root.join(format!("artifacts/tiny/{}/seed-{seed}/history.csv", fs.activation))).unwrap();
+            let rows: Vec<Vec<f64>> = text.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
+            best.push(rows.iter().map(|r| r[3]).fold(f64::MIN, f64::max));
+            let last = rows.last().unwrap();
+            gaps.push(last[1] - last[3]);
+        }
+        let mean = best.iter().sum::<f64>() / 3.0;
+        let sd = (best.iter().map(|b| (b - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        assert!((fs.best.mean - mean).abs() < 1e-12 && (fs.best.sd - sd).abs() < 1e-12, "{}", fs.activation);
+        assert!((fs.best.ci_high - (mean + 4.303 * sd / 3f64.sqrt())).abs() < 1e-12);
+        assert!((fs.gap.mean - gaps.iter().sum::<f64>() / 3.0).abs() < 1e-12);
+        assert_eq!((fs.runs_usable, fs.runs_total), (3, 3));
+    }
+}
+
+fn svg_refs(md: &str) -> Vec<String> {
+    md.split("](").skip(1).filter_map(|s| s.split(')').next()).filter(|s| s.ends_with(".svg")).map(String::from).collect()
+}
+
+#[test]
+fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
+    let f = fixture(3);
+    let b = build(&f);
+    assert_eq!((b.runs_used, b.runs_total), (6, 6));
+    let pages = f.root.join("book/src/generated/tiny");
+    for page in ["purpose", "predictions", "results", "verdicts", "discussion"] {
+        let md = std::fs::read_to_string(pages.join(format!("{page}.md"))).unwrap();
+        for r in svg_refs(&md) {
+            let svg = std::fs::read_to_string(pages.join(&r)).unwrap_or_else(|_| panic!("{page}.md references missing {r}"));
+            assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{r} is not an SVG document");
+            assert!(svg.matches("<text").count() >= 3, "{r} has no labels");
+        }
+        assert!(f.root.join(format!("book/book/generated/tiny/{page}.html")).exists(), "{page}.html");
+    }
+    let results = std::fs::read_to_string(f.root.join("book/book/generated/tiny/results.html")).unwrap();
+    assert!(results.contains("<table") && results.contains("softplus_linear (3/3 runs)") && results.contains("csv/relu-seed-2.csv"));
+    assert!(f.root.join("book/book/generated/tiny/csv/relu-seed-2.csv").exists());
+    let verdicts = std::fs::read_to_string(pages.join("verdicts.md")).unwrap();
+    assert!(verdicts.contains("best val_accuracy higher than relu") && ["supported", "contradicted", "inconclusive"].iter().any(|v| verdicts.contains(&format!("**{v}**"))));
+    let repro = std::fs::read_to_string(f.root.join("book/src/generated/reproducibility.md")).unwrap();
+    let sha = actlab::io::sha256_file(&f.root.join("artifacts/tiny/relu/seed-3/history.csv")).unwrap();
+    assert!(repro.contains(&sha));
+    let index = std::fs::read_to_string(f.root.join("book/book/index.html")).unwrap();
+    assert!(index.contains("A tiny study"), "front page lists the study");
+    // Hand-written notes are included, never overwritten.
+    std::fs::write(f.root.join("book/src/notes/tiny.md"), "A note by a person.").unwrap();
+    build(&f);
+    assert!(std::fs::read_to_string(pages.join("discussion.md")).unwrap().contains("A note by a person."));
+    assert_eq!(std::fs::read_to_string(f.root.join("book/src/notes/tiny.md")).unwrap(), "A note by a person.");
+}
+
+#[test]
+fn missing_partial_and_corrupt_runs_are_marked_not_dropped() {
+    let f = fixture(2);
+    let art = f.root.join("artifacts/tiny");
+    // relu seed 3: partial (a checkpoint after one epoch).
+    let spec = &f.study.grid()[2];
+    train::run(&f.study.config(spec, None, None), &f.data, &art.join("relu/seed-3"), &Reporter::default(), Some(1)).unwrap();
+    // softplus_linear seed 2: history edited after the fact.
+    let h = art.join("softplus_linear/seed-2/history.csv");
+    let text = std::fs::read_to_string(&h).unwrap().replace(',', ";");
+    std::fs::write(&h, text).unwrap();
+    // softplus_linear seed 1: run.json unreadable.
+    std::fs::write(art.join("softplus_linear/seed-1/run.json"), "{ not json").unwrap();
+    let b = build(&f);
+    assert_eq!((b.runs_used, b.runs_total), (2, 6));
+    let results = std::fs::read_to_string(f.root.join("book/src/generated/tiny/results.md")).unwrap();
+    assert!(results.contains("relu (2/3 runs)") && results.contains("softplus_linear (0/3 runs)"), "{results}");
+    assert!(results.contains("partial (epoch 1)"));
+    assert!(results.contains("does not match the sha256"));
+    assert!(results.contains("corrupt"));
+    assert!(results.contains("missing"));
+}
+
+#[test]
+fn verify_confirms_reruns_and_catches_differences() {
+    let f = fixture(1);
+    let art = f.root.join("artifacts");
+    let t = actlab::verify::verify(&f.study, &f.data, &art, 2, None).unwrap();
+    assert_eq!(t.rows.len(), 2);
+    assert!(!t.failed(), "{}", t.render());
+    assert!(t.render().contains("yes"));
+
+    // Change one history and its recorded hash consistently: the rerun disagrees.
+    let dir = art.join("tiny/relu/seed-1");
+    let text = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[1] = lines[1].replacen('.', ".9", 1);
+    let edited = lines.join("\n") + "\n";
+    std::fs::write(dir.join("history.csv"), &edited).unwrap();
+    let mut rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    rec["history_sha256"] = actlab::io::sha256_hex(edited.as_bytes()).into();
+    std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
+    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1")).unwrap();
+    assert!(t.failed(), "{}", t.render());
+
+    // A run recorded on a GPU is not comparable on the CPU, not failed.
+    rec["device"]["class"] = "cuda".into();
+    std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
+    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1")).unwrap();
+    assert!(!t.failed() && t.render().contains("not comparable"), "{}", t.render());
+    assert!(actlab::verify::verify(&f.study, &f.data, &art, 1, Some("tanh/1")).is_err());
+    let _ = Activation::Relu;
+}
