@@ -45,7 +45,19 @@ enum Command {
         artifacts: PathBuf,
         #[arg(long, default_value = "studies", value_name = "DIR")]
         studies: PathBuf,
-        /// The mdBook folder (book.toml); HTML lands in <DIR>/book/.
+        /// The book folder (book.toml, i18n/, src/<lang>/); HTML lands in <DIR>/book/<lang>/.
+        #[arg(long, default_value = "book", value_name = "DIR")]
+        book: PathBuf,
+        /// Build only these editions (default: one per catalogue in <book>/i18n/).
+        #[arg(long = "lang", value_name = "LANG")]
+        langs: Vec<String>,
+    },
+    /// Build the book exactly as the publishing workflow does and check every internal link and image.
+    PublishCheck {
+        #[arg(long, default_value = "artifacts", value_name = "DIR")]
+        artifacts: PathBuf,
+        #[arg(long, default_value = "studies", value_name = "DIR")]
+        studies: PathBuf,
         #[arg(long, default_value = "book", value_name = "DIR")]
         book: PathBuf,
     },
@@ -225,17 +237,31 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", actlab::study::state::status_table(&study, &artifacts)?);
             Ok(())
         }
-        Command::Report { artifacts, studies, book } => {
+        Command::Report { artifacts, studies, book, langs } => {
             let t = std::time::Instant::now();
-            let b = actlab::report::build(&actlab::report::Options { studies, artifacts, book })?;
+            let langs = (!langs.is_empty()).then_some(langs);
+            let b = actlab::report::build(&actlab::report::Options { studies, artifacts, book, langs })?;
             println!(
-                "book built in {:.1} s: {} studies, {}/{} runs with results; open {}",
+                "book built in {:.1} s: {} studies, {}/{} runs with results, editions {}; open {}",
                 t.elapsed().as_secs_f64(),
                 b.studies,
                 b.runs_used,
                 b.runs_total,
+                b.languages.join(", "),
                 b.html.join("index.html").display()
             );
+            Ok(())
+        }
+        Command::PublishCheck { artifacts, studies, book } => {
+            let b = actlab::report::build(&actlab::report::Options { studies, artifacts, book, langs: None })?;
+            let broken = actlab::report::links::broken_links(&b.html)?;
+            for (page, target) in &broken {
+                eprintln!("broken link in {}: {target}", page.display());
+            }
+            if !broken.is_empty() {
+                anyhow::bail!("{} broken links in {}", broken.len(), b.html.display());
+            }
+            println!("{}: editions {} built, every internal link and image resolves", b.html.display(), b.languages.join(", "));
             Ok(())
         }
         Command::Verify { study, epochs, run, artifacts, data } => {

@@ -44,16 +44,18 @@ fn fixture(seeds_done: usize) -> Fixture {
         let cfg = study.config(&spec, None, None);
         train::run(&cfg, &data, &study.run_dir(&root.join("artifacts"), &spec), &Reporter::default(), None).unwrap();
     }
+    // The repository's book skeleton: config, style, catalogues, hand-written pages.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("book");
-    std::fs::create_dir_all(root.join("book/src/notes")).unwrap();
-    for f in ["book.toml", "src/introduction.md", "src/reproduce.md"] {
-        std::fs::copy(repo.join(f), root.join("book").join(f)).unwrap();
+    for f in ["book.toml", "actlab.css", "i18n/en.toml", "i18n/ja.toml", "src/en/introduction.md", "src/en/reproduce.md", "src/ja/introduction.md", "src/ja/reproduce.md"] {
+        let dst = root.join("book").join(f);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(repo.join(f), dst).unwrap();
     }
     Fixture { _tmp: tmp, root, study, data }
 }
 
 fn build(f: &Fixture) -> report::Built {
-    report::build(&report::Options { studies: f.root.join("studies"), artifacts: f.root.join("artifacts"), book: f.root.join("book") }).unwrap()
+    report::build(&report::Options { studies: f.root.join("studies"), artifacts: f.root.join("artifacts"), book: f.root.join("book"), langs: None }).unwrap()
 }
 
 #[test]
@@ -90,7 +92,8 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     let f = fixture(3);
     let b = build(&f);
     assert_eq!((b.runs_used, b.runs_total), (6, 6));
-    let pages = f.root.join("book/src/generated/tiny");
+    assert_eq!(b.languages, ["en", "ja"]);
+    let pages = f.root.join("book/build/en/src/generated/tiny");
     for page in ["purpose", "predictions", "results", "verdicts", "discussion"] {
         let md = std::fs::read_to_string(pages.join(format!("{page}.md"))).unwrap();
         for r in svg_refs(&md) {
@@ -98,23 +101,43 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
             assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{r} is not an SVG document");
             assert!(svg.matches("<text").count() >= 3, "{r} has no labels");
         }
-        assert!(f.root.join(format!("book/book/generated/tiny/{page}.html")).exists(), "{page}.html");
+        for lang in ["en", "ja"] {
+            assert!(f.root.join(format!("book/book/{lang}/generated/tiny/{page}.html")).exists(), "{lang}/{page}.html");
+        }
     }
-    let results = std::fs::read_to_string(f.root.join("book/book/generated/tiny/results.html")).unwrap();
+    let results = std::fs::read_to_string(f.root.join("book/book/en/generated/tiny/results.html")).unwrap();
     assert!(results.contains("<table") && results.contains("softplus_linear (3/3 runs)") && results.contains("csv/relu-seed-2.csv"));
-    assert!(f.root.join("book/book/generated/tiny/csv/relu-seed-2.csv").exists());
+    assert!(f.root.join("book/book/en/generated/tiny/csv/relu-seed-2.csv").exists());
+    // The Japanese edition: the same numbers, its own words, a switch back.
+    let ja = std::fs::read_to_string(f.root.join("book/book/ja/generated/tiny/results.html")).unwrap();
+    assert!(ja.contains("softplus_linear（3/3 実行）") && ja.contains("lang-switch-"));
+    let en_md = std::fs::read_to_string(pages.join("results.md")).unwrap();
+    let ja_md = std::fs::read_to_string(f.root.join("book/build/ja/src/generated/tiny/results.md")).unwrap();
+    let numbers = |s: &str| s.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '±')).filter(|t| t.contains('.') && t.len() > 3).map(String::from).collect::<Vec<_>>();
+    assert_eq!(numbers(&en_md), numbers(&ja_md), "both editions show the same numbers");
+    let svg_ja = std::fs::read_to_string(f.root.join("book/build/ja/src/generated/tiny/img/accuracy-relu.svg")).unwrap();
+    assert!(svg_ja.contains("エポック") && svg_ja.contains("Noto Sans CJK JP"));
+    // Every internal link and image resolves; a planted broken link is caught.
+    assert!(report::links::broken_links(&b.html).unwrap().is_empty());
+    let p = f.root.join("book/book/ja/introduction.html");
+    let html = std::fs::read_to_string(&p).unwrap().replace("</body>", "<a href=\"generated/nowhere.html\">x</a></body>");
+    std::fs::write(&p, html).unwrap();
+    let broken = report::links::broken_links(&b.html).unwrap();
+    assert_eq!(broken.len(), 1);
+    assert_eq!(broken[0].1, "generated/nowhere.html");
     let verdicts = std::fs::read_to_string(pages.join("verdicts.md")).unwrap();
     assert!(verdicts.contains("best val_accuracy higher than relu") && ["supported", "contradicted", "inconclusive"].iter().any(|v| verdicts.contains(&format!("**{v}**"))));
-    let repro = std::fs::read_to_string(f.root.join("book/src/generated/reproducibility.md")).unwrap();
+    let repro = std::fs::read_to_string(f.root.join("book/build/en/src/generated/reproducibility.md")).unwrap();
     let sha = actlab::io::sha256_file(&f.root.join("artifacts/tiny/relu/seed-3/history.csv")).unwrap();
     assert!(repro.contains(&sha));
-    let index = std::fs::read_to_string(f.root.join("book/book/index.html")).unwrap();
-    assert!(index.contains("A tiny study"), "front page lists the study");
+    let index = std::fs::read_to_string(f.root.join("book/book/en/index.html")).unwrap();
+    assert!(index.contains("A tiny study") && index.contains("actlab 0."), "front page lists the study and engine");
     // Hand-written notes are included, never overwritten.
-    std::fs::write(f.root.join("book/src/notes/tiny.md"), "A note by a person.").unwrap();
+    std::fs::create_dir_all(f.root.join("book/src/en/notes")).unwrap();
+    std::fs::write(f.root.join("book/src/en/notes/tiny.md"), "A note by a person.").unwrap();
     build(&f);
     assert!(std::fs::read_to_string(pages.join("discussion.md")).unwrap().contains("A note by a person."));
-    assert_eq!(std::fs::read_to_string(f.root.join("book/src/notes/tiny.md")).unwrap(), "A note by a person.");
+    assert_eq!(std::fs::read_to_string(f.root.join("book/src/en/notes/tiny.md")).unwrap(), "A note by a person.");
 }
 
 #[test]
@@ -132,7 +155,7 @@ fn missing_partial_and_corrupt_runs_are_marked_not_dropped() {
     std::fs::write(art.join("softplus_linear/seed-1/run.json"), "{ not json").unwrap();
     let b = build(&f);
     assert_eq!((b.runs_used, b.runs_total), (2, 6));
-    let results = std::fs::read_to_string(f.root.join("book/src/generated/tiny/results.md")).unwrap();
+    let results = std::fs::read_to_string(f.root.join("book/build/en/src/generated/tiny/results.md")).unwrap();
     assert!(results.contains("relu (2/3 runs)") && results.contains("softplus_linear (0/3 runs)"), "{results}");
     assert!(results.contains("partial (epoch 1)"));
     assert!(results.contains("does not match the sha256"));
@@ -169,4 +192,27 @@ fn verify_confirms_reruns_and_catches_differences() {
     assert!(!t.failed() && t.render().contains("not comparable"), "{}", t.render());
     assert!(actlab::verify::verify(&f.study, &f.data, &art, 1, Some("tanh/1")).is_err());
     let _ = Activation::Relu;
+}
+
+#[test]
+fn every_catalogue_has_every_key_with_the_same_placeholders() {
+    use actlab::report::messages::{placeholders, Messages};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/i18n");
+    let langs = Messages::languages(&dir).unwrap();
+    assert!(langs.len() >= 2 && langs[0] == "en", "{langs:?}");
+    let en = Messages::load(&dir, "en").unwrap();
+    for lang in &langs {
+        let m = Messages::load(&dir, lang).unwrap(); // fails on a missing, unknown or empty key
+        for ((k, a), (_, b)) in en.entries().into_iter().zip(m.entries()) {
+            assert_eq!(placeholders(a), placeholders(b), "{lang}: `{k}` must use the same placeholders as English");
+        }
+        assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src").join(lang).join("introduction.md").exists(), "{lang}: hand-written pages");
+    }
+    // A catalogue without a key is refused, naming the key.
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(dir.join("ja.toml")).unwrap();
+    let cut: String = text.lines().filter(|l| !l.starts_with("title_verdicts")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(tmp.path().join("ja.toml"), cut).unwrap();
+    let e = format!("{:#}", Messages::load(tmp.path(), "ja").unwrap_err());
+    assert!(e.contains("title_verdicts"), "{e}");
 }

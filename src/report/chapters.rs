@@ -3,6 +3,7 @@
 //! comes from the artifacts; every judgement from a stated rule.
 
 use super::artifacts::{self, StudyData};
+use super::messages::{fill, Messages};
 use super::charts::{Band, LineChart, Series, PALETTE};
 use super::stats::{self, describe, verdict, welch_diff, Describe};
 use crate::activation::{kernels::curve, Activation};
@@ -13,15 +14,37 @@ use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Diagnostics drawn in the book: (column, title, what it shows).
-pub const DIAGNOSTICS: [(&str, &str, &str); 6] = [
-    ("pre_mean", "Pre-activation mean", "mean shift entering the activation"),
-    ("post_mean", "Post-activation mean", "mean shift passed to the next layer"),
-    ("sparsity", "Sparsity", "fraction of outputs exactly 0"),
-    ("zero_slope", "Zero slope", "fraction of inputs where f′ = 0"),
-    ("dead_units", "Dead units", "units with f′ = 0 on the whole probe batch"),
-    ("grad_in_mean_abs", "Gradient reaching the layer", "mean |∂loss/∂input|"),
-];
+/// Diagnostics drawn in the book: (column, its title, what it shows).
+fn diagnostics(m: &Messages) -> [(&'static str, &str, &str); 6] {
+    [
+        ("pre_mean", &m.diag_pre_mean, &m.diag_pre_mean_what),
+        ("post_mean", &m.diag_post_mean, &m.diag_post_mean_what),
+        ("sparsity", &m.diag_sparsity, &m.diag_sparsity_what),
+        ("zero_slope", &m.diag_zero_slope, &m.diag_zero_slope_what),
+        ("dead_units", &m.diag_dead_units, &m.diag_dead_units_what),
+        ("grad_in_mean_abs", &m.diag_grad, &m.diag_grad_what),
+    ]
+}
+
+/// A run's state in words.
+pub fn state_text(m: &Messages, state: &RunState) -> String {
+    match state {
+        RunState::Missing => m.state_missing.clone(),
+        RunState::Partial(k) => fill(&m.state_partial, &[("epoch", &k.to_string())]),
+        RunState::Running(pid) => fill(&m.state_running, &[("pid", &pid.to_string())]),
+        RunState::Finished(_) => m.state_done.clone(),
+        RunState::Diverged(_, e) => fill(&m.state_diverged, &[("epoch", &e.to_string())]),
+        RunState::Corrupt(why) => fill(&m.state_corrupt, &[("why", why)]),
+    }
+}
+
+/// A run's state, or why its artifacts are not used.
+pub fn run_text(m: &Messages, run: &artifacts::Run) -> String {
+    match &run.problem {
+        Some(p) => fill(&m.state_unusable, &[("why", p)]),
+        None => state_text(m, &run.state),
+    }
+}
 
 const LAYERS: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "dense1"];
 
@@ -103,24 +126,25 @@ fn ci(d: &Describe) -> String {
     if d.n < 2 { "–".into() } else { format!("[{}, {}]", num(d.ci_low), num(d.ci_high)) }
 }
 
-/// What protocol the runs actually used, compared with the study's.
-pub fn protocol_note(data: &StudyData) -> Option<String> {
-    let s = &data.study;
-    let recs: Vec<_> = data.runs.iter().filter_map(|r| r.record()).collect();
-    let c = &recs.first()?.config;
-    let reduced = c.epochs != s.epochs || c.train_limit.is_some() || c.test_limit.is_some();
-    reduced.then(|| {
-        format!(
-            "**Reduced protocol.** These runs used {} epochs on {} training images, evaluated on {} test images — \
-             not the article's {} epochs on all 50,000 / 10,000. Numbers are indicative; run \
-             `actlab study run {}` for the full protocol.",
-            c.epochs,
-            c.train_limit.map_or("all 50,000".to_string(), |n| format!("{n}")),
-            c.test_limit.map_or("all 10,000".to_string(), |n| format!("{n}")),
-            s.epochs,
-            s.name
-        )
-    })
+/// The configuration of the study's recorded runs, when it differs from the study's protocol.
+pub fn reduced_config(data: &StudyData) -> Option<&crate::train::TrainConfig> {
+    let c = &data.runs.iter().find_map(|r| r.record())?.config;
+    (c.epochs != data.study.epochs || c.train_limit.is_some() || c.test_limit.is_some()).then_some(c)
+}
+
+/// The "reduced protocol" warning, when the runs used one.
+pub fn protocol_note(m: &Messages, data: &StudyData) -> Option<String> {
+    let c = reduced_config(data)?;
+    Some(fill(
+        &m.reduced_protocol,
+        &[
+            ("epochs", &c.epochs.to_string()),
+            ("train", &c.train_limit.map_or(m.all_train.clone(), |n| n.to_string())),
+            ("test", &c.test_limit.map_or(m.all_test.clone(), |n| n.to_string())),
+            ("full", &data.study.epochs.to_string()),
+            ("study", &data.study.name),
+        ],
+    ))
 }
 
 pub fn formula(a: Activation) -> &'static str {
@@ -134,22 +158,23 @@ pub fn formula(a: Activation) -> &'static str {
     }
 }
 
-fn claim_text(metric: Metric, expect: Direction, than: Activation) -> String {
-    let m = match metric {
-        Metric::BestValAccuracy => "best val_accuracy",
-        Metric::FinalValAccuracy => "final val_accuracy",
-        Metric::OverfitGap => "overfitting (final accuracy − val_accuracy)",
+fn claim_text(m: &Messages, metric: Metric, expect: Direction, than: Activation) -> String {
+    let metric = match metric {
+        Metric::BestValAccuracy => &m.metric_best,
+        Metric::FinalValAccuracy => &m.metric_final,
+        Metric::OverfitGap => &m.metric_gap,
     };
-    let e = match expect {
-        Direction::Higher => "higher than",
-        Direction::Lower => "lower than",
-        Direction::Similar => "similar to",
+    let template = match expect {
+        Direction::Higher => &m.expect_higher,
+        Direction::Lower => &m.expect_lower,
+        Direction::Similar => &m.expect_similar,
     };
-    format!("{m} {e} {than}")
+    fill(template, &[("metric", metric), ("than", than.name())])
 }
 
 /// Writes every chart and page of one study under `dir` (book/src/generated/<study>).
 pub struct StudyPages<'a> {
+    pub m: &'a Messages,
     pub data: &'a StudyData,
     pub summary: Vec<FunctionSummary>,
     pub dir: &'a Path,
@@ -169,11 +194,12 @@ impl<'a> StudyPages<'a> {
         let xs: Vec<f32> = (0..=240).map(|i| -3.0 + i as f32 * 0.025).collect();
         // zero_fit's position depends on the layer's minimum; drawn for min = −3.
         let pts = curve(a, &xs, if a.uses_min() { -3.0 } else { 0.0 });
-        let mut c = LineChart::new(a.name(), "x", "f(x), f′(x)");
+        let m = self.m;
+        let mut c = LineChart::new(a.name(), "x", &m.chart_function_axis);
         c.size = (300, 240);
         let x: Vec<f64> = pts.iter().map(|p| p.0 as f64).collect();
-        c.series.push(Series { name: "f(x)".into(), xs: x.clone(), ys: pts.iter().map(|p| p.1 as f64).collect(), color: PALETTE[0], thick: true, legend: true });
-        c.series.push(Series { name: "f′(x)".into(), xs: x, ys: pts.iter().map(|p| p.2 as f64).collect(), color: PALETTE[1], thick: true, legend: true });
+        c.series.push(Series { name: m.legend_f.clone(), xs: x.clone(), ys: pts.iter().map(|p| p.1 as f64).collect(), color: PALETTE[0], thick: true, legend: true });
+        c.series.push(Series { name: m.legend_df.clone(), xs: x, ys: pts.iter().map(|p| p.2 as f64).collect(), color: PALETTE[1], thick: true, legend: true });
         c.y_range = Some((-3.2, 6.2));
         self.svg(&format!("fn-{}.svg", a.name()), &c)
     }
@@ -181,7 +207,7 @@ impl<'a> StudyPages<'a> {
     /// Per-seed thin lines and the mean over seeds, train and val.
     fn history_chart(&self, a: Activation, metric: &str, y_range: Option<(f64, f64)>) -> Result<String> {
         let h = &self.data.histories;
-        let mut c = LineChart::new(&format!("{} — {metric}", a.name()), "epoch", metric);
+        let mut c = LineChart::new(&format!("{} — {metric}", a.name()), &self.m.axis_epoch, metric);
         c.y_range = y_range;
         for (k, m) in [metric.to_string(), format!("val_{metric}")].iter().enumerate() {
             for r in self.data.runs.iter().filter(|r| r.activation == a && r.usable()) {
@@ -199,7 +225,7 @@ impl<'a> StudyPages<'a> {
 
     fn overlay(&self, metric: &str) -> Result<String> {
         let curves = artifacts::curves(&self.data.histories)?;
-        let mut c = LineChart::new(&format!("{metric}: mean over seeds, band = min–max"), "epoch", metric);
+        let mut c = LineChart::new(&fill(&self.m.overlay_title, &[("metric", metric)]), &self.m.axis_epoch, metric);
         c.size = (640, 380);
         for (i, a) in self.acts().into_iter().enumerate() {
             let mean = artifacts::values(&curves, a, &format!("{metric}_mean"))?;
@@ -212,7 +238,7 @@ impl<'a> StudyPages<'a> {
 
     fn diagnostic_chart(&self, a: Activation, metric: &str, title: &str) -> Result<String> {
         let d = artifacts::diagnostics_mean(&self.data.diagnostics)?;
-        let mut c = LineChart::new(&format!("{} — {title}", a.name()), "epoch", metric);
+        let mut c = LineChart::new(&format!("{} — {title}", a.name()), &self.m.axis_epoch, metric);
         c.size = (320, 240);
         for (i, layer) in LAYERS.iter().enumerate() {
             let ys = artifacts::layer_values(&d, a, layer, metric)?;
@@ -229,74 +255,83 @@ impl<'a> StudyPages<'a> {
             if r.usable() {
                 let name = format!("{}-seed-{}.csv", a.name(), r.seed);
                 write_atomic(&self.dir.join("csv").join(&name), &std::fs::read(r.dir.join("history.csv"))?)?;
-                links.push(format!("[seed {}](csv/{name})", r.seed));
+                links.push(format!("[{}](csv/{name})", fill(&self.m.seed_link, &[("seed", &r.seed.to_string())])));
             } else {
-                links.push(format!("seed {}: {}", r.seed, r.state.label()));
+                links.push(fill(&self.m.seed_state, &[("seed", &r.seed.to_string()), ("state", &run_text(self.m, r))]));
             }
         }
         Ok(links.join("<br>"))
     }
 
     pub fn purpose(&self) -> Result<String> {
-        let s = &self.data.study;
-        let mut p = format!("# {}\n\n## Purpose (目的)\n\n{}\n\n", s.title, s.description.trim());
-        p.push_str("## Conditions (条件)\n\n");
-        if let Some(n) = protocol_note(self.data) {
+        let (s, m) = (&self.data.study, self.m);
+        let mut p = format!("# {}\n\n## {}\n\n{}\n\n## {}\n\n", s.title, m.title_purpose, s.description.trim(), m.title_conditions);
+        if let Some(n) = protocol_note(m, self.data) {
             let _ = writeln!(p, "> {n}\n");
         }
         let ds = self.data.runs.iter().find_map(|r| r.record()).map(|r| r.dataset.clone());
+        let seeds = s.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
+        let dataset = ds.as_ref().map_or(m.no_runs_yet.clone(), |d| fill(&m.dataset_detail, &[("name", &d.dataset), ("source", &d.source_sha256), ("tensors", &d.tensors_sha256)]));
+        let optimizer = fill(&m.optimizer_detail, &[("lr", &s.adam.learning_rate.to_string()), ("b1", &s.adam.beta1.to_string()), ("b2", &s.adam.beta2.to_string()), ("eps", &s.adam.epsilon.to_string())]);
         let _ = writeln!(
             p,
-            "The network is the article's Keras model, trained by actlab's own engine with Keras semantics:\n\n\
-             ```text\nConv2D(32, 3×3, same) → act → Conv2D(32, 3×3, valid) → act → MaxPool 2×2 → Dropout 0.25\n\
+            "{}\n\n```text\nConv2D(32, 3×3, same) → act → Conv2D(32, 3×3, valid) → act → MaxPool 2×2 → Dropout 0.25\n\
              → Conv2D(64, 3×3, same) → act → Conv2D(64, 3×3, valid) → act → MaxPool 2×2 → Dropout 0.25\n\
-             → Flatten → Dense(512) → act → Dropout 0.5 → Dense(10) → softmax\n```\n\n\
-             | | |\n|---|---|\n| Epochs | {} |\n| Batch size | {} (last batch partial; reshuffled every epoch) |\n\
-             | Optimizer | Adam, learning rate {}, β₁ {}, β₂ {}, ε {} (Keras form) |\n\
-             | Initialisation | Glorot-uniform kernels, zero biases |\n| Loss | categorical cross-entropy on softmax |\n\
-             | Inputs | pixels / 255 |\n| Seeds | {} |\n| Dataset | {} |\n",
-            s.epochs,
-            s.batch_size,
-            s.adam.learning_rate,
-            s.adam.beta1,
-            s.adam.beta2,
-            s.adam.epsilon,
-            s.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", "),
-            ds.as_ref().map_or("no runs yet".to_string(), |d| format!("{} — source sha256 `{}`, decoded tensors sha256 `{}`", d.dataset, d.source_sha256, d.tensors_sha256)),
+             → Flatten → Dense(512) → act → Dropout 0.5 → Dense(10) → softmax\n```\n",
+            m.network_intro
         );
-        p.push_str("### The functions\n\n| function | definition | graph (f and f′) |\n|---|---|---|\n");
+        let rows = [
+            (&m.row_epochs, s.epochs.to_string()),
+            (&m.row_batch, fill(&m.batch_detail, &[("batch", &s.batch_size.to_string())])),
+            (&m.row_optimizer, optimizer),
+            (&m.row_init, m.init_detail.clone()),
+            (&m.row_loss, m.loss_detail.clone()),
+            (&m.row_inputs, m.inputs_detail.clone()),
+            (&m.row_seeds, seeds),
+            (&m.row_dataset, dataset),
+        ];
+        p.push_str("| | |\n|---|---|\n");
+        for (k, v) in rows {
+            let _ = writeln!(p, "| {k} | {v} |");
+        }
+        let _ = writeln!(p, "\n### {}\n\n| {} | {} | {} |\n|---|---|---|", m.title_functions, m.col_function, m.col_definition, m.col_graph);
         for a in self.acts() {
             let img = self.function_chart(a)?;
-            let _ = writeln!(p, "| `{}` | {} | ![{} and its derivative]({img}) |", a.name(), formula(a), a.name());
+            let _ = writeln!(p, "| `{}` | {} | ![{}]({img}) |", a.name(), formula(a), a.name());
         }
         if self.acts().iter().any(|a| a.uses_min()) {
-            p.push_str("\nThe `zero_fit_linear` graph is only indicative: its position moves with every input (drawn for a layer minimum of −3).\n");
+            let _ = writeln!(p, "\n{}", m.zero_fit_graph_note);
         }
         Ok(p)
     }
 
     pub fn predictions(&self) -> String {
-        let mut p = String::from("# Predictions (結果の予想)\n\nWritten before the runs, as in the article.\n\n");
+        let m = self.m;
+        let mut p = format!("# {}\n\n{}\n\n", m.title_predictions, m.predictions_intro);
         for f in &self.data.study.functions {
-            let _ = writeln!(p, "- **{}**: {}", f.activation, f.prediction.as_deref().unwrap_or("(no prediction)"));
+            let _ = writeln!(p, "- **{}**: {}", f.activation, f.prediction.as_deref().unwrap_or(&m.no_prediction));
             for c in &f.claims {
-                let _ = writeln!(p, "  - checked as: {}", claim_text(c.metric, c.expect, c.than));
+                let _ = writeln!(p, "  - {}", fill(&m.checked_as, &[("claim", &claim_text(m, c.metric, c.expect, c.than))]));
             }
         }
         p
     }
 
     pub fn results(&self) -> Result<String> {
-        let acts = self.acts();
-        let mut p = String::from("# Results (結果)\n\n");
-        if let Some(n) = protocol_note(self.data) {
+        let (acts, m) = (self.acts(), self.m);
+        let mut p = format!("# {}\n\n", m.title_results);
+        if let Some(n) = protocol_note(m, self.data) {
             let _ = writeln!(p, "> {n}\n");
         }
         // The article's table: one column per function.
-        let head: Vec<String> = self.summary.iter().map(|s| format!("{} ({}/{} runs)", s.activation, s.runs_usable, s.runs_total)).collect();
+        let head: Vec<String> = self
+            .summary
+            .iter()
+            .map(|s| fill(&m.runs_of, &[("function", s.activation.name()), ("usable", &s.runs_usable.to_string()), ("total", &s.runs_total.to_string())]))
+            .collect();
         let _ = writeln!(p, "| | {} |\n|---|{}", head.join(" | "), "---|".repeat(acts.len()));
         let max_loss = self.loss_ceiling()?;
-        let mut rows = vec![String::from("| function |"), String::from("| accuracy |"), String::from("| loss |"), String::from("| CSV |")];
+        let mut rows = [&m.row_function, &m.row_accuracy, &m.row_loss_curves, &m.row_csv].map(|t| format!("| {t} |"));
         for a in &acts {
             let _ = write!(rows[0], " ![{a}](img/fn-{a}.svg) |");
             let acc = self.history_chart(*a, "accuracy", Some((0.0, 1.0)))?;
@@ -308,10 +343,12 @@ impl<'a> StudyPages<'a> {
         for r in rows {
             let _ = writeln!(p, "{r}");
         }
-        p.push_str("\nThin lines: single seeds; thick: the mean over seeds. Blue: training, orange: validation (the test set, as in the article).\n\n");
-
-        p.push_str("## Summary over seeds\n\n");
-        p.push_str("| function | runs | best val_accuracy (mean ± sd) | 95 % CI | epoch of best | final val_accuracy | final train − val accuracy | final val_loss | wall time per run (s) |\n|---|---|---|---|---|---|---|---|---|\n");
+        let _ = writeln!(p, "\n{}\n\n## {}\n", m.curves_caption, m.title_summary);
+        let _ = writeln!(
+            p,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n|---|---|---|---|---|---|---|---|---|",
+            m.col_function, m.col_runs, m.col_best, m.col_ci, m.col_best_epoch, m.col_final_acc, m.col_gap, m.col_final_loss, m.col_wall
+        );
         for s in &self.summary {
             let _ = writeln!(
                 p,
@@ -328,26 +365,26 @@ impl<'a> StudyPages<'a> {
                 if s.wall_seconds.n > 0 { format!("{:.0}", s.wall_seconds.mean) } else { "–".into() },
             );
         }
-        p.push_str("\nThe 95 % confidence interval uses Student's t with n − 1 degrees of freedom over the seeds.\n\n");
+        let _ = writeln!(p, "\n{}\n", m.ci_note);
 
         let incomplete: Vec<_> = self.data.runs.iter().filter(|r| !r.usable()).collect();
         if !incomplete.is_empty() {
-            p.push_str("### Runs not included\n\n| function | seed | state |\n|---|---|---|\n");
+            let _ = writeln!(p, "### {}\n\n| {} | {} | {} |\n|---|---|---|", m.title_not_included, m.col_function, m.col_seed, m.col_state);
             for r in incomplete {
-                let _ = writeln!(p, "| {} | {} | {} |", r.activation, r.seed, r.problem.clone().unwrap_or_else(|| r.state.label()));
+                let _ = writeln!(p, "| {} | {} | {} |", r.activation, r.seed, run_text(m, r));
             }
             p.push('\n');
         }
 
-        p.push_str("## All functions on one chart\n\n");
-        for m in ["val_accuracy", "val_loss", "accuracy"] {
-            let img = self.overlay(m)?;
-            let _ = writeln!(p, "![{m} of every function]({img})\n");
+        let _ = writeln!(p, "## {}\n", m.title_overlays);
+        for metric in ["val_accuracy", "val_loss", "accuracy"] {
+            let img = self.overlay(metric)?;
+            let _ = writeln!(p, "![{metric}]({img})\n");
         }
 
-        p.push_str("## Diagnostics: why\n\nStatistics of each activated layer on a fixed probe batch of 256 test images after every epoch (inference mode), averaged over seeds; one line per layer. Definitions are in `src/train/diagnostics.rs`.\n\n");
+        let _ = writeln!(p, "## {}\n\n{}\n", m.title_diagnostics, m.diagnostics_intro);
         let _ = writeln!(p, "| | {} |\n|---|{}", acts.iter().map(|a| a.name()).collect::<Vec<_>>().join(" | "), "---|".repeat(acts.len()));
-        for (metric, title, what) in DIAGNOSTICS {
+        for (metric, title, what) in diagnostics(m) {
             let mut row = format!("| **{title}**<br>{what} |");
             for a in &acts {
                 let img = self.diagnostic_chart(*a, metric, title)?;
@@ -375,29 +412,26 @@ impl<'a> StudyPages<'a> {
     }
 
     pub fn verdicts(&self) -> String {
-        let mut p = String::from("# Verdicts\n\nEach prediction's checkable parts, against the measurements. ");
-        let _ = writeln!(
-            p,
-            "The rule: take the 95 % Welch interval of the difference (function − baseline) over seeds. \
-             *higher* is supported when the whole interval is above 0 and contradicted when it is below; *lower* mirrors it; \
-             *similar* is supported when the interval lies within ±{m} and contradicted when it lies wholly outside. \
-             Anything else — or fewer than two finished seeds on either side — is inconclusive.\n",
-            m = stats::SIMILAR_MARGIN
-        );
-        if let Some(n) = protocol_note(self.data) {
+        let m = self.m;
+        let mut p = format!("# {}\n\n{}\n\n", m.title_verdicts, fill(&m.verdicts_intro, &[("margin", &stats::SIMILAR_MARGIN.to_string())]));
+        if let Some(n) = protocol_note(m, self.data) {
             let _ = writeln!(p, "> {n}\n");
         }
-        p.push_str("| function | prediction | claim | difference (mean) | 95 % interval | verdict |\n|---|---|---|---|---|---|\n");
+        let _ = writeln!(p, "| {} | {} | {} | {} | {} | {} |\n|---|---|---|---|---|---|", m.col_function, m.col_prediction, m.col_claim, m.col_difference, m.col_interval, m.col_verdict);
         for f in &self.data.study.functions {
             for c in &f.claims {
                 let (Some(me), Some(base)) = (self.summary.iter().find(|s| s.activation == f.activation), self.summary.iter().find(|s| s.activation == c.than)) else { continue };
                 let iv = welch_diff(me.metric(c.metric), base.metric(c.metric));
-                let v = verdict(c.expect, iv);
+                let label = match verdict(c.expect, iv) {
+                    stats::Verdict::Supported => &m.verdict_supported,
+                    stats::Verdict::Contradicted => &m.verdict_contradicted,
+                    stats::Verdict::Inconclusive => &m.verdict_inconclusive,
+                };
                 let (d, range) = match iv {
                     Some((d, lo, hi)) => (format!("{d:+.4}"), format!("[{lo:+.4}, {hi:+.4}]")),
                     None => ("–".into(), "–".into()),
                 };
-                let _ = writeln!(p, "| {} | {} | {} | {d} | {range} | **{}** |", f.activation, f.prediction.as_deref().unwrap_or(""), claim_text(c.metric, c.expect, c.than), v.label());
+                let _ = writeln!(p, "| {} | {} | {} | {d} | {range} | **{label}** |", f.activation, f.prediction.as_deref().unwrap_or(""), claim_text(m, c.metric, c.expect, c.than));
             }
         }
         p
@@ -405,26 +439,29 @@ impl<'a> StudyPages<'a> {
 
     /// Statements drawn from the numbers, then the hand-written notes.
     pub fn discussion(&self, notes: Option<&str>) -> Result<String> {
-        let mut p = String::from("# Discussion (考察)\n\n## What the numbers say\n\n");
-        if let Some(n) = protocol_note(self.data) {
+        let m = self.m;
+        let mut p = format!("# {}\n\n## {}\n\n", m.title_discussion, m.title_numbers);
+        if let Some(n) = protocol_note(m, self.data) {
             let _ = writeln!(p, "> {n}\n");
         }
+        let f3 = |v: f64| format!("{v:.3}");
         let mut ranked: Vec<&FunctionSummary> = self.summary.iter().filter(|s| s.best.n > 0).collect();
         ranked.sort_by(|a, b| b.best.mean.total_cmp(&a.best.mean));
         if ranked.is_empty() {
-            p.push_str("No finished runs yet.\n");
+            let _ = writeln!(p, "{}", m.no_finished_runs);
         } else {
             let order: Vec<String> = ranked.iter().map(|s| format!("{} ({:.3})", s.activation, s.best.mean)).collect();
-            let _ = writeln!(p, "- **Best function**: {} reached the highest mean best val_accuracy. Ranking: {}.", ranked[0].activation, order.join(" > "));
+            let _ = writeln!(p, "- {}", fill(&m.best_function, &[("function", ranked[0].activation.name()), ("ranking", &order.join(" > "))]));
         }
         for s in &self.summary {
+            let name = s.activation.name();
             if s.gap.n > 0 && s.gap.mean > 0.05 {
-                let _ = writeln!(p, "- **{} overfits**: at the last epoch its training accuracy exceeds val_accuracy by {:.3} on average.", s.activation, s.gap.mean);
+                let _ = writeln!(p, "- {}", fill(&m.overfits, &[("function", name), ("gap", &f3(s.gap.mean))]));
             } else if s.gap.n > 0 {
-                let _ = writeln!(p, "- **{}** shows little overfitting: final train − val accuracy {:.3}.", s.activation, s.gap.mean);
+                let _ = writeln!(p, "- {}", fill(&m.little_overfitting, &[("function", name), ("gap", &f3(s.gap.mean))]));
             }
             if s.best_epoch.n > 0 && s.final_acc.n > 0 && s.best.mean - s.final_acc.mean > 0.01 {
-                let _ = writeln!(p, "  Its val_accuracy peaked around epoch {:.0} and ended {:.3} lower.", s.best_epoch.mean, s.best.mean - s.final_acc.mean);
+                let _ = writeln!(p, "  {}", fill(&m.peaked, &[("epoch", &format!("{:.0}", s.best_epoch.mean)), ("drop", &f3(s.best.mean - s.final_acc.mean))]));
             }
         }
         let baseline = self.summary.iter().find(|s| s.activation == Activation::Relu);
@@ -438,59 +475,52 @@ impl<'a> StudyPages<'a> {
             if !(slow || behind) {
                 continue;
             }
-            let _ = write!(p, "- **{} starts slowly**: after epoch 1 its val_accuracy is {:.3}", s.activation, s.first_val_accuracy.mean);
+            let _ = write!(p, "- {}", fill(&m.starts_slowly, &[("function", s.activation.name()), ("value", &f3(s.first_val_accuracy.mean))]));
             if let Some(b) = baseline {
-                let _ = write!(p, " (relu: {:.3})", b.first_val_accuracy.mean);
+                p.push_str(&fill(&m.relu_at_start, &[("value", &f3(b.first_val_accuracy.mean))]));
             }
-            p.push_str(". At that point the diagnostics show");
+            p.push_str(&m.diagnostics_show);
             let mut facts = Vec::new();
             for layer in LAYERS {
-                let post = artifacts::layer_values(&d1, s.activation, layer, "post_mean")?.first().copied();
-                let base = artifacts::layer_values(&d1, Activation::Relu, layer, "post_mean")?.first().copied();
-                if let (Some(m), Some(r)) = (post, base) {
-                    if (m - r).abs() > 0.5 {
-                        facts.push(format!("{layer} outputs averaging {m:.2} (relu {r:.2})"));
+                let first = |a: Activation, c: &str| artifacts::layer_values(&d1, a, layer, c).ok().and_then(|v| v.first().copied());
+                if let (Some(v), Some(r)) = (first(s.activation, "post_mean"), first(Activation::Relu, "post_mean")) {
+                    if (v - r).abs() > 0.5 {
+                        facts.push(fill(&m.fact_mean_shift, &[("layer", layer), ("value", &format!("{v:.2}")), ("relu", &format!("{r:.2}"))]));
                     }
                 }
-                let grad = artifacts::layer_values(&d1, s.activation, layer, "grad_in_mean_abs")?.first().copied();
-                let gbase = artifacts::layer_values(&d1, Activation::Relu, layer, "grad_in_mean_abs")?.first().copied();
-                if let (Some(g), Some(r)) = (grad, gbase) {
+                if let (Some(g), Some(r)) = (first(s.activation, "grad_in_mean_abs"), first(Activation::Relu, "grad_in_mean_abs")) {
                     if r > 0.0 && (g / r > 3.0 || g / r < 1.0 / 3.0) {
-                        facts.push(format!("the gradient reaching {layer} at {:.1}× relu's", g / r));
+                        facts.push(fill(&m.fact_gradient, &[("layer", layer), ("ratio", &format!("{:.1}", g / r))]));
                     }
                 }
             }
             if facts.is_empty() {
-                p.push_str(" no large difference from relu in mean shift or gradient flow.\n");
+                let _ = writeln!(p, "{}", m.no_large_difference);
             } else {
                 let _ = writeln!(p, " {}.", facts.join("; "));
             }
         }
         for s in &self.summary {
-            let dead = LAYERS
-                .iter()
-                .filter_map(|l| artifacts::layer_values(&d1, s.activation, l, "dead_units").ok().and_then(|v| v.last().copied()).map(|v| (l, v)))
-                .filter(|(_, v)| *v > 0.05)
-                .map(|(l, v)| format!("{l} {:.0} %", v * 100.0))
-                .collect::<Vec<_>>();
+            let last = |l: &str, c: &str| artifacts::layer_values(&d1, s.activation, l, c).ok().and_then(|v| v.last().copied());
+            let dead: Vec<String> = LAYERS.iter().filter_map(|l| last(l, "dead_units").map(|v| (l, v))).filter(|(_, v)| *v > 0.05).map(|(l, v)| format!("{l} {:.0} %", v * 100.0)).collect();
             if !dead.is_empty() {
-                let _ = writeln!(p, "- **{}** ends with dead units (f′ = 0 on the whole probe batch): {}.", s.activation, dead.join(", "));
+                let _ = writeln!(p, "- {}", fill(&m.dead_units_end, &[("function", s.activation.name()), ("layers", &dead.join(", "))]));
             }
-            let sparse = LAYERS
-                .iter()
-                .filter_map(|l| artifacts::layer_values(&d1, s.activation, l, "sparsity").ok().and_then(|v| v.last().copied()))
-                .fold(0.0f64, f64::max);
+            let sparse = LAYERS.iter().filter_map(|l| last(l, "sparsity")).fold(0.0f64, f64::max);
             if sparse > 0.3 {
-                let _ = writeln!(p, "- **{}** produces exact zeros: up to {:.0} % of a layer's outputs at the last epoch.", s.activation, sparse * 100.0);
+                let _ = writeln!(p, "- {}", fill(&m.exact_zeros, &[("function", s.activation.name()), ("percent", &format!("{:.0}", sparse * 100.0))]));
             }
         }
-        p.push_str("\n## Notes\n\n");
-        p.push_str(notes.unwrap_or("(No hand-written notes for this study yet: add them to `book/src/notes/<study>.md`.)\n"));
+        let _ = writeln!(p, "\n## {}\n", m.title_notes);
+        match notes {
+            Some(n) => p.push_str(n),
+            None => p.push_str(&fill(&m.no_notes, &[("lang", &m.lang), ("study", &self.data.study.name)])),
+        }
         Ok(p)
     }
 
     /// Runs that are not finished, for the reproducibility chapter.
     pub fn missing(&self) -> Vec<String> {
-        self.data.runs.iter().filter(|r| !matches!(r.state, RunState::Finished(_))).map(|r| format!("{} seed {}: {}", r.activation, r.seed, r.state.label())).collect()
+        self.data.runs.iter().filter(|r| !matches!(r.state, RunState::Finished(_))).map(|r| format!("{} seed {}: {}", r.activation, r.seed, state_text(self.m, &r.state))).collect()
     }
 }

@@ -16,7 +16,7 @@ pub const PALETTE: [RGBColor; 8] = [
 ];
 
 /// Font families tried in order by the browser.
-const FONT: &str = "sans-serif";
+const FONT: &str = "Noto Sans CJK JP, Hiragino Sans, Yu Gothic, Meiryo, sans-serif";
 
 pub struct Series {
     pub name: String,

@@ -1,33 +1,43 @@
 //! `actlab report`: artifacts → polars summaries → plotters charts →
 //! Markdown under `book/src/generated/` → mdBook HTML in `book/book/`.
 //!
-//! Hand-written prose lives beside the generated pages (`book/src/*.md`,
-//! `book/src/notes/<study>.md`) and is never overwritten: the generated
-//! folder and `SUMMARY.md` are rebuilt from scratch on every run.
+//! One edition per language (`book/book/<lang>/`): the generated text comes
+//! from `book/i18n/<lang>.toml`; hand-written prose lives in
+//! `book/src/<lang>/` (`introduction.md`, `reproduce.md`,
+//! `notes/<study>.md`) and is only ever read. Each edition is staged in
+//! `book/build/<lang>/` (rebuilt from scratch every time) and built there.
 
 pub mod artifacts;
 pub mod chapters;
 pub mod charts;
+pub mod links;
+pub mod messages;
 pub mod stats;
 
 use crate::io::write_atomic;
 use crate::study::state::RunState;
 use crate::study::Study;
 use anyhow::{Context, Result};
+use artifacts::StudyData;
 use chapters::StudyPages;
+use messages::{fill, Messages};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 pub struct Options {
     pub studies: PathBuf,
     pub artifacts: PathBuf,
+    /// The book folder: book.toml, i18n/<lang>.toml, src/<lang>/ (hand-written), actlab.css.
     pub book: PathBuf,
+    /// Editions to build; None builds one per message catalogue.
+    pub langs: Option<Vec<String>>,
 }
 
 pub struct Built {
     pub studies: usize,
     pub runs_used: usize,
     pub runs_total: usize,
+    pub languages: Vec<String>,
     pub html: PathBuf,
 }
 
@@ -42,34 +52,111 @@ pub fn study_files(dir: &Path) -> Result<Vec<Study>> {
     files.iter().map(|f| Study::load(&f.to_string_lossy())).collect()
 }
 
+/// Files the HTML of every edition uses, copied beside each staged book.
+const THEME_FILES: [&str; 1] = ["actlab.css"];
+
+/// A script that puts a link to every other edition in each page's menu bar
+/// (the same page in the other language: `/en/` ↔ `/ja/` in the path).
+fn language_switch(catalogues: &[Messages]) -> String {
+    let langs: Vec<String> = catalogues.iter().map(|m| format!("[{:?}, {:?}]", m.lang, m.language_name)).collect();
+    format!(
+        r#"(function () {{
+  var langs = [{}];
+  var cur = document.documentElement.lang;
+  var bar = document.querySelector(".right-buttons");
+  if (!bar) return;
+  var path = window.location.pathname;
+  var at = path.lastIndexOf("/" + cur + "/");
+  langs.forEach(function (l) {{
+    if (l[0] === cur || at < 0) return;
+    var a = document.createElement("a");
+    a.href = path.slice(0, at) + "/" + l[0] + "/" + path.slice(at + cur.length + 2) + window.location.hash;
+    a.textContent = l[1];
+    a.className = "actlab-lang";
+    a.setAttribute("hreflang", l[0]);
+    bar.insertBefore(a, bar.firstChild);
+  }});
+}})();
+"#,
+        langs.join(", ")
+    )
+}
+
 pub fn build(opts: &Options) -> Result<Built> {
-    let src = opts.book.join("src");
-    let generated = src.join("generated");
-    if generated.exists() {
-        std::fs::remove_dir_all(&generated).with_context(|| format!("cannot clear {}", generated.display()))?;
-    }
+    let i18n = opts.book.join("i18n");
+    let langs = match &opts.langs {
+        Some(l) => l.clone(),
+        None => Messages::languages(&i18n)?,
+    };
+    let catalogues: Vec<Messages> = langs.iter().map(|l| Messages::load(&i18n, l)).collect::<Result<_>>()?;
     let studies = study_files(&opts.studies)?;
-    let mut summary = String::from("# Summary\n\n[Introduction](introduction.md)\n[How to reproduce](reproduce.md)\n\n");
-    let mut repro = String::from(
-        "# Reproducibility\n\nEvery run's configuration, inputs and outputs. `history sha256` is the hash of the run's \
-         `history.csv`; `make verify` (or `actlab verify STUDY --epochs K`) retrains the first K epochs of each run and \
-         compares them with the stored history, byte for byte. Runs recorded on another device class (e.g. a GPU) are \
-         reported as not comparable rather than failed.\n\n",
-    );
-    let mut front = String::from("| study | runs complete | protocol | dataset |\n|---|---|---|---|\n");
+    let data: Vec<StudyData> = studies
+        .iter()
+        .map(|s| artifacts::load(s, &opts.artifacts).with_context(|| format!("reading the artifacts of study {}", s.name)))
+        .collect::<Result<_>>()?;
+    let out = opts.book.join("book");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("cannot clear {}", out.display()))?;
+    }
     let (mut used, mut total) = (0, 0);
-    for study in &studies {
-        let data = artifacts::load(study, &opts.artifacts).with_context(|| format!("reading the artifacts of study {}", study.name))?;
+    for d in &data {
+        used += d.runs.iter().filter(|r| r.usable()).count();
+        total += d.runs.len();
+    }
+    let switch = language_switch(&catalogues);
+    for m in &catalogues {
+        edition(opts, m, &data, &out.join(&m.lang), &switch)?;
+    }
+    // The site's root sends readers to the first edition.
+    let first = &catalogues.first().context("no languages to build")?.lang;
+    write_atomic(&out.join("index.html"), format!("<!DOCTYPE html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0; url={first}/index.html\"><a href=\"{first}/index.html\">{first}</a>\n").as_bytes())?;
+    Ok(Built { studies: studies.len(), runs_used: used, runs_total: total, languages: langs, html: out })
+}
+
+/// Copy a folder's files recursively.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from).with_context(|| format!("cannot list {}", from.display()))? {
+        let e = e?;
+        let dst = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dst)?;
+        } else {
+            std::fs::copy(e.path(), &dst).with_context(|| format!("cannot copy {}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// One language's book: hand-written pages of `book/src/<lang>/` plus the
+/// generated chapters, staged in `book/build/<lang>/` and built into `out`.
+fn edition(opts: &Options, m: &Messages, data: &[StudyData], out: &Path, switch: &str) -> Result<()> {
+    let stage = opts.book.join("build").join(&m.lang);
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage).with_context(|| format!("cannot clear {}", stage.display()))?;
+    }
+    let src = stage.join("src");
+    let hand = opts.book.join("src").join(&m.lang);
+    copy_tree(&hand, &src).with_context(|| format!("the hand-written pages of the `{}` edition belong in {}", m.lang, hand.display()))?;
+    for f in THEME_FILES {
+        std::fs::copy(opts.book.join(f), stage.join(f)).with_context(|| format!("cannot copy {}", opts.book.join(f).display()))?;
+    }
+    write_atomic(&stage.join("lang-switch.js"), switch.as_bytes())?;
+    let generated = src.join("generated");
+    let mut summary = format!("# Summary\n\n[{}](introduction.md)\n[{}](reproduce.md)\n\n", m.title_introduction, m.title_reproduce);
+    let mut repro = format!("# {}\n\n{}\n\n", m.title_reproducibility, m.reproducibility_intro);
+    let mut front = format!("| {} | {} | {} | {} | {} |\n|---|---|---|---|---|\n", m.front_study, m.front_runs, m.front_protocol, m.front_dataset, m.front_engine);
+    for d in data {
+        let study = &d.study;
         let dir = generated.join(&study.name);
-        let pages = StudyPages { summary: chapters::summarise(&data)?, data: &data, dir: &dir };
-        let notes_path = src.join("notes").join(format!("{}.md", study.name));
-        let notes = std::fs::read_to_string(&notes_path).ok();
+        let pages = StudyPages { m, summary: chapters::summarise(d)?, data: d, dir: &dir };
+        let notes = std::fs::read_to_string(hand.join("notes").join(format!("{}.md", study.name))).ok();
         let files = [
-            ("purpose.md", "Purpose and conditions (目的・条件)", pages.purpose()?),
-            ("predictions.md", "Predictions (結果の予想)", pages.predictions()),
-            ("results.md", "Results (結果)", pages.results()?),
-            ("verdicts.md", "Verdicts", pages.verdicts()),
-            ("discussion.md", "Discussion (考察)", pages.discussion(notes.as_deref())?),
+            ("purpose.md", &m.title_purpose_conditions, pages.purpose()?),
+            ("predictions.md", &m.title_predictions, pages.predictions()),
+            ("results.md", &m.title_results, pages.results()?),
+            ("verdicts.md", &m.title_verdicts, pages.verdicts()),
+            ("discussion.md", &m.title_discussion, pages.discussion(notes.as_deref())?),
         ];
         let _ = writeln!(summary, "# {}\n", study.title);
         for (file, title, text) in files {
@@ -77,63 +164,80 @@ pub fn build(opts: &Options) -> Result<Built> {
             let _ = writeln!(summary, "- [{title}](generated/{}/{file})", study.name);
         }
         summary.push('\n');
-
-        let n_used = data.runs.iter().filter(|r| r.usable()).count();
-        used += n_used;
-        total += data.runs.len();
-        let protocol = chapters::protocol_note(&data).map_or_else(
-            || if n_used > 0 { format!("article ({} epochs, batch {})", study.epochs, study.batch_size) } else { "–".into() },
-            |_| {
-                let c = &data.runs.iter().find_map(|r| r.record()).unwrap().config;
-                format!("**reduced**: {} epochs, {} train / {} test images", c.epochs, c.train_limit.map_or("50,000".into(), |n| n.to_string()), c.test_limit.map_or("10,000".into(), |n| n.to_string()))
-            },
-        );
-        let ds = data.runs.iter().find_map(|r| r.record()).map_or("–".to_string(), |r| format!("{} (`{}…`)", r.dataset.dataset, &r.dataset.tensors_sha256[..12]));
-        let _ = writeln!(front, "| [{}](generated/{}/results.md) | {n_used}/{} | {protocol} | {ds} |", study.title, study.name, data.runs.len());
-
-        let _ = writeln!(repro, "## {}\n\n| function | seed | state | epochs | protocol | dataset | engine | device | history sha256 |\n|---|---|---|---|---|---|---|---|---|", study.title);
-        for r in &data.runs {
-            match r.record() {
-                Some(rec) => {
-                    let c = &rec.config;
-                    let _ = writeln!(
-                        repro,
-                        "| {} | {} | {} | {} | {} epochs, batch {}, train {}, test {} | {} | {} {} | {} ({} threads) | `{}` |",
-                        r.activation,
-                        r.seed,
-                        r.problem.as_ref().map_or_else(|| r.state.label(), |p| format!("unusable: {p}")),
-                        rec.epochs_completed,
-                        c.epochs,
-                        c.batch_size,
-                        c.train_limit.map_or("all".into(), |n| n.to_string()),
-                        c.test_limit.map_or("all".into(), |n| n.to_string()),
-                        rec.dataset.dataset,
-                        rec.engine.version,
-                        rec.engine.git_commit.as_deref().map_or("", |c| &c[..c.len().min(10)]),
-                        rec.device.class,
-                        rec.device.threads,
-                        rec.history_sha256
-                    );
-                }
-                None => {
-                    let _ = writeln!(repro, "| {} | {} | {} | | | | | | |", r.activation, r.seed, r.state.label());
-                }
-            }
-        }
-        let missing = pages.missing();
-        if !missing.is_empty() && missing.len() < data.runs.len() {
-            let _ = writeln!(repro, "\nNot finished: {}.", missing.join("; "));
-        }
-        repro.push('\n');
+        front.push_str(&front_row(m, d));
+        repro.push_str(&repro_table(m, d, &pages));
     }
-    summary.push_str("# Reproducibility\n\n- [Runs, hashes and verification](generated/reproducibility.md)\n");
+    let _ = writeln!(summary, "# {}\n\n- [{}](generated/reproducibility.md)", m.title_reproducibility, m.title_runs_hashes);
     write_atomic(&generated.join("reproducibility.md"), repro.as_bytes())?;
     write_atomic(&generated.join("front.md"), front.as_bytes())?;
     write_atomic(&src.join("SUMMARY.md"), summary.as_bytes())?;
 
-    let book = mdbook_driver::MDBook::load(&opts.book).map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("cannot load the book in {}", opts.book.display()))?;
-    book.build().map_err(|e| anyhow::anyhow!("{e:#}")).context("mdBook failed to build the book")?;
-    Ok(Built { studies: studies.len(), runs_used: used, runs_total: total, html: opts.book.join("book") })
+    let mut config = mdbook_driver::config::Config::from_disk(opts.book.join("book.toml")).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    config.book.language = Some(m.lang.clone());
+    config.book.src = PathBuf::from("src");
+    config.build.build_dir = std::path::absolute(out)?;
+    let book = mdbook_driver::MDBook::load_with_config(&stage, config).map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("cannot load the `{}` book in {}", m.lang, stage.display()))?;
+    book.build().map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("mdBook failed to build the `{}` edition", m.lang))
+}
+
+/// The front page's line for a study: what was run, on what, with what.
+fn front_row(m: &Messages, d: &StudyData) -> String {
+    let study = &d.study;
+    let n_used = d.runs.iter().filter(|r| r.usable()).count();
+    let seeds = study.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+    let protocol = match chapters::reduced_config(d) {
+        Some(c) => fill(
+            &m.front_reduced_protocol,
+            &[("epochs", &c.epochs.to_string()), ("train", &c.train_limit.map_or(m.all_train.clone(), |n| n.to_string())), ("test", &c.test_limit.map_or(m.all_test.clone(), |n| n.to_string())), ("seeds", &seeds)],
+        ),
+        None => fill(&m.front_article_protocol, &[("epochs", &study.epochs.to_string()), ("batch", &study.batch_size.to_string()), ("seeds", &seeds)]),
+    };
+    let rec = d.runs.iter().find_map(|r| r.record());
+    let ds = rec.map_or("–".to_string(), |r| format!("{} (`{}…`)", r.dataset.dataset, &r.dataset.tensors_sha256[..12]));
+    let engine = rec.map_or("–".to_string(), |r| format!("actlab {} `{}`, {} {}", r.engine.version, r.engine.git_commit.as_deref().map_or("", |c| &c[..c.len().min(10)]), r.device.class, r.device.name));
+    format!("| [{}](generated/{}/results.md) | {n_used}/{} | {protocol} | {ds} | {engine} |\n", study.title, study.name, d.runs.len())
+}
+
+/// The reproducibility chapter's table for a study.
+fn repro_table(m: &Messages, d: &StudyData, pages: &StudyPages) -> String {
+    let mut t = format!(
+        "## {}\n\n| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n|---|---|---|---|---|---|---|---|---|\n",
+        d.study.title, m.col_function, m.col_seed, m.col_state, m.col_epochs, m.col_protocol, m.col_dataset, m.col_engine, m.col_device, m.col_history_sha
+    );
+    for r in &d.runs {
+        match r.record() {
+            Some(rec) => {
+                let c = &rec.config;
+                let protocol = fill(
+                    &m.protocol_cell,
+                    &[("epochs", &c.epochs.to_string()), ("batch", &c.batch_size.to_string()), ("train", &c.train_limit.map_or(m.all_value.clone(), |n| n.to_string())), ("test", &c.test_limit.map_or(m.all_value.clone(), |n| n.to_string()))],
+                );
+                let _ = writeln!(
+                    t,
+                    "| {} | {} | {} | {} | {protocol} | {} | {} {} | {} ({}) | `{}` |",
+                    r.activation,
+                    r.seed,
+                    chapters::run_text(m, r),
+                    rec.epochs_completed,
+                    rec.dataset.dataset,
+                    rec.engine.version,
+                    rec.engine.git_commit.as_deref().map_or("", |c| &c[..c.len().min(10)]),
+                    rec.device.class,
+                    rec.device.threads,
+                    rec.history_sha256
+                );
+            }
+            None => {
+                let _ = writeln!(t, "| {} | {} | {} | | | | | | |", r.activation, r.seed, chapters::run_text(m, r));
+            }
+        }
+    }
+    let missing = pages.missing();
+    if !missing.is_empty() && missing.len() < d.runs.len() {
+        let _ = writeln!(t, "\n{}", fill(&m.not_finished, &[("runs", &missing.join("; "))]));
+    }
+    t.push('\n');
+    t
 }
 
 /// Runs of a study that are finished, for `verify`.

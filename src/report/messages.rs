@@ -1,0 +1,106 @@
+//! The generated text of the book, one catalogue per language
+//! (`book/i18n/<lang>.toml`). Every key is a required field: a catalogue
+//! that lacks one fails to load, naming the file and the key, so a missing
+//! translation can never become an empty string. Adding a language is
+//! adding a file (and its hand-written pages in `book/src/<lang>/`).
+//!
+//! Templates use `{name}` placeholders, filled by [`fill`].
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+macro_rules! catalogue {
+    ($($key:ident),* $(,)?) => {
+        #[derive(Clone, Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Messages {
+            $(pub $key: String,)*
+        }
+        impl Messages {
+            /// Every (key, text) pair, for completeness checks.
+            pub fn entries(&self) -> Vec<(&'static str, &str)> {
+                vec![$((stringify!($key), self.$key.as_str()),)*]
+            }
+        }
+    };
+}
+
+catalogue! {
+    lang, language_name,
+    // Chapter and section titles.
+    title_purpose_conditions, title_purpose, title_conditions, title_functions, title_predictions, title_results,
+    title_summary, title_not_included, title_overlays, title_diagnostics, title_verdicts, title_discussion,
+    title_numbers, title_notes, title_reproducibility, title_runs_hashes, title_introduction, title_reproduce,
+    // Conditions.
+    network_intro, row_epochs, row_batch, batch_detail, row_optimizer, optimizer_detail, row_init, init_detail,
+    row_loss, loss_detail, row_inputs, inputs_detail, row_seeds, row_dataset, dataset_detail, no_runs_yet,
+    col_function, col_definition, col_graph, zero_fit_graph_note, reduced_protocol, all_train, all_test,
+    // Predictions.
+    predictions_intro, no_prediction, checked_as, metric_best, metric_final, metric_gap, expect_higher, expect_lower, expect_similar,
+    // Results.
+    runs_of, row_function, row_accuracy, row_loss_curves, row_csv, seed_link, seed_state, curves_caption,
+    col_runs, col_best, col_ci, col_best_epoch, col_final_acc, col_gap, col_final_loss, col_wall, ci_note,
+    col_seed, col_state, overlay_title, diagnostics_intro,
+    diag_pre_mean, diag_pre_mean_what, diag_post_mean, diag_post_mean_what, diag_sparsity, diag_sparsity_what,
+    diag_zero_slope, diag_zero_slope_what, diag_dead_units, diag_dead_units_what, diag_grad, diag_grad_what,
+    // Run states.
+    state_missing, state_partial, state_running, state_done, state_diverged, state_corrupt, state_unusable,
+    // Verdicts.
+    verdicts_intro, col_prediction, col_claim, col_difference, col_interval, col_verdict,
+    verdict_supported, verdict_contradicted, verdict_inconclusive,
+    // Discussion.
+    no_finished_runs, best_function, overfits, little_overfitting, peaked, starts_slowly, relu_at_start,
+    diagnostics_show, no_large_difference, fact_mean_shift, fact_gradient, dead_units_end, exact_zeros, no_notes,
+    // Charts.
+    axis_epoch, chart_function_axis, legend_f, legend_df,
+    // Reproducibility and front page.
+    reproducibility_intro, col_epochs, col_protocol, col_dataset, col_engine, col_device, col_history_sha,
+    protocol_cell, not_finished, front_study, front_runs, front_protocol, front_dataset, front_engine,
+    front_article_protocol, front_reduced_protocol, all_value,
+}
+
+impl Messages {
+    pub fn load(dir: &Path, lang: &str) -> Result<Messages> {
+        let path = dir.join(format!("{lang}.toml"));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("no message catalogue {} for language `{lang}`", path.display()))?;
+        let m: Messages = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if m.lang != lang {
+            bail!("{}: `lang` is \"{}\", expected \"{lang}\"", path.display(), m.lang);
+        }
+        for (k, v) in m.entries() {
+            if v.trim().is_empty() {
+                bail!("{}: `{k}` is empty; translate it", path.display());
+            }
+        }
+        Ok(m)
+    }
+
+    /// The languages with a catalogue in `dir`, English first.
+    pub fn languages(dir: &Path) -> Result<Vec<String>> {
+        let mut langs: Vec<String> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot list message catalogues in {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.path().file_stem().filter(|_| e.path().extension().is_some_and(|x| x == "toml")).map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        langs.sort_by_key(|l| (l != "en", l.clone()));
+        Ok(langs)
+    }
+}
+
+/// Replace `{name}` placeholders.
+pub fn fill(template: &str, args: &[(&str, &str)]) -> String {
+    let mut s = template.to_string();
+    for (k, v) in args {
+        s = s.replace(&format!("{{{k}}}"), v);
+    }
+    s
+}
+
+/// The placeholders a template uses, e.g. `["function", "value"]`.
+pub fn placeholders(template: &str) -> Vec<String> {
+    let mut out: Vec<String> = template.split('{').skip(1).filter_map(|p| p.split_once('}').map(|(k, _)| k.to_string())).filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).collect();
+    out.sort();
+    out.dedup();
+    out
+}
