@@ -79,8 +79,8 @@ enum Command {
     },
     /// Measure training throughput (images/s) of the article's network at batch 64.
     Bench {
-        /// Activations to measure (default: all).
-        #[arg(long = "act", value_name = "NAME")]
+        /// Activations to measure (default: all built-ins).
+        #[arg(long = "act", value_name = "NAME", value_parser = Activation::parse_arg)]
         acts: Vec<Activation>,
         /// Timed training steps per activation (after 3 warm-up steps).
         #[arg(long, default_value_t = 30)]
@@ -126,9 +126,14 @@ enum StudyCommand {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// The activation function.
+    /// The activation function: a built-in (relu, tanh, signed_sqrt, softplus_linear,
+    /// reflection_linear, zero_fit_linear) or a name given to --define.
     #[arg(long = "act", value_name = "NAME")]
-    act: Activation,
+    act: String,
+    /// Define a function by expression, NAME=EXPR or NAME=EXPR;GRAD (GRAD replaces the
+    /// derivative, e.g. `ste=max(x,0);1`). Example: `leaky=where(x<0, 0.1*x, x)`.
+    #[arg(long = "define", value_name = "NAME=EXPR")]
+    define: Vec<String>,
     /// The run's seed: initial weights, shuffles and dropout masks derive from it.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -180,8 +185,18 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(a) => {
+            for d in &a.define {
+                let (name, body) = d.split_once('=').with_context(|| format!("--define `{d}`: write NAME=EXPR or NAME=EXPR;GRAD"))?;
+                let (expr, grad) = match body.split_once(';') {
+                    Some((e, g)) => (e.to_string(), Some(g.to_string())),
+                    None => (body.to_string(), None),
+                };
+                actlab::activation::define(name.trim(), &actlab::activation::Definition { expr, grad }).map_err(anyhow::Error::msg)?;
+            }
+            let act = Activation::parse_arg(&a.act).map_err(anyhow::Error::msg)?;
             let config = TrainConfig {
-                activation: a.act,
+                definition: act.definition(),
+                activation: act,
                 seed: a.seed,
                 epochs: a.epochs as usize,
                 batch_size: a.batch_size as usize,
@@ -189,7 +204,7 @@ fn run(cli: Cli) -> Result<()> {
                 train_limit: a.train_limit.map(|n| n as usize),
                 test_limit: a.test_limit.map(|n| n as usize),
             };
-            let out = a.out.unwrap_or_else(|| PathBuf::from(format!("runs/{}/seed-{}", a.act, a.seed)));
+            let out = a.out.unwrap_or_else(|| PathBuf::from(format!("runs/{}/seed-{}", act, a.seed)));
             if out.join("run.json").exists() {
                 if !a.force {
                     anyhow::bail!("{} already holds a finished run; pass --force to train it again", out.display());

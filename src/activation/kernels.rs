@@ -58,6 +58,11 @@ macro_rules! with_fn {
             Activation::SoftplusLinear => { let $f = |x, m| Activation::SoftplusLinear.eval(x, m); $body }
             Activation::ReflectionLinear => { let $f = |x, m| Activation::ReflectionLinear.eval(x, m); $body }
             Activation::ZeroFitLinear => { let $f = |x, m| Activation::ZeroFitLinear.eval(x, m); $body }
+            Activation::Custom(_) => {
+                let c = $act.custom().unwrap();
+                let $f = |x, m| c.forward.eval(x, m);
+                $body
+            }
         }
     };
 }
@@ -107,13 +112,18 @@ pub fn forward_train(act: Activation, g: Groups, x: &[f32], y: &mut [f32], saved
     let ps = g.per_sample();
     let mins = &saved.mins;
     let dydm = &mut saved.dydm;
+    // A straight-through function gives its slope by a separate expression.
+    let slope_override = act.custom().filter(|c| c.grad.is_some());
     with_fn!(act, f, {
         let per_sample = |(s, ((ys, ds), xs)): (usize, ((&mut [f32], &mut [f32]), &[f32]))| {
             for (i, ((yv, dv), &xv)) in ys.iter_mut().zip(ds.iter_mut()).zip(xs).enumerate() {
                 let m = if lw { mins[s * c + i % c] } else { 0.0 };
                 let r = f(Dual::var(xv), Dual::constant(m));
                 *yv = r.v;
-                *dv = r.d;
+                *dv = match &slope_override {
+                    Some(o) => o.grad.as_ref().unwrap().eval(xv, m),
+                    None => r.d,
+                };
             }
         };
         y[..n].par_chunks_mut(ps).zip(saved.dydx[..n].par_chunks_mut(ps)).zip(x[..n].par_chunks(ps)).enumerate().for_each(per_sample);
@@ -160,12 +170,19 @@ pub fn backward(act: Activation, g: Groups, x: &[f32], dy: &[f32], saved: &Saved
     });
 }
 
-/// The activation's values and slopes on a grid, for charts and NaN checks.
+/// The activation's values and the slopes training uses, on a grid (charts).
 pub fn curve(act: Activation, xs: &[f32], m: f32) -> Vec<(f32, f32, f32)> {
+    let custom = act.custom();
     xs.iter()
-        .map(|&x| {
-            let r = act.eval(Dual::var(x), Dual::constant(m));
-            (x, r.v, r.d)
+        .map(|&x| match &custom {
+            Some(c) => {
+                let (v, d) = c.value_and_slope(x, m);
+                (x, v, d)
+            }
+            None => {
+                let r = act.eval(Dual::var(x), Dual::constant(m));
+                (x, r.v, r.d)
+            }
         })
         .collect()
 }

@@ -9,16 +9,18 @@
 //! pass routes `Σ dy·∂f/∂m` to the group's minimum, split evenly among ties
 //! like TensorFlow's `reduce_min` gradient.
 
+pub mod expr;
 pub mod kernels;
 
-use crate::engine::real::{Cmp, Real};
-use serde::{Deserialize, Serialize};
+use crate::engine::real::{Cmp, Dual, Real};
+use expr::Expr;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
-/// The built-in activation functions (names as in the fixtures and the article).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[clap(rename_all = "snake_case")]
+/// An activation function: one of the built-ins (names as in the fixtures
+/// and the article) or one defined by an expression ([`define`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Activation {
     /// max(x, 0)
     Relu,
@@ -32,6 +34,78 @@ pub enum Activation {
     ReflectionLinear,
     /// x minus the layer group's minimum
     ZeroFitLinear,
+    /// Defined by an expression (a study file or `--define`).
+    Custom(CustomId),
+}
+
+/// Index of an expression-defined function in the process's registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CustomId(u32);
+
+/// An expression-defined function.
+#[derive(Debug)]
+pub struct Custom {
+    pub name: &'static str,
+    pub forward: Expr,
+    /// Replaces ∂f/∂x when given (straight-through variants).
+    pub grad: Option<Expr>,
+    pub definition: Definition,
+}
+
+/// The source text of an expression-defined function (recorded in run.json).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    pub expr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad: Option<String>,
+}
+
+static REGISTRY: RwLock<Vec<Arc<Custom>>> = RwLock::new(Vec::new());
+
+fn custom(id: CustomId) -> Arc<Custom> {
+    REGISTRY.read().unwrap()[id.0 as usize].clone()
+}
+
+/// Define (or look up, if defined identically before) a function by expression.
+/// It is rejected if it does not parse, clashes with a built-in, or produces
+/// NaN/∞ (value or slope) anywhere on a probe grid of inputs.
+pub fn define(name: &str, def: &Definition) -> Result<Activation, String> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+        return Err(format!("`{name}` is not a usable name (letters, digits, '_' and '.')"));
+    }
+    if Activation::ALL.iter().any(|a| a.name() == name) || name == "refraction_linear" {
+        return Err(format!("`{name}` is a built-in function; give the expression another name"));
+    }
+    let forward = expr::parse(&def.expr).map_err(|e| format!("expr of `{name}`: {}", e.pointed(&def.expr)))?;
+    let grad = match &def.grad {
+        Some(g) => Some(expr::parse(g).map_err(|e| format!("grad of `{name}`: {}", e.pointed(g)))?),
+        None => None,
+    };
+    let mut reg = REGISTRY.write().unwrap();
+    if let Some(i) = reg.iter().position(|c| c.name == name) {
+        return if reg[i].definition == *def { Ok(Activation::Custom(CustomId(i as u32))) } else { Err(format!("`{name}` is already defined differently")) };
+    }
+    let c = Custom { name: Box::leak(name.to_string().into_boxed_str()), forward, grad, definition: def.clone() };
+    for i in -1000..=1000 {
+        let x = i as f32 * 0.01;
+        for m in [-10.0f32, 0.0] {
+            let (v, d) = c.value_and_slope(x, m.min(x));
+            if !(v.is_finite() && d.is_finite()) {
+                return Err(format!("`{name}` produces {} at x = {x}{}; define it everywhere", if v.is_finite() { "a non-finite slope" } else { "NaN or ∞" }, if c.forward.uses_min() { format!(" (group minimum {})", m.min(x)) } else { String::new() }));
+            }
+        }
+    }
+    reg.push(Arc::new(c));
+    Ok(Activation::Custom(CustomId(reg.len() as u32 - 1)))
+}
+
+impl Custom {
+    /// f(x, m) and the slope the backward pass uses (the override if any).
+    pub fn value_and_slope(&self, x: f32, m: f32) -> (f32, f32) {
+        let r = self.forward.eval(Dual::var(x), Dual::constant(m));
+        (r.v, self.grad.as_ref().map_or(r.d, |g| g.eval(x, m)))
+    }
 }
 
 impl Activation {
@@ -46,6 +120,7 @@ impl Activation {
 
     pub fn name(self) -> &'static str {
         match self {
+            Activation::Custom(id) => custom(id).name,
             Activation::Relu => "relu",
             Activation::Tanh => "tanh",
             Activation::SignedSqrt => "signed_sqrt",
@@ -58,16 +133,47 @@ impl Activation {
     pub fn from_name(s: &str) -> Option<Activation> {
         // "refraction_linear" is the article's other spelling of reflection_linear.
         let s = if s == "refraction_linear" { "reflection_linear" } else { s };
-        Activation::ALL.into_iter().find(|a| a.name() == s)
+        Activation::ALL.into_iter().find(|a| a.name() == s).or_else(|| {
+            let reg = REGISTRY.read().unwrap();
+            reg.iter().position(|c| c.name == s).map(|i| Activation::Custom(CustomId(i as u32)))
+        })
     }
 
+    /// Every name known now: the built-ins and the defined expressions.
     pub fn names() -> Vec<&'static str> {
-        Activation::ALL.iter().map(|a| a.name()).collect()
+        let mut n: Vec<&'static str> = Activation::ALL.iter().map(|a| a.name()).collect();
+        n.extend(REGISTRY.read().unwrap().iter().map(|c| c.name));
+        n
+    }
+
+    /// For clap: a known name, or an error listing them.
+    pub fn parse_arg(s: &str) -> Result<Activation, String> {
+        Activation::from_name(s).ok_or_else(|| format!("unknown activation `{s}`; choose one of: {} (or define one with --define NAME=EXPR)", Activation::names().join(", ")))
     }
 
     /// Whether the function reads the layer group's minimum `m`.
     pub fn uses_min(self) -> bool {
-        matches!(self, Activation::ZeroFitLinear)
+        match self {
+            Activation::ZeroFitLinear => true,
+            Activation::Custom(id) => custom(id).forward.uses_min(),
+            _ => false,
+        }
+    }
+
+    /// The expression of an expression-defined function.
+    pub fn definition(self) -> Option<Definition> {
+        match self {
+            Activation::Custom(id) => Some(custom(id).definition.clone()),
+            _ => None,
+        }
+    }
+
+    /// The registry entry of an expression-defined function.
+    pub fn custom(self) -> Option<Arc<Custom>> {
+        match self {
+            Activation::Custom(id) => Some(custom(id)),
+            _ => None,
+        }
     }
 
     /// The definition, evaluated over any number type.
@@ -80,7 +186,21 @@ impl Activation {
             Activation::SoftplusLinear => softplus_linear(x),
             Activation::ReflectionLinear => reflection_linear(x),
             Activation::ZeroFitLinear => x - m,
+            Activation::Custom(id) => custom(id).forward.eval(x, m),
         }
+    }
+}
+
+impl Serialize for Activation {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Activation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Activation::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown activation `{name}`; choose one of: {}", Activation::names().join(", "))))
     }
 }
 

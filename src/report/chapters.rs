@@ -147,15 +147,23 @@ pub fn protocol_note(m: &Messages, data: &StudyData) -> Option<String> {
     ))
 }
 
-pub fn formula(a: Activation) -> &'static str {
-    match a {
+pub fn formula(a: Activation) -> String {
+    let text = match a {
+        Activation::Custom(_) => {
+            let d = a.definition().unwrap();
+            return match d.grad {
+                Some(g) => format!("`{}`, slope `{g}`", d.expr),
+                None => format!("`{}`", d.expr),
+            };
+        }
         Activation::Relu => "max(x, 0)",
         Activation::Tanh => "tanh(x)",
         Activation::SignedSqrt => "sign(x)·√|x|",
         Activation::SoftplusLinear => "2·softplus(x) for x ≤ 0; x + 2·ln 2 for x > 0",
         Activation::ReflectionLinear => "−x for x ≤ 0; x for x > 0",
         Activation::ZeroFitLinear => "x − min(x) over the layer (per sample and channel after a conv, per sample after dense)",
-    }
+    };
+    text.to_string()
 }
 
 fn claim_text(m: &Messages, metric: Metric, expect: Direction, than: Activation) -> String {

@@ -39,6 +39,12 @@ struct RawProtocol {
 #[serde(deny_unknown_fields)]
 struct RawFunction {
     name: Spanned<String>,
+    /// Define the function by expression (see `activation::expr`).
+    #[serde(default)]
+    expr: Option<String>,
+    /// With `expr`: an expression that replaces its derivative.
+    #[serde(default)]
+    grad: Option<String>,
     #[serde(default)]
     prediction: Option<String>,
     #[serde(default)]
@@ -138,9 +144,14 @@ impl Study {
         }
         let mut functions = Vec::new();
         for f in raw.functions.get_ref() {
-            let act = Activation::from_name(f.name.get_ref()).ok_or_else(|| {
-                at(f.name.span(), "functions.name", format!("unknown activation `{}`; choose one of: {}", f.name.get_ref(), Activation::names().join(", ")))
-            })?;
+            let act = match &f.expr {
+                Some(e) => crate::activation::define(f.name.get_ref(), &crate::activation::Definition { expr: e.clone(), grad: f.grad.clone() })
+                    .map_err(|msg| at(f.name.span(), "functions.expr", msg))?,
+                None if f.grad.is_some() => return Err(at(f.name.span(), "functions.grad", "`grad` needs an `expr` beside it".into())),
+                None => Activation::from_name(f.name.get_ref()).ok_or_else(|| {
+                    at(f.name.span(), "functions.name", format!("unknown activation `{}`; choose one of: {}, or define it with `expr = \"…\"`", f.name.get_ref(), Activation::names().join(", ")))
+                })?,
+            };
             if functions.iter().any(|g: &Function| g.activation == act) {
                 return Err(at(f.name.span(), "functions.name", format!("`{act}` is listed twice")));
             }
@@ -200,7 +211,7 @@ impl Study {
 
     /// The training configuration of one run, with optional data limits.
     pub fn config(&self, run: &RunSpec, train_limit: Option<usize>, test_limit: Option<usize>) -> TrainConfig {
-        TrainConfig { activation: run.activation, seed: run.seed, epochs: self.epochs, batch_size: self.batch_size, adam: self.adam, train_limit, test_limit }
+        TrainConfig { activation: run.activation, definition: run.activation.definition(), seed: run.seed, epochs: self.epochs, batch_size: self.batch_size, adam: self.adam, train_limit, test_limit }
     }
 
     pub fn run_dir(&self, artifacts: &Path, run: &RunSpec) -> PathBuf {

@@ -1,6 +1,6 @@
 //! What determines a run: everything here goes into run.json and checkpoints.
 
-use crate::activation::Activation;
+use crate::activation::{Activation, Definition};
 use crate::nn::adam::AdamConfig;
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub activation: Activation,
+    /// The expression of an expression-defined activation (None for built-ins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<Definition>,
     pub seed: u64,
     pub epochs: usize,
     pub batch_size: usize,
@@ -21,7 +24,7 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// The article's protocol: 50 epochs, batch 64, Keras' Adam.
     pub fn article(activation: Activation, seed: u64) -> TrainConfig {
-        TrainConfig { activation, seed, epochs: 50, batch_size: 64, adam: AdamConfig::default(), train_limit: None, test_limit: None }
+        TrainConfig { activation, definition: activation.definition(), seed, epochs: 50, batch_size: 64, adam: AdamConfig::default(), train_limit: None, test_limit: None }
     }
 
     pub fn validate(&self) -> Result<(), String> {
