@@ -35,12 +35,30 @@ pub fn measure(act: Activation, steps: usize) -> f64 {
     (steps * BATCH) as f64 / t.elapsed().as_secs_f64()
 }
 
+/// Seconds for one diagnostics probe (see `train::diagnostics`).
+pub fn probe_seconds(act: Activation) -> f64 {
+    let rng = Rng::new(1);
+    let mut model = Model::new(act, BATCH);
+    model.init_glorot(&rng);
+    let n = crate::train::diagnostics::PROBE_IMAGES;
+    let mut px = vec![0f32; n * IMAGE_LEN];
+    rng.fill_uniform(Purpose::Synthetic, 1, &mut px);
+    let test = crate::data::Split { images: px.iter().map(|v| (v * 255.0) as u8).collect(), labels: (0..n).map(|i| (i % 10) as u8).collect() };
+    crate::train::diagnostics::probe(&mut model, &test, 0);
+    let t = Instant::now();
+    crate::train::diagnostics::probe(&mut model, &test, 1);
+    t.elapsed().as_secs_f64()
+}
+
 pub fn run(acts: &[Activation], steps: usize) -> Result<()> {
     println!("training throughput, article CNN, batch {BATCH}, {} threads, {steps} steps", rayon::current_num_threads());
-    println!("{:<20} {:>10} {:>12}", "activation", "images/s", "ms/step");
+    println!("{:<20} {:>10} {:>12} {:>22}", "activation", "images/s", "ms/step", "diagnostics/epoch");
     for &act in acts {
         let ips = measure(act, steps.max(1));
-        println!("{:<20} {:>10.0} {:>12.1}", act.name(), ips, BATCH as f64 / ips * 1e3);
+        // The probe runs once per epoch: compare it with a full-data epoch (50,000 images).
+        let probe = probe_seconds(act);
+        let share = probe / (50_000.0 / ips) * 100.0;
+        println!("{:<20} {:>10.0} {:>12.1} {:>13.0} ms {:>5.2} %", act.name(), ips, BATCH as f64 / ips * 1e3, probe * 1e3, share);
     }
     Ok(())
 }
