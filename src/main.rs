@@ -103,12 +103,8 @@ enum StudyCommand {
         /// Override the study's epochs (a reduced protocol; the book says so).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         epochs: Option<u64>,
-        /// Train on a fixed class-balanced subset of N images (reduced protocol).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        train_limit: Option<u64>,
-        /// Evaluate on a fixed subset of N test images (reduced protocol).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        test_limit: Option<u64>,
+        #[command(flatten)]
+        limits: Limits,
         /// Where run folders go: <DIR>/<study>/<function>/seed-<n>/.
         #[arg(long, default_value = "artifacts", value_name = "DIR")]
         artifacts: PathBuf,
@@ -122,6 +118,26 @@ enum StudyCommand {
         #[arg(long, default_value = "artifacts", value_name = "DIR")]
         artifacts: PathBuf,
     },
+}
+
+/// Data subsets for quick or reduced-protocol runs (recorded in run.json).
+#[derive(Args)]
+struct Limits {
+    /// Train on a fixed class-balanced subset of N training images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    train_limit: Option<u64>,
+    /// Evaluate on a fixed subset of N test images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    test_limit: Option<u64>,
+}
+
+impl Limits {
+    fn train(&self) -> Option<usize> {
+        self.train_limit.map(|n| n as usize)
+    }
+    fn test(&self) -> Option<usize> {
+        self.test_limit.map(|n| n as usize)
+    }
 }
 
 #[derive(Args)]
@@ -143,12 +159,8 @@ struct TrainArgs {
     /// Batch size (the article: 64).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     batch_size: u64,
-    /// Train on a fixed class-balanced subset of N training images.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    train_limit: Option<u64>,
-    /// Evaluate on a fixed subset of N test images.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    test_limit: Option<u64>,
+    #[command(flatten)]
+    limits: Limits,
     /// Output directory (default: runs/<act>/seed-<seed>).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -201,8 +213,8 @@ fn run(cli: Cli) -> Result<()> {
                 epochs: a.epochs as usize,
                 batch_size: a.batch_size as usize,
                 adam: AdamConfig::default(),
-                train_limit: a.train_limit.map(|n| n as usize),
-                test_limit: a.test_limit.map(|n| n as usize),
+                train_limit: a.limits.train(),
+                test_limit: a.limits.test(),
             };
             let out = a.out.unwrap_or_else(|| PathBuf::from(format!("runs/{}/seed-{}", act, a.seed)));
             if out.join("run.json").exists() {
@@ -226,15 +238,15 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Study(StudyCommand::Run { study, shard, force, epochs, train_limit, test_limit, artifacts, data }) => {
+        Command::Study(StudyCommand::Run { study, shard, force, epochs, limits, artifacts, data }) => {
             let study = actlab::study::Study::load(&study)?;
             let ds = data::load(&cli.data_dir, data.as_deref(), false, true)?;
             let opts = actlab::study::RunOptions {
                 shard,
                 force,
                 epochs: epochs.map(|e| e as usize),
-                train_limit: train_limit.map(|n| n as usize),
-                test_limit: test_limit.map(|n| n as usize),
+                train_limit: limits.train(),
+                test_limit: limits.test(),
             };
             let s = actlab::study::run(&study, &ds, &artifacts, &opts)?;
             println!(

@@ -186,39 +186,30 @@ pub fn diagnostics_mean(diag: &DataFrame) -> Result<DataFrame> {
         .collect()?)
 }
 
-/// The f64 values of column `c` where `function == act` (in frame order).
+/// The f64 values of column `c` on the rows where `filter` holds (in frame order).
+fn column_where(df: &DataFrame, filter: Expr, c: &str) -> Result<Vec<f64>> {
+    if df.height() == 0 {
+        return Ok(Vec::new());
+    }
+    let f = df.clone().lazy().filter(filter).select([col(c).cast(DataType::Float64)]).collect()?;
+    Ok(f.column(c)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+fn is_function(act: Activation) -> Expr {
+    col("function").eq(lit(act.name()))
+}
+
+/// Column `c` of one function's rows.
 pub fn values(df: &DataFrame, act: Activation, c: &str) -> Result<Vec<f64>> {
-    if df.height() == 0 {
-        return Ok(Vec::new());
-    }
-    let f = df.clone().lazy().filter(col("function").eq(lit(act.name()))).select([col(c).cast(DataType::Float64)]).collect()?;
-    Ok(f.column(c)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    column_where(df, is_function(act), c)
 }
 
-/// Like [`values`], further filtered on `layer`.
+/// Column `c` of one function's rows for one layer.
 pub fn layer_values(df: &DataFrame, act: Activation, layer: &str, c: &str) -> Result<Vec<f64>> {
-    if df.height() == 0 {
-        return Ok(Vec::new());
-    }
-    let f = df
-        .clone()
-        .lazy()
-        .filter(col("function").eq(lit(act.name())).and(col("layer").eq(lit(layer))))
-        .select([col(c).cast(DataType::Float64)])
-        .collect()?;
-    Ok(f.column(c)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    column_where(df, is_function(act).and(col("layer").eq(lit(layer))), c)
 }
 
-/// Per-seed history columns of one run (for the per-seed curves).
+/// Column `c` of one run's rows (the per-seed curves).
 pub fn run_values(df: &DataFrame, act: Activation, seed: u64, c: &str) -> Result<Vec<f64>> {
-    if df.height() == 0 {
-        return Ok(Vec::new());
-    }
-    let f = df
-        .clone()
-        .lazy()
-        .filter(col("function").eq(lit(act.name())).and(col("seed").eq(lit(seed as i64))))
-        .select([col(c).cast(DataType::Float64)])
-        .collect()?;
-    Ok(f.column(c)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    column_where(df, is_function(act).and(col("seed").eq(lit(seed as i64))), c)
 }
