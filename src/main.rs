@@ -41,25 +41,16 @@ enum Command {
     Study(StudyCommand),
     /// Build the book: summarise artifacts/ (polars), draw charts (SVG), write Markdown, run mdBook.
     Report {
-        #[arg(long, default_value = "artifacts", value_name = "DIR")]
-        artifacts: PathBuf,
-        #[arg(long, default_value = "studies", value_name = "DIR")]
-        studies: PathBuf,
-        /// The book folder (book.toml, i18n/, src/<lang>/); HTML lands in <DIR>/book/<lang>/.
-        #[arg(long, default_value = "book", value_name = "DIR")]
-        book: PathBuf,
+        #[command(flatten)]
+        paths: BookPaths,
         /// Build only these editions (default: one per catalogue in <book>/i18n/).
         #[arg(long = "lang", value_name = "LANG")]
         langs: Vec<String>,
     },
     /// Build the book exactly as the publishing workflow does and check every internal link and image.
     PublishCheck {
-        #[arg(long, default_value = "artifacts", value_name = "DIR")]
-        artifacts: PathBuf,
-        #[arg(long, default_value = "studies", value_name = "DIR")]
-        studies: PathBuf,
-        #[arg(long, default_value = "book", value_name = "DIR")]
-        book: PathBuf,
+        #[command(flatten)]
+        paths: BookPaths,
     },
     /// Retrain the first epochs of finished runs and compare with their stored history, byte for byte.
     Verify {
@@ -118,6 +109,26 @@ enum StudyCommand {
         #[arg(long, default_value = "artifacts", value_name = "DIR")]
         artifacts: PathBuf,
     },
+}
+
+/// Where the book is made from and built.
+#[derive(Args)]
+struct BookPaths {
+    /// Run folders: <DIR>/<study>/<function>/seed-<n>/.
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    artifacts: PathBuf,
+    /// Study files.
+    #[arg(long, default_value = "studies", value_name = "DIR")]
+    studies: PathBuf,
+    /// The book folder (book.toml, i18n/, src/<lang>/); HTML lands in <DIR>/book/<lang>/.
+    #[arg(long, default_value = "book", value_name = "DIR")]
+    book: PathBuf,
+}
+
+impl BookPaths {
+    fn options(self, langs: Option<Vec<String>>) -> actlab::report::Options {
+        actlab::report::Options { studies: self.studies, artifacts: self.artifacts, book: self.book, langs }
+    }
 }
 
 /// Data subsets for quick or reduced-protocol runs (recorded in run.json).
@@ -264,10 +275,9 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", actlab::study::state::status_table(&study, &artifacts)?);
             Ok(())
         }
-        Command::Report { artifacts, studies, book, langs } => {
+        Command::Report { paths, langs } => {
             let t = std::time::Instant::now();
-            let langs = (!langs.is_empty()).then_some(langs);
-            let b = actlab::report::build(&actlab::report::Options { studies, artifacts, book, langs })?;
+            let b = actlab::report::build(&paths.options((!langs.is_empty()).then_some(langs)))?;
             println!(
                 "book built in {:.1} s: {} studies, {}/{} runs with results, editions {}; open {}",
                 t.elapsed().as_secs_f64(),
@@ -279,8 +289,8 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::PublishCheck { artifacts, studies, book } => {
-            let b = actlab::report::build(&actlab::report::Options { studies, artifacts, book, langs: None })?;
+        Command::PublishCheck { paths } => {
+            let b = actlab::report::build(&paths.options(None))?;
             let broken = actlab::report::links::broken_links(&b.html)?;
             for (page, target) in &broken {
                 eprintln!("broken link in {}: {target}", page.display());

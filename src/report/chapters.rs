@@ -498,7 +498,9 @@ impl<'a> StudyPages<'a> {
                 }
                 if let (Some(g), Some(r)) = (first(s.activation, "grad_in_mean_abs"), first(Activation::Relu, "grad_in_mean_abs")) {
                     if r > 0.0 && (g / r > 3.0 || g / r < 1.0 / 3.0) {
-                        facts.push(fill(&m.fact_gradient, &[("layer", layer), ("ratio", &format!("{:.1}", g / r))]));
+                        let ratio = g / r;
+                        let ratio = if ratio < 0.1 { format!("{ratio:.1e}") } else { format!("{ratio:.1}") };
+                        facts.push(fill(&m.fact_gradient, &[("layer", layer), ("ratio", &ratio)]));
                     }
                 }
             }
