@@ -186,9 +186,24 @@ pub struct StudyPages<'a> {
     pub data: &'a StudyData,
     pub summary: Vec<FunctionSummary>,
     pub dir: &'a Path,
+    /// [`artifacts::curves`] of the histories.
+    curves: polars::prelude::DataFrame,
+    /// [`artifacts::diagnostics_mean`] of the diagnostics.
+    diag: polars::prelude::DataFrame,
 }
 
 impl<'a> StudyPages<'a> {
+    pub fn new(m: &'a Messages, data: &'a StudyData, dir: &'a Path) -> Result<StudyPages<'a>> {
+        Ok(StudyPages {
+            m,
+            summary: summarise(data)?,
+            curves: artifacts::curves(&data.histories)?,
+            diag: artifacts::diagnostics_mean(&data.diagnostics)?,
+            data,
+            dir,
+        })
+    }
+
     fn svg(&self, name: &str, chart: &LineChart) -> Result<String> {
         write_atomic(&self.dir.join("img").join(name), chart.render()?.as_bytes())?;
         Ok(format!("img/{name}"))
@@ -223,8 +238,7 @@ impl<'a> StudyPages<'a> {
                 let xs = (1..=ys.len()).map(|e| e as f64).collect();
                 c.series.push(Series { name: m.clone(), xs, ys, color: PALETTE[k], thick: false, legend: false });
             }
-            let curves = artifacts::curves(h)?;
-            let ys = artifacts::values(&curves, a, &format!("{m}_mean"))?;
+            let ys = artifacts::values(&self.curves, a, &format!("{m}_mean"))?;
             let xs = (1..=ys.len()).map(|e| e as f64).collect();
             c.series.push(Series { name: m.clone(), xs, ys, color: PALETTE[k], thick: true, legend: true });
         }
@@ -232,7 +246,7 @@ impl<'a> StudyPages<'a> {
     }
 
     fn overlay(&self, metric: &str) -> Result<String> {
-        let curves = artifacts::curves(&self.data.histories)?;
+        let curves = &self.curves;
         let mut c = LineChart::new(&fill(&self.m.overlay_title, &[("metric", metric)]), &self.m.axis_epoch, metric);
         c.size = (640, 380);
         for (i, a) in self.acts().into_iter().enumerate() {
@@ -245,7 +259,7 @@ impl<'a> StudyPages<'a> {
     }
 
     fn diagnostic_chart(&self, a: Activation, metric: &str, title: &str) -> Result<String> {
-        let d = artifacts::diagnostics_mean(&self.data.diagnostics)?;
+        let d = &self.diag;
         let mut c = LineChart::new(&format!("{} — {title}", a.name()), &self.m.axis_epoch, metric);
         c.size = (320, 240);
         for (i, layer) in LAYERS.iter().enumerate() {
@@ -405,7 +419,7 @@ impl<'a> StudyPages<'a> {
 
     /// A shared loss axis for all functions (the article gave softplus_linear a taller one).
     fn loss_ceiling(&self) -> Result<f64> {
-        let curves = artifacts::curves(&self.data.histories)?;
+        let curves = &self.curves;
         let mut hi: f64 = 2.5;
         for a in self.acts() {
             for m in ["loss_max", "val_loss_max"] {
@@ -473,7 +487,7 @@ impl<'a> StudyPages<'a> {
             }
         }
         let baseline = self.summary.iter().find(|s| s.activation == Activation::Relu);
-        let d1 = artifacts::diagnostics_mean(&self.data.diagnostics)?;
+        let d1 = &self.diag;
         for s in &self.summary {
             if s.first_val_accuracy.n == 0 {
                 continue;

@@ -149,7 +149,7 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], out: &Path, switch:
     for d in data {
         let study = &d.study;
         let dir = generated.join(&study.name);
-        let pages = StudyPages { m, summary: chapters::summarise(d)?, data: d, dir: &dir };
+        let pages = StudyPages::new(m, d, &dir)?;
         let notes = std::fs::read_to_string(hand.join("notes").join(format!("{}.md", study.name))).ok();
         let files = [
             ("purpose.md", &m.title_purpose_conditions, pages.purpose()?),

@@ -33,11 +33,8 @@ impl RunState {
                 Err(e) => RunState::Corrupt(format!("{}: {e}", rj.display())),
             });
         }
-        let lock = dir.join("run.lock");
-        if let Some(pid) = std::fs::read_to_string(&lock).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
-            if Path::new(&format!("/proc/{pid}")).exists() && pid != std::process::id() {
-                return Ok(RunState::Running(pid));
-            }
+        if let Some(pid) = crate::train::lock::holder(dir) {
+            return Ok(RunState::Running(pid));
         }
         if dir.join(checkpoint::FILE).exists() {
             return Ok(match Checkpoint::load(dir) {

@@ -13,6 +13,12 @@ fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The pid of another live process holding `dir`'s lock, if any.
+pub fn holder(dir: &Path) -> Option<u32> {
+    let pid = std::fs::read_to_string(dir.join("run.lock")).ok()?.trim().parse::<u32>().ok()?;
+    (pid != std::process::id() && alive(pid)).then_some(pid)
+}
+
 impl RunLock {
     pub fn acquire(dir: &Path) -> Result<RunLock> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -23,18 +29,13 @@ impl RunLock {
                     write!(f, "{}", std::process::id())?;
                     return Ok(RunLock { path });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
-                    match owner {
-                        Some(pid) if pid != std::process::id() && alive(pid) => {
-                            bail!("{} is being written by process {pid} (remove {} if that is wrong)", dir.display(), path.display())
-                        }
-                        // Stale: its owner died. Remove and try again.
-                        _ => {
-                            let _ = std::fs::remove_file(&path);
-                        }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match holder(dir) {
+                    Some(pid) => bail!("{} is being written by process {pid} (remove {} if that is wrong)", dir.display(), path.display()),
+                    // Stale: its owner died (or it is our own). Remove and try again.
+                    None => {
+                        let _ = std::fs::remove_file(&path);
                     }
-                }
+                },
                 Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
             }
         }

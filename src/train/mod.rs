@@ -10,7 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod diagnostics;
 pub mod history;
-mod lock;
+pub mod lock;
 pub mod record;
 
 use crate::data::{Dataset, Split, IMAGE_BYTES};
