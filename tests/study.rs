@@ -40,6 +40,55 @@ fn shipped_studies_parse() {
 }
 
 #[test]
+fn the_zero_slope_study_declares_its_2x2_design() {
+    let s = Study::load(&format!("{}/studies/zero-slope.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let d = s.design.as_ref().unwrap();
+    let name = |a: actlab::activation::Activation| a.name();
+    assert_eq!((name(d.cell(true, true)), name(d.cell(true, false)), name(d.cell(false, true)), name(d.cell(false, false))), ("relu", "relu_straight_through", "linear_relu_grad", "identity"));
+    assert_eq!(d.factors[d.credited], "zero slope below 0");
+    assert!(s.functions.iter().all(|f| f.prediction.is_some()), "every function is predicted before running");
+}
+
+const DESIGNED: &str = r#"
+name = "d"
+title = "Designed"
+dataset = "cifar10"
+seeds = [1, 2]
+[design]
+hypothesis = "h"
+rows = "a"
+columns = "b"
+cells = [["relu", "tanh"], ["signed_sqrt", "softplus_linear"]]
+credits = "columns"
+[[functions]]
+name = "relu"
+[[functions]]
+name = "tanh"
+[[functions]]
+name = "signed_sqrt"
+[[functions]]
+name = "softplus_linear"
+"#;
+
+#[test]
+fn bad_designs_name_the_field() {
+    assert!(parse(DESIGNED).unwrap().design.is_some());
+    let cases = [
+        (DESIGNED.replace("\"softplus_linear\"]]", "\"zero_fit_linear\"]]"), vec!["t.toml", "line 10", "design.cells", "zero_fit_linear", "not one of the study's functions"]),
+        (DESIGNED.replace("[\"signed_sqrt\", \"softplus_linear\"]", "[\"signed_sqrt\"]"), vec!["line 10", "design.cells", "two rows of two"]),
+        (DESIGNED.replace("\"softplus_linear\"]]", "\"relu\"]]"), vec!["design.cells", "different function"]),
+        (DESIGNED.replace("credits = \"columns\"", "credits = \"diagonal\""), vec!["line 11", "design.credits", "diagonal", "\"rows\" or \"columns\""]),
+        (DESIGNED.replace("credits = \"columns\"\n", ""), vec!["t.toml", "credits"]),
+    ];
+    for (text, needles) in cases {
+        let e = format!("{:#}", parse(&text).expect_err(&text));
+        for n in needles {
+            assert!(e.contains(n), "`{n}` missing from: {e}");
+        }
+    }
+}
+
+#[test]
 fn bad_study_files_name_file_line_and_field() {
     assert!(parse(GOOD).is_ok());
     let cases = [

@@ -4,6 +4,7 @@
 
 use super::artifacts::{self, StudyData};
 use super::messages::{fill, Messages};
+use super::factorial;
 use super::charts::{Band, LineChart, Series, PALETTE};
 use super::stats::{self, describe, verdict, welch_diff, Describe};
 use crate::activation::{kernels::curve, Activation};
@@ -26,6 +27,14 @@ fn diagnostics(m: &Messages) -> [(&'static str, &str, &str); 6] {
     ]
 }
 
+pub fn verdict_label(m: &Messages, v: stats::Verdict) -> &str {
+    match v {
+        stats::Verdict::Supported => &m.verdict_supported,
+        stats::Verdict::Contradicted => &m.verdict_contradicted,
+        stats::Verdict::Inconclusive => &m.verdict_inconclusive,
+    }
+}
+
 /// A run's state in words.
 pub fn state_text(m: &Messages, state: &RunState) -> String {
     match state {
@@ -46,7 +55,8 @@ pub fn run_text(m: &Messages, run: &artifacts::Run) -> String {
     }
 }
 
-const LAYERS: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "dense1"];
+/// The activated layers, as named in diagnostics.csv.
+pub const LAYERS: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "dense1"];
 
 /// Per-function measures over seeds, from the per-run table.
 pub struct FunctionSummary {
@@ -345,6 +355,12 @@ impl<'a> StudyPages<'a> {
         if let Some(n) = protocol_note(m, self.data) {
             let _ = writeln!(p, "> {n}\n");
         }
+        // A designed study answers its question first.
+        if let Some(d) = &self.data.study.design {
+            let diag = |a: Activation, layer: &str, col: &str| artifacts::layer_values(&self.diag, a, layer, col).ok().filter(|v| !v.is_empty());
+            p.push_str(&factorial::section(m, d, &self.summary, &diag));
+            let _ = writeln!(p, "## {}\n", m.title_article_table);
+        }
         // The article's table: one column per function.
         let head: Vec<String> = self
             .summary
@@ -439,16 +455,15 @@ impl<'a> StudyPages<'a> {
         if let Some(n) = protocol_note(m, self.data) {
             let _ = writeln!(p, "> {n}\n");
         }
+        if let Some(d) = &self.data.study.design {
+            let _ = writeln!(p, "{}\n", factorial::verdict_sentence(m, d, &self.summary));
+        }
         let _ = writeln!(p, "| {} | {} | {} | {} | {} | {} |\n|---|---|---|---|---|---|", m.col_function, m.col_prediction, m.col_claim, m.col_difference, m.col_interval, m.col_verdict);
         for f in &self.data.study.functions {
             for c in &f.claims {
                 let (Some(me), Some(base)) = (self.summary.iter().find(|s| s.activation == f.activation), self.summary.iter().find(|s| s.activation == c.than)) else { continue };
                 let iv = welch_diff(me.metric(c.metric), base.metric(c.metric));
-                let label = match verdict(c.expect, iv) {
-                    stats::Verdict::Supported => &m.verdict_supported,
-                    stats::Verdict::Contradicted => &m.verdict_contradicted,
-                    stats::Verdict::Inconclusive => &m.verdict_inconclusive,
-                };
+                let label = verdict_label(m, verdict(c.expect, iv));
                 let (d, range) = match iv {
                     Some((d, lo, hi)) => (format!("{d:+.4}"), format!("[{lo:+.4}, {hi:+.4}]")),
                     None => ("–".into(), "–".into()),

@@ -49,6 +49,9 @@ catalogue! {
     // Verdicts.
     verdicts_intro, col_prediction, col_claim, col_difference, col_interval, col_verdict,
     verdict_supported, verdict_contradicted, verdict_inconclusive,
+    // A study's 2x2 design.
+    title_design, title_article_table, design_intro, design_present, design_absent, design_verdict, design_rule,
+    col_removed, col_comparison, design_other_present, design_other_absent, design_why_intro, col_grad_vs,
     // Discussion.
     no_finished_runs, best_function, overfits, little_overfitting, peaked, starts_slowly, relu_at_start,
     diagnostics_show, no_large_difference, fact_mean_shift, fact_gradient, dead_units_end, exact_zeros, no_notes,

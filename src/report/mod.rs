@@ -10,6 +10,7 @@
 pub mod artifacts;
 pub mod chapters;
 pub mod charts;
+pub mod factorial;
 pub mod links;
 pub mod messages;
 pub mod stats;

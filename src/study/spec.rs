@@ -22,6 +22,19 @@ struct RawStudy {
     #[serde(default)]
     protocol: RawProtocol,
     functions: Spanned<Vec<RawFunction>>,
+    #[serde(default)]
+    design: Option<RawDesign>,
+}
+
+/// `[design]`: a 2x2 factorial layout of four of the study's functions.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDesign {
+    hypothesis: String,
+    rows: String,
+    columns: String,
+    cells: Spanned<Vec<Vec<Spanned<String>>>>,
+    credits: Spanned<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -99,6 +112,34 @@ pub struct Study {
     pub epochs: usize,
     pub batch_size: usize,
     pub adam: AdamConfig,
+    pub design: Option<Design>,
+}
+
+/// Two properties (factors), each present or absent, and the function that
+/// has each combination: the study asks which property matters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Design {
+    /// The claim under test, in words.
+    pub hypothesis: String,
+    /// The row factor and the column factor.
+    pub factors: [String; 2],
+    /// `cells[r][c]`: index 0 = the factor is present, 1 = absent.
+    pub cells: [[Activation; 2]; 2],
+    /// Which factor the hypothesis credits: 0 = rows, 1 = columns.
+    pub credited: usize,
+}
+
+impl Design {
+    /// The function with the given presence of (row factor, column factor).
+    pub fn cell(&self, row_present: bool, column_present: bool) -> Activation {
+        self.cells[usize::from(!row_present)][usize::from(!column_present)]
+    }
+
+    /// The function with both factors present, and the one with `factor` removed.
+    pub fn removing(&self, factor: usize) -> (Activation, Activation) {
+        let without = if factor == 0 { self.cell(false, true) } else { self.cell(true, false) };
+        (self.cell(true, true), without)
+    }
 }
 
 /// One (function, seed) cell of the grid.
@@ -167,6 +208,10 @@ impl Study {
                 }
             }
         }
+        let design = match &raw.design {
+            Some(d) => Some(parse_design(d, &functions, &at)?),
+            None => None,
+        };
         let p = &raw.protocol;
         let def = TrainConfig::article(Activation::Relu, 0);
         let study = Study {
@@ -184,6 +229,7 @@ impl Study {
                 beta2: p.beta2.as_ref().map_or(def.adam.beta2, |v| *v.get_ref()),
                 epsilon: p.epsilon.as_ref().map_or(def.adam.epsilon, |v| *v.get_ref()),
             },
+            design,
         };
         // Impossible values, reported at the field that holds them.
         fn check<T: Copy + std::fmt::Display>(v: &Option<Spanned<T>>, ok: impl Fn(T) -> bool, field: &str, rule: &str) -> Option<(std::ops::Range<usize>, String, String)> {
@@ -221,4 +267,30 @@ impl Study {
     pub fn function(&self, act: Activation) -> Option<&Function> {
         self.functions.iter().find(|f| f.activation == act)
     }
+}
+
+fn parse_design(d: &RawDesign, functions: &[Function], at: &impl Fn(std::ops::Range<usize>, &str, String) -> anyhow::Error) -> Result<Design> {
+    let rows = d.cells.get_ref();
+    if rows.len() != 2 || rows.iter().any(|r| r.len() != 2) {
+        return Err(at(d.cells.span(), "design.cells", "give two rows of two function names: [[both, rows-only], [columns-only, neither]]".into()));
+    }
+    let mut cells = [[Activation::Relu; 2]; 2];
+    for (r, row) in rows.iter().enumerate() {
+        for (c, name) in row.iter().enumerate() {
+            let f = functions.iter().find(|f| f.activation.name() == name.get_ref()).ok_or_else(|| {
+                at(name.span(), "design.cells", format!("`{}` is not one of the study's functions ({})", name.get_ref(), functions.iter().map(|f| f.activation.name()).collect::<Vec<_>>().join(", ")))
+            })?;
+            cells[r][c] = f.activation;
+        }
+    }
+    let flat = [cells[0][0], cells[0][1], cells[1][0], cells[1][1]];
+    if (0..4).any(|i| (0..i).any(|j| flat[i] == flat[j])) {
+        return Err(at(d.cells.span(), "design.cells", "each cell needs a different function".into()));
+    }
+    let credited = match d.credits.get_ref().as_str() {
+        "rows" => 0,
+        "columns" => 1,
+        other => return Err(at(d.credits.span(), "design.credits", format!("`{other}`: say which factor the hypothesis credits, \"rows\" or \"columns\""))),
+    };
+    Ok(Design { hypothesis: d.hypothesis.trim().to_string(), factors: [d.rows.clone(), d.columns.clone()], cells, credited })
 }
