@@ -9,6 +9,7 @@
 //! pass routes `Σ dy·∂f/∂m` to the group's minimum, split evenly among ties
 //! like TensorFlow's `reduce_min` gradient.
 
+pub mod cuda;
 pub mod expr;
 pub mod kernels;
 

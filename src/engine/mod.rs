@@ -1,5 +1,6 @@
 //! The training engine's numeric core: GEMM, deterministic math, number
 //! types for automatic differentiation, counter-based RNG.
+pub mod codegen;
 pub mod gemm;
 pub mod math;
 pub mod real;

@@ -52,6 +52,10 @@ pub trait Real: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Se
     fn tanh(self) -> Self;
     fn sigmoid(self) -> Self;
     fn softplus(self) -> Self;
+    /// softplus and its slope (sigmoid); a scalar may share their exponential.
+    fn softplus_and_slope(self) -> (Self, Self) {
+        (self.softplus(), self.sigmoid())
+    }
     /// `where(lhs OP rhs, then, otherwise)`: like `tf.where`, both branches
     /// are values; only the chosen one (and its derivative) comes through.
     fn select(op: Cmp, lhs: Self, rhs: Self, then: Self, otherwise: Self) -> Self;
@@ -93,105 +97,113 @@ impl Real for f32 {
     fn softplus(self) -> Self {
         math::softplus(self)
     }
+    fn softplus_and_slope(self) -> (Self, Self) {
+        math::softplus_and_sigmoid(self)
+    }
     #[inline(always)]
     fn select(op: Cmp, lhs: Self, rhs: Self, then: Self, otherwise: Self) -> Self {
         if op.holds(lhs, rhs) { then } else { otherwise }
     }
 }
 
-/// A value with its derivative with respect to one chosen input.
+/// A value with its derivative with respect to one chosen input, over any
+/// [`Real`] scalar: `f32` when training, generated code
+/// ([`crate::engine::codegen::Sym`]) when writing GPU kernels, so both take
+/// the derivative by the very same rules.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Dual {
-    pub v: f32,
-    pub d: f32,
+pub struct DualOf<S> {
+    pub v: S,
+    pub d: S,
 }
 
-impl Dual {
+/// The dual number the CPU engine computes with.
+pub type Dual = DualOf<f32>;
+
+impl<S: Real> DualOf<S> {
     /// The input variable itself: derivative 1.
-    pub fn var(v: f32) -> Self {
-        Dual { v, d: 1.0 }
+    pub fn var(v: S) -> Self {
+        DualOf { v, d: S::lit(1.0) }
     }
-    pub fn constant(v: f32) -> Self {
-        Dual { v, d: 0.0 }
+    pub fn constant(v: S) -> Self {
+        DualOf { v, d: S::lit(0.0) }
     }
-}
 
-impl Add for Dual {
-    type Output = Dual;
-    #[inline(always)]
-    fn add(self, o: Dual) -> Dual {
-        Dual { v: self.v + o.v, d: self.d + o.d }
-    }
-}
-impl Sub for Dual {
-    type Output = Dual;
-    #[inline(always)]
-    fn sub(self, o: Dual) -> Dual {
-        Dual { v: self.v - o.v, d: self.d - o.d }
-    }
-}
-impl Mul for Dual {
-    type Output = Dual;
-    #[inline(always)]
-    fn mul(self, o: Dual) -> Dual {
-        Dual { v: self.v * o.v, d: self.d * o.v + self.v * o.d }
-    }
-}
-impl Div for Dual {
-    type Output = Dual;
-    #[inline(always)]
-    fn div(self, o: Dual) -> Dual {
-        Dual { v: self.v / o.v, d: (self.d * o.v - self.v * o.d) / (o.v * o.v) }
-    }
-}
-impl Neg for Dual {
-    type Output = Dual;
-    #[inline(always)]
-    fn neg(self) -> Dual {
-        Dual { v: -self.v, d: -self.d }
-    }
-}
-
-impl Dual {
     /// Chain rule: value `v` whose derivative with respect to the input is `dv_dself`.
     #[inline(always)]
-    fn chain(self, v: f32, dv_dself: f32) -> Dual {
+    fn chain(self, v: S, dv_dself: S) -> Self {
         // A constant argument has no derivative, even where f' is infinite.
-        Dual { v, d: if self.d == 0.0 { 0.0 } else { self.d * dv_dself } }
+        let zero = S::lit(0.0);
+        DualOf { v, d: S::select(Cmp::Eq, self.d, zero, zero, self.d * dv_dself) }
     }
 }
 
-impl Real for Dual {
+impl<S: Real> Add for DualOf<S> {
+    type Output = Self;
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        DualOf { v: self.v + o.v, d: self.d + o.d }
+    }
+}
+impl<S: Real> Sub for DualOf<S> {
+    type Output = Self;
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        DualOf { v: self.v - o.v, d: self.d - o.d }
+    }
+}
+impl<S: Real> Mul for DualOf<S> {
+    type Output = Self;
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        DualOf { v: self.v * o.v, d: self.d * o.v + self.v * o.d }
+    }
+}
+impl<S: Real> Div for DualOf<S> {
+    type Output = Self;
+    #[inline(always)]
+    fn div(self, o: Self) -> Self {
+        DualOf { v: self.v / o.v, d: (self.d * o.v - self.v * o.d) / (o.v * o.v) }
+    }
+}
+impl<S: Real> Neg for DualOf<S> {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        DualOf { v: -self.v, d: -self.d }
+    }
+}
+
+impl<S: Real> Real for DualOf<S> {
     #[inline(always)]
     fn lit(v: f64) -> Self {
-        Dual::constant(v as f32)
+        DualOf::constant(S::lit(v))
     }
     fn exp(self) -> Self {
-        let e = math::exp(self.v);
+        let e = self.v.exp();
         self.chain(e, e)
     }
     fn ln(self) -> Self {
-        self.chain(math::ln(self.v), 1.0 / self.v)
+        self.chain(self.v.ln(), S::lit(1.0) / self.v)
     }
     fn sqrt(self) -> Self {
         let s = self.v.sqrt();
-        self.chain(s, 0.5 / s)
+        self.chain(s, S::lit(0.5) / s)
     }
     fn tanh(self) -> Self {
-        let t = math::tanh(self.v);
-        self.chain(t, 1.0 - t * t)
+        let t = self.v.tanh();
+        self.chain(t, S::lit(1.0) - t * t)
     }
     fn sigmoid(self) -> Self {
-        let s = math::sigmoid(self.v);
-        self.chain(s, s * (1.0 - s))
+        let s = self.v.sigmoid();
+        self.chain(s, s * (S::lit(1.0) - s))
     }
     fn softplus(self) -> Self {
-        let (sp, sg) = math::softplus_and_sigmoid(self.v);
+        let (sp, sg) = self.v.softplus_and_slope();
         self.chain(sp, sg)
     }
     #[inline(always)]
     fn select(op: Cmp, lhs: Self, rhs: Self, then: Self, otherwise: Self) -> Self {
-        if op.holds(lhs.v, rhs.v) { then } else { otherwise }
+        DualOf { v: S::select(op, lhs.v, rhs.v, then.v, otherwise.v), d: S::select(op, lhs.v, rhs.v, then.d, otherwise.d) }
     }
 }
 
