@@ -3,6 +3,7 @@
 use actlab::activation::Activation;
 use actlab::bench;
 use actlab::data;
+use actlab::engine::device::{self, DeviceArg, Selected};
 use actlab::nn::adam::AdamConfig;
 use actlab::train::{self, Reporter, TrainConfig};
 use anyhow::{Context, Result};
@@ -18,6 +19,9 @@ struct Cli {
     /// Where the decoded dataset cache lives.
     #[arg(long, global = true, default_value = "data", value_name = "DIR")]
     data_dir: PathBuf,
+    /// cpu, cuda, cuda:N, or auto (CUDA when a GPU is present). Without a GPU, asking for CUDA is an error.
+    #[arg(long, global = true, default_value = "cpu", value_name = "DEVICE")]
+    device: DeviceArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,6 +81,9 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         steps: usize,
     },
+    /// Show the selected device; on CUDA, compile the generated activation kernels with NVRTC,
+    /// run them twice and compare them with the CPU kernels bit for bit (exit 1 on any difference).
+    DeviceCheck,
 }
 
 #[derive(Subcommand)]
@@ -208,6 +215,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(a) => {
+            device::cpu_only(cli.device, "train")?;
             for d in &a.define {
                 let (name, body) = d.split_once('=').with_context(|| format!("--define `{d}`: write NAME=EXPR or NAME=EXPR;GRAD"))?;
                 let (expr, grad) = match body.split_once(';') {
@@ -250,6 +258,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Study(StudyCommand::Run { study, shard, force, epochs, limits, artifacts, data }) => {
+            device::cpu_only(cli.device, "study run")?;
             let study = actlab::study::Study::load(&study)?;
             let ds = data::load(&cli.data_dir, data.as_deref(), false, true)?;
             let opts = actlab::study::RunOptions {
@@ -302,6 +311,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Verify { study, epochs, run, artifacts, data } => {
+            device::cpu_only(cli.device, "verify")?;
             let study = actlab::study::Study::load(&study)?;
             let ds = data::load(&cli.data_dir, data.as_deref(), false, false)?;
             let table = actlab::verify::verify(&study, &ds, &artifacts, epochs as usize, run.as_deref())?;
@@ -311,9 +321,51 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::DeviceCheck => device_check(cli.device),
         Command::Bench { acts, steps } => {
+            device::cpu_only(cli.device, "bench")?;
             let acts = if acts.is_empty() { Activation::ALL.to_vec() } else { acts };
             bench::run(&acts, steps)
+        }
+    }
+}
+
+fn device_check(arg: DeviceArg) -> Result<()> {
+    match device::select(arg)? {
+        Selected::Cpu => {
+            println!("device: cpu ({} threads)", rayon::current_num_threads());
+            match device::cuda_devices() {
+                Ok(n) => println!("CUDA: {n} GPU(s) present; check them with --device cuda[:N]"),
+                Err(why) => println!("CUDA: not available ({why})"),
+            }
+            Ok(())
+        }
+        Selected::Cuda { ordinal, .. } => {
+            let gpu = actlab::engine::cuda::Gpu::open(ordinal)?;
+            println!("device: cuda:{ordinal} {} (compute capability {}.{})", gpu.name, gpu.capability.0, gpu.capability.1);
+            let mut acts = Activation::ALL.to_vec();
+            // The expression-defined functions of the zero-slope study, when run from the repository.
+            if let Ok(study) = actlab::study::Study::load("zero-slope") {
+                for a in study.functions.iter().map(|f| f.activation) {
+                    if !acts.contains(&a) {
+                        acts.push(a);
+                    }
+                }
+            }
+            let c = actlab::activation::cuda::check_on_gpu(&gpu, &acts)?;
+            println!("generated kernels: {} functions, {} elements each, NVRTC {:.2} s", c.functions.len(), c.elements, c.compile_seconds);
+            println!("rerun on the GPU: {}", if c.rerun_identical { "bit-identical" } else { "DIFFERENT" });
+            if c.differences.is_empty() {
+                println!("GPU vs CPU: bit-identical for {}", c.functions.join(", "));
+            } else {
+                for d in &c.differences {
+                    println!("GPU vs CPU differs: {d}");
+                }
+            }
+            if !c.differences.is_empty() || !c.rerun_identical {
+                anyhow::bail!("the GPU kernels do not reproduce the CPU's bits");
+            }
+            Ok(())
         }
     }
 }

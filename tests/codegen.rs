@@ -5,7 +5,7 @@
 //! every built-in and on expression-defined functions, straight-through and
 //! layer-wise ones included.
 
-use actlab::activation::kernels::{backward, forward_eval, forward_train, Groups, Saved};
+use actlab::activation::kernels::Groups;
 use actlab::activation::{cuda, define, Activation, Definition};
 use std::fmt::Write as _;
 use std::process::Command;
@@ -33,22 +33,6 @@ fn functions() -> Vec<Activation> {
     acts
 }
 
-/// Inputs with the awkward cases: ±0, tiny and subnormal values, large
-/// magnitudes, and a tie for the minimum in some groups.
-fn inputs(g: Groups) -> (Vec<f32>, Vec<f32>) {
-    let mut x: Vec<f32> = (0..g.len()).map(|i| ((i * 7919 % 1201) as f32 - 600.0) / 24.0).collect();
-    let specials = [0.0, -0.0, 1e-7, -1e-7, 1e-40, -1e-40, 3e-5, 88.5, -95.0, 1.0, -1.0, 0.5];
-    for (k, v) in specials.iter().enumerate() {
-        x[k * 13 + 1] = *v;
-    }
-    // A tie for the minimum of (sample 1, channel 2).
-    let (ps, c) = (g.per_sample(), g.channels);
-    x[ps + 3 * c + 2] = -40.0;
-    x[ps + 7 * c + 2] = -40.0;
-    let dy = (0..g.len()).map(|i| ((i * 4001 % 977) as f32 - 488.0) / 300.0).collect();
-    (x, dy)
-}
-
 fn floats(v: &[f32]) -> String {
     v.iter().map(|f| format!("actlab_f32(0x{:08x}u)", f.to_bits())).collect::<Vec<_>>().join(",")
 }
@@ -58,7 +42,7 @@ fn generated_kernels_match_the_cpu_bit_for_bit() {
     let acts = functions();
     let g = Groups { samples: 3, spatial: 40, channels: 5 };
     let n = g.len();
-    let (x, dy) = inputs(g);
+    let (x, dy) = cuda::check_inputs(g);
 
     // One program: every activation's kernels, run on the same inputs.
     let mut src = String::from(SHIM);
@@ -104,21 +88,10 @@ fn generated_kernels_match_the_cpu_bit_for_bit() {
     };
 
     for (i, a) in acts.iter().enumerate() {
-        let mut saved = Saved::with_capacity(*a, g);
-        let (mut y, mut ye, mut dx, mut scratch) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], Vec::new());
-        forward_eval(*a, g, &x, &mut ye, &mut scratch);
-        forward_train(*a, g, &x, &mut y, &mut saved);
-        backward(*a, g, &x, &dy, &saved, &mut dx);
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
-        let mut checks = vec![("ye", bits(&ye)), ("y", bits(&y)), ("dydx", bits(&saved.dydx)), ("dx", bits(&dx))];
-        if a.uses_min() {
-            checks.push(("dydm", bits(&saved.dydm)));
-            checks.push(("mins", bits(&saved.mins)));
-        }
-        for (what, cpu) in checks {
-            let gpu = dumped(i, what);
-            let first = cpu.iter().zip(&gpu).position(|(c, g)| c != g);
-            assert!(first.is_none() && cpu.len() == gpu.len(), "{a} {what}: generated code differs at element {first:?} (x = {:e}): CPU {:e}, generated {:e}", x[first.unwrap_or(0)], f32::from_bits(cpu[first.unwrap_or(0)]), f32::from_bits(gpu[first.unwrap_or(0)]));
+        for (what, cpu) in cuda::cpu_reference(*a, g, &x, &dy) {
+            if let Some(d) = cuda::first_difference(*a, what, &x, &cpu, &dumped(i, what), "generated code") {
+                panic!("{d}");
+            }
         }
     }
 }

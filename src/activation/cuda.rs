@@ -8,6 +8,7 @@
 //! per (sample, channel) summing over positions in the CPU's order, so no
 //! atomics and no reordering can change a bit.
 
+use super::kernels::{backward, forward_eval, forward_train, Groups, Saved};
 use super::Activation;
 use crate::engine::codegen::{self, device_function, Sym};
 use crate::engine::real::DualOf;
@@ -110,4 +111,115 @@ pub fn program(acts: &[Activation]) -> String {
         src.push_str(&kernel_source(*a, &format!("act{i}")));
     }
     src
+}
+
+/// Inputs that exercise the awkward cases: ±0, tiny and subnormal values,
+/// large magnitudes, and a tie for the minimum of (sample 1, channel 2).
+/// Returns (x, dy) for `g`, which needs at least 2 samples, 8 positions
+/// and 3 channels.
+pub fn check_inputs(g: Groups) -> (Vec<f32>, Vec<f32>) {
+    assert!(g.samples >= 2 && g.spatial >= 8 && g.channels >= 3 && g.len() > 13 * 12);
+    let mut x: Vec<f32> = (0..g.len()).map(|i| ((i * 7919 % 1201) as f32 - 600.0) / 24.0).collect();
+    let specials = [0.0, -0.0, 1e-7, -1e-7, 1e-40, -1e-40, 3e-5, 88.5, -95.0, 1.0, -1.0, 0.5];
+    for (k, v) in specials.iter().enumerate() {
+        x[k * 13 + 1] = *v;
+    }
+    let (ps, c) = (g.per_sample(), g.channels);
+    x[ps + 3 * c + 2] = -40.0;
+    x[ps + 7 * c + 2] = -40.0;
+    let dy = (0..g.len()).map(|i| ((i * 4001 % 977) as f32 - 488.0) / 300.0).collect();
+    (x, dy)
+}
+
+/// What the CPU kernels produce on (x, dy), as bits, by output name:
+/// `ye` (inference), `y`, `dydx`, `dx`, and for layer-wise functions `dydm`, `mins`.
+pub fn cpu_reference(act: Activation, g: Groups, x: &[f32], dy: &[f32]) -> Vec<(&'static str, Vec<u32>)> {
+    let n = g.len();
+    let mut saved = Saved::with_capacity(act, g);
+    let (mut y, mut ye, mut dx, mut scratch) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], Vec::new());
+    forward_eval(act, g, x, &mut ye, &mut scratch);
+    forward_train(act, g, x, &mut y, &mut saved);
+    backward(act, g, x, dy, &saved, &mut dx);
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+    let mut out = vec![("ye", bits(&ye)), ("y", bits(&y)), ("dydx", bits(&saved.dydx)), ("dx", bits(&dx))];
+    if act.uses_min() {
+        out.push(("dydm", bits(&saved.dydm)));
+        out.push(("mins", bits(&saved.mins)));
+    }
+    out
+}
+
+/// The first element where two outputs differ, in words.
+pub fn first_difference(act: Activation, what: &str, x: &[f32], cpu: &[u32], other: &[u32], other_name: &str) -> Option<String> {
+    if cpu.len() != other.len() {
+        return Some(format!("{act} {what}: {} elements on the CPU, {} from {other_name}", cpu.len(), other.len()));
+    }
+    let i = cpu.iter().zip(other).position(|(c, o)| c != o)?;
+    let xi = x.get(i).copied().unwrap_or(f32::NAN);
+    Some(format!("{act} {what}: element {i} (x = {xi:e}): CPU {:e}, {other_name} {:e}", f32::from_bits(cpu[i]), f32::from_bits(other[i])))
+}
+
+/// The result of running the generated kernels on a GPU.
+#[derive(Debug)]
+pub struct GpuCheck {
+    pub functions: Vec<String>,
+    pub elements: usize,
+    pub compile_seconds: f64,
+    /// Differences from the CPU, one line each (empty: bit-identical).
+    pub differences: Vec<String>,
+    /// Whether a second run on the GPU reproduced the first bit for bit.
+    pub rerun_identical: bool,
+}
+
+/// Compile every function's kernels with NVRTC, run them twice on the
+/// [`check_inputs`], and compare with the CPU kernels bit for bit.
+pub fn check_on_gpu(gpu: &crate::engine::cuda::Gpu, acts: &[Activation]) -> anyhow::Result<GpuCheck> {
+    use cudarc::driver::{LaunchConfig, PushKernelArg};
+    let g = Groups { samples: 64, spatial: 30 * 30, channels: 8 };
+    let (n, groups) = (g.len(), g.samples * g.channels);
+    let (x, dy) = check_inputs(g);
+    let t = std::time::Instant::now();
+    let module = gpu.compile(&program(acts))?;
+    let compile_seconds = t.elapsed().as_secs_f64();
+    let s = &gpu.stream;
+    let x_d = s.clone_htod(&x)?;
+    let dy_d = s.clone_htod(&dy)?;
+    let (ni, sp, ch, ns) = (n as i64, g.spatial as i32, g.channels as i32, g.samples as i32);
+    let elementwise = LaunchConfig { grid_dim: (120, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
+    let per_group = LaunchConfig { grid_dim: (4, 1, 1), block_dim: (64, 1, 1), shared_mem_bytes: 0 };
+    let mut differences = Vec::new();
+    let mut rerun_identical = true;
+    for (i, &act) in acts.iter().enumerate() {
+        let f = |k: &str| module.load_function(&format!("act{i}_{k}"));
+        let mut first: Option<Vec<(&str, Vec<u32>)>> = None;
+        for _ in 0..2 {
+            let mut mins = s.alloc_zeros::<f32>(groups)?;
+            let (mut ye, mut y, mut dydx, mut dydm, mut dx) = (s.alloc_zeros::<f32>(n)?, s.alloc_zeros::<f32>(n)?, s.alloc_zeros::<f32>(n)?, s.alloc_zeros::<f32>(n)?, s.alloc_zeros::<f32>(n)?);
+            // SAFETY: the argument lists match the generated signatures (see `kernel_source`).
+            unsafe {
+                if act.uses_min() {
+                    s.launch_builder(&f("group_mins")?).arg(&x_d).arg(&mut mins).arg(&ns).arg(&sp).arg(&ch).launch(per_group)?;
+                }
+                s.launch_builder(&f("forward_eval")?).arg(&x_d).arg(&mins).arg(&mut ye).arg(&ni).arg(&sp).arg(&ch).launch(elementwise)?;
+                s.launch_builder(&f("forward_train")?).arg(&x_d).arg(&mins).arg(&mut y).arg(&mut dydx).arg(&mut dydm).arg(&ni).arg(&sp).arg(&ch).launch(elementwise)?;
+                s.launch_builder(&f("backward")?).arg(&x_d).arg(&dy_d).arg(&dydx).arg(&dydm).arg(&mins).arg(&mut dx).arg(&ns).arg(&sp).arg(&ch).launch(per_group)?;
+            }
+            let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<u32>>();
+            let mut out = vec![("ye", bits(s.clone_dtoh(&ye)?)), ("y", bits(s.clone_dtoh(&y)?)), ("dydx", bits(s.clone_dtoh(&dydx)?)), ("dx", bits(s.clone_dtoh(&dx)?))];
+            if act.uses_min() {
+                out.push(("dydm", bits(s.clone_dtoh(&dydm)?)));
+                out.push(("mins", bits(s.clone_dtoh(&mins)?)));
+            }
+            match &first {
+                None => first = Some(out),
+                Some(f) => rerun_identical &= *f == out,
+            }
+        }
+        let gpu_out = first.unwrap();
+        for (what, cpu) in cpu_reference(act, g, &x, &dy) {
+            let other = gpu_out.iter().find(|(w, _)| *w == what).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
+            differences.extend(first_difference(act, what, &x, &cpu, other, "GPU"));
+        }
+    }
+    Ok(GpuCheck { functions: acts.iter().map(|a| a.name().to_string()).collect(), elements: n, compile_seconds, differences, rerun_identical })
 }

@@ -1,6 +1,8 @@
 //! The training engine's numeric core: GEMM, deterministic math, number
 //! types for automatic differentiation, counter-based RNG.
 pub mod codegen;
+pub mod cuda;
+pub mod device;
 pub mod gemm;
 pub mod math;
 pub mod real;
