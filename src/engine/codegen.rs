@@ -37,6 +37,13 @@ impl Sym {
     }
 }
 
+impl Sym {
+    /// `f(self)` for a one-argument function of the prelude or CUDA.
+    fn call(self, f: &str) -> Sym {
+        Sym::emit(format!("{f}({self})"))
+    }
+}
+
 impl std::fmt::Display for Sym {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "v{}", self.0)
@@ -84,25 +91,25 @@ impl Real for Sym {
         Sym::emit(format!("actlab_f32(0x{:08x}u)", (v as f32).to_bits()))
     }
     fn exp(self) -> Self {
-        Sym::emit(format!("actlab_exp({self})"))
+        self.call("actlab_exp")
     }
     fn ln(self) -> Self {
-        Sym::emit(format!("actlab_ln({self})"))
+        self.call("actlab_ln")
     }
     fn sqrt(self) -> Self {
-        Sym::emit(format!("sqrtf({self})"))
+        self.call("sqrtf")
     }
     fn tanh(self) -> Self {
-        Sym::emit(format!("actlab_tanh({self})"))
+        self.call("actlab_tanh")
     }
     fn sigmoid(self) -> Self {
-        Sym::emit(format!("actlab_sigmoid({self})"))
+        self.call("actlab_sigmoid")
     }
     fn softplus(self) -> Self {
-        Sym::emit(format!("actlab_softplus({self})"))
+        self.call("actlab_softplus")
     }
     fn softplus_and_slope(self) -> (Self, Self) {
-        (self.softplus(), Sym::emit(format!("actlab_softplus_slope({self})")))
+        (self.softplus(), self.call("actlab_softplus_slope"))
     }
     fn select(op: Cmp, lhs: Self, rhs: Self, then: Self, otherwise: Self) -> Self {
         Sym::emit(format!("({lhs} {} {rhs}) ? {then} : {otherwise}", op.symbol()))
