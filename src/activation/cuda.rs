@@ -140,11 +140,17 @@ pub fn cpu_reference(act: Activation, g: Groups, x: &[f32], dy: &[f32]) -> Vec<(
     forward_eval(act, g, x, &mut ye, &mut scratch);
     forward_train(act, g, x, &mut y, &mut saved);
     backward(act, g, x, dy, &saved, &mut dx);
+    outputs(act, [&ye, &y, &saved.dydx, &dx, &saved.dydm, &saved.mins])
+}
+
+/// The kernels' outputs as bits, by name: `ye`, `y`, `dydx`, `dx`, and for
+/// layer-wise functions `dydm`, `mins` (the CPU and GPU checks name them alike).
+fn outputs(act: Activation, [ye, y, dydx, dx, dydm, mins]: [&[f32]; 6]) -> Vec<(&'static str, Vec<u32>)> {
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
-    let mut out = vec![("ye", bits(&ye)), ("y", bits(&y)), ("dydx", bits(&saved.dydx)), ("dx", bits(&dx))];
+    let mut out = vec![("ye", bits(ye)), ("y", bits(y)), ("dydx", bits(dydx)), ("dx", bits(dx))];
     if act.uses_min() {
-        out.push(("dydm", bits(&saved.dydm)));
-        out.push(("mins", bits(&saved.mins)));
+        out.push(("dydm", bits(dydm)));
+        out.push(("mins", bits(mins)));
     }
     out
 }
@@ -204,12 +210,8 @@ pub fn check_on_gpu(gpu: &crate::engine::cuda::Gpu, acts: &[Activation]) -> anyh
                 s.launch_builder(&f("forward_train")?).arg(&x_d).arg(&mins).arg(&mut y).arg(&mut dydx).arg(&mut dydm).arg(&ni).arg(&sp).arg(&ch).launch(elementwise)?;
                 s.launch_builder(&f("backward")?).arg(&x_d).arg(&dy_d).arg(&dydx).arg(&dydm).arg(&mins).arg(&mut dx).arg(&ns).arg(&sp).arg(&ch).launch(per_group)?;
             }
-            let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<u32>>();
-            let mut out = vec![("ye", bits(s.clone_dtoh(&ye)?)), ("y", bits(s.clone_dtoh(&y)?)), ("dydx", bits(s.clone_dtoh(&dydx)?)), ("dx", bits(s.clone_dtoh(&dx)?))];
-            if act.uses_min() {
-                out.push(("dydm", bits(s.clone_dtoh(&dydm)?)));
-                out.push(("mins", bits(s.clone_dtoh(&mins)?)));
-            }
+            let [ye, y, dydx, dx, dydm, mins] = [&ye, &y, &dydx, &dx, &dydm, &mins].map(|d| s.clone_dtoh(d));
+            let out = outputs(act, [&ye?, &y?, &dydx?, &dx?, &dydm?, &mins?]);
             match &first {
                 None => first = Some(out),
                 Some(f) => rerun_identical &= *f == out,

@@ -19,10 +19,14 @@ pub fn hypothesis_verdict(interval: Option<(f64, f64, f64)>) -> Verdict {
     }
 }
 
+/// The per-seed best val_accuracy of one function (empty if it has none).
+fn best(summary: &[FunctionSummary], a: Activation) -> &[f64] {
+    summary.iter().find(|s| s.activation == a).map_or(&[], |s| s.best_values.as_slice())
+}
+
 /// Welch interval of best val_accuracy, `with` − `without`.
 fn effect(summary: &[FunctionSummary], with: Activation, without: Activation) -> Option<(f64, f64, f64)> {
-    let values = |a: Activation| summary.iter().find(|s| s.activation == a).map(|s| s.best_values.as_slice()).unwrap_or(&[]);
-    welch_diff(values(with), values(without))
+    welch_diff(best(summary, with), best(summary, without))
 }
 
 fn interval_text(iv: Option<(f64, f64, f64)>) -> (String, String) {
@@ -86,8 +90,7 @@ fn why_table(m: &Messages, d: &Design, diag: DiagnosticLookup) -> String {
 pub fn section(m: &Messages, d: &Design, summary: &[FunctionSummary], diag: DiagnosticLookup) -> String {
     let mut p = format!("## {}\n\n{}\n\n", m.title_design, fill(&m.design_intro, &[("hypothesis", &d.hypothesis)]));
     let cell = |a: Activation| {
-        let v = summary.iter().find(|s| s.activation == a).map(|s| s.best_values.clone()).unwrap_or_default();
-        let s = describe(&v);
+        let s = describe(best(summary, a));
         let value = match s.n {
             0 => "–".to_string(),
             1 => format!("{:.4}", s.mean),
