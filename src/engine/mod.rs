@@ -4,6 +4,7 @@ pub mod codegen;
 pub mod cuda;
 pub mod device;
 pub mod gemm;
+pub mod launch;
 pub mod math;
 pub mod real;
 pub mod rng;

@@ -1,5 +1,6 @@
 //! The network: layers, the article's CNN, loss and optimizer.
 pub mod adam;
+pub mod gpu;
 pub mod interop;
 pub mod layers;
 pub mod loss;
