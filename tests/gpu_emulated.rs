@@ -4,6 +4,7 @@
 //! shapes, and whole batched training steps of several runs (parameters,
 //! Adam moments, losses, accuracies and evaluation).
 
+mod common;
 mod emulator;
 
 use actlab::activation::Activation;
@@ -157,5 +158,34 @@ fn batched_training_steps_match_the_cpu_bit_for_bit() {
         let want = actlab::train::evaluate(&mut run.as_mut().unwrap().model, &test);
         assert_eq!(gpu_eval[r].loss_sum.to_bits(), want.loss_sum.to_bits(), "run {r}: evaluation loss");
         assert_eq!((gpu_eval[r].correct, gpu_eval[r].samples), (want.correct, want.samples), "run {r}: evaluation accuracy");
+    }
+}
+
+#[test]
+fn runs_trained_together_write_what_each_writes_alone_on_the_cpu() {
+    use actlab::train::{self, Reporter, TrainConfig};
+    let data = common::synthetic_dataset(10, 6);
+    let configs: Vec<TrainConfig> = [(Activation::Relu, 1), (Activation::ZeroFitLinear, 2)]
+        .into_iter()
+        .map(|(a, s)| TrainConfig { epochs: 3, batch_size: 4, train_limit: None, test_limit: None, ..TrainConfig::article(a, s) })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..configs.len()).map(|i| tmp.path().join(format!("gpu-{i}"))).collect();
+    // The GPU resumes what the CPU started: one epoch there, the rest together.
+    for (c, d) in configs.iter().zip(&dirs) {
+        train::run(c, &data, d, &Reporter::default(), Some(1)).unwrap();
+    }
+    let together = train::gpu::run_on(&configs, &dirs, &data, "emulated GPU", |p| Emulated::build(p, Gemm::Loop), &Reporter::default()).unwrap();
+    for (i, (c, d)) in configs.iter().zip(&dirs).enumerate() {
+        let alone = tmp.path().join(format!("cpu-{i}"));
+        let cpu = train::run(c, &data, &alone, &Reporter::default(), None).unwrap();
+        let read = |dir: &std::path::Path, f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        for f in ["history.csv", "diagnostics.csv"] {
+            assert_eq!(read(d, f), read(&alone, f), "{} seed {}: {f}", c.activation, c.seed);
+        }
+        assert_eq!(together[i].record.params_sha256, cpu.record.params_sha256);
+        assert_eq!(together[i].record.history_sha256, cpu.record.history_sha256);
+        assert_eq!((together[i].record.device.class.as_str(), together[i].record.epochs_completed), ("cuda", 3));
+        assert!(!d.join("checkpoint.safetensors").exists());
     }
 }

@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod diagnostics;
+pub mod gpu;
 pub mod history;
 pub mod lock;
 pub mod record;
@@ -22,11 +23,12 @@ use crate::nn::model::{DropoutKey, Model};
 use anyhow::{bail, Context, Result};
 use checkpoint::Checkpoint;
 pub use config::TrainConfig;
+use diagnostics::LayerStats;
 use history::Epoch;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 pub use lock::RunLock;
 use record::{RunRecord, Status};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The fixed subset used by `--train-limit`/`--test-limit`: the same for every
@@ -85,48 +87,129 @@ pub fn evaluate(model: &mut Model, split: &Split) -> BatchStats {
     stats
 }
 
-/// Train (or resume) the run described by `config` in `dir`.
-/// Stop after `stop_after` epochs of this call (tests use this to simulate a crash).
-pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter, stop_after: Option<usize>) -> Result<Outcome> {
-    if let Err(e) = config.validate() {
-        bail!("invalid training configuration: {e}");
-    }
-    let _lock = RunLock::acquire(dir)?;
-    let train = subset(&data.train, config.train_limit);
-    let test = subset(&data.test, config.test_limit);
-    let rng = Rng::new(config.seed);
-    let mut model = Model::new(config.activation, config.batch_size);
+/// A run being trained: its locked directory, configuration and checkpoint.
+/// Shared by the CPU loop below and the GPU's batched loop (`gpu.rs`).
+pub struct Slot {
+    pub config: TrainConfig,
+    pub dir: PathBuf,
+    _lock: RunLock,
+    pub ck: Checkpoint,
+    pub diverged_at: Option<usize>,
+}
 
-    let mut ck = match Checkpoint::load(dir)? {
-        Some(ck) if ck.config == *config => ck,
-        Some(ck) => bail!(
-            "{} holds a checkpoint of a different configuration ({} seed {}, {} epochs); \
-             remove it or pass --force to start over",
-            dir.display(),
-            ck.config.activation,
-            ck.config.seed,
-            ck.config.epochs
-        ),
-        None => {
-            model.init_glorot(&rng);
-            let n = model.params.len();
-            Checkpoint { config: config.clone(), params: model.params.clone(), adam: Adam::new(config.adam, n), history: vec![], diagnostics: vec![], train_seconds: 0.0 }
+impl Slot {
+    /// Lock `dir` and resume its checkpoint, or start from Glorot weights.
+    pub fn open(config: &TrainConfig, dir: &Path) -> Result<Slot> {
+        if let Err(e) = config.validate() {
+            bail!("invalid training configuration: {e}");
         }
-    };
-    model.params.clone_from(&ck.params);
-    let steps = train.len().div_ceil(config.batch_size);
-    let started = Instant::now();
-    let mut images = vec![0u8; config.batch_size * IMAGE_BYTES];
-    let mut labels = vec![0u8; config.batch_size];
-    let mut diverged_at = None;
-    let first = ck.epochs_done();
+        let lock = RunLock::acquire(dir)?;
+        let ck = match Checkpoint::load(dir)? {
+            Some(ck) if ck.config == *config => ck,
+            Some(ck) => bail!(
+                "{} holds a checkpoint of a different configuration ({} seed {}, {} epochs); \
+                 remove it or pass --force to start over",
+                dir.display(),
+                ck.config.activation,
+                ck.config.seed,
+                ck.config.epochs
+            ),
+            None => {
+                let mut model = Model::new(config.activation, 1);
+                model.init_glorot(&Rng::new(config.seed));
+                let n = model.params.len();
+                Checkpoint { config: config.clone(), params: model.params, adam: Adam::new(config.adam, n), history: vec![], diagnostics: vec![], train_seconds: 0.0 }
+            }
+        };
+        Ok(Slot { config: config.clone(), dir: dir.to_path_buf(), _lock: lock, ck, diverged_at: None })
+    }
 
+    /// Whether the run still trains.
+    pub fn training(&self) -> bool {
+        self.diverged_at.is_none() && self.ck.epochs_done() < self.config.epochs
+    }
+
+    /// Record a finished epoch (`ck.params` and `ck.adam` already hold its
+    /// end state): its metrics, diagnostics and the checkpoint, unless the
+    /// run diverged, which ends it.
+    pub fn end_epoch(&mut self, row: Epoch, diagnostics: Vec<LayerStats>, train_seconds: f64) -> Result<()> {
+        let epoch = self.ck.epochs_done() + 1;
+        self.ck.train_seconds += train_seconds;
+        self.ck.history.push(row);
+        self.ck.diagnostics.extend(diagnostics);
+        if !(row.loss.is_finite() && row.val_loss.is_finite()) {
+            self.diverged_at = Some(epoch);
+            return Ok(());
+        }
+        self.ck.save(&self.dir)
+    }
+
+    /// Write the artifacts (atomically, `run.json` last) if the run is over.
+    pub fn finish(self, data: &Dataset, device: record::Device, wall_seconds: f64, train_images: usize) -> Result<Outcome> {
+        let ck = &self.ck;
+        let done = ck.epochs_done() == self.config.epochs || self.diverged_at.is_some();
+        let status = match self.diverged_at {
+            Some(e) => Status::Diverged { epoch: e },
+            None if done => Status::Finished,
+            None => Status::Partial { epochs: ck.epochs_done() },
+        };
+        let record = RunRecord::new(&self.config, data, ck, status, device, wall_seconds, train_images);
+        if done {
+            let dir = &self.dir;
+            write_atomic(&dir.join("history.csv"), history::to_csv(&ck.history).as_bytes())?;
+            write_atomic(&dir.join("diagnostics.csv"), diagnostics::to_csv(&ck.diagnostics).as_bytes())?;
+            write_atomic(&dir.join("run.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
+            let _ = std::fs::remove_file(dir.join(checkpoint::FILE));
+        }
+        Ok(Outcome { record, history: self.ck.history })
+    }
+}
+
+/// Keras' `verbose=2` line for an epoch.
+fn epoch_line(steps: usize, seconds: f64, row: &Epoch, train_seconds: f64) -> String {
+    format!(
+        "{steps}/{steps} - {seconds:.0}s - loss: {:.4} - accuracy: {:.4} - val_loss: {:.4} - val_accuracy: {:.4} - {:.0}ms/step",
+        row.loss,
+        row.accuracy,
+        row.val_loss,
+        row.val_accuracy,
+        train_seconds * 1e3 / steps as f64
+    )
+}
+
+/// A progress bar for `steps` steps, under the reporter's other bars.
+fn step_bar(reporter: &Reporter, steps: usize) -> ProgressBar {
     let bar = ProgressBar::new(steps as u64);
     let bar = match &reporter.multi {
         Some(m) => m.add(bar),
         None => bar,
     };
     bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}").unwrap().progress_chars("=> "));
+    bar
+}
+
+fn remove_bar(reporter: &Reporter, bar: ProgressBar) {
+    bar.finish_and_clear();
+    if let Some(m) = &reporter.multi {
+        m.remove(&bar);
+    }
+}
+
+/// Train (or resume) the run described by `config` in `dir` on the CPU.
+/// Stop after `stop_after` epochs of this call (tests use this to simulate a crash).
+pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter, stop_after: Option<usize>) -> Result<Outcome> {
+    let mut slot = Slot::open(config, dir)?;
+    let train = subset(&data.train, config.train_limit);
+    let test = subset(&data.test, config.test_limit);
+    let rng = Rng::new(config.seed);
+    let mut model = Model::new(config.activation, config.batch_size);
+    model.params.clone_from(&slot.ck.params);
+    let steps = train.len().div_ceil(config.batch_size);
+    let started = Instant::now();
+    let mut images = vec![0u8; config.batch_size * IMAGE_BYTES];
+    let mut labels = vec![0u8; config.batch_size];
+    let first = slot.ck.epochs_done();
+    let bar = step_bar(reporter, steps);
 
     for epoch in first..config.epochs {
         if stop_after.is_some_and(|s| epoch >= first + s) {
@@ -148,7 +231,7 @@ pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter
             model.load_images(&images[..n * IMAGE_BYTES]);
             let global_step = (epoch * steps + step) as u64;
             let s = model.loss_and_grads(n, &labels[..n], Some(DropoutKey { rng: &rng, step: global_step }));
-            ck.adam.step(&mut model.params, &model.grads);
+            slot.ck.adam.step(&mut model.params, &model.grads);
             stats.add(s);
             bar.inc(1);
             if step % 8 == 0 || step + 1 == steps {
@@ -156,46 +239,18 @@ pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter
             }
         }
         let train_secs = t0.elapsed().as_secs_f64();
-        ck.train_seconds += train_secs;
         let val = evaluate(&mut model, &test);
         let row = Epoch { loss: stats.mean_loss(), accuracy: stats.accuracy(), val_loss: val.mean_loss(), val_accuracy: val.accuracy() };
-        ck.history.push(row);
-        ck.diagnostics.extend(diagnostics::probe(&mut model, &test, epoch + 1));
-        reporter.line(&format!(
-            "{steps}/{steps} - {:.0}s - loss: {:.4} - accuracy: {:.4} - val_loss: {:.4} - val_accuracy: {:.4} - {:.0}ms/step",
-            t0.elapsed().as_secs_f64(),
-            row.loss,
-            row.accuracy,
-            row.val_loss,
-            row.val_accuracy,
-            train_secs * 1e3 / steps as f64
-        ));
-        ck.params.clone_from(&model.params);
-        if !(row.loss.is_finite() && row.val_loss.is_finite()) {
-            diverged_at = Some(epoch + 1);
+        let diagnostics = diagnostics::probe(&mut model, &test, epoch + 1);
+        reporter.line(&epoch_line(steps, t0.elapsed().as_secs_f64(), &row, train_secs));
+        slot.ck.params.clone_from(&model.params);
+        slot.end_epoch(row, diagnostics, train_secs)?;
+        if slot.diverged_at.is_some() {
             break;
         }
-        ck.save(dir)?;
     }
-    bar.finish_and_clear();
-    if let Some(m) = &reporter.multi {
-        m.remove(&bar);
-    }
-
-    let done = ck.epochs_done() == config.epochs || diverged_at.is_some();
-    let status = match diverged_at {
-        Some(e) => Status::Diverged { epoch: e },
-        None if done => Status::Finished,
-        None => Status::Partial { epochs: ck.epochs_done() },
-    };
-    let record = RunRecord::new(config, data, &ck, status, started.elapsed().as_secs_f64(), train.len());
-    if done {
-        write_atomic(&dir.join("history.csv"), history::to_csv(&ck.history).as_bytes())?;
-        write_atomic(&dir.join("diagnostics.csv"), diagnostics::to_csv(&ck.diagnostics).as_bytes())?;
-        write_atomic(&dir.join("run.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
-        let _ = std::fs::remove_file(dir.join(checkpoint::FILE));
-    }
-    Ok(Outcome { record, history: ck.history })
+    remove_bar(reporter, bar);
+    slot.finish(data, record::Device::cpu(), started.elapsed().as_secs_f64(), train.len())
 }
 
 /// Remove a run's artifacts and checkpoint (for `--force`).

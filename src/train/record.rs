@@ -42,6 +42,7 @@ pub struct Device {
     /// "cpu" or "cuda".
     pub class: String,
     pub name: String,
+    /// CPU threads; on CUDA, the runs trained together.
     pub threads: usize,
 }
 
@@ -71,6 +72,10 @@ impl Device {
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         Device { class: "cpu".into(), name, threads: rayon::current_num_threads() }
     }
+
+    pub fn cuda(name: &str, runs: usize) -> Device {
+        Device { class: "cuda".into(), name: name.to_string(), threads: runs }
+    }
 }
 
 pub fn params_sha256(params: &[f32]) -> String {
@@ -79,7 +84,7 @@ pub fn params_sha256(params: &[f32]) -> String {
 }
 
 impl RunRecord {
-    pub fn new(config: &TrainConfig, data: &Dataset, ck: &Checkpoint, status: Status, wall_seconds: f64, train_images: usize) -> RunRecord {
+    pub fn new(config: &TrainConfig, data: &Dataset, ck: &Checkpoint, status: Status, device: Device, wall_seconds: f64, train_images: usize) -> RunRecord {
         let last = ck.history.last();
         let images = (train_images * ck.epochs_done()) as f64;
         RunRecord {
@@ -92,7 +97,7 @@ impl RunRecord {
             params_sha256: params_sha256(&ck.params),
             dataset: data.manifest.clone(),
             train_images,
-            device: Device::cpu(),
+            device,
             engine: Engine::current(),
             wall_seconds,
             train_seconds: ck.train_seconds,
