@@ -62,3 +62,54 @@ pub fn run(acts: &[Activation], steps: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// Images per second, all runs together, of `runs` runs of `act` trained
+/// together on a GPU (full steps: forward, backward, Adam).
+fn measure_gpu(gpu: crate::engine::cuda::Gpu, act: Activation, runs: usize, steps: usize) -> Result<f64> {
+    use crate::nn::gpu::GpuRuns;
+    let seeds: Vec<u64> = (1..=runs as u64).collect();
+    let acts = vec![act; runs];
+    let mut g = GpuRuns::new(&acts, &seeds, BATCH, AdamConfig::default(), |p| crate::engine::cuda::CudaDevice::new(gpu, p))?;
+    let rng = Rng::new(1);
+    let model = {
+        let mut m = Model::new(act, 1);
+        m.init_glorot(&rng);
+        m
+    };
+    for r in 0..runs {
+        g.set_state(r, &model.params, &Adam::new(AdamConfig::default(), model.params.len()))?;
+    }
+    let batches = 4;
+    let mut px = vec![0f32; batches * BATCH * IMAGE_LEN];
+    rng.fill_uniform(Purpose::Synthetic, 0, &mut px);
+    let split = crate::data::Split { images: px.iter().map(|v| (v * 255.0) as u8).collect(), labels: (0..batches * BATCH).map(|i| (i % 10) as u8).collect() };
+    let data = g.upload(&split)?;
+    let step = |g: &mut GpuRuns<_>, s: usize| g.train_step(&data, (s % batches) * BATCH, BATCH, s as u64);
+    for s in 0..3 {
+        step(&mut g, s)?;
+    }
+    g.stats(0)?; // waits for the warm-up
+    let t = Instant::now();
+    for s in 0..steps {
+        step(&mut g, 3 + s)?;
+    }
+    g.stats(0)?;
+    Ok((steps * BATCH * runs) as f64 / t.elapsed().as_secs_f64())
+}
+
+/// `actlab bench --device cuda`: each function alone and 12 runs together
+/// (a 4-function × 3-seed study's worth).
+pub fn run_gpu(acts: &[Activation], steps: usize, ordinal: usize) -> Result<()> {
+    let name = crate::engine::cuda::Gpu::open(ordinal)?.name;
+    println!("training throughput on cuda:{ordinal} ({name}), article CNN, batch {BATCH}, {steps} steps, float32");
+    println!("{:<20} {:>6} {:>16} {:>14} {:>12} {:>20}", "activation", "runs", "images/s (all)", "images/s/run", "ms/step", "50 epochs × 50k (s)");
+    for &act in acts {
+        for runs in [1, 12] {
+            let ips = measure_gpu(crate::engine::cuda::Gpu::open(ordinal)?, act, runs, steps.max(1))?;
+            let per_run = ips / runs as f64;
+            println!("{:<20} {:>6} {:>16.0} {:>14.0} {:>12.2} {:>20.1}", act.name(), runs, ips, per_run, (BATCH * runs) as f64 / ips * 1e3, 50.0 * 50_000.0 / per_run);
+        }
+    }
+    println!("(the last column counts training steps only; evaluation and diagnostics add to a run)");
+    Ok(())
+}

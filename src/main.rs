@@ -215,7 +215,6 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(a) => {
-            device::cpu_only(cli.device, "train")?;
             for d in &a.define {
                 let (name, body) = d.split_once('=').with_context(|| format!("--define `{d}`: write NAME=EXPR or NAME=EXPR;GRAD"))?;
                 let (expr, grad) = match body.split_once(';') {
@@ -244,8 +243,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             let ds = data::load(&cli.data_dir, a.data.as_deref(), false, true)?;
             let reporter = Reporter { multi: Some(indicatif::MultiProgress::new()), epoch_lines: true };
-            let outcome = train::run(&config, &ds, &out, &reporter, None)?;
-            let r = &outcome.record;
+            let device = device::select(cli.device)?;
+            let mut outcome = None;
+            train::run_all(std::slice::from_ref(&config), std::slice::from_ref(&out), &ds, &device, &reporter, &mut |_, o| outcome = Some(o))?;
+            let r = &outcome.expect("run_all reports every run").record;
             println!(
                 "{}: {} epochs, test loss {:.4}, test accuracy {:.4}, {:.0} images/s; artifacts in {}",
                 config.activation,
@@ -258,7 +259,6 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Study(StudyCommand::Run { study, shard, force, epochs, limits, artifacts, data }) => {
-            device::cpu_only(cli.device, "study run")?;
             let study = actlab::study::Study::load(&study)?;
             let ds = data::load(&cli.data_dir, data.as_deref(), false, true)?;
             let opts = actlab::study::RunOptions {
@@ -267,6 +267,7 @@ fn run(cli: Cli) -> Result<()> {
                 epochs: epochs.map(|e| e as usize),
                 train_limit: limits.train(),
                 test_limit: limits.test(),
+                device: device::select(cli.device)?,
             };
             let s = actlab::study::run(&study, &ds, &artifacts, &opts)?;
             println!(
@@ -311,10 +312,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Verify { study, epochs, run, artifacts, data } => {
-            device::cpu_only(cli.device, "verify")?;
             let study = actlab::study::Study::load(&study)?;
             let ds = data::load(&cli.data_dir, data.as_deref(), false, false)?;
-            let table = actlab::verify::verify(&study, &ds, &artifacts, epochs as usize, run.as_deref())?;
+            let table = actlab::verify::verify(&study, &ds, &artifacts, epochs as usize, run.as_deref(), &device::select(cli.device)?)?;
             print!("{}", table.render());
             if table.failed() {
                 anyhow::bail!("{} of {} runs differ from their stored history", table.mismatches(), table.rows.len());
@@ -323,9 +323,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::DeviceCheck => device_check(cli.device),
         Command::Bench { acts, steps } => {
-            device::cpu_only(cli.device, "bench")?;
             let acts = if acts.is_empty() { Activation::ALL.to_vec() } else { acts };
-            bench::run(&acts, steps)
+            match device::select(cli.device)? {
+                Selected::Cpu => bench::run(&acts, steps),
+                Selected::Cuda { ordinal, .. } => bench::run_gpu(&acts, steps, ordinal),
+            }
         }
     }
 }

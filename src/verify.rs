@@ -9,7 +9,9 @@ use crate::data::Dataset;
 use crate::io::sha256_file;
 use crate::report::finished_runs;
 use crate::study::Study;
-use crate::train::{self, record::Device, Reporter, TrainConfig};
+use crate::engine::device::Selected;
+use crate::train::{self, Reporter, TrainConfig};
+use std::path::PathBuf;
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
 
@@ -17,7 +19,7 @@ use std::fmt::Write as _;
 pub enum Outcome {
     Identical,
     Different(String),
-    /// Recorded on another device class or dataset: bits are not expected to match.
+    /// Recorded on another dataset: bits are not expected to match.
     NotComparable(String),
 }
 
@@ -57,7 +59,10 @@ fn head(csv: &str, k: usize) -> String {
     csv.lines().take(k + 1).map(|l| format!("{l}\n")).collect()
 }
 
-pub fn verify(study: &Study, data: &Dataset, artifacts: &std::path::Path, epochs: usize, only: Option<&str>) -> Result<Table> {
+/// Retrain the first `epochs` epochs of the study's finished runs on
+/// `device` and compare. The CPU and CUDA engines compute the same bits, so
+/// a run recorded on one is checked on the other as well.
+pub fn verify(study: &Study, data: &Dataset, artifacts: &std::path::Path, epochs: usize, only: Option<&str>, device: &Selected) -> Result<Table> {
     let runs = finished_runs(study, artifacts)?;
     let runs: Vec<_> = match only {
         Some(sel) => {
@@ -72,33 +77,37 @@ pub fn verify(study: &Study, data: &Dataset, artifacts: &std::path::Path, epochs
     if runs.is_empty() {
         bail!("study {} has no finished runs in {} to verify", study.name, artifacts.display());
     }
-    let here = Device::cpu();
     let mut rows = Vec::new();
+    // Runs to retrain: (row, config, stored history, scratch folder).
+    let mut retrain = Vec::new();
     for (spec, rec) in runs {
         let label = format!("{}/{}", spec.activation, spec.seed);
         let k = epochs.min(rec.epochs_completed);
         let dir = study.run_dir(artifacts, &spec);
-        let outcome = if rec.device.class != here.class {
-            Outcome::NotComparable(format!("recorded on {}, checking on {}", rec.device.class, here.class))
-        } else if rec.dataset.tensors_sha256 != data.manifest.tensors_sha256 {
-            Outcome::NotComparable(format!("recorded on dataset {} ({}…), the cache holds {}", rec.dataset.dataset, &rec.dataset.tensors_sha256[..12], data.manifest.dataset))
+        if rec.dataset.tensors_sha256 != data.manifest.tensors_sha256 {
+            let why = format!("recorded on dataset {} ({}…), the cache holds {}", rec.dataset.dataset, &rec.dataset.tensors_sha256[..12], data.manifest.dataset);
+            rows.push(Row { run: label, epochs: k, outcome: Outcome::NotComparable(why) });
         } else if sha256_file(&dir.join("history.csv"))? != rec.history_sha256 {
-            Outcome::Different("the stored history.csv does not match its sha256 in run.json".into())
+            rows.push(Row { run: label, epochs: k, outcome: Outcome::Different("the stored history.csv does not match its sha256 in run.json".into()) });
         } else {
             let stored = std::fs::read_to_string(dir.join("history.csv"))?;
             let tmp = tempdir(&label)?;
-            let config = TrainConfig { epochs: k, ..rec.config.clone() };
-            eprintln!("verifying {label}: retraining {k} epoch(s)");
-            train::run(&config, data, &tmp, &Reporter::default(), None)?;
-            let fresh = std::fs::read_to_string(tmp.join("history.csv"))?;
-            let _ = std::fs::remove_dir_all(&tmp);
-            if head(&fresh, k) == head(&stored, k) {
-                Outcome::Identical
-            } else {
-                Outcome::Different(format!("epoch rows differ: stored `{}`, now `{}`", head(&stored, k).lines().last().unwrap_or(""), head(&fresh, k).lines().last().unwrap_or("")))
-            }
-        };
-        rows.push(Row { run: label, epochs: k, outcome });
+            eprintln!("verifying {label} (recorded on {}): retraining {k} epoch(s)", rec.device.class);
+            rows.push(Row { run: label, epochs: k, outcome: Outcome::Identical });
+            retrain.push((rows.len() - 1, TrainConfig { epochs: k, ..rec.config.clone() }, stored, tmp));
+        }
+    }
+    let configs: Vec<TrainConfig> = retrain.iter().map(|r| r.1.clone()).collect();
+    let dirs: Vec<PathBuf> = retrain.iter().map(|r| r.3.clone()).collect();
+    train::run_all(&configs, &dirs, data, device, &Reporter::default(), &mut |_, _| {})?;
+    for (row, config, stored, tmp) in retrain {
+        let k = config.epochs;
+        let fresh = std::fs::read_to_string(tmp.join("history.csv"))?;
+        let _ = std::fs::remove_dir_all(&tmp);
+        if head(&fresh, k) != head(&stored, k) {
+            let why = format!("epoch rows differ: stored `{}`, now `{}`", head(&stored, k).lines().last().unwrap_or(""), head(&fresh, k).lines().last().unwrap_or(""));
+            rows[row].outcome = Outcome::Different(why);
+        }
     }
     Ok(Table { rows })
 }

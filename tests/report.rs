@@ -3,6 +3,7 @@
 
 mod common;
 use actlab::activation::Activation;
+use actlab::engine::device::Selected;
 use actlab::report::{self, artifacts, chapters};
 use actlab::study::Study;
 use actlab::train::{self, Reporter};
@@ -167,7 +168,7 @@ fn missing_partial_and_corrupt_runs_are_marked_not_dropped() {
 fn verify_confirms_reruns_and_catches_differences() {
     let f = fixture(1);
     let art = f.root.join("artifacts");
-    let t = actlab::verify::verify(&f.study, &f.data, &art, 2, None).unwrap();
+    let t = actlab::verify::verify(&f.study, &f.data, &art, 2, None, &Selected::Cpu).unwrap();
     assert_eq!(t.rows.len(), 2);
     assert!(!t.failed(), "{}", t.render());
     assert!(t.render().contains("yes"));
@@ -182,15 +183,20 @@ fn verify_confirms_reruns_and_catches_differences() {
     let mut rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     rec["history_sha256"] = actlab::io::sha256_hex(edited.as_bytes()).into();
     std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
-    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1")).unwrap();
+    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1"), &Selected::Cpu).unwrap();
     assert!(t.failed(), "{}", t.render());
 
-    // A run recorded on a GPU is not comparable on the CPU, not failed.
+    // A run recorded on a GPU is checked like any other (the engines agree bit for bit)...
     rec["device"]["class"] = "cuda".into();
     std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
-    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1")).unwrap();
+    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1"), &Selected::Cpu).unwrap();
+    assert!(t.failed(), "{}", t.render());
+    // ...but one recorded on other data is not comparable, not failed.
+    rec["dataset"]["tensors_sha256"] = "f".repeat(64).into();
+    std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
+    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1"), &Selected::Cpu).unwrap();
     assert!(!t.failed() && t.render().contains("not comparable"), "{}", t.render());
-    assert!(actlab::verify::verify(&f.study, &f.data, &art, 1, Some("tanh/1")).is_err());
+    assert!(actlab::verify::verify(&f.study, &f.data, &art, 1, Some("tanh/1"), &Selected::Cpu).is_err());
     let _ = Activation::Relu;
 }
 

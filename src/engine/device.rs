@@ -74,21 +74,6 @@ fn open_name(ordinal: usize) -> Result<Selected> {
     Ok(Selected::Cuda { ordinal, name: ctx.name().unwrap_or_else(|_| "unknown NVIDIA GPU".into()) })
 }
 
-/// For commands whose CUDA path is not built yet: a clear refusal rather
-/// than a silent CPU run when the user asked for a GPU.
-pub fn cpu_only(arg: DeviceArg, command: &str) -> Result<()> {
-    match select(arg)? {
-        Selected::Cpu => Ok(()),
-        Selected::Cuda { ordinal, name } => match arg {
-            DeviceArg::Auto => {
-                eprintln!("note: `{command}` runs on the CPU in this version; cuda:{ordinal} ({name}) is used by `actlab device-check` only");
-                Ok(())
-            }
-            _ => bail!("`{command}` cannot train on CUDA in this version (found cuda:{ordinal}, {name}): the GPU engine so far covers the generated activation kernels, checked by `actlab device-check`. Use --device cpu."),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,8 @@ pub mod state;
 
 use crate::data::Dataset;
 use crate::train::{self, Reporter};
-use anyhow::{bail, Context, Result};
+use crate::engine::device::Selected;
+use anyhow::{bail, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 pub use spec::{RunSpec, Study};
 use state::RunState;
@@ -52,6 +53,7 @@ pub struct RunOptions {
     pub epochs: Option<usize>,
     pub train_limit: Option<usize>,
     pub test_limit: Option<usize>,
+    pub device: Selected,
 }
 
 /// What `run` did, for the summary line.
@@ -76,6 +78,7 @@ pub fn run(study: &Study, data: &Dataset, artifacts: &Path, opts: &RunOptions) -
     overall.set_prefix(format!("{} (shard {}/{})", study.name, opts.shard.index, opts.shard.count));
     let reporter = Reporter { multi: Some(multi.clone()), epoch_lines: false };
     let mut summary = Summary::default();
+    let (mut configs, mut dirs, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     for r in &runs {
         let dir = study.run_dir(artifacts, r);
         let config = study.config(r, opts.train_limit, opts.test_limit);
@@ -106,8 +109,12 @@ pub fn run(study: &Study, data: &Dataset, artifacts: &Path, opts: &RunOptions) -
         if opts.force {
             train::clear_run(&dir)?;
         }
-        let out = train::run(&config, data, &dir, &reporter, None).with_context(|| format!("run {label} in {}", dir.display()))?;
-        let rec = &out.record;
+        configs.push(config);
+        dirs.push(dir);
+        labels.push(label);
+    }
+    train::run_all(&configs, &dirs, data, &opts.device, &reporter, &mut |i, out| {
+        let (label, rec) = (&labels[i], &out.record);
         match rec.status {
             train::record::Status::Diverged { epoch } => {
                 summary.diverged += 1;
@@ -125,7 +132,7 @@ pub fn run(study: &Study, data: &Dataset, artifacts: &Path, opts: &RunOptions) -
         }
         summary.trained += 1;
         overall.inc(1);
-    }
+    })?;
     overall.finish_and_clear();
     Ok(summary)
 }

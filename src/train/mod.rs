@@ -15,6 +15,7 @@ pub mod lock;
 pub mod record;
 
 use crate::data::{Dataset, Split, IMAGE_BYTES};
+use crate::engine::device::Selected;
 use crate::engine::rng::{Purpose, Rng};
 use crate::io::write_atomic;
 use crate::nn::adam::Adam;
@@ -251,6 +252,43 @@ pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter
     }
     remove_bar(reporter, bar);
     slot.finish(data, record::Device::cpu(), started.elapsed().as_secs_f64(), train.len())
+}
+
+/// How many runs train together on one GPU at most (about 0.3 GB each at batch 64).
+pub const MAX_TOGETHER: usize = 24;
+
+/// Train (or resume) every run `configs[i]` in `dirs[i]` on `device`; call
+/// `done` as each finishes. On the CPU runs go one after another; on CUDA,
+/// runs that share a protocol and their epochs done train together.
+pub fn run_all(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, device: &Selected, reporter: &Reporter, done: &mut dyn FnMut(usize, Outcome)) -> Result<()> {
+    match device {
+        Selected::Cpu => {
+            for (i, (c, d)) in configs.iter().zip(dirs).enumerate() {
+                let out = run(c, data, d, reporter, None).with_context(|| format!("run {} seed {} in {}", c.activation, c.seed, d.display()))?;
+                done(i, out);
+            }
+        }
+        Selected::Cuda { ordinal, .. } => {
+            let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+            for (i, (c, d)) in configs.iter().zip(dirs).enumerate() {
+                let epochs_done = Checkpoint::load(d)?.map(|ck| ck.epochs_done()).unwrap_or(0);
+                let key = format!("{:?}", (c.epochs, c.batch_size, c.train_limit, c.test_limit, c.adam, epochs_done));
+                match groups.iter_mut().find(|(k, g)| *k == key && g.len() < MAX_TOGETHER) {
+                    Some((_, g)) => g.push(i),
+                    None => groups.push((key, vec![i])),
+                }
+            }
+            for (_, g) in groups {
+                let cs: Vec<TrainConfig> = g.iter().map(|&i| configs[i].clone()).collect();
+                let ds: Vec<PathBuf> = g.iter().map(|&i| dirs[i].clone()).collect();
+                let gpu = crate::engine::cuda::Gpu::open(*ordinal)?;
+                for (i, out) in g.into_iter().zip(gpu::run_together(&cs, &ds, data, gpu, reporter)?) {
+                    done(i, out);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Remove a run's artifacts and checkpoint (for `--force`).
