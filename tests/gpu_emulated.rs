@@ -34,7 +34,7 @@ fn gemm_kernels_match_the_cpu_gemm() {
     let dev = Emulated::build(&program(&[Activation::Relu]), Gemm::Kernel).unwrap();
     let runs = 2;
     // (m, n, k): edges in every direction, k shorter and longer than a tile, k = 0.
-    for (m, n, k) in [(70, 37, 41), (5, 3, 2), (17, 80, 16), (3, 4, 0)] {
+    for (m, n, k) in [(70, 37, 41), (5, 3, 2), (17, 80, 16), (20, 9, 150), (3, 4, 0)] {
         for (a_t, b_t, accumulate) in [(false, false, true), (true, false, false), (false, true, false), (true, true, true)] {
             for kernel in ["gemm_64", "gemm_16"] {
                 let (mut a, mut b) = (values(runs * m * k, 1), values(runs * k * n, 2));

@@ -62,16 +62,13 @@ extern "C" __global__ void col2im(const float* dcol, float* dx, long long sample
     GRID_STRIDE(i, samples * H * W * C) {
         int ci = (int)(i % C), ix = (int)(i / C % W), iy = (int)(i / ((long long)C * W) % H);
         long long s = i / ((long long)C * W * H);
+        // The outputs whose window covers (iy, ix): oy = iy + PAD - ky for ky in [0, K).
+        int oy0 = iy + PAD - K + 1 > 0 ? iy + PAD - K + 1 : 0, oy1 = iy + PAD < OH - 1 ? iy + PAD : OH - 1;
+        int ox0 = ix + PAD - K + 1 > 0 ? ix + PAD - K + 1 : 0, ox1 = ix + PAD < OW - 1 ? ix + PAD : OW - 1;
         float acc = 0.0f;
-        for (int oy = 0; oy < OH; oy++) {
-            int ky = iy + PAD - oy;
-            if (ky < 0 || ky >= K) continue;
-            for (int ox = 0; ox < OW; ox++) {
-                int kx = ix + PAD - ox;
-                if (kx < 0 || kx >= K) continue;
-                acc += dcol[((s * OH + oy) * OW + ox) * kdim + (ky * K + kx) * C + ci];
-            }
-        }
+        for (int oy = oy0; oy <= oy1; oy++)
+            for (int ox = ox0; ox <= ox1; ox++)
+                acc += dcol[((s * OH + oy) * OW + ox) * kdim + ((iy + PAD - oy) * K + ix + PAD - ox) * C + ci];
         dx[i] = acc;
     }
 }
@@ -99,16 +96,17 @@ extern "C" __global__ void bias_grad(const float* dy, float* db, long long db_st
 // --------------------------------------------------------------- GEMM --
 // C[r] (+)= A[r]·B[r] for run r = blockIdx.z; A and B are strided views
 // (element (i, j) at i*rs + j*cs), C row-major with row stride ldc.
-// A block of 256 threads computes a (16·TM)×(16·TN) tile; each thread owns
-// TM×TN outputs, and each output is one FMA chain over k in ascending order:
-// the tiles only decide which thread computes an output, never its order.
+// A block of 256 threads computes a (16·TM)×(16·TN) tile, BK steps of k at
+// a time; each thread owns TM×TN outputs, and each output is one FMA chain
+// over k in ascending order: the tiles only decide which thread computes an
+// output and when, never the order of its sum.
 
-template <int TM, int TN>
+template <int TM, int TN, int BK>
 __device__ void gemm_tile(int m, int n, int k,
                           const float* A, long long a_rs, long long a_cs, long long a_run,
                           const float* B, long long b_rs, long long b_cs, long long b_run,
                           float* C, long long ldc, long long c_run, int accumulate) {
-    const int BM = 16 * TM, BN = 16 * TN, BK = 16;
+    const int BM = 16 * TM, BN = 16 * TN;
     __shared__ float As[BK][BM];
     __shared__ float Bs[BK][BN];
     long long r = blockIdx.z;
@@ -150,18 +148,19 @@ __device__ void gemm_tile(int m, int n, int k,
         }
 }
 
-// Big outputs (forward, input gradients): 64×64 tiles.
+// Big outputs (forward, input gradients): 64×64 tiles, k by 16.
 extern "C" __global__ void gemm_64(int m, int n, int k, const float* A, long long a_rs, long long a_cs, long long a_run,
                                    const float* B, long long b_rs, long long b_cs, long long b_run,
                                    float* C, long long ldc, long long c_run, int accumulate) {
-    gemm_tile<4, 4>(m, n, k, A, a_rs, a_cs, a_run, B, b_rs, b_cs, b_run, C, ldc, c_run, accumulate);
+    gemm_tile<4, 4, 16>(m, n, k, A, a_rs, a_cs, a_run, B, b_rs, b_cs, b_run, C, ldc, c_run, accumulate);
 }
 
-// Few outputs and a long k (weight gradients): 16×16 tiles, for more blocks.
+// Few outputs and a long k (weight gradients): 16×16 tiles for more blocks,
+// k by 64 for fewer barriers along the long chains.
 extern "C" __global__ void gemm_16(int m, int n, int k, const float* A, long long a_rs, long long a_cs, long long a_run,
                                    const float* B, long long b_rs, long long b_cs, long long b_run,
                                    float* C, long long ldc, long long c_run, int accumulate) {
-    gemm_tile<1, 1>(m, n, k, A, a_rs, a_cs, a_run, B, b_rs, b_cs, b_run, C, ldc, c_run, accumulate);
+    gemm_tile<1, 1, 64>(m, n, k, A, a_rs, a_cs, a_run, B, b_rs, b_cs, b_run, C, ldc, c_run, accumulate);
 }
 
 // ------------------------------------------------------------ MaxPool2 --
