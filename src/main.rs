@@ -354,8 +354,12 @@ fn device_check(arg: DeviceArg) -> Result<()> {
                     }
                 }
             }
-            let c = actlab::activation::cuda::check_on_gpu(&gpu, &acts)?;
-            println!("generated kernels: {} functions, {} elements each, NVRTC {:.2} s", c.functions.len(), c.elements, c.compile_seconds);
+            let t = std::time::Instant::now();
+            let dev = actlab::engine::cuda::CudaDevice::new(gpu, &actlab::activation::cuda::program(&acts))?;
+            let compile_seconds = t.elapsed().as_secs_f64();
+            let groups = actlab::activation::kernels::Groups { samples: 64, spatial: 30 * 30, channels: 8 };
+            let c = actlab::activation::cuda::check_kernels(&dev, &acts, groups)?;
+            println!("generated kernels: {} functions, {} elements each, NVRTC (or the PTX cache) {compile_seconds:.2} s", c.functions.len(), c.elements);
             println!("rerun on the GPU: {}", if c.rerun_identical { "bit-identical" } else { "DIFFERENT" });
             if c.differences.is_empty() {
                 println!("GPU vs CPU: bit-identical for {}", c.functions.join(", "));

@@ -5,22 +5,11 @@
 //! every built-in and on expression-defined functions, straight-through and
 //! layer-wise ones included.
 
+mod emulator;
+
 use actlab::activation::kernels::Groups;
 use actlab::activation::{cuda, define, Activation, Definition};
-use std::fmt::Write as _;
-use std::process::Command;
-
-/// Emulates a CUDA launch on the host: every (block, thread) runs in turn.
-/// Valid because the kernels share nothing between threads.
-const SHIM: &str = r#"
-#include <stdio.h>
-struct actlab_dim3 { unsigned x, y, z; };
-static actlab_dim3 blockIdx, threadIdx, blockDim, gridDim;
-#define __global__
-#define LAUNCH(grid, block, call) do { gridDim.x = grid; blockDim.x = block; \
-    for (blockIdx.x = 0; blockIdx.x < grid; blockIdx.x++) \
-        for (threadIdx.x = 0; threadIdx.x < block; threadIdx.x++) call; } while (0)
-"#;
+use emulator::{Emulated, Gemm};
 
 fn functions() -> Vec<Activation> {
     let def = |name: &str, expr: &str, grad: Option<&str>| define(name, &Definition { expr: expr.into(), grad: grad.map(String::from) }).unwrap();
@@ -33,67 +22,15 @@ fn functions() -> Vec<Activation> {
     acts
 }
 
-fn floats(v: &[f32]) -> String {
-    v.iter().map(|f| format!("actlab_f32(0x{:08x}u)", f.to_bits())).collect::<Vec<_>>().join(",")
-}
-
+/// The same check `actlab device-check` runs on a GPU, on the host emulator.
 #[test]
 fn generated_kernels_match_the_cpu_bit_for_bit() {
     let acts = functions();
-    let g = Groups { samples: 3, spatial: 40, channels: 5 };
-    let n = g.len();
-    let (x, dy) = cuda::check_inputs(g);
-
-    // One program: every activation's kernels, run on the same inputs.
-    let mut src = String::from(SHIM);
-    src.push_str(&cuda::program(&acts));
-    let _ = writeln!(src, "\nstatic void dump(const char* what, const float* v, long long n) {{ printf(\"%s\", what); for (long long i = 0; i < n; i++) {{ unsigned b; memcpy(&b, &v[i], 4); printf(\" %08x\", b); }} printf(\"\\n\"); }}");
-    let _ = writeln!(src, "int main(void) {{\n    static const float x[{n}] = {{{}}};\n    static const float dy[{n}] = {{{}}};", floats(&x), floats(&dy));
-    let _ = writeln!(src, "    static float mins[{}], y[{n}], ye[{n}], dydx[{n}], dydm[{n}], dx[{n}];", g.samples * g.channels);
-    let (s, sp, c) = (g.samples, g.spatial, g.channels);
-    for (i, a) in acts.iter().enumerate() {
-        let lw = a.uses_min();
-        let (mins, dydm) = if lw { ("mins", "dydm") } else { ("0", "0") };
-        let _ = writeln!(src, "    memset(mins, 0, sizeof mins); memset(dydm, 0, sizeof dydm);");
-        if lw {
-            let _ = writeln!(src, "    LAUNCH(2, 4, act{i}_group_mins(x, mins, {s}, {sp}, {c}));");
-        }
-        let _ = writeln!(src, "    LAUNCH(3, 32, act{i}_forward_eval(x, {mins}, ye, {n}, {sp}, {c}));");
-        let _ = writeln!(src, "    LAUNCH(2, 64, act{i}_forward_train(x, {mins}, y, dydx, {dydm}, {n}, {sp}, {c}));");
-        let _ = writeln!(src, "    LAUNCH(2, 4, act{i}_backward(x, dy, dydx, {dydm}, {mins}, dx, {s}, {sp}, {c}));");
-        for v in ["ye", "y", "dydx", "dydm", "dx"] {
-            let _ = writeln!(src, "    dump(\"{i} {v}\", {v}, {n});");
-        }
-        let _ = writeln!(src, "    dump(\"{i} mins\", mins, {});", s * c);
-    }
-    src.push_str("    return 0;\n}\n");
-
-    let dir = tempfile::tempdir().unwrap();
-    let (cpp, exe) = (dir.path().join("kernels.cpp"), dir.path().join("kernels"));
-    std::fs::write(&cpp, &src).unwrap();
-    let cc = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    let out = Command::new(&cc)
-        .args(["-O2", "-std=c++17", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Wno-unused-function", "-o"])
-        .arg(&exe)
-        .arg(&cpp)
-        .output()
-        .unwrap_or_else(|e| panic!("this test compiles generated kernels with the host C++ compiler `{cc}` (set CXX): {e}"));
-    assert!(out.status.success(), "generated source does not compile:\n{}", String::from_utf8_lossy(&out.stderr));
-    let run = Command::new(&exe).output().unwrap();
-    assert!(run.status.success());
-    let stdout = String::from_utf8(run.stdout).unwrap();
-    let dumped = |i: usize, what: &str| -> Vec<u32> {
-        let line = stdout.lines().find(|l| l.starts_with(&format!("{i} {what} "))).unwrap_or_else(|| panic!("no {what} for {i}"));
-        line.split(' ').skip(2).map(|h| u32::from_str_radix(h, 16).unwrap()).collect()
-    };
-
-    for (i, a) in acts.iter().enumerate() {
-        for (what, cpu) in cuda::cpu_reference(*a, g, &x, &dy) {
-            if let Some(d) = cuda::first_difference(*a, what, &x, &cpu, &dumped(i, what), "generated code") {
-                panic!("{d}");
-            }
-        }
-    }
+    let dev = Emulated::build(&cuda::program(&acts), Gemm::Loop).unwrap();
+    let c = cuda::check_kernels(&dev, &acts, Groups { samples: 3, spatial: 40, channels: 5 }).unwrap();
+    assert!(c.differences.is_empty(), "{}", c.differences.join("\n"));
+    assert!(c.rerun_identical);
+    assert_eq!(c.functions.len(), acts.len());
 }
 
 #[test]

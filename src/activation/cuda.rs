@@ -11,6 +11,7 @@
 use super::kernels::{backward, forward_eval, forward_train, Groups, Saved};
 use super::Activation;
 use crate::engine::codegen::{self, device_function, Sym};
+use crate::engine::launch::{Arg, Device, DeviceVec};
 use crate::engine::real::DualOf;
 
 type D = DualOf<Sym>;
@@ -165,63 +166,56 @@ pub fn first_difference(act: Activation, what: &str, x: &[f32], cpu: &[u32], oth
     Some(format!("{act} {what}: element {i} (x = {xi:e}): CPU {:e}, {other_name} {:e}", f32::from_bits(cpu[i]), f32::from_bits(other[i])))
 }
 
-/// The result of running the generated kernels on a GPU.
+/// The result of running the generated kernels on a device.
 #[derive(Debug)]
 pub struct GpuCheck {
     pub functions: Vec<String>,
     pub elements: usize,
-    pub compile_seconds: f64,
     /// Differences from the CPU, one line each (empty: bit-identical).
     pub differences: Vec<String>,
-    /// Whether a second run on the GPU reproduced the first bit for bit.
+    /// Whether a second run on the device reproduced the first bit for bit.
     pub rerun_identical: bool,
 }
 
-/// Compile every function's kernels with NVRTC, run them twice on the
-/// [`check_inputs`], and compare with the CPU kernels bit for bit.
-pub fn check_on_gpu(gpu: &crate::engine::cuda::Gpu, acts: &[Activation]) -> anyhow::Result<GpuCheck> {
-    use cudarc::driver::{LaunchConfig, PushKernelArg};
-    let g = Groups { samples: 64, spatial: 30 * 30, channels: 8 };
+/// Run every function's kernels twice on the [`check_inputs`] for `g`, on a
+/// device that holds [`program`]`(acts)`, and compare with the CPU kernels
+/// bit for bit. `actlab device-check` runs it on a GPU; `tests/codegen.rs`
+/// on the host emulator.
+pub fn check_kernels<D: Device>(dev: &D, acts: &[Activation], g: Groups) -> anyhow::Result<GpuCheck> {
     let (n, groups) = (g.len(), g.samples * g.channels);
     let (x, dy) = check_inputs(g);
-    let t = std::time::Instant::now();
-    let module = gpu.compile(&program(acts))?;
-    let compile_seconds = t.elapsed().as_secs_f64();
-    let s = &gpu.stream;
-    let x_d = s.clone_htod(&x)?;
-    let dy_d = s.clone_htod(&dy)?;
-    let (ni, sp, ch, ns) = (n as i64, g.spatial as i32, g.channels as i32, g.samples as i32);
-    let elementwise = LaunchConfig { grid_dim: (120, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
-    let per_group = LaunchConfig { grid_dim: (4, 1, 1), block_dim: (64, 1, 1), shared_mem_bytes: 0 };
+    let x_d = DeviceVec::from_slice(dev, &x)?;
+    let dy_d = DeviceVec::from_slice(dev, &dy)?;
+    let (ni, sp, ch, ns) = (Arg::I64(n as i64), Arg::I32(g.spatial as i32), Arg::I32(g.channels as i32), Arg::I32(g.samples as i32));
+    let (elementwise, per_group) = ([n.div_ceil(256).min(120) as u32, 1, 1], [groups.div_ceil(64) as u32, 1, 1]);
     let mut differences = Vec::new();
     let mut rerun_identical = true;
     for (i, &act) in acts.iter().enumerate() {
-        let f = |k: &str| module.load_function(&format!("act{i}_{k}"));
+        let k = |name: &str| format!("act{i}_{name}");
         let mut first: Option<Vec<(&str, Vec<u32>)>> = None;
         for _ in 0..2 {
-            let mut mins = s.alloc_zeros::<f32>(groups)?;
-            let (mut ye, mut y, mut dydx, mut dydm, mut dx) = (s.alloc_zeros::<f32>(n)?, s.alloc_zeros::<f32>(n)?, s.alloc_zeros::<f32>(n)?, s.alloc_zeros::<f32>(n)?, s.alloc_zeros::<f32>(n)?);
-            // SAFETY: the argument lists match the generated signatures (see `kernel_source`).
-            unsafe {
-                if act.uses_min() {
-                    s.launch_builder(&f("group_mins")?).arg(&x_d).arg(&mut mins).arg(&ns).arg(&sp).arg(&ch).launch(per_group)?;
-                }
-                s.launch_builder(&f("forward_eval")?).arg(&x_d).arg(&mins).arg(&mut ye).arg(&ni).arg(&sp).arg(&ch).launch(elementwise)?;
-                s.launch_builder(&f("forward_train")?).arg(&x_d).arg(&mins).arg(&mut y).arg(&mut dydx).arg(&mut dydm).arg(&ni).arg(&sp).arg(&ch).launch(elementwise)?;
-                s.launch_builder(&f("backward")?).arg(&x_d).arg(&dy_d).arg(&dydx).arg(&dydm).arg(&mins).arg(&mut dx).arg(&ns).arg(&sp).arg(&ch).launch(per_group)?;
+            let mins = DeviceVec::<D, f32>::zeros(dev, groups)?;
+            let [ye, y, dydx, dydm, dx] = [(); 5].map(|_| DeviceVec::<D, f32>::zeros(dev, n));
+            let [ye, y, dydx, dydm, dx] = [ye?, y?, dydx?, dydm?, dx?];
+            // The argument lists of the generated signatures (see `kernel_source`).
+            if act.uses_min() {
+                dev.launch(&k("group_mins"), per_group, 64, &[x_d.arg(), mins.arg(), ns, sp, ch])?;
             }
-            let [ye, y, dydx, dx, dydm, mins] = [&ye, &y, &dydx, &dx, &dydm, &mins].map(|d| s.clone_dtoh(d));
-            let out = outputs(act, [&ye?, &y?, &dydx?, &dx?, &dydm?, &mins?]);
+            dev.launch(&k("forward_eval"), elementwise, 256, &[x_d.arg(), mins.arg(), ye.arg(), ni, sp, ch])?;
+            dev.launch(&k("forward_train"), elementwise, 256, &[x_d.arg(), mins.arg(), y.arg(), dydx.arg(), dydm.arg(), ni, sp, ch])?;
+            dev.launch(&k("backward"), per_group, 64, &[x_d.arg(), dy_d.arg(), dydx.arg(), dydm.arg(), mins.arg(), dx.arg(), ns, sp, ch])?;
+            let [ye, y, dydx, dx, dydm] = [&ye, &y, &dydx, &dx, &dydm].map(|d| d.read(dev, 0, n));
+            let out = outputs(act, [&ye?, &y?, &dydx?, &dx?, &dydm?, &mins.read(dev, 0, groups)?]);
             match &first {
                 None => first = Some(out),
                 Some(f) => rerun_identical &= *f == out,
             }
         }
-        let gpu_out = first.unwrap();
+        let device_out = first.unwrap();
         for (what, cpu) in cpu_reference(act, g, &x, &dy) {
-            let other = gpu_out.iter().find(|(w, _)| *w == what).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
-            differences.extend(first_difference(act, what, &x, &cpu, other, "GPU"));
+            let other = device_out.iter().find(|(w, _)| *w == what).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
+            differences.extend(first_difference(act, what, &x, &cpu, other, "the device"));
         }
     }
-    Ok(GpuCheck { functions: acts.iter().map(|a| a.name().to_string()).collect(), elements: n, compile_seconds, differences, rerun_identical })
+    Ok(GpuCheck { functions: acts.iter().map(|a| a.name().to_string()).collect(), elements: n, differences, rerun_identical })
 }

@@ -17,6 +17,14 @@ pub enum Arg<'a, B> {
     F32(f32),
 }
 
+// By hand: a derive would ask for `B: Copy`, but only a reference to B is held.
+impl<B> Clone for Arg<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<B> Copy for Arg<'_, B> {}
+
 pub trait Device {
     /// A device allocation.
     type Buf;
