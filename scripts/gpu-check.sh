@@ -6,7 +6,8 @@
 #
 # In about SECONDS (default 540) it writes to OUT_DIR (at most 8 files):
 #   device.txt      the GPU, driver and binary
-#   kernels.txt     generated activation kernels vs the CPU, bit for bit, and a rerun
+#   kernels.txt     `device-check`: activation kernels (and a rerun), GEMM kernels, and
+#                   3 runs trained together for 2 epochs, each vs the CPU bit for bit
 #   verify.txt      the first epoch of every committed run (recorded on the CPU),
 #                   retrained on the GPU, runs of a study together: bytes compared
 #   single.txt      one run alone on the GPU, twice: both equal to the CPU's record
@@ -33,7 +34,7 @@ status=0
 cat "$OUT/device.txt"
 
 A --device $DEV device-check > "$OUT/kernels.txt" 2>&1 || status=1
-tail -4 "$OUT/kernels.txt"
+tail -8 "$OUT/kernels.txt"
 
 # The committed artifacts were trained on the CPU: the GPU must give their bytes.
 for s in positive-only earlier zero-slope; do

@@ -81,8 +81,9 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         steps: usize,
     },
-    /// Show the selected device; on CUDA, compile the generated activation kernels with NVRTC,
-    /// run them twice and compare them with the CPU kernels bit for bit (exit 1 on any difference).
+    /// Show the selected device; on CUDA, compile the GPU program with NVRTC and compare it with
+    /// the CPU bit for bit: the generated activation kernels (run twice), the GEMM kernels, and
+    /// three runs trained together for two epochs (exit 1 on any difference).
     DeviceCheck,
 }
 
@@ -355,7 +356,8 @@ fn device_check(arg: DeviceArg) -> Result<()> {
                 }
             }
             let t = std::time::Instant::now();
-            let dev = actlab::engine::cuda::CudaDevice::new(gpu, &actlab::activation::cuda::program(&acts))?;
+            // The activation kernels and the network's, in one program.
+            let dev = actlab::engine::cuda::CudaDevice::new(gpu, &actlab::nn::gpu::program(&acts))?;
             let compile_seconds = t.elapsed().as_secs_f64();
             let groups = actlab::activation::kernels::Groups { samples: 64, spatial: 30 * 30, channels: 8 };
             let c = actlab::activation::cuda::check_kernels(&dev, &acts, groups)?;
@@ -368,8 +370,17 @@ fn device_check(arg: DeviceArg) -> Result<()> {
                     println!("GPU vs CPU differs: {d}");
                 }
             }
-            if !c.differences.is_empty() || !c.rerun_identical {
-                anyhow::bail!("the GPU kernels do not reproduce the CPU's bits");
+            // The network: GEMM kernels, then three runs trained together.
+            let gemm = actlab::nn::gpu_check::check_gemm(&dev)?;
+            println!("GEMM kernels vs CPU GEMM: {}", if gemm.is_empty() { "bit-identical".to_string() } else { format!("{} cases DIFFER", gemm.len()) });
+            let gpu = actlab::engine::cuda::Gpu::open(ordinal)?;
+            let training = actlab::nn::gpu_check::check_training(|p| actlab::engine::cuda::CudaDevice::new(gpu, p))?;
+            println!("3 runs trained together, 2 epochs, vs 3 CPU runs: {}", if training.is_empty() { "bit-identical".to_string() } else { format!("{} differences", training.len()) });
+            for d in gemm.iter().chain(&training) {
+                println!("  {d}");
+            }
+            if !c.differences.is_empty() || !c.rerun_identical || !gemm.is_empty() || !training.is_empty() {
+                anyhow::bail!("the GPU does not reproduce the CPU's bits");
             }
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! The network: layers, the article's CNN, loss and optimizer.
 pub mod adam;
 pub mod gpu;
+pub mod gpu_check;
 pub mod interop;
 pub mod layers;
 pub mod loss;

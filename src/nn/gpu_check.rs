@@ -1,0 +1,191 @@
+//! Checks of the GPU engine against the CPU engine, bit for bit, on any
+//! [`Device`]: `actlab device-check` runs them on a GPU, the tests on the
+//! host emulator. Each returns the differences found, one line each, naming
+//! the first element that differs (empty: bit-identical).
+
+use super::adam::{Adam, AdamConfig};
+use super::gpu::GpuRuns;
+use super::loss::BatchStats;
+use super::model::{param_ranges, DropoutKey, Model, PARAMS};
+use crate::activation::Activation;
+use crate::data::{Split, IMAGE_BYTES};
+use crate::engine::gemm::{gemm, MatRef};
+use crate::engine::launch::{Arg, Device, DeviceVec};
+use crate::engine::rng::{Purpose, Rng};
+use anyhow::Result;
+
+/// The first differing element of two f32 arrays, in words.
+fn first_difference(what: &str, cpu: &[f32], other: &[f32]) -> Option<String> {
+    let i = cpu.iter().zip(other).position(|(c, o)| c.to_bits() != o.to_bits())?;
+    Some(format!("{what}: element {i} of {}: CPU {:e}, device {:e}", cpu.len(), cpu[i], other[i]))
+}
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut v = vec![0.0; n];
+    Rng::new(seed).fill_uniform(Purpose::Synthetic, 0, &mut v);
+    // Signed values, with exact zeros of both signs now and then.
+    v.iter().enumerate().map(|(i, x)| if i % 17 == 3 { -0.0 } else if i % 19 == 5 { 0.0 } else { 2.0 * x - 1.0 }).collect()
+}
+
+/// A `rows×cols` matrix over row-major storage of it (or of its transpose):
+/// the view and its (row, column) strides.
+fn view(d: &[f32], rows: usize, cols: usize, transposed: bool) -> (MatRef<'_>, usize, usize) {
+    if transposed { (MatRef::transposed(d, rows), 1, rows) } else { (MatRef::rows(d, cols), cols, 1) }
+}
+
+/// Both GEMM kernels against `engine::gemm`, for 2 runs, on shapes with
+/// partial tiles, several k tiles, k = 0, transposed views, accumulation
+/// and sums of −0 (no FMA may run past the real k).
+pub fn check_gemm<D: Device>(dev: &D) -> Result<Vec<String>> {
+    let runs = 2;
+    let mut differences = Vec::new();
+    for (m, n, k) in [(70, 37, 41), (5, 3, 2), (17, 80, 16), (20, 9, 150), (3, 4, 0)] {
+        for (a_t, b_t, accumulate) in [(false, false, true), (true, false, false), (false, true, false), (true, true, true)] {
+            let (mut a, mut b) = (values(runs * m * k, 1), values(runs * k * n, 2));
+            let mut c0: Vec<f32> = values(runs * m * n, 3).iter().map(|v| if accumulate { -v } else { f32::NAN }).collect();
+            if m == 5 {
+                a.fill(-0.0);
+                b.iter_mut().for_each(|v| *v = v.abs() + 0.5);
+                c0.iter_mut().for_each(|v| *v = if accumulate { -0.0 } else { *v });
+            }
+            let mut want = c0.clone();
+            for r in 0..runs {
+                let (av, ..) = view(&a[r * m * k..(r + 1) * m * k], m, k, a_t);
+                let (bv, ..) = view(&b[r * k * n..(r + 1) * k * n], k, n, b_t);
+                gemm(m, n, k, av, bv, &mut want[r * m * n..(r + 1) * m * n], n, accumulate);
+            }
+            if k == 0 && !accumulate {
+                want.fill(0.0);
+            }
+            let (_, a_rs, a_cs) = view(&a, m, k, a_t);
+            let (_, b_rs, b_cs) = view(&b, k, n, b_t);
+            let (ad, bd) = (DeviceVec::from_slice(dev, &a)?, DeviceVec::from_slice(dev, &b)?);
+            for (kernel, tile) in [("gemm_64", 64), ("gemm_16", 16)] {
+                let cd = DeviceVec::from_slice(dev, &c0)?;
+                let l = |v: usize| Arg::I64(v as i64);
+                let args = [Arg::I32(m as i32), Arg::I32(n as i32), Arg::I32(k as i32), ad.arg(), l(a_rs), l(a_cs), l(m * k), bd.arg(), l(b_rs), l(b_cs), l(k * n), cd.arg(), l(n), l(m * n), Arg::I32(accumulate as i32)];
+                dev.launch(kernel, [n.div_ceil(tile).max(1) as u32, m.div_ceil(tile).max(1) as u32, runs as u32], 256, &args)?;
+                let what = format!("{kernel} m={m} n={n} k={k} A{} B{} {}", if a_t { "ᵀ" } else { "" }, if b_t { "ᵀ" } else { "" }, if accumulate { "C+=" } else { "C=" });
+                differences.extend(first_difference(&what, &want, &cd.read(dev, 0, runs * m * n)?));
+            }
+        }
+    }
+    Ok(differences)
+}
+
+/// A split of `n` random images and labels.
+fn split(n: usize, seed: u64) -> Split {
+    let rng = Rng::new(seed);
+    let mut px = vec![0f32; n * IMAGE_BYTES];
+    rng.fill_uniform(Purpose::Synthetic, 7, &mut px);
+    Split { images: px.iter().map(|v| (v * 256.0) as u8).collect(), labels: (0..n).map(|i| rng.below(Purpose::Synthetic, 8, i as u64, 10) as u8).collect() }
+}
+
+/// A run on the CPU, stepped as `train::run` steps it.
+struct CpuRun {
+    rng: Rng,
+    model: Model,
+    adam: Adam,
+}
+
+impl CpuRun {
+    fn epoch(&mut self, train: &Split, batch: usize, epoch: u64, first_step: u64) -> BatchStats {
+        let mut stats = BatchStats::default();
+        let order = self.rng.permutation(Purpose::Shuffle, epoch, train.len());
+        for (s, idx) in order.chunks(batch).enumerate() {
+            let images: Vec<u8> = idx.iter().flat_map(|&i| train.image(i as usize).to_vec()).collect();
+            let labels: Vec<u8> = idx.iter().map(|&i| train.labels[i as usize]).collect();
+            self.model.load_images(&images);
+            stats.add(self.model.loss_and_grads(idx.len(), &labels, Some(DropoutKey { rng: &self.rng, step: first_step + s as u64 })));
+            self.adam.step(&mut self.model.params, &self.model.grads);
+        }
+        stats
+    }
+
+    fn evaluate(&mut self, test: &Split, batch: usize) -> BatchStats {
+        let mut stats = BatchStats::default();
+        for (s, labels) in test.labels.chunks(batch).enumerate() {
+            self.model.load_images(&test.images[s * batch * IMAGE_BYTES..(s * batch + labels.len()) * IMAGE_BYTES]);
+            stats.add(self.model.evaluate(labels.len(), labels));
+        }
+        stats
+    }
+}
+
+/// Per-tensor differences of two flat parameter-shaped vectors.
+fn tensor_differences(what: &str, cpu: &[f32], other: &[f32]) -> Vec<String> {
+    PARAMS.iter().zip(param_ranges()).filter_map(|(p, r)| first_difference(&format!("{what} {}", p.name), &cpu[r.clone()], &other[r])).collect()
+}
+
+fn stats_difference(what: &str, cpu: &BatchStats, other: &BatchStats) -> Option<String> {
+    (cpu.loss_sum.to_bits() != other.loss_sum.to_bits() || cpu.correct != other.correct)
+        .then(|| format!("{what}: CPU loss sum {:e}, {} correct; device {:e}, {} correct", cpu.loss_sum, cpu.correct, other.loss_sum, other.correct))
+}
+
+/// Three runs trained together for two epochs on random images (two relu
+/// seeds side by side, then zero_fit_linear; a short last batch), against
+/// the same runs on the CPU: the first step's gradients per tensor, then
+/// each epoch's loss, accuracy, parameters and Adam moments, and evaluation.
+/// `device` compiles the program it is given.
+pub fn check_training<D: Device>(device: impl FnOnce(&str) -> Result<D>) -> Result<Vec<String>> {
+    let acts = [Activation::Relu, Activation::Relu, Activation::ZeroFitLinear];
+    let seeds = [1u64, 2, 3];
+    let batch = 4;
+    let (train, test) = (split(10, 11), split(6, 12));
+    let steps = train.len().div_ceil(batch) as u64;
+    let adam = AdamConfig::default();
+    let mut gpu = GpuRuns::new(&acts, &seeds, batch, adam, device)?;
+    let mut cpu: Vec<CpuRun> = acts
+        .iter()
+        .zip(seeds)
+        .map(|(&act, seed)| {
+            let rng = Rng::new(seed);
+            let mut model = Model::new(act, batch);
+            model.init_glorot(&rng);
+            let adam = Adam::new(adam, model.params.len());
+            CpuRun { rng, model, adam }
+        })
+        .collect();
+    for (r, run) in cpu.iter().enumerate() {
+        gpu.set_state(r, &run.model.params, &run.adam)?;
+    }
+    let mut train_d = gpu.upload(&train)?;
+    let test_d = gpu.upload(&test)?;
+    let mut differences = Vec::new();
+
+    // The first batch's gradients without dropout: where a difference starts.
+    gpu.loss_and_grads(&train_d, 0, batch)?;
+    for (r, run) in cpu.iter_mut().enumerate() {
+        run.model.load_images(&train.images[..batch * IMAGE_BYTES]);
+        run.model.loss_and_grads(batch, &train.labels[..batch], None);
+        differences.extend(tensor_differences(&format!("run {r} first gradients"), &run.model.grads, &gpu.grads(r)?));
+    }
+
+    for epoch in 0..2u64 {
+        let orders: Vec<Vec<u32>> = cpu.iter().map(|c| c.rng.permutation(Purpose::Shuffle, epoch, train.len())).collect();
+        gpu.set_orders(&mut train_d, &orders)?;
+        gpu.reset_stats()?;
+        for s in 0..steps {
+            let start = s as usize * batch;
+            gpu.train_step(&train_d, start, batch.min(train.len() - start), epoch * steps + s)?;
+        }
+        let stats = gpu.stats(train.len())?;
+        for (r, run) in cpu.iter_mut().enumerate() {
+            let what = format!("run {r} ({} seed {}) epoch {}", acts[r], seeds[r], epoch + 1);
+            differences.extend(stats_difference(&format!("{what} training"), &run.epoch(&train, batch, epoch, epoch * steps), &stats[r]));
+            let (params, adam) = gpu.state(r)?;
+            differences.extend(tensor_differences(&format!("{what} parameters"), &run.model.params, &params));
+            differences.extend(tensor_differences(&format!("{what} Adam m"), &run.adam.m, &adam.m));
+            differences.extend(tensor_differences(&format!("{what} Adam v"), &run.adam.v, &adam.v));
+        }
+    }
+    let eval = gpu.evaluate(&test_d)?;
+    for (r, run) in cpu.iter_mut().enumerate() {
+        differences.extend(stats_difference(&format!("run {r} evaluation"), &run.evaluate(&test, batch), &eval[r]));
+    }
+    // Guard against a vacuous pass: the runs must differ from one another.
+    if gpu.state(0)?.0 == gpu.state(1)?.0 {
+        differences.push("runs 0 and 1 (seeds 1 and 2) ended with the same parameters: the runs are not independent".into());
+    }
+    Ok(differences)
+}
