@@ -309,20 +309,22 @@ impl<D: Device> GpuRuns<D> {
     }
 
     /// `C[r] (+)= A[r]·B[r]` for every run: A is `m×k` with strides
-    /// (rs, cs) and run stride, likewise B; C row-major.
+    /// (rs, cs) and run stride, likewise B; C row-major. With `ones`, also
+    /// the column sums of B into `ones` (run stride as C's; see `network.cu`).
     #[allow(clippy::too_many_arguments)]
-    fn gemm(&self, m: usize, n: usize, k: usize, a: (Arg<'_, D::Buf>, usize, usize, usize), b: (Arg<'_, D::Buf>, usize, usize, usize), c: (Arg<'_, D::Buf>, usize, usize), accumulate: bool) -> Result<()> {
+    fn gemm(&self, m: usize, n: usize, k: usize, a: (Arg<'_, D::Buf>, usize, usize, usize), b: (Arg<'_, D::Buf>, usize, usize, usize), c: (Arg<'_, D::Buf>, usize, usize), accumulate: bool, ones: Arg<'_, D::Buf>) -> Result<()> {
+        let rows = m + matches!(ones, Arg::Ptr(..)) as usize;
         // The tile size only decides which thread computes an output, never
         // its sum, so either kernel gives the same bits.
-        let big = m.div_ceil(64) * n.div_ceil(64) * self.runs >= 264;
+        let big = rows.div_ceil(64) * n.div_ceil(64) * self.runs >= 264;
         let (kernel, tile) = if big { ("gemm_64", 64) } else { ("gemm_16", 16) };
-        let grid = [n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, self.runs as u32];
+        let grid = [n.div_ceil(tile) as u32, rows.div_ceil(tile) as u32, self.runs as u32];
         let l = |v: usize| Arg::I64(v as i64);
         self.dev.launch(
             kernel,
             grid,
             THREADS,
-            &[Arg::I32(m as i32), Arg::I32(n as i32), Arg::I32(k as i32), a.0, l(a.1), l(a.2), l(a.3), b.0, l(b.1), l(b.2), l(b.3), c.0, l(c.1), l(c.2), Arg::I32(accumulate as i32)],
+            &[Arg::I32(m as i32), Arg::I32(n as i32), Arg::I32(k as i32), a.0, l(a.1), l(a.2), l(a.3), b.0, l(b.1), l(b.2), l(b.3), c.0, l(c.1), l(c.2), Arg::I32(accumulate as i32), ones],
         )
     }
 
@@ -336,7 +338,7 @@ impl<D: Device> GpuRuns<D> {
         let p = param_count();
         let r = self.runs;
         self.launch("fill_bias", r * rows * outs, &[y.arg(), self.params.at(self.param(w + 1)), Arg::I64(p as i64), Arg::I64(rows as i64), Arg::I32(outs as i32), Arg::I32(r as i32)])?;
-        self.gemm(rows, outs, inner, (x.arg(), inner, 1, rows * inner), (self.params.at(self.param(w)), outs, 1, p), (y.arg(), outs, rows * outs), true)
+        self.gemm(rows, outs, inner, (x.arg(), inner, 1, rows * inner), (self.params.at(self.param(w)), outs, 1, p), (y.arg(), outs, rows * outs), true, Arg::Null)
     }
 
     /// Weight and bias gradients of a linear map (`rows×inner` input x, upstream dy),
@@ -344,13 +346,12 @@ impl<D: Device> GpuRuns<D> {
     #[allow(clippy::too_many_arguments)]
     fn linear_backward(&self, rows: usize, inner: usize, outs: usize, x: &DeviceVec<D, f32>, w: usize, dy: &DeviceVec<D, f32>, dx: Option<&DeviceVec<D, f32>>) -> Result<()> {
         let p = param_count();
-        let r = self.runs;
-        self.launch("bias_grad", r * outs, &[dy.arg(), self.grads.at(self.param(w + 1)), Arg::I64(p as i64), Arg::I64(rows as i64), Arg::I32(outs as i32), Arg::I32(r as i32)])?;
-        // dW = xᵀ·dy
-        self.gemm(inner, outs, rows, (x.arg(), 1, inner, rows * inner), (dy.arg(), outs, 1, rows * outs), (self.grads.at(self.param(w)), outs, p), false)?;
+        // dW = xᵀ·dy, and db = Σ rows of dy as its extra row of ones.
+        let (dw, db) = (self.grads.at(self.param(w)), self.grads.at(self.param(w + 1)));
+        self.gemm(inner, outs, rows, (x.arg(), 1, inner, rows * inner), (dy.arg(), outs, 1, rows * outs), (dw, outs, p), false, db)?;
         if let Some(dx) = dx {
             // dx = dy·Wᵀ
-            self.gemm(rows, inner, outs, (dy.arg(), outs, 1, rows * outs), (self.params.at(self.param(w)), 1, outs, p), (dx.arg(), inner, rows * inner), false)?;
+            self.gemm(rows, inner, outs, (dy.arg(), outs, 1, rows * outs), (self.params.at(self.param(w)), 1, outs, p), (dx.arg(), inner, rows * inner), false, Arg::Null)?;
         }
         Ok(())
     }

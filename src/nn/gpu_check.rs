@@ -59,14 +59,31 @@ pub fn check_gemm<D: Device>(dev: &D) -> Result<Vec<String>> {
             }
             let (_, a_rs, a_cs) = view(&a, m, k, a_t);
             let (_, b_rs, b_cs) = view(&b, k, n, b_t);
+            // The weight-gradient layout (Aᵀ·B) also sums B's columns, as `bias_grad`.
+            let ones = a_t && !b_t;
+            let mut want_ones = vec![0f32; runs * n];
+            for (r, sums) in want_ones.chunks_mut(n).enumerate() {
+                for kk in 0..k {
+                    for (j, s) in sums.iter_mut().enumerate() {
+                        *s += b[r * k * n + kk * b_rs + j * b_cs];
+                    }
+                }
+            }
             let (ad, bd) = (DeviceVec::from_slice(dev, &a)?, DeviceVec::from_slice(dev, &b)?);
             for (kernel, tile) in [("gemm_64", 64), ("gemm_16", 16)] {
                 let cd = DeviceVec::from_slice(dev, &c0)?;
+                // The sums go where they would in the parameter vector: a run stride of C's.
+                let od = DeviceVec::<D, f32>::zeros(dev, runs * m * n + n)?;
                 let l = |v: usize| Arg::I64(v as i64);
-                let args = [Arg::I32(m as i32), Arg::I32(n as i32), Arg::I32(k as i32), ad.arg(), l(a_rs), l(a_cs), l(m * k), bd.arg(), l(b_rs), l(b_cs), l(k * n), cd.arg(), l(n), l(m * n), Arg::I32(accumulate as i32)];
-                dev.launch(kernel, [n.div_ceil(tile).max(1) as u32, m.div_ceil(tile).max(1) as u32, runs as u32], 256, &args)?;
+                let args = [Arg::I32(m as i32), Arg::I32(n as i32), Arg::I32(k as i32), ad.arg(), l(a_rs), l(a_cs), l(m * k), bd.arg(), l(b_rs), l(b_cs), l(k * n), cd.arg(), l(n), l(m * n), Arg::I32(accumulate as i32), if ones { od.arg() } else { Arg::Null }];
+                let rows = m + ones as usize;
+                dev.launch(kernel, [n.div_ceil(tile).max(1) as u32, rows.div_ceil(tile).max(1) as u32, runs as u32], 256, &args)?;
                 let what = format!("{kernel} m={m} n={n} k={k} A{} B{} {}", if a_t { "ᵀ" } else { "" }, if b_t { "ᵀ" } else { "" }, if accumulate { "C+=" } else { "C=" });
                 differences.extend(first_difference(&what, &want, &cd.read(dev, 0, runs * m * n)?));
+                if ones {
+                    let got: Vec<f32> = (0..runs).map(|r| od.read(dev, r * m * n, n)).collect::<Result<Vec<_>>>()?.concat();
+                    differences.extend(first_difference(&format!("{what} column sums"), &want_ones, &got));
+                }
             }
         }
     }

@@ -81,21 +81,14 @@ extern "C" __global__ void fill_bias(float* y, const float* b, long long b_strid
     }
 }
 
-// db[r][c] = Σ over the run's rows of dy, rows in order (`bias_grad`).
-extern "C" __global__ void bias_grad(const float* dy, float* db, long long db_stride, long long rows, int cols, int runs) {
-    GRID_STRIDE(g, (long long)runs * cols) {
-        long long r = g / cols;
-        int c = (int)(g % cols);
-        const float* d = dy + r * rows * cols + c;
-        float acc = 0.0f;
-        for (long long row = 0; row < rows; row++) acc += d[row * cols];
-        db[r * db_stride + c] = acc;
-    }
-}
-
 // --------------------------------------------------------------- GEMM --
 // C[r] (+)= A[r]·B[r] for run r = blockIdx.z; A and B are strided views
 // (element (i, j) at i*rs + j*cs), C row-major with row stride ldc.
+//
+// With `ones` (not null), A gets an extra row of 1s whose results go to
+// ones[r*c_run + j] = Σ_k B[k][j]: a weight-gradient GEMM computes the bias
+// gradient in the same pass. fma(1, b, acc) rounds b + acc once, exactly as
+// the CPU's `acc += b` (`bias_grad`), so the bits are the CPU's.
 // A block of 256 threads computes a (16·TM)×(16·TN) tile, BK steps of k at
 // a time; each thread owns TM×TN outputs, and each output is one FMA chain
 // over k in ascending order: the tiles only decide which thread computes an
@@ -105,7 +98,7 @@ template <int TM, int TN, int BK>
 __device__ void gemm_tile(int m, int n, int k,
                           const float* A, long long a_rs, long long a_cs, long long a_run,
                           const float* B, long long b_rs, long long b_cs, long long b_run,
-                          float* C, long long ldc, long long c_run, int accumulate) {
+                          float* C, long long ldc, long long c_run, int accumulate, float* ones) {
     const int BM = 16 * TM, BN = 16 * TN;
     __shared__ float As[BK][BM];
     __shared__ float Bs[BK][BN];
@@ -113,6 +106,8 @@ __device__ void gemm_tile(int m, int n, int k,
     A += r * a_run;
     B += r * b_run;
     C += r * c_run;
+    if (ones) ones += r * c_run;
+    long long rows = ones ? (long long)m + 1 : m;
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     long long i0 = (long long)blockIdx.y * BM, j0 = (long long)blockIdx.x * BN;
     float acc[TM][TN];
@@ -126,7 +121,7 @@ __device__ void gemm_tile(int m, int n, int k,
         for (int e = threadIdx.x; e < BM * BK; e += 256) {
             int ii = a_cs == 1 ? e / BK : e % BM, kk = a_cs == 1 ? e % BK : e / BM;
             long long gi = i0 + ii, gk = k0 + kk;
-            As[kk][ii] = (gi < m && gk < k) ? A[gi * a_rs + gk * a_cs] : 0.0f;
+            As[kk][ii] = gk >= k ? 0.0f : gi < m ? A[gi * a_rs + gk * a_cs] : gi < rows ? 1.0f : 0.0f;
         }
         for (int e = threadIdx.x; e < BK * BN; e += 256) {
             int jj = b_cs == 1 ? e % BN : e / BK, kk = b_cs == 1 ? e / BN : e % BK;
@@ -145,22 +140,23 @@ __device__ void gemm_tile(int m, int n, int k,
         for (int b = 0; b < TN; b++) {
             long long i = i0 + ty + 16 * a, j = j0 + tx + 16 * b;
             if (i < m && j < n) C[i * ldc + j] = acc[a][b];
+            else if (i == m && ones && j < n) ones[j] = acc[a][b];
         }
 }
 
 // Big outputs (forward, input gradients): 64×64 tiles, k by 16.
 extern "C" __global__ void gemm_64(int m, int n, int k, const float* A, long long a_rs, long long a_cs, long long a_run,
                                    const float* B, long long b_rs, long long b_cs, long long b_run,
-                                   float* C, long long ldc, long long c_run, int accumulate) {
-    gemm_tile<4, 4, 16>(m, n, k, A, a_rs, a_cs, a_run, B, b_rs, b_cs, b_run, C, ldc, c_run, accumulate);
+                                   float* C, long long ldc, long long c_run, int accumulate, float* ones) {
+    gemm_tile<4, 4, 16>(m, n, k, A, a_rs, a_cs, a_run, B, b_rs, b_cs, b_run, C, ldc, c_run, accumulate, ones);
 }
 
 // Few outputs and a long k (weight gradients): 16×16 tiles for more blocks,
 // k by 64 for fewer barriers along the long chains.
 extern "C" __global__ void gemm_16(int m, int n, int k, const float* A, long long a_rs, long long a_cs, long long a_run,
                                    const float* B, long long b_rs, long long b_cs, long long b_run,
-                                   float* C, long long ldc, long long c_run, int accumulate) {
-    gemm_tile<1, 1, 64>(m, n, k, A, a_rs, a_cs, a_run, B, b_rs, b_cs, b_run, C, ldc, c_run, accumulate);
+                                   float* C, long long ldc, long long c_run, int accumulate, float* ones) {
+    gemm_tile<1, 1, 64>(m, n, k, A, a_rs, a_cs, a_run, B, b_rs, b_cs, b_run, C, ldc, c_run, accumulate, ones);
 }
 
 // ------------------------------------------------------------ MaxPool2 --

@@ -59,14 +59,22 @@ template <class F> static void actlab_threaded(unsigned gx, unsigned gy, unsigne
 /// The GEMM's arithmetic as a plain loop, for whole-step emulation.
 const GEMM_LOOP: &str = r#"
 static void actlab_gemm_loop(unsigned runs, int m, int n, int k, const float* A, long long a_rs, long long a_cs, long long a_run,
-                             const float* B, long long b_rs, long long b_cs, long long b_run, float* C, long long ldc, long long c_run, int accumulate) {
-    for (unsigned r = 0; r < runs; r++)
+                             const float* B, long long b_rs, long long b_cs, long long b_run, float* C, long long ldc, long long c_run, int accumulate,
+                             float* ones) {
+    for (unsigned r = 0; r < runs; r++) {
         for (long long i = 0; i < m; i++)
             for (long long j = 0; j < n; j++) {
                 float acc = accumulate ? C[r * c_run + i * ldc + j] : 0.0f;
                 for (long long kk = 0; kk < k; kk++) acc = fmaf(A[r * a_run + i * a_rs + kk * a_cs], B[r * b_run + kk * b_rs + j * b_cs], acc);
                 C[r * c_run + i * ldc + j] = acc;
             }
+        if (ones)
+            for (long long j = 0; j < n; j++) {
+                float acc = 0.0f;
+                for (long long kk = 0; kk < k; kk++) acc += B[r * b_run + kk * b_rs + j * b_cs];
+                ones[r * c_run + j] = acc;
+            }
+    }
 }
 "#;
 
