@@ -27,6 +27,12 @@ impl TrainConfig {
         TrainConfig { activation, definition: activation.definition(), seed, epochs: 50, batch_size: 64, adam: AdamConfig::default(), train_limit: None, test_limit: None }
     }
 
+    /// Everything but the function and the seed: runs with the same
+    /// protocol can train together on a GPU (`train::run_all`).
+    pub fn protocol(&self) -> (usize, usize, Option<usize>, Option<usize>, AdamConfig) {
+        (self.epochs, self.batch_size, self.train_limit, self.test_limit, self.adam)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.epochs == 0 {
             return Err("epochs must be at least 1".into());

@@ -18,11 +18,6 @@ use rayon::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// What must agree for runs to train together: everything but the function and seed.
-fn same_protocol(a: &TrainConfig, b: &TrainConfig) -> bool {
-    (a.epochs, a.batch_size, a.train_limit, a.test_limit, a.adam) == (b.epochs, b.batch_size, b.train_limit, b.test_limit, b.adam)
-}
-
 /// Train (or resume) the runs `configs[i]` in `dirs[i]` together on `gpu`.
 /// They must share the protocol and the number of epochs already done
 /// (`study::run` groups them so).
@@ -40,7 +35,7 @@ pub fn run_on<D: Device>(configs: &[TrainConfig], dirs: &[PathBuf], data: &Datas
     let started = Instant::now();
     let mut slots = configs.iter().zip(dirs).map(|(c, d)| Slot::open(c, d)).collect::<Result<Vec<_>>>()?;
     let c0 = configs[0].clone();
-    if let Some(c) = configs.iter().find(|c| !same_protocol(c, &c0)) {
+    if let Some(c) = configs.iter().find(|c| c.protocol() != c0.protocol()) {
         bail!("{} seed {} cannot train together with {} seed {}: the protocols differ", c.activation, c.seed, c0.activation, c0.seed);
     }
     let first = slots[0].ck.epochs_done();

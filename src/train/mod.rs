@@ -269,10 +269,10 @@ pub fn run_all(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, device
             }
         }
         Selected::Cuda { ordinal, .. } => {
-            let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+            let mut groups: Vec<(_, Vec<usize>)> = Vec::new();
             for (i, (c, d)) in configs.iter().zip(dirs).enumerate() {
                 let epochs_done = Checkpoint::load(d)?.map(|ck| ck.epochs_done()).unwrap_or(0);
-                let key = format!("{:?}", (c.epochs, c.batch_size, c.train_limit, c.test_limit, c.adam, epochs_done));
+                let key = (c.protocol(), epochs_done);
                 match groups.iter_mut().find(|(k, g)| *k == key && g.len() < MAX_TOGETHER) {
                     Some((_, g)) => g.push(i),
                     None => groups.push((key, vec![i])),
