@@ -2,6 +2,7 @@
 //! on synthetic images (speed does not depend on the pixels).
 
 use crate::activation::Activation;
+use crate::engine::profile::{self, Total, WHOLE};
 use crate::engine::rng::{Purpose, Rng};
 use crate::nn::adam::{Adam, AdamConfig};
 use crate::nn::model::{DropoutKey, Model, IMAGE_LEN};
@@ -9,6 +10,96 @@ use anyhow::Result;
 use std::time::Instant;
 
 pub const BATCH: usize = 64;
+
+/// The floating-point operations of one training step at batch 64 (forward,
+/// backward and Adam's GEMM-free update excluded): what % of peak refers to.
+pub fn step_flops() -> f64 {
+    let ((), totals) = profile::record(|| {
+        measure(Activation::Relu, 1);
+    });
+    // `measure` takes 3 warm-up steps and 1 timed one.
+    totals.iter().map(|t| t.flops).sum::<f64>() / 4.0
+}
+
+/// The machine's FMA peak in f32 GFLOP/s: a loop of independent FMAs on
+/// registers only, on `threads` threads at once, with the widest vectors the
+/// CPU has (what the GEMM kernels use), and which vectors those are.
+pub fn fma_peak(threads: usize) -> (f64, &'static str) {
+    let per_thread = |_: rayon::BroadcastContext<'_>| {
+        let t = Instant::now();
+        let flops = fma_loop(200_000_000 / 16);
+        flops / t.elapsed().as_secs_f64()
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let rates: Vec<f64> = pool.broadcast(per_thread);
+    (rates.iter().sum::<f64>() / 1e9, isa_name())
+}
+
+fn isa_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            return "AVX-512";
+        }
+        if is_x86_feature_detected!("avx") && is_x86_feature_detected!("fma") {
+            return "AVX + FMA";
+        }
+    }
+    "scalar"
+}
+
+/// Flops done by `iters` rounds of 12 independent vector FMAs.
+fn fma_loop(iters: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the feature was just detected.
+            return unsafe { fma_loop_avx512(iters) };
+        }
+        if is_x86_feature_detected!("avx") && is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected.
+            return unsafe { fma_loop_avx(iters) };
+        }
+    }
+    let mut acc = [1.0f32; 12];
+    for _ in 0..iters * 4 {
+        for a in acc.iter_mut() {
+            *a = a.mul_add(1.000_000_1, 1e-7);
+        }
+    }
+    std::hint::black_box(acc);
+    (iters * 4 * 12 * 2) as f64
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_loop_avx512(iters: usize) -> f64 {
+    use std::arch::x86_64::*;
+    let (b, c) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(1e-7));
+    let mut a = [_mm512_set1_ps(1.0); 12];
+    for _ in 0..iters {
+        for v in a.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, b, c);
+        }
+    }
+    std::hint::black_box(a);
+    (iters * 12 * 32) as f64
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma")]
+unsafe fn fma_loop_avx(iters: usize) -> f64 {
+    use std::arch::x86_64::*;
+    let (b, c) = (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(1e-7));
+    let mut a = [_mm256_set1_ps(1.0); 12];
+    for _ in 0..iters * 2 {
+        for v in a.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, b, c);
+        }
+    }
+    std::hint::black_box(a);
+    (iters * 2 * 12 * 16) as f64
+}
 
 /// Images per second of full training steps (forward, backward, Adam).
 pub fn measure(act: Activation, steps: usize) -> f64 {
@@ -51,16 +142,72 @@ pub fn probe_seconds(act: Activation) -> f64 {
 }
 
 pub fn run(acts: &[Activation], steps: usize) -> Result<()> {
-    println!("training throughput, article CNN, batch {BATCH}, {} threads, {steps} steps", rayon::current_num_threads());
-    println!("{:<20} {:>10} {:>12} {:>22}", "activation", "images/s", "ms/step", "diagnostics/epoch");
+    let threads = rayon::current_num_threads();
+    let (peak1, isa) = fma_peak(1);
+    let (peak, _) = fma_peak(threads);
+    let flops = step_flops();
+    println!("machine: {} ({threads} threads), {isa}", crate::train::record::Device::cpu().name);
+    println!("FMA peak (registers only): {peak1:.0} GFLOP/s on 1 thread, {peak:.0} GFLOP/s on {threads}");
+    println!("a training step (batch {BATCH}): {:.2} GFLOP in GEMMs", flops / 1e9);
+    println!();
+    println!("training throughput, article CNN, batch {BATCH}, {threads} threads, {steps} steps");
+    println!("{:<20} {:>10} {:>10} {:>10} {:>8} {:>22}", "activation", "images/s", "ms/step", "GFLOP/s", "% peak", "diagnostics/epoch");
     for &act in acts {
         let ips = measure(act, steps.max(1));
+        let rate = flops * ips / BATCH as f64 / 1e9;
         // The probe runs once per epoch: compare it with a full-data epoch (50,000 images).
         let probe = probe_seconds(act);
         let share = probe / (50_000.0 / ips) * 100.0;
-        println!("{:<20} {:>10.0} {:>12.1} {:>13.0} ms {:>5.2} %", act.name(), ips, BATCH as f64 / ips * 1e3, probe * 1e3, share);
+        println!(
+            "{:<20} {:>10.0} {:>10.1} {:>10.1} {:>7.1} % {:>13.0} ms {:>5.2} %",
+            act.name(),
+            ips,
+            BATCH as f64 / ips * 1e3,
+            rate,
+            rate / peak * 100.0,
+            probe * 1e3,
+            share
+        );
     }
+    let act = acts.first().copied().unwrap_or(Activation::Relu);
+    println!();
+    println!("where a step goes ({act}, {threads} threads, % of the FMA peak on {threads} threads):");
+    print!("{}", breakdown(act, steps.max(1), peak));
     Ok(())
+}
+
+/// Per stage and part of a training step: milliseconds, GFLOP/s and % of `peak`.
+pub fn breakdown(act: Activation, steps: usize, peak: f64) -> String {
+    use std::fmt::Write as _;
+    measure(act, 1); // warm caches and threads outside the record
+    let ((), totals) = profile::record(|| {
+        measure(act, steps);
+    });
+    let rounds = (steps + 3) as f64;
+    let total: f64 = totals.iter().filter(|t| t.part == WHOLE).map(|t| t.seconds).sum::<f64>() / rounds;
+    let mut s = format!("{:<22} {:<24} {:>8} {:>7} {:>9} {:>7}\n", "stage", "part", "ms/step", "share", "GFLOP/s", "% peak");
+    let row = |s: &mut String, stage: &str, t: &Total| {
+        let secs = t.seconds / rounds;
+        let rate = if t.flops > 0.0 { format!("{:>9.1} {:>6.1}%", t.flops / t.seconds / 1e9, t.flops / t.seconds / 1e9 / peak * 100.0) } else { String::new() };
+        let _ = writeln!(s, "{stage:<22} {:<24} {:>8.2} {:>6.1}% {rate}", if t.part == WHOLE { "(all)" } else { t.part }, secs * 1e3, secs / total * 100.0);
+    };
+    let mut gemm = Total { stage: "", part: "all GEMMs", seconds: 0.0, flops: 0.0 };
+    for whole in totals.iter().filter(|t| t.part == WHOLE) {
+        let parts: Vec<&Total> = totals.iter().filter(|t| t.stage == whole.stage && t.part != WHOLE).collect();
+        row(&mut s, whole.stage, whole);
+        for p in parts {
+            row(&mut s, "", p);
+            if p.flops > 0.0 {
+                gemm.seconds += p.seconds;
+                gemm.flops += p.flops;
+            }
+        }
+    }
+    row(&mut s, "GEMMs", &gemm);
+    let outside = Total { stage: "", part: "outside GEMMs", seconds: total * rounds - gemm.seconds, flops: 0.0 };
+    row(&mut s, "", &outside);
+    let _ = writeln!(s, "{:<22} {:<24} {:>8.2}", "step", "(all stages)", total * 1e3);
+    s
 }
 
 /// Images per second, all runs together, of `runs` runs of `act` trained

@@ -3,8 +3,9 @@
 pub mod codegen;
 pub mod cuda;
 pub mod device;
-pub mod gemm;
+pub mod cpu;
 pub mod launch;
 pub mod math;
+pub mod profile;
 pub mod real;
 pub mod rng;

@@ -53,6 +53,7 @@ impl Adam {
     }
 
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
+        let _s = crate::engine::profile::stage("Adam");
         self.t += 1;
         let alpha = self.alpha(self.t);
         let c = self.config;

@@ -9,7 +9,7 @@ use super::loss::BatchStats;
 use super::model::{param_ranges, DropoutKey, Model, PARAMS};
 use crate::activation::Activation;
 use crate::data::{Split, IMAGE_BYTES};
-use crate::engine::gemm::{gemm, MatRef};
+use crate::engine::cpu::gemm::{gemm, MatRef};
 use crate::engine::launch::{Arg, Device, DeviceVec};
 use crate::engine::rng::{Purpose, Rng};
 use anyhow::Result;
@@ -33,7 +33,7 @@ fn view(d: &[f32], rows: usize, cols: usize, transposed: bool) -> (MatRef<'_>, u
     if transposed { (MatRef::transposed(d, rows), 1, rows) } else { (MatRef::rows(d, cols), cols, 1) }
 }
 
-/// Both GEMM kernels against `engine::gemm`, for 2 runs, on shapes with
+/// Both GEMM kernels against `engine::cpu::gemm`, for 2 runs, on shapes with
 /// partial tiles, several k tiles, k = 0, transposed views, accumulation
 /// and sums of −0 (no FMA may run past the real k).
 pub fn check_gemm<D: Device>(dev: &D) -> Result<Vec<String>> {

@@ -4,9 +4,12 @@
 //! types are zero-sized, their parameters live in the model's flat parameter
 //! vector, and a mis-wired network fails to compile (see `model.rs`).
 //! Tensors are NHWC, so a conv is im2col + one GEMM and its weights are
-//! Keras' HWIO layout, `[K·K·CIN, COUT]`.
+//! Keras' HWIO layout, `[K·K·CIN, COUT]`; the engine computes it without
+//! materialising the im2col matrix (`engine::cpu::conv`).
 
-use crate::engine::gemm::{gemm, MatRef};
+use crate::engine::cpu::conv;
+use crate::engine::cpu::gemm::{gemm, MatRef};
+use crate::engine::profile::{gemm_flops, part};
 use crate::engine::rng::{Purpose, Rng};
 use rayon::prelude::*;
 
@@ -29,91 +32,36 @@ impl<const H: usize, const W: usize, const CIN: usize, const COUT: usize, const 
     pub const FAN_IN: usize = Self::KDIM;
     pub const FAN_OUT: usize = K * K * COUT;
 
-    /// Unfold one sample's input patches into rows of the im2col matrix.
-    fn im2col(x: &[f32], col: &mut [f32]) {
-        for oy in 0..Self::OH {
-            for ox in 0..Self::OW {
-                let row = &mut col[(oy * Self::OW + ox) * Self::KDIM..][..Self::KDIM];
-                for ky in 0..K {
-                    let iy = (oy + ky) as isize - PAD as isize;
-                    for kx in 0..K {
-                        let ix = (ox + kx) as isize - PAD as isize;
-                        let dst = &mut row[(ky * K + kx) * CIN..][..CIN];
-                        if iy < 0 || ix < 0 || iy >= H as isize || ix >= W as isize {
-                            dst.fill(0.0);
-                        } else {
-                            dst.copy_from_slice(&x[(iy as usize * W + ix as usize) * CIN..][..CIN]);
-                        }
-                    }
-                }
-            }
-        }
+    /// The shape, for the engine's convolution kernels.
+    pub const SHAPE: conv::Conv = conv::Conv { h: H, w: W, cin: CIN, cout: COUT, k: K, pad: PAD };
+
+    /// `y = im2col(x)·W + b`.
+    pub fn forward(n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+        let _gemm = part("forward GEMM", gemm_flops(n * Self::OH * Self::OW, COUT, Self::KDIM));
+        conv::forward(Self::SHAPE, n, &x[..n * Self::IN_LEN], w, b, &mut y[..n * Self::OUT_LEN]);
     }
 
-    /// Fold one sample's im2col gradient back onto the input (scatter-add, fixed order).
-    fn col2im(dcol: &[f32], dx: &mut [f32]) {
-        dx.fill(0.0);
-        for oy in 0..Self::OH {
-            for ox in 0..Self::OW {
-                let row = &dcol[(oy * Self::OW + ox) * Self::KDIM..][..Self::KDIM];
-                for ky in 0..K {
-                    let iy = (oy + ky) as isize - PAD as isize;
-                    if iy < 0 || iy >= H as isize {
-                        continue;
-                    }
-                    for kx in 0..K {
-                        let ix = (ox + kx) as isize - PAD as isize;
-                        if ix < 0 || ix >= W as isize {
-                            continue;
-                        }
-                        let dst = &mut dx[(iy as usize * W + ix as usize) * CIN..][..CIN];
-                        for (d, s) in dst.iter_mut().zip(&row[(ky * K + kx) * CIN..][..CIN]) {
-                            *d += s;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `y = im2col(x)·W + b`; keeps `col` for the backward pass.
-    pub fn forward(n: usize, w: &[f32], b: &[f32], x: &[f32], col: &mut [f32], y: &mut [f32]) {
-        col[..n * Self::COL_LEN]
-            .par_chunks_mut(Self::COL_LEN)
-            .zip(x[..n * Self::IN_LEN].par_chunks(Self::IN_LEN))
-            .for_each(|(c, xs)| Self::im2col(xs, c));
-        let rows = n * Self::OH * Self::OW;
-        for r in y[..rows * COUT].chunks_mut(COUT) {
-            r.copy_from_slice(b);
-        }
-        gemm(rows, COUT, Self::KDIM, MatRef::rows(col, Self::KDIM), MatRef::rows(w, COUT), y, COUT, true);
-    }
-
-    /// Parameter gradients and, when `dx` is given, the input gradient.
-    /// `dcol` is scratch of the size of `col`.
+    /// Parameter gradients and, when `dx` is given, the input gradient
+    /// (`x` is the forward pass's input).
     #[allow(clippy::too_many_arguments)]
-    pub fn backward(n: usize, w: &[f32], col: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dcol: &mut [f32], dx: Option<&mut [f32]>) {
+    pub fn backward(n: usize, w: &[f32], x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dx: Option<&mut [f32]>) {
         let rows = n * Self::OH * Self::OW;
-        bias_grad(&dy[..rows * COUT], COUT, db);
-        gemm(Self::KDIM, COUT, rows, MatRef::transposed(col, Self::KDIM), MatRef::rows(dy, COUT), dw, COUT, false);
+        let dy = &dy[..rows * COUT];
+        bias_grad(dy, COUT, db);
+        let wgrad = part("weight-gradient GEMM", gemm_flops(Self::KDIM, COUT, rows));
+        conv::weight_grad(Self::SHAPE, n, &x[..n * Self::IN_LEN], dy, dw);
+        drop(wgrad);
         if let Some(dx) = dx {
-            gemm(rows, Self::KDIM, COUT, MatRef::rows(dy, COUT), MatRef::transposed(w, COUT), dcol, Self::KDIM, false);
-            dx[..n * Self::IN_LEN]
-                .par_chunks_mut(Self::IN_LEN)
-                .zip(dcol[..n * Self::COL_LEN].par_chunks(Self::COL_LEN))
-                .for_each(|(d, c)| Self::col2im(c, d));
+            let _igrad = part("input-gradient GEMM", gemm_flops(rows, Self::KDIM, COUT));
+            conv::input_grad(Self::SHAPE, n, w, dy, &mut dx[..n * Self::IN_LEN]);
         }
     }
 }
 
 /// Σ over rows of `dy` (`[rows, cols]`), rows in order.
 fn bias_grad(dy: &[f32], cols: usize, db: &mut [f32]) {
-    db.fill(0.0);
-    for r in dy.chunks(cols) {
-        for (d, v) in db.iter_mut().zip(r) {
-            *d += v;
-        }
-    }
+    let _bias = part("bias gradient", 0.0);
+    conv::bias_grad(dy, cols, db);
 }
 
 /// A fully connected layer `y = x·W + b`, W as `[IN, OUT]` (Keras' layout).
@@ -127,6 +75,7 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
     pub const FAN_OUT: usize = OUT;
 
     pub fn forward(n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+        let _gemm = part("forward GEMM", gemm_flops(n, OUT, IN));
         for r in y[..n * OUT].chunks_mut(OUT) {
             r.copy_from_slice(b);
         }
@@ -136,8 +85,11 @@ impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
     #[allow(clippy::too_many_arguments)]
     pub fn backward(n: usize, w: &[f32], x: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dx: Option<&mut [f32]>) {
         bias_grad(&dy[..n * OUT], OUT, db);
+        let wgrad = part("weight-gradient GEMM", gemm_flops(IN, OUT, n));
         gemm(IN, OUT, n, MatRef::transposed(x, IN), MatRef::rows(dy, OUT), dw, OUT, false);
+        drop(wgrad);
         if let Some(dx) = dx {
+            let _igrad = part("input-gradient GEMM", gemm_flops(n, IN, OUT));
             gemm(n, IN, OUT, MatRef::rows(dy, OUT), MatRef::transposed(w, OUT), dx, IN, false);
         }
     }
@@ -270,16 +222,13 @@ mod tests {
         let mut w = rand(C::<H, W, CI, CO, K, P>::WEIGHTS, 2);
         let mut b = rand(CO, 3);
         let g = rand(n * C::<H, W, CI, CO, K, P>::OUT_LEN, 4);
-        let mut col = vec![0.0; n * C::<H, W, CI, CO, K, P>::COL_LEN];
         let mut y = vec![0.0; n * C::<H, W, CI, CO, K, P>::OUT_LEN];
-        C::<H, W, CI, CO, K, P>::forward(n, &w, &b, &x, &mut col, &mut y);
+        C::<H, W, CI, CO, K, P>::forward(n, &w, &b, &x, &mut y);
         let (mut dw, mut db, mut dx) = (vec![0.0; w.len()], vec![0.0; CO], vec![0.0; x.len()]);
-        let mut dcol = vec![0.0; col.len()];
-        C::<H, W, CI, CO, K, P>::backward(n, &w, &col, &g, &mut dw, &mut db, &mut dcol, Some(&mut dx));
+        C::<H, W, CI, CO, K, P>::backward(n, &w, &x, &g, &mut dw, &mut db, Some(&mut dx));
         let s = |x: &[f32], w: &[f32], b: &[f32]| {
-            let mut col = vec![0.0; n * C::<H, W, CI, CO, K, P>::COL_LEN];
             let mut y = vec![0.0; n * C::<H, W, CI, CO, K, P>::OUT_LEN];
-            C::<H, W, CI, CO, K, P>::forward(n, w, b, x, &mut col, &mut y);
+            C::<H, W, CI, CO, K, P>::forward(n, w, b, x, &mut y);
             dot(&y, &g)
         };
         let (w0, b0, x0) = (w.clone(), b.clone(), x.clone());

@@ -15,6 +15,7 @@ use super::layers::{Conv2d, Dense, Dropout, MaxPool2};
 use super::loss::{softmax_cross_entropy, BatchStats};
 use crate::activation::kernels::{self, Groups, Saved};
 use crate::activation::Activation;
+use crate::engine::profile::{stage, stage_of};
 use crate::engine::rng::{Purpose, Rng};
 use rayon::prelude::*;
 
@@ -117,19 +118,15 @@ pub struct LayerTap {
 struct Workspace {
     max_batch: usize,
     x: Vec<f32>,
-    col1: Vec<f32>,
     pre1: Vec<f32>,
     a1: Vec<f32>,
-    col2: Vec<f32>,
     pre2: Vec<f32>,
     a2: Vec<f32>,
     p1: Vec<f32>,
     arg1: Vec<u8>,
     mask1: Vec<f32>,
-    col3: Vec<f32>,
     pre3: Vec<f32>,
     a3: Vec<f32>,
-    col4: Vec<f32>,
     pre4: Vec<f32>,
     a4: Vec<f32>,
     p2: Vec<f32>,
@@ -144,7 +141,6 @@ struct Workspace {
     mins: Vec<f32>,
     g1: Vec<f32>,
     g2: Vec<f32>,
-    dcol: Vec<f32>,
 }
 
 impl Workspace {
@@ -155,19 +151,15 @@ impl Workspace {
         Workspace {
             max_batch: b,
             x: z(Conv1::IN_LEN),
-            col1: z(Conv1::COL_LEN),
             pre1: z(Conv1::OUT_LEN),
             a1: z(Conv1::OUT_LEN),
-            col2: z(Conv2::COL_LEN),
             pre2: z(Conv2::OUT_LEN),
             a2: z(Conv2::OUT_LEN),
             p1: z(Pool1::OUT_LEN),
             arg1: vec![0; b * Pool1::OUT_LEN],
             mask1: z(Pool1::OUT_LEN),
-            col3: z(Conv3::COL_LEN),
             pre3: z(Conv3::OUT_LEN),
             a3: z(Conv3::OUT_LEN),
-            col4: z(Conv4::COL_LEN),
             pre4: z(Conv4::OUT_LEN),
             a4: z(Conv4::OUT_LEN),
             p2: z(Pool2::OUT_LEN),
@@ -182,7 +174,6 @@ impl Workspace {
             mins: Vec::new(),
             g1: z(biggest),
             g2: z(biggest),
-            dcol: z(Conv1::COL_LEN.max(Conv2::COL_LEN).max(Conv3::COL_LEN).max(Conv4::COL_LEN)),
         }
     }
 }
@@ -240,6 +231,7 @@ impl Model {
     pub fn load_images(&mut self, images: &[u8]) -> usize {
         let n = images.len() / IMAGE_LEN;
         assert!(n <= self.ws.max_batch, "batch of {n} exceeds the workspace ({})", self.ws.max_batch);
+        let _s = stage("input");
         self.ws.x[..images.len()].par_iter_mut().zip(images.par_iter()).for_each(|(x, &p)| *x = p as f32 / 255.0);
         n
     }
@@ -260,39 +252,37 @@ impl Model {
         let act = self.act;
         let groups = Model::groups(n);
         let apply = |i: usize, pre: &[f32], post: &mut [f32], saved: &mut Saved, mins: &mut Vec<f32>| {
+            let _s = stage("activation forward");
             if train {
                 kernels::forward_train(act, groups[i], pre, post, saved)
             } else {
                 kernels::forward_eval(act, groups[i], pre, post, mins)
             }
         };
+        let dropout_fwd = |stream: u64, x: &mut [f32], mask: &mut [f32], len: usize, rate: f32| {
+            if let Some(k) = dropout {
+                let _s = stage("pooling & dropout");
+                Dropout::forward(k.rng, k.step * 3 + stream, rate, &mut x[..n * len], &mut mask[..n * len], len);
+            }
+        };
         let [s1, s2, s3, s4, s5] = &mut ws.saved;
-        Conv1::forward(n, p[0], p[1], &ws.x, &mut ws.col1, &mut ws.pre1);
+        stage_of("conv1 forward", || Conv1::forward(n, p[0], p[1], &ws.x, &mut ws.pre1));
         apply(0, &ws.pre1, &mut ws.a1, s1, &mut ws.mins);
-        Conv2::forward(n, p[2], p[3], &ws.a1, &mut ws.col2, &mut ws.pre2);
+        stage_of("conv2 forward", || Conv2::forward(n, p[2], p[3], &ws.a1, &mut ws.pre2));
         apply(1, &ws.pre2, &mut ws.a2, s2, &mut ws.mins);
-        Pool1::forward(n, &ws.a2, &mut ws.p1, &mut ws.arg1);
-        if let Some(k) = dropout {
-            let len = Pool1::OUT_LEN;
-            Dropout::forward(k.rng, k.step * 3, DROPOUT_RATES[0], &mut ws.p1[..n * len], &mut ws.mask1[..n * len], len);
-        }
-        Conv3::forward(n, p[4], p[5], &ws.p1, &mut ws.col3, &mut ws.pre3);
+        stage_of("pooling & dropout", || Pool1::forward(n, &ws.a2, &mut ws.p1, &mut ws.arg1));
+        dropout_fwd(0, &mut ws.p1, &mut ws.mask1, Pool1::OUT_LEN, DROPOUT_RATES[0]);
+        stage_of("conv3 forward", || Conv3::forward(n, p[4], p[5], &ws.p1, &mut ws.pre3));
         apply(2, &ws.pre3, &mut ws.a3, s3, &mut ws.mins);
-        Conv4::forward(n, p[6], p[7], &ws.a3, &mut ws.col4, &mut ws.pre4);
+        stage_of("conv4 forward", || Conv4::forward(n, p[6], p[7], &ws.a3, &mut ws.pre4));
         apply(3, &ws.pre4, &mut ws.a4, s4, &mut ws.mins);
-        Pool2::forward(n, &ws.a4, &mut ws.p2, &mut ws.arg2);
-        if let Some(k) = dropout {
-            let len = Pool2::OUT_LEN;
-            Dropout::forward(k.rng, k.step * 3 + 1, DROPOUT_RATES[1], &mut ws.p2[..n * len], &mut ws.mask2[..n * len], len);
-        }
-        Dense1::forward(n, p[8], p[9], &ws.p2, &mut ws.pre5);
+        stage_of("pooling & dropout", || Pool2::forward(n, &ws.a4, &mut ws.p2, &mut ws.arg2));
+        dropout_fwd(1, &mut ws.p2, &mut ws.mask2, Pool2::OUT_LEN, DROPOUT_RATES[1]);
+        stage_of("dense1 forward", || Dense1::forward(n, p[8], p[9], &ws.p2, &mut ws.pre5));
         apply(4, &ws.pre5, &mut ws.a5, s5, &mut ws.mins);
-        if let Some(k) = dropout {
-            let len = Dense1::OUT;
-            // a5 is needed by diagnostics before dropout only; dropout applies in place.
-            Dropout::forward(k.rng, k.step * 3 + 2, DROPOUT_RATES[2], &mut ws.a5[..n * len], &mut ws.mask3[..n * len], len);
-        }
-        Dense2::forward(n, p[10], p[11], &ws.a5, &mut ws.logits);
+        // a5 is needed by diagnostics before dropout only; dropout applies in place.
+        dropout_fwd(2, &mut ws.a5, &mut ws.mask3, Dense1::OUT, DROPOUT_RATES[2]);
+        stage_of("dense2 forward", || Dense2::forward(n, p[10], p[11], &ws.a5, &mut ws.logits));
     }
 
     /// Backward pass; fills `self.grads`. Needs a preceding `forward(.., train = true)`.
@@ -312,36 +302,37 @@ impl Model {
             }
         };
 
-        Dense2::backward(n, p[10], &ws.a5, &ws.dlogits, gw6, gb6, Some(ga));
+        let act_bwd = |i: usize, x: &[f32], dy: &[f32], saved: &Saved, dx: &mut [f32]| stage_of("activation backward", || kernels::backward(act, groups[i], x, dy, saved, dx));
+        let dropout_bwd = |mask: &[f32], g: &mut [f32]| {
+            if dropout {
+                stage_of("pooling & dropout", || Dropout::backward(mask, g));
+            }
+        };
+
+        stage_of("dense2 backward", || Dense2::backward(n, p[10], &ws.a5, &ws.dlogits, gw6, gb6, Some(ga)));
         let len5 = n * Dense1::OUT;
-        if dropout {
-            Dropout::backward(&ws.mask3[..len5], &mut ga[..len5]);
-        }
-        kernels::backward(act, groups[4], &ws.pre5, ga, &ws.saved[4], gb);
-        Dense1::backward(n, p[8], &ws.p2, gb, gw5, gb5, Some(ga));
+        dropout_bwd(&ws.mask3[..len5], &mut ga[..len5]);
+        act_bwd(4, &ws.pre5, ga, &ws.saved[4], gb);
+        stage_of("dense1 backward", || Dense1::backward(n, p[8], &ws.p2, gb, gw5, gb5, Some(ga)));
         keep(4, &ga[..n * Dense1::IN]);
         let lenp2 = n * Pool2::OUT_LEN;
-        if dropout {
-            Dropout::backward(&ws.mask2[..lenp2], &mut ga[..lenp2]);
-        }
-        Pool2::backward(n, ga, &ws.arg2, gb);
-        kernels::backward(act, groups[3], &ws.pre4, gb, &ws.saved[3], ga);
-        Conv4::backward(n, p[6], &ws.col4, ga, gw4, gb4, &mut ws.dcol, Some(gb));
+        dropout_bwd(&ws.mask2[..lenp2], &mut ga[..lenp2]);
+        stage_of("pooling & dropout", || Pool2::backward(n, ga, &ws.arg2, gb));
+        act_bwd(3, &ws.pre4, gb, &ws.saved[3], ga);
+        stage_of("conv4 backward", || Conv4::backward(n, p[6], &ws.a3, ga, gw4, gb4, Some(gb)));
         keep(3, &gb[..n * Conv4::IN_LEN]);
-        kernels::backward(act, groups[2], &ws.pre3, gb, &ws.saved[2], ga);
-        Conv3::backward(n, p[4], &ws.col3, ga, gw3, gb3, &mut ws.dcol, Some(gb));
+        act_bwd(2, &ws.pre3, gb, &ws.saved[2], ga);
+        stage_of("conv3 backward", || Conv3::backward(n, p[4], &ws.p1, ga, gw3, gb3, Some(gb)));
         keep(2, &gb[..n * Conv3::IN_LEN]);
         let lenp1 = n * Pool1::OUT_LEN;
-        if dropout {
-            Dropout::backward(&ws.mask1[..lenp1], &mut gb[..lenp1]);
-        }
-        Pool1::backward(n, gb, &ws.arg1, ga);
-        kernels::backward(act, groups[1], &ws.pre2, ga, &ws.saved[1], gb);
-        Conv2::backward(n, p[2], &ws.col2, gb, gw2, gb2, &mut ws.dcol, Some(ga));
+        dropout_bwd(&ws.mask1[..lenp1], &mut gb[..lenp1]);
+        stage_of("pooling & dropout", || Pool1::backward(n, gb, &ws.arg1, ga));
+        act_bwd(1, &ws.pre2, ga, &ws.saved[1], gb);
+        stage_of("conv2 backward", || Conv2::backward(n, p[2], &ws.a1, gb, gw2, gb2, Some(ga)));
         keep(1, &ga[..n * Conv2::IN_LEN]);
-        kernels::backward(act, groups[0], &ws.pre1, ga, &ws.saved[0], gb);
+        act_bwd(0, &ws.pre1, ga, &ws.saved[0], gb);
         // The image gradient is only wanted by diagnostics.
-        Conv1::backward(n, p[0], &ws.col1, gb, gw1, gb1, &mut ws.dcol, tapping.then_some(&mut ga[..]));
+        stage_of("conv1 backward", || Conv1::backward(n, p[0], &ws.x, gb, gw1, gb1, tapping.then_some(&mut ga[..])));
         if tapping {
             keep(0, &ga[..n * Conv1::IN_LEN]);
         }
@@ -352,7 +343,7 @@ impl Model {
     /// identity (what the fixtures describe).
     pub fn loss_and_grads(&mut self, n: usize, labels: &[u8], dropout: Option<DropoutKey>) -> BatchStats {
         self.forward(n, dropout, true);
-        let stats = softmax_cross_entropy(&self.ws.logits[..n * CLASSES], labels, Some(&mut self.ws.dlogits[..n * CLASSES]));
+        let stats = stage_of("loss", || softmax_cross_entropy(&self.ws.logits[..n * CLASSES], labels, Some(&mut self.ws.dlogits[..n * CLASSES])));
         self.backward(n, dropout.is_some(), None);
         stats
     }

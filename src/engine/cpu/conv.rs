@@ -1,0 +1,432 @@
+//! Convolutions (stride 1, zero padding, NHWC, HWIO weights) as matrix
+//! products that never build the whole im2col matrix.
+//!
+//! The arithmetic is the im2col formulation's, element for element:
+//! - forward: `y[row, co] = chain over kd of col[row, kd]·w[kd, co]`, started from the bias;
+//! - input gradient: `dcol[row, kd] = chain over co of dy[row, co]·w[kd, co]` from 0, then
+//!   col2im adds each `dcol` value onto its input pixel, visiting rows in raster order
+//!   and, within a row, the kernel taps in order;
+//! - weight gradient: `dw[kd, co] = chain over all rows (samples, then positions) of
+//!   col[row, kd]·dy[row, co]` from 0; the bias gradient sums `dy` over rows in order.
+//!
+//! What changes is where the operands live: a tile's im2col rows are built in
+//! a small per-thread buffer that stays in L1, the input gradient is added
+//! onto the pixels straight from the registers, and the weight gradient reads
+//! im2col panels a block of rows at a time.
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use super::simd::{Isa, Simd};
+use super::tile::{tile, Finish, Start};
+use super::{isa_dispatch, thread_scratch, with_packed, SendPtr};
+use rayon::prelude::*;
+
+/// The shape of a convolution layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv {
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub pad: usize,
+}
+
+impl Conv {
+    pub fn oh(&self) -> usize {
+        self.h + 2 * self.pad - self.k + 1
+    }
+    pub fn ow(&self) -> usize {
+        self.w + 2 * self.pad - self.k + 1
+    }
+    /// Output positions per sample (rows of the im2col matrix).
+    pub fn positions(&self) -> usize {
+        self.oh() * self.ow()
+    }
+    /// Length of an im2col row: (ky, kx, cin).
+    pub fn kdim(&self) -> usize {
+        self.k * self.k * self.cin
+    }
+    pub fn in_len(&self) -> usize {
+        self.h * self.w * self.cin
+    }
+
+    /// The input pixel that output position `p` reads through tap (ky, kx),
+    /// or None where that falls in the zero padding.
+    #[inline(always)]
+    pub fn source(&self, p: usize, ky: usize, kx: usize) -> Option<usize> {
+        let (oy, ox) = (p / self.ow(), p % self.ow());
+        let iy = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.h)?;
+        let ix = (ox + kx).checked_sub(self.pad).filter(|&v| v < self.w)?;
+        Some(iy * self.w + ix)
+    }
+
+    /// Row `p` of one sample's im2col matrix, kd from `kd0` for `dst.len()`
+    /// values (zeros in the padding and past kdim).
+    #[inline(always)]
+    fn im2col(&self, x: &[f32], p: usize, kd0: usize, dst: &mut [f32]) {
+        let mut kd = kd0;
+        let mut out = 0;
+        while out < dst.len() {
+            let (tap, c) = (kd / self.cin, kd % self.cin);
+            let n = (self.cin - c).min(dst.len() - out);
+            let d = &mut dst[out..out + n];
+            match (tap < self.k * self.k).then(|| self.source(p, tap / self.k, tap % self.k)).flatten() {
+                Some(src) => d.copy_from_slice(&x[src * self.cin + c..][..n]),
+                None => d.fill(0.0),
+            }
+            kd += n;
+            out += n;
+        }
+    }
+}
+
+/// `b` (`rows × cols`, row-major) as panels of `nr` columns, zero-padded:
+/// `panel q, row r, column j` at `(q·rows + r)·nr + j`.
+fn pack_panels(b: &[f32], rows: usize, cols: usize, nr: usize, out: &mut [f32]) {
+    for (q, panel) in out.chunks_mut(rows * nr).enumerate().take(cols.div_ceil(nr)) {
+        let (j0, w) = (q * nr, nr.min(cols - q * nr));
+        for (r, dst) in panel.chunks_mut(nr).enumerate() {
+            dst[..w].copy_from_slice(&b[r * cols + j0..][..w]);
+            dst[w..].fill(0.0);
+        }
+    }
+}
+
+/// Columns per panel (one block's width) for the detected instruction set.
+fn panel_width(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 32,
+        Isa::Avx => 16,
+        Isa::Scalar => 4,
+    }
+}
+
+/// Rows per block of the forward pass and the input gradient.
+fn block_rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 12,
+        Isa::Avx => 6,
+        Isa::Scalar => 4,
+    }
+}
+
+struct Forward<'a> {
+    g: Conv,
+    n: usize,
+    x: &'a [f32],
+    /// The weights as panels (see [`pack_panels`]).
+    w: &'a [f32],
+    bias: &'a [f32],
+    y: SendPtr,
+}
+
+/// `y = im2col(x)·w + bias` for `n` samples.
+pub fn forward(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
+    let (kd, rows) = (g.kdim(), n * g.positions());
+    assert!(x.len() >= n * g.in_len() && w.len() == kd * g.cout && bias.len() == g.cout && y.len() >= rows * g.cout);
+    let isa = Isa::detected();
+    let (nr, mr) = (panel_width(isa), block_rows(isa));
+    with_packed(g.cout.div_ceil(nr) * kd * nr, |wp| {
+        pack_panels(w, kd, g.cout, nr, wp);
+        let f = Forward { g, n, x, w: wp, bias, y: SendPtr(y.as_mut_ptr()) };
+        let blocks = rows.div_ceil(mr);
+        // SAFETY: each block writes its own rows of y; the bounds were checked above.
+        (0..blocks).into_par_iter().with_min_len(8).for_each(|t| unsafe { forward_block(isa, &f, t) });
+    });
+}
+
+isa_dispatch! {
+    fn forward_block(f: &Forward, t: usize) => forward_block_with { avx512: (12, 2), avx: (6, 2), scalar: (4, 4) }
+}
+
+#[inline(always)]
+unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forward, t: usize) {
+    let (g, kd, nr) = (f.g, f.g.kdim(), NV * S::LANES);
+    let (per, total) = (g.positions(), f.n * g.positions());
+    let (r0, rows) = (t * MR, MR.min(total - t * MR));
+    let a = thread_scratch(MR * kd);
+    {
+        for i in 0..MR {
+            let dst = &mut a[i * kd..(i + 1) * kd];
+            if i < rows {
+                let (s, p) = ((r0 + i) / per, (r0 + i) % per);
+                g.im2col(&f.x[s * g.in_len()..(s + 1) * g.in_len()], p, 0, dst);
+            } else {
+                dst.fill(0.0);
+            }
+        }
+        for q in 0..g.cout.div_ceil(nr) {
+            let y = f.y.0.add(r0 * g.cout + q * nr);
+            tile::<S, MR, NV>(
+                kd,
+                (a.as_ptr(), kd, 1),
+                (f.w.as_ptr().add(q * kd * nr), nr),
+                g.cout - q * nr,
+                |i| if i < rows { y.add(i * g.cout) } else { std::ptr::null_mut() },
+                Start::Row(f.bias.as_ptr().add(q * nr)),
+                Finish::Store,
+            );
+        }
+    }
+}
+
+struct InputGrad<'a> {
+    g: Conv,
+    /// `w` transposed per tap: tap t, panel q, then `[cout][nr]`.
+    wt: &'a [f32],
+    dy: &'a [f32],
+    dx: SendPtr,
+}
+
+/// `dx = col2im(dy·wᵀ)` for `n` samples, without the `dy·wᵀ` matrix.
+pub fn input_grad(g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let (kd, per) = (g.kdim(), g.positions());
+    assert!(w.len() == kd * g.cout && dy.len() >= n * per * g.cout && dx.len() >= n * g.in_len());
+    let isa = Isa::detected();
+    let nr = panel_width(isa);
+    let panels = g.cin.div_ceil(nr);
+    with_packed(g.k * g.k * panels * g.cout * nr, |wt| {
+        // Tap t's block of w is `[cin][cout]`; its transpose, as panels over cin.
+        for t in 0..g.k * g.k {
+            for q in 0..panels {
+                let dst = &mut wt[(t * panels + q) * g.cout * nr..][..g.cout * nr];
+                for co in 0..g.cout {
+                    for j in 0..nr {
+                        let c = q * nr + j;
+                        dst[co * nr + j] = if c < g.cin { w[(t * g.cin + c) * g.cout + co] } else { 0.0 };
+                    }
+                }
+            }
+        }
+        let f = InputGrad { g, wt, dy: &dy[..n * per * g.cout], dx: SendPtr(dx.as_mut_ptr()) };
+        // SAFETY: each sample writes only its own part of dx.
+        (0..n).into_par_iter().for_each(|s| unsafe { input_grad_sample(isa, &f, s) });
+    });
+}
+
+isa_dispatch! {
+    fn input_grad_sample(f: &InputGrad, s: usize) => input_grad_sample_with { avx512: (12, 2), avx: (6, 2), scalar: (4, 4) }
+}
+
+#[inline(always)]
+unsafe fn input_grad_sample_with<S: Simd, const MR: usize, const NV: usize>(f: &InputGrad, s: usize) {
+    let (g, nr) = (f.g, NV * S::LANES);
+    let (per, panels) = (g.positions(), g.cin.div_ceil(nr));
+    let dx = f.dx.0.add(s * g.in_len());
+    std::slice::from_raw_parts_mut(dx, g.in_len()).fill(0.0);
+    let scratch = thread_scratch(MR * g.cout);
+    {
+        for p0 in (0..per).step_by(MR) {
+            let rows = MR.min(per - p0);
+            let first = (s * per + p0) * g.cout;
+            // A block's rows of dy; a block reaching past dy's end is copied, zero-padded.
+            let a = if first + MR * g.cout <= f.dy.len() {
+                f.dy.as_ptr().add(first)
+            } else {
+                scratch.fill(0.0);
+                scratch[..rows * g.cout].copy_from_slice(&f.dy[first..first + rows * g.cout]);
+                scratch.as_ptr()
+            };
+            // Taps in reverse: for any one pixel, the rows of this block that
+            // reach it then add in raster order, as col2im adds them.
+            for t in (0..g.k * g.k).rev() {
+                let (ky, kx) = (t / g.k, t % g.k);
+                let src: [Option<usize>; MR] = std::array::from_fn(|i| if i < rows { g.source(p0 + i, ky, kx) } else { None });
+                for q in 0..panels {
+                    tile::<S, MR, NV>(
+                        g.cout,
+                        (a, g.cout, 1),
+                        (f.wt.as_ptr().add((t * panels + q) * g.cout * nr), nr),
+                        g.cin - q * nr,
+                        |i| src[i].map_or(std::ptr::null_mut(), |px| dx.add(px * g.cin + q * nr)),
+                        Start::Zero,
+                        Finish::Add,
+                    );
+                }
+            }
+        }
+    }
+}
+
+struct WeightGrad<'a> {
+    g: Conv,
+    n: usize,
+    x: &'a [f32],
+    dy: &'a [f32],
+    /// The result transposed, `[cout][kd]` padded to whole panels.
+    dwt: SendPtr,
+    ldt: usize,
+    /// Output channels per task.
+    group: usize,
+}
+
+/// Rows of a weight-gradient block: a block's im2col panel stays in L1.
+const WG_BLOCK: usize = 256;
+
+/// `dw = im2col(x)ᵀ·dy` over the `n` samples' rows in order (from 0).
+pub fn weight_grad(g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (kd, per) = (g.kdim(), g.positions());
+    assert!(x.len() >= n * g.in_len() && dy.len() >= n * per * g.cout && dw.len() == kd * g.cout);
+    let isa = Isa::detected();
+    let (nr, mr) = (panel_width(isa), wg_rows(isa));
+    let panels = kd.div_ceil(nr);
+    let ldt = panels * nr;
+    // Output channels per task: whole blocks of mr, few enough for every thread to have work.
+    let cblocks = g.cout.div_ceil(mr);
+    let want = (2 * rayon::current_num_threads()).div_ceil(panels).clamp(1, cblocks);
+    let group = cblocks.div_ceil(want) * mr;
+    with_packed(g.cout.div_ceil(mr) * mr * ldt, |dwt| {
+        let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], dwt: SendPtr(dwt.as_mut_ptr()), ldt, group };
+        let tasks = panels * g.cout.div_ceil(group);
+        // SAFETY: each task writes its own (channels × panel) part of dwt.
+        (0..tasks).into_par_iter().for_each(|t| unsafe { weight_grad_task(isa, &f, t) });
+        for k in 0..kd {
+            for co in 0..g.cout {
+                dw[k * g.cout + co] = dwt[co * ldt + k];
+            }
+        }
+    });
+}
+
+/// Output channels per block of the weight gradient (a divisor of 32 and 64).
+fn wg_rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 8,
+        Isa::Avx => 4,
+        Isa::Scalar => 4,
+    }
+}
+
+isa_dispatch! {
+    fn weight_grad_task(f: &WeightGrad, t: usize) => weight_grad_task_with { avx512: (8, 2), avx: (4, 2), scalar: (4, 4) }
+}
+
+#[inline(always)]
+unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &WeightGrad, t: usize) {
+    let (g, nr) = (f.g, NV * S::LANES);
+    let (per, kd) = (g.positions(), g.kdim());
+    let panels = kd.div_ceil(nr);
+    let (q, c0) = (t % panels, t / panels * f.group);
+    let c1 = (c0 + f.group).min(g.cout);
+    let rows = f.n * per;
+    // dy's rows, widened to whole blocks of MR channels when cout is not a multiple.
+    let ld = g.cout.div_ceil(MR) * MR;
+    let scratch = thread_scratch(WG_BLOCK * nr + if ld == g.cout { 0 } else { WG_BLOCK * ld });
+    {
+        let (panel, wide) = scratch.split_at_mut(WG_BLOCK * nr);
+        for r0 in (0..rows).step_by(WG_BLOCK) {
+            let kc = WG_BLOCK.min(rows - r0);
+            for (i, dst) in panel.chunks_mut(nr).enumerate().take(kc) {
+                let (s, p) = ((r0 + i) / per, (r0 + i) % per);
+                g.im2col(&f.x[s * g.in_len()..(s + 1) * g.in_len()], p, q * nr, dst);
+            }
+            let a = if ld == g.cout {
+                f.dy.as_ptr().add(r0 * g.cout)
+            } else {
+                for (i, dst) in wide.chunks_mut(ld).enumerate().take(kc) {
+                    dst[..g.cout].copy_from_slice(&f.dy[(r0 + i) * g.cout..][..g.cout]);
+                    dst[g.cout..].fill(0.0);
+                }
+                wide.as_ptr()
+            };
+            for co in (c0..c1).step_by(MR) {
+                let out = f.dwt.0.add(co * f.ldt + q * nr);
+                tile::<S, MR, NV>(
+                    kc,
+                    (a.add(co), 1, ld),
+                    (panel.as_ptr(), nr),
+                    nr,
+                    |i| if co + i < c1 { out.add(i * f.ldt) } else { std::ptr::null_mut() },
+                    if r0 == 0 { Start::Zero } else { Start::C },
+                    Finish::Store,
+                );
+            }
+        }
+    }
+}
+
+/// `db = Σ over rows of dy` (`[rows, cols]`), rows in order, from 0.
+pub fn bias_grad(dy: &[f32], cols: usize, db: &mut [f32]) {
+    db.fill(0.0);
+    for r in dy.chunks(cols) {
+        for (d, v) in db.iter_mut().zip(r) {
+            *d += v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::cpu::gemm::{gemm_reference, MatRef};
+
+    fn fill(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The im2col formulation, written plainly: the definition of the bits.
+    fn reference(g: Conv, n: usize, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (kd, per) = (g.kdim(), g.positions());
+        let rows = n * per;
+        let mut col = vec![0.0; rows * kd];
+        for r in 0..rows {
+            g.im2col(&x[r / per * g.in_len()..][..g.in_len()], r % per, 0, &mut col[r * kd..(r + 1) * kd]);
+        }
+        let mut y: Vec<f32> = (0..rows).flat_map(|_| b.iter().copied()).collect();
+        gemm_reference(rows, g.cout, kd, MatRef::rows(&col, kd), MatRef::rows(w, g.cout), &mut y, g.cout, true);
+        let mut dw = vec![0.0; kd * g.cout];
+        gemm_reference(kd, g.cout, rows, MatRef::transposed(&col, kd), MatRef::rows(dy, g.cout), &mut dw, g.cout, false);
+        let mut dcol = vec![0.0; rows * kd];
+        gemm_reference(rows, kd, g.cout, MatRef::rows(dy, g.cout), MatRef::transposed(w, g.cout), &mut dcol, kd, false);
+        let mut dx = vec![0.0; n * g.in_len()];
+        for r in 0..rows {
+            let (s, p) = (r / per, r % per);
+            for t in 0..g.k * g.k {
+                if let Some(px) = g.source(p, t / g.k, t % g.k) {
+                    for c in 0..g.cin {
+                        dx[s * g.in_len() + px * g.cin + c] += dcol[r * kd + t * g.cin + c];
+                    }
+                }
+            }
+        }
+        (y, dw, dx)
+    }
+
+    #[test]
+    fn convolutions_equal_the_im2col_formulation_bit_for_bit() {
+        let shapes = [
+            Conv { h: 7, w: 6, cin: 3, cout: 5, k: 3, pad: 1 },
+            Conv { h: 9, w: 8, cin: 32, cout: 32, k: 3, pad: 0 },
+            Conv { h: 6, w: 7, cin: 64, cout: 64, k: 3, pad: 1 },
+            Conv { h: 5, w: 5, cin: 17, cout: 40, k: 3, pad: 0 },
+        ];
+        for (i, &g) in shapes.iter().enumerate() {
+            let n = 3;
+            let x = fill(n * g.in_len(), 1 + i as u32);
+            let w = fill(g.kdim() * g.cout, 2 + i as u32);
+            let b = fill(g.cout, 3 + i as u32);
+            let mut dy = fill(n * g.positions() * g.cout, 4 + i as u32);
+            dy[0] = -0.0; // sums of signed zeros must keep their sign rules
+            let (y0, dw0, dx0) = reference(g, n, &x, &w, &b, &dy);
+            let mut y = vec![0.0; y0.len()];
+            forward(g, n, &x, &w, &b, &mut y);
+            let mut dw = vec![0.0; dw0.len()];
+            weight_grad(g, n, &x, &dy, &mut dw);
+            let mut dx = vec![f32::NAN; dx0.len()];
+            input_grad(g, n, &w, &dy, &mut dx);
+            let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same(&y, &y0), "{g:?}: forward");
+            assert!(same(&dw, &dw0), "{g:?}: weight gradient");
+            assert!(same(&dx, &dx0), "{g:?}: input gradient");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Matrix multiply for the CPU: `C = A·B` or `C += A·B`, f32, row-major `C`.
+//!
+//! Why our own and not the `gemm` crate: its summation order depends on its
+//! blocking. Here every output element is **one FMA chain over k in
+//! ascending order**, started from 0 (or from the old `C` when accumulating).
+//! Blocking over k reloads the partial sum and continues the same chain, so
+//! tiling, thread count and vector width never change a bit.
+//!
+//! The structure is BLIS's: for each block of KC steps of k, B is packed once
+//! into panels of one block's width and A into panels of one block's height
+//! (both zero-padded, contiguous in k), then every (row block, panel) pair is
+//! one call of the micro-kernel, spread over rayon's threads.
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use super::simd::{Isa, Simd};
+use super::tile::{tile, Finish, Start};
+use super::{isa_dispatch, with_packed, SendPtr};
+use rayon::prelude::*;
+
+/// A read-only strided matrix view: element (i, j) is `data[i*rs + j*cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// Row-major matrix with `cols` columns.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        MatRef { data, rs: cols, cs: 1 }
+    }
+    /// The transpose of a row-major matrix with `cols` columns.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        MatRef { data, rs: 1, cs: cols }
+    }
+    fn check(&self, r: usize, c: usize, what: &str) {
+        if r > 0 && c > 0 {
+            let last = (r - 1) * self.rs + (c - 1) * self.cs;
+            assert!(last < self.data.len(), "gemm: {what} view out of bounds");
+        }
+    }
+}
+
+/// Depth of one k block: a row block's packed A and a panel of B stay in L1/L2.
+const KC: usize = 256;
+
+/// The block shape (rows, columns) of the general product per instruction set.
+fn block_shape(isa: Isa) -> (usize, usize) {
+    match isa {
+        Isa::Avx512 => (12, 32),
+        Isa::Avx => (6, 16),
+        Isa::Scalar => (4, 4),
+    }
+}
+
+/// `C[m×n] (+)= A[m×k] · B[k×n]`; `C` is row-major with row stride `ldc`.
+/// With `accumulate == false` the old contents of `C` are ignored.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    a.check(m, k, "A");
+    b.check(k, n, "B");
+    assert!(ldc >= n && (m - 1) * ldc + n <= c.len(), "gemm: C out of bounds");
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                c[i * ldc..i * ldc + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    let isa = Isa::detected();
+    let (mr, nr) = block_shape(isa);
+    let (row_blocks, panels) = (m.div_ceil(mr), n.div_ceil(nr));
+    let kc_max = KC.min(k);
+    let (a_len, b_len) = (row_blocks * kc_max * mr, panels * kc_max * nr);
+    let cp = SendPtr(c.as_mut_ptr());
+    with_packed(a_len + b_len, |packed| {
+        let (pa, pb) = packed.split_at_mut(a_len);
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            pa[..row_blocks * kc * mr].par_chunks_mut(kc * mr).enumerate().for_each(|(t, dst)| pack(a, t * mr, m, k0, kc, mr, dst));
+            // B's panels are A's with the roles of rows and columns exchanged.
+            let bt = MatRef { data: b.data, rs: b.cs, cs: b.rs };
+            pb[..panels * kc * nr].par_chunks_mut(kc * nr).enumerate().for_each(|(q, dst)| pack(bt, q * nr, n, k0, kc, nr, dst));
+            let job = Job { pa, pb, kc, mr, nr, m, n, c: cp, ldc, start: if k0 == 0 && !accumulate { Start::Zero } else { Start::C } };
+            // SAFETY: each (row block, panel) pair writes its own part of C, checked above.
+            (0..row_blocks * panels).into_par_iter().with_min_len(4).for_each(|t| unsafe { block(isa, &job, t) });
+        }
+    });
+}
+
+/// Rows `i0..i0+h` (zero past `m`) of `A[·, k0..k0+kc]`, as `[k][h]`.
+fn pack(a: MatRef, i0: usize, m: usize, k0: usize, kc: usize, h: usize, dst: &mut [f32]) {
+    let rows = h.min(m - i0);
+    if a.cs == 1 {
+        // Rows are contiguous in k: read along them.
+        for i in 0..h {
+            for kk in 0..kc {
+                dst[kk * h + i] = if i < rows { a.data[(i0 + i) * a.rs + k0 + kk] } else { 0.0 };
+            }
+        }
+    } else {
+        for kk in 0..kc {
+            for i in 0..h {
+                dst[kk * h + i] = if i < rows { a.data[(i0 + i) * a.rs + (k0 + kk) * a.cs] } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// One k block's packed operands and where its results go.
+struct Job<'a> {
+    pa: &'a [f32],
+    pb: &'a [f32],
+    kc: usize,
+    mr: usize,
+    nr: usize,
+    m: usize,
+    n: usize,
+    c: SendPtr,
+    ldc: usize,
+    start: Start,
+}
+
+isa_dispatch! {
+    fn block(job: &Job, t: usize) => block_with { avx512: (12, 2), avx: (6, 2), scalar: (4, 4) }
+}
+
+#[inline(always)]
+unsafe fn block_with<S: Simd, const MR: usize, const NV: usize>(job: &Job, t: usize) {
+    debug_assert!(job.mr == MR && job.nr == NV * S::LANES);
+    let panels = job.n.div_ceil(job.nr);
+    let (rb, q) = (t / panels, t % panels);
+    let (i0, j0) = (rb * MR, q * job.nr);
+    let rows = MR.min(job.m - i0);
+    let c = job.c.0.add(i0 * job.ldc + j0);
+    tile::<S, MR, NV>(
+        job.kc,
+        (job.pa.as_ptr().add(rb * job.kc * MR), 1, MR),
+        (job.pb.as_ptr().add(q * job.kc * job.nr), job.nr),
+        job.n - j0,
+        |i| if i < rows { c.add(i * job.ldc) } else { std::ptr::null_mut() },
+        job.start,
+        Finish::Store,
+    );
+}
+
+/// Reference used by tests: the same chain written plainly.
+pub fn gemm_reference(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = if accumulate { c[i * ldc + j] } else { 0.0 };
+            for kk in 0..k {
+                s = a.data[i * a.rs + kk * a.cs].mul_add(b.data[kk * b.rs + j * b.cs], s);
+            }
+            c[i * ldc + j] = s;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_reference_bit_for_bit_on_odd_shapes() {
+        for &(m, n, k) in &[(1, 1, 1), (7, 10, 3), (64, 33, 300), (50, 17, 513), (13, 300, 9)] {
+            let a = fill(m * k, 1);
+            let bt = fill(n * k, 2); // B stored transposed, to exercise strides
+            let b = MatRef::transposed(&bt, k);
+            for &acc in &[false, true] {
+                let mut c1 = fill(m * n, 3);
+                let mut c2 = c1.clone();
+                gemm(m, n, k, MatRef::rows(&a, k), b, &mut c1, n, acc);
+                gemm_reference(m, n, k, MatRef::rows(&a, k), b, &mut c2, n, acc);
+                assert!(c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{n}x{k} acc={acc}");
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_f64_product() {
+        let (m, n, k) = (20, 19, 77);
+        let a = fill(m * k, 4);
+        let b = fill(k * n, 5);
+        let mut c = vec![0.0; m * n];
+        gemm(m, n, k, MatRef::rows(&a, k), MatRef::rows(&b, n), &mut c, n, false);
+        for i in 0..m {
+            for j in 0..n {
+                let s: f64 = (0..k).map(|kk| a[i * k + kk] as f64 * b[kk * n + j] as f64).sum();
+                assert!((c[i * n + j] as f64 - s).abs() < 1e-4, "({i},{j})");
+            }
+        }
+    }
+}

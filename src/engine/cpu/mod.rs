@@ -1,0 +1,94 @@
+//! The CPU engine's matrix products: one micro-kernel ([`tile`]) over the
+//! vector instructions this CPU has ([`simd`]), driven for general matrices
+//! ([`gemm`]) and for convolutions without an im2col matrix ([`conv`]).
+//!
+//! The arithmetic is fixed: every output element is one FMA chain over k in
+//! ascending order, from a stated start; col2im's scatter-adds happen in
+//! its order. Blocking, threads and vector width only decide who computes
+//! what, so the results are the same bits on every machine.
+
+pub mod conv;
+pub mod gemm;
+pub mod simd;
+pub mod tile;
+
+use std::cell::RefCell;
+
+/// Define `$name(isa, args…)`, which runs `$generic::<S, MR, NV>(args…)`
+/// compiled for `isa`, with the block shape (`MR` rows × `NV` vectors) given
+/// per instruction set.
+macro_rules! isa_dispatch {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $generic:ident {
+        avx512: ($mr1:expr, $nv1:expr), avx: ($mr2:expr, $nv2:expr), scalar: ($mr3:expr, $nv3:expr) $(,)?
+    }) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name(isa: $crate::engine::cpu::simd::Isa, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512($($arg: $ty),*) {
+                $generic::<$crate::engine::cpu::simd::Avx512, $mr1, $nv1>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx($($arg: $ty),*) {
+                $generic::<$crate::engine::cpu::simd::Avx, $mr2, $nv2>($($arg),*)
+            }
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                $crate::engine::cpu::simd::Isa::Avx512 => avx512($($arg),*),
+                #[cfg(target_arch = "x86_64")]
+                $crate::engine::cpu::simd::Isa::Avx => avx($($arg),*),
+                _ => $generic::<$crate::engine::cpu::simd::Scalar, $mr3, $nv3>($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use isa_dispatch;
+
+/// A raw pointer that rayon tasks may share: each task writes a disjoint
+/// part (the callers say which).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub *mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+thread_local! {
+    /// Per-thread scratch (a tile's im2col rows, a block of packed panels).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's packed operands, shared read-only with its tasks.
+    static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's scratch, at least `len` long (zero-filled when grown).
+///
+/// A plain slice rather than a closure over the thread-local: the kernels
+/// that use it are `#[target_feature]` functions, and a closure would not
+/// inherit their instruction set (its vector code would become calls).
+///
+/// # Safety
+/// One user per thread at a time: the slice is invalidated by the next call
+/// on the same thread.
+pub(crate) unsafe fn thread_scratch<'a>(len: usize) -> &'a mut [f32] {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        // SAFETY: the buffer lives as long as the thread; see above for aliasing.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr(), len) }
+    })
+}
+
+/// Run `f` with the calling thread's packing buffer, at least `len` long.
+pub(crate) fn with_packed<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    PACKED.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        f(&mut s[..len])
+    })
+}
