@@ -2,11 +2,15 @@
 //!
 //! Elements are laid out `[sample][spatial][channel]` (NHWC; a dense layer is
 //! spatial = units, channels = 1). Work is split by sample, so the thread
-//! count never changes a result.
+//! count never changes a result. The function is evaluated 16 elements at a
+//! time over [`Lanes`], each lane with the operations of a lone `f32`.
 
-use super::Activation;
-use crate::engine::real::Dual;
+use super::{Activation, Custom};
+use crate::engine::cpu::isa_compiled;
+use crate::engine::cpu::simd::Isa;
+use crate::engine::real::{Dual, DualOf, Lanes, Real};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// How a layer's output is grouped for the layer-wise minimum.
 #[derive(Clone, Copy, Debug)]
@@ -47,24 +51,41 @@ impl Saved {
     }
 }
 
-/// Calls `$body` with `$f` bound to a closure for the concrete activation,
-/// so each function gets its own monomorphised loop.
-macro_rules! with_fn {
-    ($act:expr, $f:ident, $body:expr) => {
-        match $act {
-            Activation::Relu => { let $f = |x, m| Activation::Relu.eval(x, m); $body }
-            Activation::Tanh => { let $f = |x, m| Activation::Tanh.eval(x, m); $body }
-            Activation::SignedSqrt => { let $f = |x, m| Activation::SignedSqrt.eval(x, m); $body }
-            Activation::SoftplusLinear => { let $f = |x, m| Activation::SoftplusLinear.eval(x, m); $body }
-            Activation::ReflectionLinear => { let $f = |x, m| Activation::ReflectionLinear.eval(x, m); $body }
-            Activation::ZeroFitLinear => { let $f = |x, m| Activation::ZeroFitLinear.eval(x, m); $body }
-            Activation::Custom(_) => {
-                let c = $act.custom().unwrap();
-                let $f = |x, m| c.forward.eval(x, m);
-                $body
-            }
+/// Lanes per step of the kernels below.
+const W: usize = 16;
+
+/// The function to apply, looked up once per call (an expression's registry
+/// entry, not once per element).
+enum Resolved {
+    Builtin(Activation),
+    Custom(Arc<Custom>),
+}
+
+impl Resolved {
+    fn of(act: Activation) -> Resolved {
+        match act.custom() {
+            Some(c) => Resolved::Custom(c),
+            None => Resolved::Builtin(act),
         }
-    };
+    }
+
+    #[inline(always)]
+    fn eval<T: Real>(&self, x: T, m: T) -> T {
+        match self {
+            Resolved::Builtin(a) => a.eval(x, m),
+            Resolved::Custom(c) => c.forward.eval(x, m),
+        }
+    }
+
+    /// ∂f/∂x as training uses it: a straight-through function's own slope
+    /// expression, or the derivative `d` of the definition.
+    #[inline(always)]
+    fn slope(&self, x: Lanes<W>, m: Lanes<W>, d: Lanes<W>) -> Lanes<W> {
+        match self {
+            Resolved::Custom(c) => c.grad.as_ref().map_or(d, |g| g.eval(x, m)),
+            Resolved::Builtin(_) => d,
+        }
+    }
 }
 
 fn group_mins(x: &[f32], g: Groups, mins: &mut [f32]) {
@@ -81,24 +102,55 @@ fn group_mins(x: &[f32], g: Groups, mins: &mut [f32]) {
     }
 }
 
+/// Up to `W` values from `v` (zeros past its end).
+#[inline(always)]
+fn lanes(v: &[f32]) -> Lanes<W> {
+    Lanes(std::array::from_fn(|i| v.get(i).copied().unwrap_or(0.0)))
+}
+
+/// The group minima of elements `i0..i0+W` of sample `s` (0 where unused).
+#[inline(always)]
+fn lane_mins(mins: &[f32], g: Groups, s: usize, i0: usize) -> Lanes<W> {
+    if mins.is_empty() {
+        return Lanes([0.0; W]);
+    }
+    let c = g.channels;
+    let row = &mins[s * c..(s + 1) * c];
+    let mut ch = i0 % c;
+    Lanes(std::array::from_fn(|_| {
+        let m = row[ch];
+        ch = if ch + 1 == c { 0 } else { ch + 1 };
+        m
+    }))
+}
+
 /// Inference: `y = f(x, m)`.
 pub fn forward_eval(act: Activation, g: Groups, x: &[f32], y: &mut [f32], mins_scratch: &mut Vec<f32>) {
     let n = g.len();
-    if act.uses_min() {
+    let mins: &[f32] = if act.uses_min() {
         mins_scratch.resize(g.samples * g.channels, 0.0);
         group_mins(&x[..n], g, mins_scratch);
+        mins_scratch
+    } else {
+        &[]
+    };
+    let (f, isa, ps) = (Resolved::of(act), Isa::detected(), g.per_sample());
+    y[..n].par_chunks_mut(ps).zip(x[..n].par_chunks(ps)).enumerate().for_each(|(s, (ys, xs))| {
+        // SAFETY: the detected instruction set.
+        unsafe { eval_sample(isa, &f, g, s, xs, ys, mins) }
+    });
+}
+
+isa_compiled! {
+    fn eval_sample(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32]) => eval_sample_with
+}
+
+#[inline(always)]
+fn eval_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32]) {
+    for (k, (ys, xs)) in y.chunks_mut(W).zip(x.chunks(W)).enumerate() {
+        let v = f.eval(lanes(xs), lane_mins(mins, g, s, k * W));
+        ys.copy_from_slice(&v.0[..ys.len()]);
     }
-    let mins: &[f32] = mins_scratch;
-    let c = g.channels;
-    let ps = g.per_sample();
-    with_fn!(act, f, {
-        y[..n].par_chunks_mut(ps).zip(x[..n].par_chunks(ps)).enumerate().for_each(|(s, (ys, xs))| {
-            for (i, (yv, &xv)) in ys.iter_mut().zip(xs).enumerate() {
-                let m = if act.uses_min() { mins[s * c + i % c] } else { 0.0 };
-                *yv = f(xv, m);
-            }
-        })
-    })
 }
 
 /// Training: `y = f(x, m)` and the derivatives the backward pass needs.
@@ -108,33 +160,35 @@ pub fn forward_train(act: Activation, g: Groups, x: &[f32], y: &mut [f32], saved
     if lw {
         group_mins(&x[..n], g, &mut saved.mins);
     }
-    let c = g.channels;
-    let ps = g.per_sample();
-    let mins = &saved.mins;
-    let dydm = &mut saved.dydm;
-    // A straight-through function gives its slope by a separate expression.
-    let slope_override = act.custom().filter(|c| c.grad.is_some());
-    with_fn!(act, f, {
-        let per_sample = |(s, ((ys, ds), xs)): (usize, ((&mut [f32], &mut [f32]), &[f32]))| {
-            for (i, ((yv, dv), &xv)) in ys.iter_mut().zip(ds.iter_mut()).zip(xs).enumerate() {
-                let m = if lw { mins[s * c + i % c] } else { 0.0 };
-                let r = f(Dual::var(xv), Dual::constant(m));
-                *yv = r.v;
-                *dv = match &slope_override {
-                    Some(o) => o.grad.as_ref().unwrap().eval(xv, m),
-                    None => r.d,
-                };
-            }
-        };
-        y[..n].par_chunks_mut(ps).zip(saved.dydx[..n].par_chunks_mut(ps)).zip(x[..n].par_chunks(ps)).enumerate().for_each(per_sample);
-        if lw {
-            dydm[..n].par_chunks_mut(ps).zip(x[..n].par_chunks(ps)).enumerate().for_each(|(s, (ds, xs))| {
-                for (i, (dv, &xv)) in ds.iter_mut().zip(xs).enumerate() {
-                    *dv = f(Dual::constant(xv), Dual::var(mins[s * c + i % c])).d;
-                }
-            });
+    let (f, isa, ps) = (Resolved::of(act), Isa::detected(), g.per_sample());
+    let mins: &[f32] = &saved.mins;
+    // SAFETY (both calls): the detected instruction set.
+    let per_sample = y[..n].par_chunks_mut(ps).zip(saved.dydx[..n].par_chunks_mut(ps)).zip(x[..n].par_chunks(ps)).enumerate();
+    if lw {
+        // Layer-wise functions also keep ∂f/∂m.
+        per_sample.zip(saved.dydm[..n].par_chunks_mut(ps)).for_each(|((s, ((ys, ds), xs)), dms)| unsafe { train_sample(isa, &f, g, s, xs, ys, ds, dms, mins) });
+    } else {
+        per_sample.for_each(|(s, ((ys, ds), xs))| unsafe { train_sample(isa, &f, g, s, xs, ys, ds, &mut [], mins) });
+    }
+}
+
+isa_compiled! {
+    fn train_sample(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], dydx: &mut [f32], dydm: &mut [f32], mins: &[f32]) => train_sample_with
+}
+
+#[inline(always)]
+fn train_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], dydx: &mut [f32], dydm: &mut [f32], mins: &[f32]) {
+    for (k, xs) in x.chunks(W).enumerate() {
+        let (i0, len) = (k * W, xs.len());
+        let (xv, m) = (lanes(xs), lane_mins(mins, g, s, k * W));
+        let r = f.eval(DualOf::var(xv), DualOf::constant(m));
+        y[i0..i0 + len].copy_from_slice(&r.v.0[..len]);
+        dydx[i0..i0 + len].copy_from_slice(&f.slope(xv, m, r.d).0[..len]);
+        if !dydm.is_empty() {
+            let dm = f.eval(DualOf::constant(xv), DualOf::var(m)).d;
+            dydm[i0..i0 + len].copy_from_slice(&dm.0[..len]);
         }
-    })
+    }
 }
 
 /// `dx = dy·∂f/∂x`, plus, for layer-wise functions, `Σ dy·∂f/∂m` of each
@@ -146,8 +200,8 @@ pub fn backward(act: Activation, g: Groups, x: &[f32], dy: &[f32], saved: &Saved
     let lw = act.uses_min();
     dx[..n].par_chunks_mut(ps).enumerate().for_each(|(s, dxs)| {
         let base = s * ps;
-        for (i, d) in dxs.iter_mut().enumerate() {
-            *d = dy[base + i] * saved.dydx[base + i];
+        for ((d, &g), &k) in dxs.iter_mut().zip(&dy[base..base + ps]).zip(&saved.dydx[base..base + ps]) {
+            *d = g * k;
         }
         if lw {
             for ch in 0..c {

@@ -21,6 +21,7 @@ pub enum Cmp {
 }
 
 impl Cmp {
+    #[inline(always)]
     pub fn holds(self, a: f32, b: f32) -> bool {
         match self {
             Cmp::Lt => a < b,
@@ -103,6 +104,78 @@ impl Real for f32 {
     #[inline(always)]
     fn select(op: Cmp, lhs: Self, rhs: Self, then: Self, otherwise: Self) -> Self {
         if op.holds(lhs, rhs) { then } else { otherwise }
+    }
+}
+
+/// `N` f32 values evaluated side by side: an activation evaluated over
+/// `Lanes` computes, lane by lane, exactly what it computes over `f32` (the
+/// same IEEE operations; the transcendentals are [`math`]'s lane functions,
+/// written once for any width). Kernels use 16 lanes, which the compiler
+/// maps to vector registers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lanes<const N: usize>(pub [f32; N]);
+
+macro_rules! lanes_op {
+    ($tr:ident, $f:ident, $op:tt) => {
+        impl<const N: usize> $tr for Lanes<N> {
+            type Output = Self;
+            #[inline(always)]
+            fn $f(self, o: Self) -> Self {
+                Lanes(std::array::from_fn(|i| self.0[i] $op o.0[i]))
+            }
+        }
+    };
+}
+lanes_op!(Add, add, +);
+lanes_op!(Sub, sub, -);
+lanes_op!(Mul, mul, *);
+lanes_op!(Div, div, /);
+
+impl<const N: usize> Neg for Lanes<N> {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        Lanes(self.0.map(|v| -v))
+    }
+}
+
+impl<const N: usize> Real for Lanes<N> {
+    #[inline(always)]
+    fn lit(v: f64) -> Self {
+        Lanes([v as f32; N])
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        Lanes(math::exp_lanes(self.0))
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        Lanes(math::ln_lanes(self.0))
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        Lanes(self.0.map(f32::sqrt))
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        Lanes(math::tanh_lanes(self.0))
+    }
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        Lanes(math::sigmoid_lanes(self.0))
+    }
+    #[inline(always)]
+    fn softplus(self) -> Self {
+        Lanes(math::softplus_and_sigmoid_lanes(self.0).0)
+    }
+    #[inline(always)]
+    fn softplus_and_slope(self) -> (Self, Self) {
+        let (sp, sg) = math::softplus_and_sigmoid_lanes(self.0);
+        (Lanes(sp), Lanes(sg))
+    }
+    #[inline(always)]
+    fn select(op: Cmp, lhs: Self, rhs: Self, then: Self, otherwise: Self) -> Self {
+        Lanes(std::array::from_fn(|i| if op.holds(lhs.0[i], rhs.0[i]) { then.0[i] } else { otherwise.0[i] }))
     }
 }
 

@@ -51,33 +51,64 @@ impl Conv {
         self.h * self.w * self.cin
     }
 
-    /// The input pixel that output position `p` reads through tap (ky, kx),
-    /// or None where that falls in the zero padding.
+    /// The input pixel that output position (oy, ox) reads through tap
+    /// (ky, kx), or None where that falls in the zero padding.
     #[inline(always)]
-    pub fn source(&self, p: usize, ky: usize, kx: usize) -> Option<usize> {
-        let (oy, ox) = (p / self.ow(), p % self.ow());
+    pub fn source(&self, (oy, ox): (usize, usize), ky: usize, kx: usize) -> Option<usize> {
         let iy = (oy + ky).checked_sub(self.pad).filter(|&v| v < self.h)?;
         let ix = (ox + kx).checked_sub(self.pad).filter(|&v| v < self.w)?;
         Some(iy * self.w + ix)
     }
 
-    /// Row `p` of one sample's im2col matrix, kd from `kd0` for `dst.len()`
-    /// values (zeros in the padding and past kdim).
+    /// A full im2col row: output position (oy, ox) of one sample `x`, zeros
+    /// in the padding. Each kernel row's in-bounds taps are one copy.
     #[inline(always)]
-    fn im2col(&self, x: &[f32], p: usize, kd0: usize, dst: &mut [f32]) {
-        let mut kd = kd0;
-        let mut out = 0;
-        while out < dst.len() {
-            let (tap, c) = (kd / self.cin, kd % self.cin);
-            let n = (self.cin - c).min(dst.len() - out);
-            let d = &mut dst[out..out + n];
-            match (tap < self.k * self.k).then(|| self.source(p, tap / self.k, tap % self.k)).flatten() {
-                Some(src) => d.copy_from_slice(&x[src * self.cin + c..][..n]),
-                None => d.fill(0.0),
+    fn im2col(&self, x: &[f32], (oy, ox): (usize, usize), dst: &mut [f32]) {
+        let (k, cin) = (self.k, self.cin);
+        // Taps kx in lo..hi read inside the image.
+        let lo = self.pad.saturating_sub(ox).min(k);
+        let hi = (self.w + self.pad).saturating_sub(ox).clamp(lo, k);
+        for (ky, seg) in dst[..k * k * cin].chunks_mut(k * cin).enumerate() {
+            match (oy + ky).checked_sub(self.pad).filter(|&iy| iy < self.h) {
+                Some(iy) if hi > lo => {
+                    seg[..lo * cin].fill(0.0);
+                    let from = (iy * self.w + ox + lo - self.pad) * cin;
+                    seg[lo * cin..hi * cin].copy_from_slice(&x[from..from + (hi - lo) * cin]);
+                    seg[hi * cin..].fill(0.0);
+                }
+                _ => seg.fill(0.0),
             }
-            kd += n;
-            out += n;
         }
+    }
+}
+
+/// Output positions in order — (sample, oy, ox) — stepping without a division per row.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    s: usize,
+    oy: usize,
+    ox: usize,
+}
+
+impl Cursor {
+    fn at(g: &Conv, row: usize) -> Cursor {
+        let (s, p) = (row / g.positions(), row % g.positions());
+        Cursor { s, oy: p / g.ow(), ox: p % g.ow() }
+    }
+    #[inline(always)]
+    fn next(&mut self, g: &Conv) {
+        self.ox += 1;
+        if self.ox == g.ow() {
+            self.ox = 0;
+            self.oy += 1;
+            if self.oy == g.oh() {
+                self.oy = 0;
+                self.s += 1;
+            }
+        }
+    }
+    fn pos(&self) -> (usize, usize) {
+        (self.oy, self.ox)
     }
 }
 
@@ -93,7 +124,7 @@ fn pack_panels(b: &[f32], rows: usize, cols: usize, nr: usize, out: &mut [f32]) 
     }
 }
 
-/// Columns per panel (one block's width) for the detected instruction set.
+/// Columns per panel (one block's width) for an instruction set.
 fn panel_width(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 32,
@@ -123,9 +154,12 @@ struct Forward<'a> {
 
 /// `y = im2col(x)·w + bias` for `n` samples.
 pub fn forward(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
+    forward_on(Isa::detected(), g, n, x, w, bias, y)
+}
+
+fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
     let (kd, rows) = (g.kdim(), n * g.positions());
     assert!(x.len() >= n * g.in_len() && w.len() == kd * g.cout && bias.len() == g.cout && y.len() >= rows * g.cout);
-    let isa = Isa::detected();
     let (nr, mr) = (panel_width(isa), block_rows(isa));
     with_packed(g.cout.div_ceil(nr) * kd * nr, |wp| {
         pack_panels(w, kd, g.cout, nr, wp);
@@ -143,31 +177,29 @@ isa_dispatch! {
 #[inline(always)]
 unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forward, t: usize) {
     let (g, kd, nr) = (f.g, f.g.kdim(), NV * S::LANES);
-    let (per, total) = (g.positions(), f.n * g.positions());
+    let total = f.n * g.positions();
     let (r0, rows) = (t * MR, MR.min(total - t * MR));
     let a = thread_scratch(MR * kd);
-    {
-        for i in 0..MR {
-            let dst = &mut a[i * kd..(i + 1) * kd];
-            if i < rows {
-                let (s, p) = ((r0 + i) / per, (r0 + i) % per);
-                g.im2col(&f.x[s * g.in_len()..(s + 1) * g.in_len()], p, 0, dst);
-            } else {
-                dst.fill(0.0);
-            }
+    let mut at = Cursor::at(&g, r0);
+    for (i, dst) in a.chunks_mut(kd).enumerate() {
+        if i < rows {
+            g.im2col(&f.x[at.s * g.in_len()..][..g.in_len()], at.pos(), dst);
+            at.next(&g);
+        } else {
+            dst.fill(0.0);
         }
-        for q in 0..g.cout.div_ceil(nr) {
-            let y = f.y.0.add(r0 * g.cout + q * nr);
-            tile::<S, MR, NV>(
-                kd,
-                (a.as_ptr(), kd, 1),
-                (f.w.as_ptr().add(q * kd * nr), nr),
-                g.cout - q * nr,
-                |i| if i < rows { y.add(i * g.cout) } else { std::ptr::null_mut() },
-                Start::Row(f.bias.as_ptr().add(q * nr)),
-                Finish::Store,
-            );
-        }
+    }
+    for q in 0..g.cout.div_ceil(nr) {
+        let (y, w) = (f.y.0.add(r0 * g.cout + q * nr), f.w.as_ptr().add(q * kd * nr));
+        tile::<S, MR, NV>(
+            kd,
+            (a.as_ptr(), kd, 1),
+            |k| w.add(k * nr),
+            g.cout - q * nr,
+            |i| if i < rows { y.add(i * g.cout) } else { std::ptr::null_mut() },
+            Start::Row(f.bias.as_ptr().add(q * nr)),
+            Finish::Store,
+        );
     }
 }
 
@@ -181,9 +213,12 @@ struct InputGrad<'a> {
 
 /// `dx = col2im(dy·wᵀ)` for `n` samples, without the `dy·wᵀ` matrix.
 pub fn input_grad(g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    input_grad_on(Isa::detected(), g, n, w, dy, dx)
+}
+
+fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (kd, per) = (g.kdim(), g.positions());
     assert!(w.len() == kd * g.cout && dy.len() >= n * per * g.cout && dx.len() >= n * g.in_len());
-    let isa = Isa::detected();
     let nr = panel_width(isa);
     let panels = g.cin.div_ceil(nr);
     with_packed(g.k * g.k * panels * g.cout * nr, |wt| {
@@ -216,34 +251,41 @@ unsafe fn input_grad_sample_with<S: Simd, const MR: usize, const NV: usize>(f: &
     let dx = f.dx.0.add(s * g.in_len());
     std::slice::from_raw_parts_mut(dx, g.in_len()).fill(0.0);
     let scratch = thread_scratch(MR * g.cout);
-    {
-        for p0 in (0..per).step_by(MR) {
-            let rows = MR.min(per - p0);
-            let first = (s * per + p0) * g.cout;
-            // A block's rows of dy; a block reaching past dy's end is copied, zero-padded.
-            let a = if first + MR * g.cout <= f.dy.len() {
-                f.dy.as_ptr().add(first)
-            } else {
-                scratch.fill(0.0);
-                scratch[..rows * g.cout].copy_from_slice(&f.dy[first..first + rows * g.cout]);
-                scratch.as_ptr()
-            };
-            // Taps in reverse: for any one pixel, the rows of this block that
-            // reach it then add in raster order, as col2im adds them.
-            for t in (0..g.k * g.k).rev() {
-                let (ky, kx) = (t / g.k, t % g.k);
-                let src: [Option<usize>; MR] = std::array::from_fn(|i| if i < rows { g.source(p0 + i, ky, kx) } else { None });
-                for q in 0..panels {
-                    tile::<S, MR, NV>(
-                        g.cout,
-                        (a, g.cout, 1),
-                        (f.wt.as_ptr().add((t * panels + q) * g.cout * nr), nr),
-                        g.cin - q * nr,
-                        |i| src[i].map_or(std::ptr::null_mut(), |px| dx.add(px * g.cin + q * nr)),
-                        Start::Zero,
-                        Finish::Add,
-                    );
-                }
+    let mut at = Cursor::at(&g, s * per);
+    for p0 in (0..per).step_by(MR) {
+        let rows = MR.min(per - p0);
+        let first = (s * per + p0) * g.cout;
+        // A block's rows of dy; a block reaching past dy's end is copied, zero-padded.
+        let a = if first + MR * g.cout <= f.dy.len() {
+            f.dy.as_ptr().add(first)
+        } else {
+            scratch.fill(0.0);
+            scratch[..rows * g.cout].copy_from_slice(&f.dy[first..first + rows * g.cout]);
+            scratch.as_ptr()
+        };
+        let pos: [(usize, usize); MR] = std::array::from_fn(|i| {
+            let p = at.pos();
+            if i < rows {
+                at.next(&g);
+            }
+            p
+        });
+        // Taps in reverse: for any one pixel, the rows of this block that
+        // reach it then add in raster order, as col2im adds them.
+        for t in (0..g.k * g.k).rev() {
+            let (ky, kx) = (t / g.k, t % g.k);
+            let src: [Option<usize>; MR] = std::array::from_fn(|i| if i < rows { g.source(pos[i], ky, kx) } else { None });
+            for q in 0..panels {
+                let wt = f.wt.as_ptr().add((t * panels + q) * g.cout * nr);
+                tile::<S, MR, NV>(
+                    g.cout,
+                    (a, g.cout, 1),
+                    |k| wt.add(k * nr),
+                    g.cin - q * nr,
+                    |i| src[i].map_or(std::ptr::null_mut(), |px| dx.add(px * g.cin + q * nr)),
+                    Start::Zero,
+                    Finish::Add,
+                );
             }
         }
     }
@@ -261,26 +303,34 @@ struct WeightGrad<'a> {
     group: usize,
 }
 
-/// Rows of a weight-gradient block: a block's im2col panel stays in L1.
+/// Rows of a weight-gradient block.
 const WG_BLOCK: usize = 256;
+
+/// Zeros: B's row for a padding position.
+static ZEROS: [f32; 64] = [0.0; 64];
 
 /// `dw = im2col(x)ᵀ·dy` over the `n` samples' rows in order (from 0).
 pub fn weight_grad(g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    weight_grad_on(Isa::detected(), g, n, x, dy, dw)
+}
+
+fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (kd, per) = (g.kdim(), g.positions());
     assert!(x.len() >= n * g.in_len() && dy.len() >= n * per * g.cout && dw.len() == kd * g.cout);
-    let isa = Isa::detected();
     let (nr, mr) = (panel_width(isa), wg_rows(isa));
     let panels = kd.div_ceil(nr);
     let ldt = panels * nr;
-    // Output channels per task: whole blocks of mr, few enough for every thread to have work.
+    // Tasks are (panel, group of output channels); more groups only where
+    // there are too few panels to keep every thread busy, since each task
+    // walks all rows.
     let cblocks = g.cout.div_ceil(mr);
-    let want = (2 * rayon::current_num_threads()).div_ceil(panels).clamp(1, cblocks);
-    let group = cblocks.div_ceil(want) * mr;
+    let groups = rayon::current_num_threads().div_ceil(panels).clamp(1, cblocks);
+    let group = cblocks.div_ceil(groups) * mr;
     with_packed(g.cout.div_ceil(mr) * mr * ldt, |dwt| {
         let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], dwt: SendPtr(dwt.as_mut_ptr()), ldt, group };
         let tasks = panels * g.cout.div_ceil(group);
         // SAFETY: each task writes its own (channels × panel) part of dwt.
-        (0..tasks).into_par_iter().for_each(|t| unsafe { weight_grad_task(isa, &f, t) });
+        (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { weight_grad_task(isa, &f, t) });
         for k in 0..kd {
             for co in 0..g.cout {
                 dw[k * g.cout + co] = dwt[co * ldt + k];
@@ -305,43 +355,68 @@ isa_dispatch! {
 #[inline(always)]
 unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &WeightGrad, t: usize) {
     let (g, nr) = (f.g, NV * S::LANES);
-    let (per, kd) = (g.positions(), g.kdim());
+    let kd = g.kdim();
     let panels = kd.div_ceil(nr);
     let (q, c0) = (t % panels, t / panels * f.group);
     let c1 = (c0 + f.group).min(g.cout);
-    let rows = f.n * per;
+    let rows = f.n * g.positions();
+    // B's rows are read in place when the panel lies inside one tap;
+    // otherwise (a tap narrower than a panel) each row is built in `copies`.
+    let in_place = g.cin % nr == 0;
+    let (tap, c_off) = ((q * nr) / g.cin, (q * nr) % g.cin);
     // dy's rows, widened to whole blocks of MR channels when cout is not a multiple.
     let ld = g.cout.div_ceil(MR) * MR;
-    let scratch = thread_scratch(WG_BLOCK * nr + if ld == g.cout { 0 } else { WG_BLOCK * ld });
-    {
-        let (panel, wide) = scratch.split_at_mut(WG_BLOCK * nr);
-        for r0 in (0..rows).step_by(WG_BLOCK) {
-            let kc = WG_BLOCK.min(rows - r0);
-            for (i, dst) in panel.chunks_mut(nr).enumerate().take(kc) {
-                let (s, p) = ((r0 + i) / per, (r0 + i) % per);
-                g.im2col(&f.x[s * g.in_len()..(s + 1) * g.in_len()], p, q * nr, dst);
-            }
-            let a = if ld == g.cout {
-                f.dy.as_ptr().add(r0 * g.cout)
-            } else {
-                for (i, dst) in wide.chunks_mut(ld).enumerate().take(kc) {
-                    dst[..g.cout].copy_from_slice(&f.dy[(r0 + i) * g.cout..][..g.cout]);
-                    dst[g.cout..].fill(0.0);
+    let copies_len = if in_place { 0 } else { WG_BLOCK * nr.max(kd) };
+    let wide_len = if ld == g.cout { 0 } else { WG_BLOCK * ld };
+    let scratch = thread_scratch(copies_len + wide_len);
+    let (copies, wide) = scratch.split_at_mut(copies_len);
+    let mut table = [std::ptr::null::<f32>(); WG_BLOCK];
+    let mut at = Cursor::at(&g, 0);
+    for r0 in (0..rows).step_by(WG_BLOCK) {
+        let kc = WG_BLOCK.min(rows - r0);
+        for (i, b) in table.iter_mut().enumerate().take(kc) {
+            let x = &f.x[at.s * g.in_len()..][..g.in_len()];
+            *b = if in_place {
+                match g.source(at.pos(), tap / g.k, tap % g.k) {
+                    Some(px) => x.as_ptr().add(px * g.cin + c_off),
+                    None => ZEROS.as_ptr(),
                 }
-                wide.as_ptr()
+            } else {
+                // The whole row, then this panel's part of it.
+                let row = &mut copies[i * nr.max(kd)..][..nr.max(kd)];
+                g.im2col(x, at.pos(), row);
+                row[kd..].fill(0.0);
+                if q * nr + nr > kd {
+                    // The last panel: shift so that it starts at the panel and is zero-padded.
+                    row.copy_within(q * nr..kd, 0);
+                    row[kd - q * nr..].fill(0.0);
+                    row.as_ptr()
+                } else {
+                    row.as_ptr().add(q * nr)
+                }
             };
-            for co in (c0..c1).step_by(MR) {
-                let out = f.dwt.0.add(co * f.ldt + q * nr);
-                tile::<S, MR, NV>(
-                    kc,
-                    (a.add(co), 1, ld),
-                    (panel.as_ptr(), nr),
-                    nr,
-                    |i| if co + i < c1 { out.add(i * f.ldt) } else { std::ptr::null_mut() },
-                    if r0 == 0 { Start::Zero } else { Start::C },
-                    Finish::Store,
-                );
+            at.next(&g);
+        }
+        let a = if ld == g.cout {
+            f.dy.as_ptr().add(r0 * g.cout)
+        } else {
+            for (i, dst) in wide.chunks_mut(ld).enumerate().take(kc) {
+                dst[..g.cout].copy_from_slice(&f.dy[(r0 + i) * g.cout..][..g.cout]);
+                dst[g.cout..].fill(0.0);
             }
+            wide.as_ptr()
+        };
+        for co in (c0..c1).step_by(MR) {
+            let out = f.dwt.0.add(co * f.ldt + q * nr);
+            tile::<S, MR, NV>(
+                kc,
+                (a.add(co), 1, ld),
+                |k| table[k],
+                nr,
+                |i| if co + i < c1 { out.add(i * f.ldt) } else { std::ptr::null_mut() },
+                if r0 == 0 { Start::Zero } else { Start::C },
+                Finish::Store,
+            );
         }
     }
 }
@@ -379,7 +454,8 @@ mod tests {
         let rows = n * per;
         let mut col = vec![0.0; rows * kd];
         for r in 0..rows {
-            g.im2col(&x[r / per * g.in_len()..][..g.in_len()], r % per, 0, &mut col[r * kd..(r + 1) * kd]);
+            let p = r % per;
+            g.im2col(&x[r / per * g.in_len()..][..g.in_len()], (p / g.ow(), p % g.ow()), &mut col[r * kd..(r + 1) * kd]);
         }
         let mut y: Vec<f32> = (0..rows).flat_map(|_| b.iter().copied()).collect();
         gemm_reference(rows, g.cout, kd, MatRef::rows(&col, kd), MatRef::rows(w, g.cout), &mut y, g.cout, true);
@@ -391,7 +467,7 @@ mod tests {
         for r in 0..rows {
             let (s, p) = (r / per, r % per);
             for t in 0..g.k * g.k {
-                if let Some(px) = g.source(p, t / g.k, t % g.k) {
+                if let Some(px) = g.source((p / g.ow(), p % g.ow()), t / g.k, t % g.k) {
                     for c in 0..g.cin {
                         dx[s * g.in_len() + px * g.cin + c] += dcol[r * kd + t * g.cin + c];
                     }
@@ -417,16 +493,18 @@ mod tests {
             let mut dy = fill(n * g.positions() * g.cout, 4 + i as u32);
             dy[0] = -0.0; // sums of signed zeros must keep their sign rules
             let (y0, dw0, dx0) = reference(g, n, &x, &w, &b, &dy);
-            let mut y = vec![0.0; y0.len()];
-            forward(g, n, &x, &w, &b, &mut y);
-            let mut dw = vec![0.0; dw0.len()];
-            weight_grad(g, n, &x, &dy, &mut dw);
-            let mut dx = vec![f32::NAN; dx0.len()];
-            input_grad(g, n, &w, &dy, &mut dx);
-            let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-            assert!(same(&y, &y0), "{g:?}: forward");
-            assert!(same(&dw, &dw0), "{g:?}: weight gradient");
-            assert!(same(&dx, &dx0), "{g:?}: input gradient");
+            for isa in Isa::available() {
+                let mut y = vec![0.0; y0.len()];
+                forward_on(isa, g, n, &x, &w, &b, &mut y);
+                let mut dw = vec![0.0; dw0.len()];
+                weight_grad_on(isa, g, n, &x, &dy, &mut dw);
+                let mut dx = vec![f32::NAN; dx0.len()];
+                input_grad_on(isa, g, n, &w, &dy, &mut dx);
+                let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same(&y, &y0), "{g:?} {isa:?}: forward");
+                assert!(same(&dw, &dw0), "{g:?} {isa:?}: weight gradient");
+                assert!(same(&dx, &dx0), "{g:?} {isa:?}: input gradient");
+            }
         }
     }
 }

@@ -59,6 +59,11 @@ fn block_shape(isa: Isa) -> (usize, usize) {
 /// With `accumulate == false` the old contents of `C` are ignored.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) {
+    gemm_on(Isa::detected(), m, n, k, a, b, c, ldc, accumulate)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_on(isa: Isa, m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) {
     if m == 0 || n == 0 {
         return;
     }
@@ -73,21 +78,27 @@ pub fn gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], l
         }
         return;
     }
-    let isa = Isa::detected();
     let (mr, nr) = block_shape(isa);
     let (row_blocks, panels) = (m.div_ceil(mr), n.div_ceil(nr));
+    // A row-major B of whole panels is read in place; any other is packed.
+    let b_in_place = b.cs == 1 && n % nr == 0;
     let kc_max = KC.min(k);
-    let (a_len, b_len) = (row_blocks * kc_max * mr, panels * kc_max * nr);
+    let (a_len, b_len) = (row_blocks * kc_max * mr, if b_in_place { 0 } else { panels * kc_max * nr });
     let cp = SendPtr(c.as_mut_ptr());
     with_packed(a_len + b_len, |packed| {
         let (pa, pb) = packed.split_at_mut(a_len);
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             pa[..row_blocks * kc * mr].par_chunks_mut(kc * mr).enumerate().for_each(|(t, dst)| pack(a, t * mr, m, k0, kc, mr, dst));
-            // B's panels are A's with the roles of rows and columns exchanged.
-            let bt = MatRef { data: b.data, rs: b.cs, cs: b.rs };
-            pb[..panels * kc * nr].par_chunks_mut(kc * nr).enumerate().for_each(|(q, dst)| pack(bt, q * nr, n, k0, kc, nr, dst));
-            let job = Job { pa, pb, kc, mr, nr, m, n, c: cp, ldc, start: if k0 == 0 && !accumulate { Start::Zero } else { Start::C } };
+            let (b_rows, b_ks) = if b_in_place {
+                (&b.data[k0 * b.rs..], b.rs)
+            } else {
+                // B's panels are A's with the roles of rows and columns exchanged.
+                let bt = MatRef { data: b.data, rs: b.cs, cs: b.rs };
+                pb[..panels * kc * nr].par_chunks_mut(kc * nr).enumerate().for_each(|(q, dst)| pack(bt, q * nr, n, k0, kc, nr, dst));
+                (&pb[..], nr)
+            };
+            let job = Job { pa, b: b_rows, b_ks, b_in_place, kc, mr, nr, m, n, c: cp, ldc, start: if k0 == 0 && !accumulate { Start::Zero } else { Start::C } };
             // SAFETY: each (row block, panel) pair writes its own part of C, checked above.
             (0..row_blocks * panels).into_par_iter().with_min_len(4).for_each(|t| unsafe { block(isa, &job, t) });
         }
@@ -113,10 +124,15 @@ fn pack(a: MatRef, i0: usize, m: usize, k0: usize, kc: usize, h: usize, dst: &mu
     }
 }
 
-/// One k block's packed operands and where its results go.
+/// One k block's operands and where its results go.
 struct Job<'a> {
+    /// A's packed row blocks.
     pa: &'a [f32],
-    pb: &'a [f32],
+    /// B's rows from this block's first k: in place (row stride `b_ks`) or
+    /// packed panels (`[panel][k][nr]`).
+    b: &'a [f32],
+    b_ks: usize,
+    b_in_place: bool,
     kc: usize,
     mr: usize,
     nr: usize,
@@ -134,15 +150,17 @@ isa_dispatch! {
 #[inline(always)]
 unsafe fn block_with<S: Simd, const MR: usize, const NV: usize>(job: &Job, t: usize) {
     debug_assert!(job.mr == MR && job.nr == NV * S::LANES);
-    let panels = job.n.div_ceil(job.nr);
-    let (rb, q) = (t / panels, t % panels);
+    // Consecutive tasks share a panel of B (it stays in cache) and differ in A's row block.
+    let row_blocks = job.m.div_ceil(MR);
+    let (q, rb) = (t / row_blocks, t % row_blocks);
     let (i0, j0) = (rb * MR, q * job.nr);
     let rows = MR.min(job.m - i0);
     let c = job.c.0.add(i0 * job.ldc + j0);
+    let b = if job.b_in_place { job.b.as_ptr().add(j0) } else { job.b.as_ptr().add(q * job.kc * job.nr) };
     tile::<S, MR, NV>(
         job.kc,
         (job.pa.as_ptr().add(rb * job.kc * MR), 1, MR),
-        (job.pb.as_ptr().add(q * job.kc * job.nr), job.nr),
+        |k| b.add(k * job.b_ks),
         job.n - j0,
         |i| if i < rows { c.add(i * job.ldc) } else { std::ptr::null_mut() },
         job.start,
@@ -181,16 +199,23 @@ mod tests {
 
     #[test]
     fn matches_reference_bit_for_bit_on_odd_shapes() {
-        for &(m, n, k) in &[(1, 1, 1), (7, 10, 3), (64, 33, 300), (50, 17, 513), (13, 300, 9)] {
+        for &(m, n, k) in &[(1, 1, 1), (7, 10, 3), (64, 33, 300), (50, 17, 513), (13, 300, 9), (25, 64, 40), (64, 512, 300)] {
             let a = fill(m * k, 1);
             let bt = fill(n * k, 2); // B stored transposed, to exercise strides
             let b = MatRef::transposed(&bt, k);
-            for &acc in &[false, true] {
-                let mut c1 = fill(m * n, 3);
-                let mut c2 = c1.clone();
-                gemm(m, n, k, MatRef::rows(&a, k), b, &mut c1, n, acc);
-                gemm_reference(m, n, k, MatRef::rows(&a, k), b, &mut c2, n, acc);
-                assert!(c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{n}x{k} acc={acc}");
+            let b_rows: Vec<f32> = (0..k * n).map(|i| bt[(i % n) * k + i / n]).collect();
+            for (b, layout) in [(b, "transposed"), (MatRef::rows(&b_rows, n), "row-major")] {
+                for &acc in &[false, true] {
+                    let mut c0 = fill(m * n, 3);
+                    c0[0] = -0.0;
+                    let mut want = c0.clone();
+                    gemm_reference(m, n, k, MatRef::rows(&a, k), b, &mut want, n, acc);
+                    for isa in Isa::available() {
+                        let mut c1 = c0.clone();
+                        gemm_on(isa, m, n, k, MatRef::rows(&a, k), b, &mut c1, n, acc);
+                        assert!(c1.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{n}x{k} acc={acc} {layout} B, {isa:?}");
+                    }
+                }
             }
         }
     }

@@ -48,6 +48,40 @@ macro_rules! isa_dispatch {
 }
 pub(crate) use isa_dispatch;
 
+/// Define `$name(isa, args…)`, which runs `$body(args…)` compiled for
+/// `isa`: the same code, with the vector instructions of that set (for
+/// kernels written over [`crate::engine::real::Lanes`]). Unsafe: `isa`
+/// must be one this CPU has ([`simd::Isa::available`]).
+macro_rules! isa_compiled {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:path) => {
+        $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name(isa: $crate::engine::cpu::simd::Isa, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            // SAFETY: the caller vouches for `isa`.
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                $crate::engine::cpu::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                $crate::engine::cpu::simd::Isa::Avx => unsafe { avx($($arg),*) },
+                _ => $body($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use isa_compiled;
+
 /// A raw pointer that rayon tasks may share: each task writes a disjoint
 /// part (the callers say which).
 #[derive(Clone, Copy)]

@@ -5,7 +5,7 @@
 //! ```text
 //! acc[i][j] = start[i][j];  for k in 0..kc: acc[i][j] = fma(A[i,k], B[k,j], acc[i][j])
 //! A[i,k] = a[i·a_rs + k·a_ks]  (one broadcast per row and k)
-//! B[k,j] = b[k·b_ks + j]       (NV vectors per k)
+//! B[k,j] = b(k)[j]             (NV vectors per k, from B's row k)
 //! ```
 //!
 //! A caller splits a long chain over several calls by starting each from the
@@ -41,15 +41,16 @@ pub enum Finish {
 }
 
 /// One block. C's row `i` is at `row(i)` (null: the row is computed and
-/// dropped), `cols` of its columns are real. The caller guarantees: `a`
-/// readable for all `MR` rows and `kc` steps, `b` readable for `NV·LANES`
-/// columns at each step, and each non-null row covering `cols` values.
+/// dropped), `cols` of its columns are real; B's row `k` is at `b(k)`. The
+/// caller guarantees: `a` readable for all `MR` rows and `kc` steps, `b(k)`
+/// readable for `NV·LANES` columns, and each non-null row of C covering
+/// `cols` values.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     kc: usize,
     (a, a_rs, a_ks): (*const f32, usize, usize),
-    (b, b_ks): (*const f32, usize),
+    b: impl Fn(usize) -> *const f32,
     cols: usize,
     row: impl Fn(usize) -> *mut f32,
     start: Start,
@@ -80,8 +81,9 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
             }
         }
     }
-    let (mut ap, mut bp) = (a, b);
-    for _ in 0..kc {
+    let mut ap = a;
+    for k in 0..kc {
+        let bp = b(k);
         let mut bv = [S::zero(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
             *x = S::load(bp.add(v * l));
@@ -93,7 +95,6 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
             }
         }
         ap = ap.add(a_ks);
-        bp = bp.add(b_ks);
     }
     for (r, &p) in acc.iter().zip(&rows) {
         if p.is_null() {
