@@ -8,6 +8,7 @@
 use super::{Activation, Custom};
 use crate::engine::cpu::isa_compiled;
 use crate::engine::cpu::simd::Isa;
+use crate::engine::math::lanes as lanes_of;
 use crate::engine::real::{Dual, DualOf, Lanes, Real};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -105,7 +106,10 @@ fn group_mins(x: &[f32], g: Groups, mins: &mut [f32]) {
 /// Up to `W` values from `v` (zeros past its end).
 #[inline(always)]
 fn lanes(v: &[f32]) -> Lanes<W> {
-    Lanes(std::array::from_fn(|i| v.get(i).copied().unwrap_or(0.0)))
+    match v.try_into() {
+        Ok(full) => Lanes(full),
+        Err(_) => Lanes(lanes_of(|i| v.get(i).copied().unwrap_or(0.0))),
+    }
 }
 
 /// The group minima of elements `i0..i0+W` of sample `s` (0 where unused).
@@ -116,12 +120,9 @@ fn lane_mins(mins: &[f32], g: Groups, s: usize, i0: usize) -> Lanes<W> {
     }
     let c = g.channels;
     let row = &mins[s * c..(s + 1) * c];
-    let mut ch = i0 % c;
-    Lanes(std::array::from_fn(|_| {
-        let m = row[ch];
-        ch = if ch + 1 == c { 0 } else { ch + 1 };
-        m
-    }))
+    let ch = i0 % c;
+    // Channels wrap within the 16 lanes only for groups narrower than them.
+    Lanes(lanes_of(|i| row[if ch + i < c { ch + i } else { (ch + i) % c }]))
 }
 
 /// Inference: `y = f(x, m)`.

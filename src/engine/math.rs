@@ -24,13 +24,25 @@ pub struct F64x<const N: usize>(pub [f64; N]);
 /// Per-lane truth values of a comparison.
 pub type Mask<const N: usize> = [bool; N];
 
+/// `[f(0), …, f(N−1)]`. A plain loop: unlike `std::array::from_fn` and
+/// `map`, it is always inlined, so lane code stays in vector registers of
+/// the kernel that calls it.
+#[inline(always)]
+pub fn lanes<T: Copy + Default, const N: usize>(f: impl Fn(usize) -> T) -> [T; N] {
+    let mut out = [T::default(); N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = f(i);
+    }
+    out
+}
+
 macro_rules! lanewise {
     ($tr:ident, $f:ident, $op:tt) => {
         impl<const N: usize> $tr for F64x<N> {
             type Output = Self;
             #[inline(always)]
             fn $f(self, o: Self) -> Self {
-                F64x(std::array::from_fn(|i| self.0[i] $op o.0[i]))
+                F64x(lanes(|i| self.0[i] $op o.0[i]))
             }
         }
     };
@@ -55,33 +67,54 @@ impl<const N: usize> F64x<N> {
     }
     #[inline(always)]
     pub fn map(self, f: impl Fn(f64) -> f64) -> Self {
-        F64x(self.0.map(f))
+        F64x(lanes(|i| f(self.0[i])))
     }
     #[inline(always)]
     pub fn test(self, f: impl Fn(f64) -> bool) -> Mask<N> {
-        self.0.map(f)
+        lanes(|i| f(self.0[i]))
     }
     /// Lane i from `then` where `m[i]`, else from `otherwise`.
     #[inline(always)]
     pub fn select(m: Mask<N>, then: Self, otherwise: Self) -> Self {
-        F64x(std::array::from_fn(|i| if m[i] { then.0[i] } else { otherwise.0[i] }))
+        F64x(lanes(|i| if m[i] { then.0[i] } else { otherwise.0[i] }))
     }
     /// f32 lanes widened (exactly).
     #[inline(always)]
     pub fn from_f32(x: [f32; N]) -> Self {
-        F64x(x.map(f64::from))
+        F64x(lanes(|i| f64::from(x[i])))
     }
     /// Each lane rounded once to f32.
     #[inline(always)]
     pub fn to_f32(self) -> [f32; N] {
-        self.0.map(|v| v as f32)
+        lanes(|i| self.0[i] as f32)
     }
 }
 
-/// 2^e for integer-valued `e` in [−1022, 1023], built from its bits.
+/// 2^52: adding it to an integer-valued f64 below 2^52 puts the integer in
+/// the low bits of the mantissa (exactly), without a float-to-int conversion.
+const TWO52: f64 = 4_503_599_627_370_496.0;
+
+/// 2^e for integer-valued `e` in [−1022, 1023], built from its bits: the
+/// biased exponent e + 1023 is read off the mantissa of e + 1023 + 2^52.
 #[inline(always)]
 fn pow2<const N: usize>(e: F64x<N>) -> F64x<N> {
-    e.map(|e| f64::from_bits(((e as i32 + 1023) as u64) << 52))
+    e.map(|e| f64::from_bits((e + (1023.0 + TWO52)).to_bits() << 52))
+}
+
+/// Round half away from zero (what `f64::round` does), from a truncation:
+/// `x − trunc(x)` is exact.
+#[inline(always)]
+fn round<const N: usize>(x: F64x<N>) -> F64x<N> {
+    let t = x.map(f64::trunc);
+    let up = (x - t).test(|d| d.abs() >= 0.5);
+    F64x::select(up, t + x.map(|v| 1f64.copysign(v)), t)
+}
+
+/// Each lane limited to [lo, hi] (NaN stays NaN).
+#[inline(always)]
+fn clamp<const N: usize>(x: F64x<N>, lo: f64, hi: f64) -> F64x<N> {
+    let x = F64x::select(x.test(|v| v > hi), F64x::splat(hi), x);
+    F64x::select(x.test(|v| v < lo), F64x::splat(lo), x)
 }
 
 /// e^x in f64 for the range the f32 functions need.
@@ -91,7 +124,7 @@ pub(crate) fn exp64<const N: usize>(x: F64x<N>) -> F64x<N> {
     const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
     const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
     let s = F64x::splat;
-    let k = (x * s(LOG2E)).map(f64::round);
+    let k = round(x * s(LOG2E));
     let r = (x - k * s(LN2_HI)) - k * s(LN2_LO);
     // Taylor to degree 10: the remainder is below 3e-13 relative for
     // |r| ≤ 0.35, far under half an f32 ulp (3e-8).
@@ -102,8 +135,7 @@ pub(crate) fn exp64<const N: usize>(x: F64x<N>) -> F64x<N> {
     // p·2^k without libm's ldexp, in two steps so subnormal results work:
     // the first power is clamped to ±1000, the second is the rest (2^0 = 1
     // multiplies exactly when there is no rest).
-    let k = F64x(k.0.map(|k| k.clamp(-1075.0, 1024.0)));
-    let k1 = k.map(|k| k.clamp(-1000.0, 1000.0));
+    let k1 = clamp(k, -1000.0, 1000.0);
     let y = p * pow2(k1) * pow2(k - k1);
     let y = F64x::select(x.test(|v| v < -745.0), s(0.0), y);
     let y = F64x::select(x.test(|v| v > 709.0), s(f64::INFINITY), y);
@@ -118,7 +150,8 @@ pub(crate) fn ln64<const N: usize>(x: F64x<N>) -> F64x<N> {
     let tiny = x.test(|v| v < f64::MIN_POSITIVE);
     let x1 = F64x::select(tiny, x * s(2f64.powi(64)), x);
     let e0 = F64x::select(tiny, s(-64.0), s(0.0));
-    let e1 = x1.map(|v| (((v.to_bits() >> 52) & 0x7ff) as i32 - 1023) as f64);
+    // The biased exponent, as an f64 integer (from the mantissa of 2^52 + it).
+    let e1 = x1.map(|v| f64::from_bits(TWO52.to_bits() | ((v.to_bits() >> 52) & 0x7ff)) - TWO52) - s(1023.0);
     let m = x1.map(|v| f64::from_bits((v.to_bits() & !(0x7ffu64 << 52)) | (1023u64 << 52))); // [1, 2)
     let big = m.test(|v| v > std::f64::consts::SQRT_2);
     let m = F64x::select(big, m * s(0.5), m);
@@ -170,7 +203,7 @@ pub fn tanh_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
     let a = F64x::from_f32(x).map(f64::abs);
     let e = expm1_64(a * F64x::splat(2.0));
     let t = F64x::select(a.test(|v| v > 20.0), F64x::splat(1.0), e / (e + F64x::splat(2.0))).to_f32();
-    std::array::from_fn(|i| if x[i].is_nan() { x[i] } else { t[i].copysign(x[i]) })
+    lanes(|i| if x[i].is_nan() { x[i] } else { t[i].copysign(x[i]) })
 }
 
 #[inline(always)]
@@ -198,7 +231,7 @@ pub fn softplus_and_sigmoid_lanes<const N: usize>(x: [f32; N]) -> ([f32; N], [f3
     let sp = (xd.map(|v| v.max(0.0)) + ln1p64(e)).to_f32();
     let sg = F64x::select(xd.test(|v| v >= 0.0), s(1.0) / (s(1.0) + e), e / (s(1.0) + e)).to_f32();
     let nan = |i: usize| x[i].is_nan();
-    (std::array::from_fn(|i| if nan(i) { x[i] } else { sp[i] }), std::array::from_fn(|i| if nan(i) { x[i] } else { sg[i] }))
+    (lanes(|i| if nan(i) { x[i] } else { sp[i] }), lanes(|i| if nan(i) { x[i] } else { sg[i] }))
 }
 
 pub fn exp(x: f32) -> f32 {

@@ -121,7 +121,7 @@ macro_rules! lanes_op {
             type Output = Self;
             #[inline(always)]
             fn $f(self, o: Self) -> Self {
-                Lanes(std::array::from_fn(|i| self.0[i] $op o.0[i]))
+                Lanes(math::lanes(|i| self.0[i] $op o.0[i]))
             }
         }
     };
@@ -135,7 +135,7 @@ impl<const N: usize> Neg for Lanes<N> {
     type Output = Self;
     #[inline(always)]
     fn neg(self) -> Self {
-        Lanes(self.0.map(|v| -v))
+        Lanes(math::lanes(|i| -self.0[i]))
     }
 }
 
@@ -154,7 +154,7 @@ impl<const N: usize> Real for Lanes<N> {
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        Lanes(self.0.map(f32::sqrt))
+        Lanes(math::lanes(|i| self.0[i].sqrt()))
     }
     #[inline(always)]
     fn tanh(self) -> Self {
@@ -175,7 +175,7 @@ impl<const N: usize> Real for Lanes<N> {
     }
     #[inline(always)]
     fn select(op: Cmp, lhs: Self, rhs: Self, then: Self, otherwise: Self) -> Self {
-        Lanes(std::array::from_fn(|i| if op.holds(lhs.0[i], rhs.0[i]) { then.0[i] } else { otherwise.0[i] }))
+        Lanes(math::lanes(|i| if op.holds(lhs.0[i], rhs.0[i]) { then.0[i] } else { otherwise.0[i] }))
     }
 }
 
@@ -251,25 +251,31 @@ impl<S: Real> Real for DualOf<S> {
     fn lit(v: f64) -> Self {
         DualOf::constant(S::lit(v))
     }
+    #[inline(always)]
     fn exp(self) -> Self {
         let e = self.v.exp();
         self.chain(e, e)
     }
+    #[inline(always)]
     fn ln(self) -> Self {
         self.chain(self.v.ln(), S::lit(1.0) / self.v)
     }
+    #[inline(always)]
     fn sqrt(self) -> Self {
         let s = self.v.sqrt();
         self.chain(s, S::lit(0.5) / s)
     }
+    #[inline(always)]
     fn tanh(self) -> Self {
         let t = self.v.tanh();
         self.chain(t, S::lit(1.0) - t * t)
     }
+    #[inline(always)]
     fn sigmoid(self) -> Self {
         let s = self.v.sigmoid();
         self.chain(s, s * (S::lit(1.0) - s))
     }
+    #[inline(always)]
     fn softplus(self) -> Self {
         let (sp, sg) = self.v.softplus_and_slope();
         self.chain(sp, sg)
