@@ -46,6 +46,27 @@ pub fn philox4x32_10(mut ctr: [u32; 4], mut key: [u32; 2]) -> [u32; 4] {
     ctr
 }
 
+/// [`philox4x32_10`] of `N` counters that differ only in their first word,
+/// lane by lane (the same integer operations, in vector registers).
+#[inline(always)]
+pub fn philox4x32_10_lanes<const N: usize>(first: [u32; N], rest: [u32; 3], key: [u32; 2]) -> [[u32; N]; 4] {
+    use crate::engine::math::lanes;
+    let mut c = [first, [rest[0]; N], [rest[1]; N], [rest[2]; N]];
+    let mut key = key;
+    for _ in 0..10 {
+        let p0: [u64; N] = lanes(|i| M0 as u64 * c[0][i] as u64);
+        let p1: [u64; N] = lanes(|i| M1 as u64 * c[2][i] as u64);
+        c = [
+            lanes(|i| (p1[i] >> 32) as u32 ^ c[1][i] ^ key[0]),
+            lanes(|i| p1[i] as u32),
+            lanes(|i| (p0[i] >> 32) as u32 ^ c[3][i] ^ key[1]),
+            lanes(|i| p0[i] as u32),
+        ];
+        key = [key[0].wrapping_add(W0), key[1].wrapping_add(W1)];
+    }
+    c
+}
+
 impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng { key: [seed as u32, (seed >> 32) as u32] }
@@ -55,6 +76,12 @@ impl Rng {
     #[inline]
     pub fn block(&self, purpose: Purpose, step: u64, block: u32) -> [u32; 4] {
         philox4x32_10([block, step as u32, (step >> 32) as u32, purpose as u32], self.key)
+    }
+
+    /// The words of `N` consecutive blocks from `first`: `[word][block]`.
+    #[inline(always)]
+    pub fn blocks<const N: usize>(&self, purpose: Purpose, step: u64, first: u32) -> [[u32; N]; 4] {
+        philox4x32_10_lanes(crate::engine::math::lanes(|i| first.wrapping_add(i as u32)), [step as u32, (step >> 32) as u32, purpose as u32], self.key)
     }
 
     /// A uniform f32 in [0, 1) for element `index` of a stream: 24 random bits.
@@ -113,6 +140,16 @@ mod tests {
             philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
             [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
         );
+    }
+
+    #[test]
+    fn lanes_equal_single_blocks() {
+        let r = Rng::new(0x1234_5678_9abc);
+        let w: [[u32; 16]; 4] = r.blocks(Purpose::Dropout, 77, u32::MAX - 5);
+        for b in 0..16 {
+            let one = r.block(Purpose::Dropout, 77, (u32::MAX - 5).wrapping_add(b as u32));
+            assert_eq!([w[0][b], w[1][b], w[2][b], w[3][b]], one);
+        }
     }
 
     #[test]

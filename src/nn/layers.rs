@@ -7,7 +7,8 @@
 //! Keras' HWIO layout, `[K·K·CIN, COUT]`; the engine computes it without
 //! materialising the im2col matrix (`engine::cpu::conv`).
 
-use crate::engine::cpu::conv;
+use crate::engine::cpu::simd::Isa;
+use crate::engine::cpu::{conv, isa_compiled};
 use crate::engine::cpu::gemm::{gemm, MatRef};
 use crate::engine::profile::{gemm_flops, part};
 use crate::engine::rng::{Purpose, Rng};
@@ -155,6 +156,25 @@ impl<const H: usize, const W: usize, const C: usize> MaxPool2<H, W, C> {
     }
 }
 
+isa_compiled! {
+    fn dropout_sample(rng: &Rng, stream: u64, rate: f32, first_block: u32, mask: &mut [f32], x: &mut [f32]) => dropout_sample_with
+}
+
+/// One sample's mask, 16 Philox blocks (64 elements) per draw.
+#[inline(always)]
+fn dropout_sample_with(rng: &Rng, stream: u64, rate: f32, first_block: u32, mask: &mut [f32], x: &mut [f32]) {
+    const B: usize = 16;
+    let scale = 1.0 / (1.0 - rate);
+    for (g, (ms, xs)) in mask.chunks_mut(4 * B).zip(x.chunks_mut(4 * B)).enumerate() {
+        let words: [[u32; B]; 4] = rng.blocks(Purpose::Dropout, stream, first_block + (g * B) as u32);
+        for (e, (m, v)) in ms.iter_mut().zip(xs.iter_mut()).enumerate() {
+            let keep = Rng::unit(words[e % 4][e / 4]) >= rate;
+            *m = if keep { scale } else { 0.0 };
+            *v *= *m;
+        }
+    }
+}
+
 /// Inverted dropout: keep with probability 1 − rate, scale kept values by 1/(1 − rate).
 /// The mask element for sample `s`, feature `i` is drawn from the counter
 /// (seed, Dropout, stream, s·len + i), so it does not depend on threads.
@@ -164,17 +184,10 @@ impl Dropout {
     /// Draw the mask (as multipliers 0 or 1/(1−rate)) and apply it in place.
     pub fn forward(rng: &Rng, stream: u64, rate: f32, x: &mut [f32], mask: &mut [f32], len: usize) {
         assert!(len % 4 == 0, "dropout: feature count must be a multiple of 4");
-        let scale = 1.0 / (1.0 - rate);
+        let isa = Isa::detected();
         mask.par_chunks_mut(len).zip(x.par_chunks_mut(len)).enumerate().for_each(|(s, (ms, xs))| {
-            let first_block = (s * len / 4) as u32;
-            for (b, (m4, x4)) in ms.chunks_mut(4).zip(xs.chunks_mut(4)).enumerate() {
-                let words = rng.block(Purpose::Dropout, stream, first_block + b as u32);
-                for ((m, v), w) in m4.iter_mut().zip(x4.iter_mut()).zip(words) {
-                    let keep = Rng::unit(w) >= rate;
-                    *m = if keep { scale } else { 0.0 };
-                    *v *= *m;
-                }
-            }
+            // SAFETY: the detected instruction set.
+            unsafe { dropout_sample(isa, rng, stream, rate, (s * len / 4) as u32, ms, xs) }
         });
     }
 
@@ -313,6 +326,17 @@ mod tests {
         let mut d = vec![2.0f32; 2 * len];
         Dropout::backward(&mask, &mut d);
         assert!(d.iter().zip(&x).all(|(g, v)| *g == 2.0 * v));
+        // Element i of sample s is word i mod 4 of block s·len/4 + i/4, as the
+        // GPU and earlier runs draw it.
+        let (len, rate) = (200, 0.5);
+        let mut x = vec![1.0f32; 3 * len];
+        let mut m = vec![0.0; 3 * len];
+        Dropout::forward(&rng, 9, rate, &mut x, &mut m, len);
+        for (i, &v) in m.iter().enumerate() {
+            let (s, e) = (i / len, i % len);
+            let w = rng.block(Purpose::Dropout, 9, (s * len / 4 + e / 4) as u32)[e % 4];
+            assert_eq!(v, if Rng::unit(w) >= rate { 2.0 } else { 0.0 }, "element {i}");
+        }
         // Another step draws another mask.
         let mut x2 = vec![1.0f32; 2 * len];
         Dropout::forward(&rng, 6, 0.25, &mut x2, &mut mask, len);
