@@ -77,8 +77,8 @@ enum Command {
         /// Activations to measure (default: all built-ins).
         #[arg(long = "act", value_name = "NAME", value_parser = Activation::parse_arg)]
         acts: Vec<Activation>,
-        /// Timed training steps per activation (after 3 warm-up steps).
-        #[arg(long, default_value_t = 30)]
+        /// Timed training steps per round (after 3 warm-up steps; the best of 3 rounds counts).
+        #[arg(long, default_value_t = 20)]
         steps: usize,
     },
     /// Show the selected device; on CUDA, compile the GPU program with NVRTC and compare it with

@@ -6,7 +6,7 @@
 //! time over [`Lanes`], each lane with the operations of a lone `f32`.
 
 use super::{Activation, Custom};
-use crate::engine::cpu::isa_compiled;
+use crate::engine::cpu::{copy_short, isa_compiled};
 use crate::engine::cpu::simd::Isa;
 use crate::engine::math::lanes as lanes_of;
 use crate::engine::real::{Dual, DualOf, Lanes, Real};
@@ -112,6 +112,15 @@ fn lanes(v: &[f32]) -> Lanes<W> {
     }
 }
 
+/// The first `dst.len()` (≤ W) lanes of `v` into `dst`.
+#[inline(always)]
+fn store(dst: &mut [f32], v: Lanes<W>) {
+    match <&mut [f32; W]>::try_from(&mut *dst) {
+        Ok(full) => *full = v.0,
+        Err(_) => copy_short(dst, &v.0[..dst.len()]),
+    }
+}
+
 /// The group minima of elements `i0..i0+W` of sample `s` (0 where unused).
 #[inline(always)]
 fn lane_mins(mins: &[f32], g: Groups, s: usize, i0: usize) -> Lanes<W> {
@@ -150,7 +159,7 @@ isa_compiled! {
 fn eval_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32]) {
     for (k, (ys, xs)) in y.chunks_mut(W).zip(x.chunks(W)).enumerate() {
         let v = f.eval(lanes(xs), lane_mins(mins, g, s, k * W));
-        ys.copy_from_slice(&v.0[..ys.len()]);
+        store(ys, v);
     }
 }
 
@@ -183,11 +192,10 @@ fn train_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32]
         let (i0, len) = (k * W, xs.len());
         let (xv, m) = (lanes(xs), lane_mins(mins, g, s, k * W));
         let r = f.eval(DualOf::var(xv), DualOf::constant(m));
-        y[i0..i0 + len].copy_from_slice(&r.v.0[..len]);
-        dydx[i0..i0 + len].copy_from_slice(&f.slope(xv, m, r.d).0[..len]);
+        store(&mut y[i0..i0 + len], r.v);
+        store(&mut dydx[i0..i0 + len], f.slope(xv, m, r.d));
         if !dydm.is_empty() {
-            let dm = f.eval(DualOf::constant(xv), DualOf::var(m)).d;
-            dydm[i0..i0 + len].copy_from_slice(&dm.0[..len]);
+            store(&mut dydm[i0..i0 + len], f.eval(DualOf::constant(xv), DualOf::var(m)).d);
         }
     }
 }

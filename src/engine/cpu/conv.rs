@@ -18,7 +18,7 @@
 
 use super::simd::{Isa, Simd};
 use super::tile::{tile, Finish, Start};
-use super::{isa_dispatch, thread_scratch, with_packed, SendPtr};
+use super::{copy_short, isa_dispatch, thread_scratch, with_packed, zero_short, SendPtr};
 use rayon::prelude::*;
 
 /// The shape of a convolution layer.
@@ -71,12 +71,12 @@ impl Conv {
         for (ky, seg) in dst[..k * k * cin].chunks_mut(k * cin).enumerate() {
             match (oy + ky).checked_sub(self.pad).filter(|&iy| iy < self.h) {
                 Some(iy) if hi > lo => {
-                    seg[..lo * cin].fill(0.0);
+                    zero_short(&mut seg[..lo * cin]);
                     let from = (iy * self.w + ox + lo - self.pad) * cin;
-                    seg[lo * cin..hi * cin].copy_from_slice(&x[from..from + (hi - lo) * cin]);
-                    seg[hi * cin..].fill(0.0);
+                    copy_short(&mut seg[lo * cin..hi * cin], &x[from..from + (hi - lo) * cin]);
+                    zero_short(&mut seg[hi * cin..]);
                 }
-                _ => seg.fill(0.0),
+                _ => zero_short(seg),
             }
         }
     }

@@ -82,6 +82,35 @@ macro_rules! isa_compiled {
 }
 pub(crate) use isa_compiled;
 
+/// `dst = src` for short runs (an im2col segment, 16 lanes), as inline
+/// vector moves: `copy_from_slice` of a run-time length calls `memcpy`,
+/// whose call costs more than these copies.
+#[inline(always)]
+pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[f32; 16] = s.try_into().unwrap();
+        *<&mut [f32; 16]>::try_from(d).unwrap() = *s;
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = std::hint::black_box(*s);
+    }
+}
+
+/// `dst = 0` for short runs, as inline vector stores (see [`copy_short`]).
+#[inline(always)]
+pub(crate) fn zero_short(dst: &mut [f32]) {
+    let mut d = dst.chunks_exact_mut(16);
+    for d in &mut d {
+        *<&mut [f32; 16]>::try_from(d).unwrap() = [0.0; 16];
+    }
+    for d in d.into_remainder() {
+        *d = std::hint::black_box(0.0);
+    }
+}
+
 /// A raw pointer that rayon tasks may share: each task writes a disjoint
 /// part (the callers say which).
 #[derive(Clone, Copy)]
