@@ -6,10 +6,13 @@
 //! Blocking over k reloads the partial sum and continues the same chain, so
 //! tiling, thread count and vector width never change a bit.
 //!
-//! The structure is BLIS's: for each block of KC steps of k, B is packed once
-//! into panels of one block's width and A into panels of one block's height
-//! (both zero-padded, contiguous in k), then every (row block, panel) pair is
-//! one call of the micro-kernel, spread over rayon's threads.
+//! The structure is BLIS's, without most of the packing (the layers' operands
+//! are already laid out well): A is read in place (a partial last row block
+//! is copied, zero-padded); B is read in place when it is row-major in whole
+//! panels, else packed once per block of KC steps of k into zero-padded
+//! panels; when packing B would cost more than the product's transpose, the
+//! transpose is computed instead. Every (row block, panel) pair is one call
+//! of the micro-kernel, spread over rayon's threads.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -82,14 +85,23 @@ fn gemm_on(isa: Isa, m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut
     let (row_blocks, panels) = (m.div_ceil(mr), n.div_ceil(nr));
     // A row-major B of whole panels is read in place; any other is packed.
     let b_in_place = b.cs == 1 && n % nr == 0;
-    let kc_max = KC.min(k);
-    let (a_len, b_len) = (row_blocks * kc_max * mr, if b_in_place { 0 } else { panels * kc_max * nr });
+    if !b_in_place && m * k + m * n < k * n {
+        // Packing B would cost more than computing Cᵀ = Bᵀ·Aᵀ (whose B is
+        // the small Aᵀ) and transposing it: the same products, the same chains.
+        return via_transpose(isa, m, n, k, a, b, c, ldc, accumulate);
+    }
+    // A is read in place, but for a last, partial row block, copied with zero rows.
+    let partial = m % mr != 0;
+    let kc_max = if b_in_place { k } else { KC.min(k) };
+    let (a_len, b_len) = (if partial { kc_max * mr } else { 0 }, if b_in_place { 0 } else { panels * kc_max * nr });
     let cp = SendPtr(c.as_mut_ptr());
     with_packed(a_len + b_len, |packed| {
         let (pa, pb) = packed.split_at_mut(a_len);
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
-            pa[..row_blocks * kc * mr].par_chunks_mut(kc * mr).enumerate().for_each(|(t, dst)| pack(a, t * mr, m, k0, kc, mr, dst));
+        for k0 in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - k0);
+            if partial {
+                pack(a, (row_blocks - 1) * mr, m, k0, kc, mr, pa);
+            }
             let (b_rows, b_ks) = if b_in_place {
                 (&b.data[k0 * b.rs..], b.rs)
             } else {
@@ -98,11 +110,42 @@ fn gemm_on(isa: Isa, m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut
                 pb[..panels * kc * nr].par_chunks_mut(kc * nr).enumerate().for_each(|(q, dst)| pack(bt, q * nr, n, k0, kc, nr, dst));
                 (&pb[..], nr)
             };
-            let job = Job { pa, b: b_rows, b_ks, b_in_place, kc, mr, nr, m, n, c: cp, ldc, start: if k0 == 0 && !accumulate { Start::Zero } else { Start::C } };
+            let job = Job { a, pa, k0, b: b_rows, b_ks, b_in_place, kc, mr, nr, m, n, c: cp, ldc, start: if k0 == 0 && !accumulate { Start::Zero } else { Start::C } };
             // SAFETY: each (row block, panel) pair writes its own part of C, checked above.
             (0..row_blocks * panels).into_par_iter().with_min_len(4).for_each(|t| unsafe { block(isa, &job, t) });
         }
     });
+}
+
+/// `C (+)= A·B` as `Cᵀ (+)= Bᵀ·Aᵀ` in a scratch buffer, then transposed into C.
+#[allow(clippy::too_many_arguments)]
+fn via_transpose(isa: Isa, m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], ldc: usize, accumulate: bool) {
+    fn t(x: MatRef<'_>) -> MatRef<'_> {
+        MatRef { data: x.data, rs: x.cs, cs: x.rs }
+    }
+    TRANSPOSED.with(|ct| {
+        let mut ct = ct.borrow_mut();
+        ct.resize(n * m, 0.0);
+        if accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    ct[j * m + i] = c[i * ldc + j];
+                }
+            }
+        }
+        gemm_on(isa, n, m, k, t(b), t(a), &mut ct, m, accumulate);
+        let ct: &[f32] = &ct;
+        c.par_chunks_mut(ldc).take(m).enumerate().for_each(|(i, row)| {
+            for (j, v) in row[..n].iter_mut().enumerate() {
+                *v = ct[j * m + i];
+            }
+        });
+    });
+}
+
+thread_local! {
+    /// [`via_transpose`]'s Cᵀ.
+    static TRANSPOSED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Rows `i0..i0+h` (zero past `m`) of `A[·, k0..k0+kc]`, as `[k][h]`.
@@ -126,8 +169,11 @@ fn pack(a: MatRef, i0: usize, m: usize, k0: usize, kc: usize, h: usize, dst: &mu
 
 /// One k block's operands and where its results go.
 struct Job<'a> {
-    /// A's packed row blocks.
+    /// A, read in place from column `k0`, but for the last row block when
+    /// partial: that one is `pa` (`[k][mr]`).
+    a: MatRef<'a>,
     pa: &'a [f32],
+    k0: usize,
     /// B's rows from this block's first k: in place (row stride `b_ks`) or
     /// packed panels (`[panel][k][nr]`).
     b: &'a [f32],
@@ -155,11 +201,12 @@ unsafe fn block_with<S: Simd, const MR: usize, const NV: usize>(job: &Job, t: us
     let (q, rb) = (t / row_blocks, t % row_blocks);
     let (i0, j0) = (rb * MR, q * job.nr);
     let rows = MR.min(job.m - i0);
+    let a = if rows == MR { (job.a.data.as_ptr().add(i0 * job.a.rs + job.k0 * job.a.cs), job.a.rs, job.a.cs) } else { (job.pa.as_ptr(), 1, MR) };
     let c = job.c.0.add(i0 * job.ldc + j0);
     let b = if job.b_in_place { job.b.as_ptr().add(j0) } else { job.b.as_ptr().add(q * job.kc * job.nr) };
     tile::<S, MR, NV>(
         job.kc,
-        (job.pa.as_ptr().add(rb * job.kc * MR), 1, MR),
+        a,
         |k| b.add(k * job.b_ks),
         job.n - j0,
         |i| if i < rows { c.add(i * job.ldc) } else { std::ptr::null_mut() },
@@ -204,16 +251,21 @@ mod tests {
             let bt = fill(n * k, 2); // B stored transposed, to exercise strides
             let b = MatRef::transposed(&bt, k);
             let b_rows: Vec<f32> = (0..k * n).map(|i| bt[(i % n) * k + i / n]).collect();
-            for (b, layout) in [(b, "transposed"), (MatRef::rows(&b_rows, n), "row-major")] {
-                for &acc in &[false, true] {
-                    let mut c0 = fill(m * n, 3);
-                    c0[0] = -0.0;
-                    let mut want = c0.clone();
-                    gemm_reference(m, n, k, MatRef::rows(&a, k), b, &mut want, n, acc);
-                    for isa in Isa::available() {
-                        let mut c1 = c0.clone();
-                        gemm_on(isa, m, n, k, MatRef::rows(&a, k), b, &mut c1, n, acc);
-                        assert!(c1.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()), "{m}x{n}x{k} acc={acc} {layout} B, {isa:?}");
+            // A also as its transpose's view (A[i, k] = at[k·m + i]).
+            let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            for (a, a_layout) in [(MatRef::rows(&a, k), "row-major"), (MatRef::transposed(&at, m), "transposed")] {
+                for (b, layout) in [(b, "transposed"), (MatRef::rows(&b_rows, n), "row-major")] {
+                    for &acc in &[false, true] {
+                        let mut c0 = fill(m * n, 3);
+                        c0[0] = -0.0;
+                        let mut want = c0.clone();
+                        gemm_reference(m, n, k, a, b, &mut want, n, acc);
+                        for isa in Isa::available() {
+                            let mut c1 = c0.clone();
+                            gemm_on(isa, m, n, k, a, b, &mut c1, n, acc);
+                            let same = c1.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                            assert!(same, "{m}x{n}x{k} acc={acc} {a_layout} A, {layout} B, {isa:?}");
+                        }
                     }
                 }
             }
