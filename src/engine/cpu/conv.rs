@@ -324,7 +324,7 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     // Each task walks all rows, so there are only as many groups as it takes
     // for the threads to share the tasks evenly (or for there to be plenty).
     let (cblocks, threads) = (g.cout.div_ceil(mr), rayon::current_num_threads());
-    let groups = (1..=cblocks).find(|&k| (panels * k) % threads == 0 || panels * k >= 8 * threads).unwrap_or(cblocks);
+    let groups = (1..=cblocks).find(|&k| panels * k >= threads).unwrap_or(cblocks);
     let group = cblocks.div_ceil(groups) * mr;
     with_packed(g.cout.div_ceil(mr) * mr * ldt, |dwt| {
         let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], dwt: SendPtr(dwt.as_mut_ptr()), ldt, group };
