@@ -9,6 +9,7 @@ pub mod engine;
 pub mod io;
 pub mod nn;
 pub mod report;
+pub mod store;
 pub mod study;
 pub mod train;
 pub mod verify;

@@ -4,11 +4,13 @@ use actlab::activation::Activation;
 use actlab::bench;
 use actlab::data;
 use actlab::engine::device::{self, DeviceArg, Selected};
-use actlab::nn::adam::AdamConfig;
+use actlab::store::Runs;
+use actlab::study::queue::Queue;
+use actlab::train::config::Protocol;
 use actlab::train::{self, Reporter, TrainConfig};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(name = "actlab", version, about = "Re-run, explain and extend an experiment on activation functions (CIFAR-10, Keras semantics), reproducibly.")]
@@ -32,7 +34,7 @@ enum Command {
     Data {
         /// The source: cifar-10-binary.tar.gz, cifar-10-batches-bin/, or an image folder / .tar.gz.
         /// Default: $ACTLAB_DATA, then data/, then ../shared/datasets/cifar10-jpeg.tar.gz.
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "ACTLAB_DATA")]
         data: Option<PathBuf>,
         /// Re-import even if the cache is up to date.
         #[arg(long)]
@@ -43,6 +45,9 @@ enum Command {
     /// Run or inspect a study (a grid of functions x seeds).
     #[command(subcommand)]
     Study(StudyCommand),
+    /// Compute every study of studies/index.toml at its own protocol, a little at a time.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Build the book: summarise artifacts/ (polars), draw charts (SVG), write Markdown, run mdBook.
     Report {
         #[command(flatten)]
@@ -56,20 +61,24 @@ enum Command {
         #[command(flatten)]
         paths: BookPaths,
     },
-    /// Retrain the first epochs of finished runs and compare with their stored history, byte for byte.
+    /// Retrain the first epochs of published runs and compare with their stored history, byte for byte.
     Verify {
-        /// A study file or name.
-        study: String,
+        /// Only the runs of this study (a file or a name in studies/); default: every published run.
+        study: Option<String>,
         /// Epochs to retrain per run (default 1; at most the run's epochs).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         epochs: u64,
-        /// Only this run, as FUNCTION/SEED (e.g. relu/2).
-        #[arg(long, value_name = "FUNCTION/SEED")]
+        /// Only this run: FUNCTION/SEED (e.g. relu/2, at every protocol) or a folder (e.g. e50-b64/relu/seed-2).
+        #[arg(long, value_name = "RUN")]
         run: Option<String>,
+        /// A fixed choice of N runs that covers every study and every kind of function.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        sample: Option<u64>,
+        /// The published runs: <DIR>/<protocol>/<function>/seed-<n>/.
         #[arg(long, default_value = "artifacts", value_name = "DIR")]
         artifacts: PathBuf,
         /// Dataset source (see `actlab data --help`); default: the cache.
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "ACTLAB_DATA")]
         data: Option<PathBuf>,
     },
     /// Measure training throughput (images/s) of the article's network at batch 64.
@@ -89,7 +98,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum StudyCommand {
-    /// Run every unfinished (function, seed) of a study; resumes after a crash.
+    /// Train every unfinished (function, seed) of a study in the run store, and publish each
+    /// finished run into the artifacts; resumes after a crash. Exits non-zero if runs remain unfinished.
     Run {
         /// A study file, or a name in studies/ (e.g. positive-only).
         study: String,
@@ -99,30 +109,75 @@ enum StudyCommand {
         /// Retrain runs that are already finished.
         #[arg(long)]
         force: bool,
-        /// Override the study's epochs (a reduced protocol; the book says so).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        epochs: Option<u64>,
+        /// Override the study's epochs (a reduced protocol: its runs are distinct runs, and the book says so).
+        #[arg(long, value_name = "N")]
+        epochs: Option<usize>,
         #[command(flatten)]
         limits: Limits,
-        /// Where run folders go: <DIR>/<study>/<function>/seed-<n>/.
-        #[arg(long, default_value = "artifacts", value_name = "DIR")]
-        artifacts: PathBuf,
+        #[command(flatten)]
+        places: Places,
         /// Dataset source (see `actlab data --help`); default: the cache.
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", env = "ACTLAB_DATA")]
         data: Option<PathBuf>,
     },
-    /// Show each run of a study: done, partial (epoch k), running, diverged or missing.
+    /// Show each run of a study: in the store (done, partial (epoch k), running, diverged, missing) and published or not.
     Status {
         study: String,
-        #[arg(long, default_value = "artifacts", value_name = "DIR")]
-        artifacts: PathBuf,
+        #[command(flatten)]
+        places: Places,
     },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Work through the queue's unfinished runs in order (resumable; run it at low priority, e.g. `nice -n 19`).
+    /// Exits non-zero if runs remain unfinished.
+    Run {
+        /// The studies folder (its index.toml lists the studies in order).
+        #[arg(long, default_value = "studies", value_name = "DIR")]
+        studies: PathBuf,
+        #[command(flatten)]
+        places: Places,
+        /// Dataset source (see `actlab data --help`); default: the cache.
+        #[arg(long, value_name = "PATH", env = "ACTLAB_DATA")]
+        data: Option<PathBuf>,
+    },
+    /// Done / running / left, in queue order, with the training time left at the measured rates.
+    Status {
+        #[arg(long, default_value = "studies", value_name = "DIR")]
+        studies: PathBuf,
+        #[command(flatten)]
+        places: Places,
+    },
+}
+
+/// Where runs train and where finished runs are published.
+#[derive(Args)]
+struct Places {
+    /// The run store (checkpoints and finished runs; default $ACTLAB_STORE, else ~/.local/share/actlab/store).
+    #[arg(long, value_name = "DIR", env = "ACTLAB_STORE")]
+    store: Option<PathBuf>,
+    /// Where finished runs are published: <DIR>/<protocol>/<function>/seed-<n>/.
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    artifacts: PathBuf,
+}
+
+impl Places {
+    fn store(&self) -> Result<Runs> {
+        match &self.store {
+            Some(d) => Ok(Runs::at(d)),
+            None => Runs::default_store(),
+        }
+    }
+    fn options(&self, force: bool, device: DeviceArg) -> Result<actlab::study::RunOptions> {
+        Ok(actlab::study::RunOptions { force, device: device::select(device)?, store: self.store()?, artifacts: Runs::at(&self.artifacts) })
+    }
 }
 
 /// Where the book is made from and built.
 #[derive(Args)]
 struct BookPaths {
-    /// Run folders: <DIR>/<study>/<function>/seed-<n>/.
+    /// The published runs: <DIR>/<protocol>/<function>/seed-<n>/.
     #[arg(long, default_value = "artifacts", value_name = "DIR")]
     artifacts: PathBuf,
     /// Study files.
@@ -143,20 +198,25 @@ impl BookPaths {
 #[derive(Args)]
 struct Limits {
     /// Train on a fixed class-balanced subset of N training images.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    train_limit: Option<u64>,
+    #[arg(long, value_name = "N")]
+    train_limit: Option<usize>,
     /// Evaluate on a fixed subset of N test images.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    test_limit: Option<u64>,
+    #[arg(long, value_name = "N")]
+    test_limit: Option<usize>,
 }
 
-impl Limits {
-    fn train(&self) -> Option<usize> {
-        self.train_limit.map(|n| n as usize)
-    }
-    fn test(&self) -> Option<usize> {
-        self.test_limit.map(|n| n as usize)
-    }
+/// A protocol with the flags' changes, checked by `Protocol::check` (the
+/// error names the flag).
+fn protocol_with(base: Protocol, epochs: Option<usize>, batch_size: Option<usize>, limits: &Limits) -> Result<Protocol> {
+    let p = Protocol {
+        epochs: epochs.unwrap_or(base.epochs),
+        batch_size: batch_size.unwrap_or(base.batch_size),
+        train_limit: limits.train_limit.or(base.train_limit),
+        test_limit: limits.test_limit.or(base.test_limit),
+        ..base
+    };
+    p.check().map_err(|(field, why)| anyhow::anyhow!("--{}: {why}", field.replace('_', "-")))?;
+    Ok(p)
 }
 
 #[derive(Args)]
@@ -173,18 +233,21 @@ struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Epochs (the article: 50).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
-    epochs: u64,
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
     /// Batch size (the article: 64).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    batch_size: u64,
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
     #[command(flatten)]
     limits: Limits,
-    /// Output directory (default: runs/<act>/seed-<seed>).
+    /// Output directory (default: the run's folder in the store).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The run store (default $ACTLAB_STORE, else ~/.local/share/actlab/store).
+    #[arg(long, value_name = "DIR", env = "ACTLAB_STORE")]
+    store: Option<PathBuf>,
     /// Dataset source (see `actlab data --help`); default: the cache.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "ACTLAB_DATA")]
     data: Option<PathBuf>,
     /// Retrain even if the output directory holds a finished run.
     #[arg(long)]
@@ -225,26 +288,20 @@ fn run(cli: Cli) -> Result<()> {
                 actlab::activation::define(name.trim(), &actlab::activation::Definition { expr, grad }).map_err(anyhow::Error::msg)?;
             }
             let act = Activation::parse_arg(&a.act).map_err(anyhow::Error::msg)?;
-            let config = TrainConfig {
-                definition: act.definition(),
-                activation: act,
-                seed: a.seed,
-                epochs: a.epochs as usize,
-                batch_size: a.batch_size as usize,
-                adam: AdamConfig::default(),
-                train_limit: a.limits.train(),
-                test_limit: a.limits.test(),
+            let config = TrainConfig::new(act, a.seed, protocol_with(Protocol::ARTICLE, a.epochs, a.batch_size, &a.limits)?);
+            let out = match a.out {
+                Some(o) => o,
+                None => a.store.map_or_else(Runs::default_store, |d| Ok(Runs::at(d)))?.dir(&config),
             };
-            let out = a.out.unwrap_or_else(|| PathBuf::from(format!("runs/{}/seed-{}", act, a.seed)));
             if out.join("run.json").exists() {
                 if !a.force {
                     anyhow::bail!("{} already holds a finished run; pass --force to train it again", out.display());
                 }
                 train::clear_run(&out)?;
             }
+            let device = device::select(cli.device)?;
             let ds = data::load(&cli.data_dir, a.data.as_deref(), false, true)?;
             let reporter = Reporter { multi: Some(indicatif::MultiProgress::new()), epoch_lines: true };
-            let device = device::select(cli.device)?;
             let mut outcome = None;
             train::run_all(std::slice::from_ref(&config), std::slice::from_ref(&out), &ds, &device, &reporter, &mut |_, o| outcome = Some(o))?;
             let r = &outcome.expect("run_all reports every run").record;
@@ -259,31 +316,33 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Study(StudyCommand::Run { study, shard, force, epochs, limits, artifacts, data }) => {
+        Command::Study(StudyCommand::Run { study, shard, force, epochs, limits, places, data }) => {
             let study = actlab::study::Study::load(&study)?;
+            let protocol = protocol_with(study.protocol, epochs, None, &limits)?;
+            let opts = places.options(force, cli.device)?;
             let ds = data::load(&cli.data_dir, data.as_deref(), false, true)?;
-            let opts = actlab::study::RunOptions {
-                shard,
-                force,
-                epochs: epochs.map(|e| e as usize),
-                train_limit: limits.train(),
-                test_limit: limits.test(),
-                device: device::select(cli.device)?,
-            };
-            let s = actlab::study::run(&study, &ds, &artifacts, &opts)?;
-            println!(
-                "{}: {} trained, {} already done, {} diverged{}",
-                study.name,
-                s.trained,
-                s.already_done,
-                s.diverged,
-                if s.busy.is_empty() { String::new() } else { format!(", {} busy elsewhere: {}", s.busy.len(), s.busy.join("; ")) }
-            );
+            let jobs = actlab::study::jobs(&study, &protocol, shard);
+            let title = format!("{} {} (shard {}/{})", study.name, protocol.slug(), shard.index, shard.count);
+            let s = actlab::study::compute(&jobs, &ds, &opts, &title)?;
+            println!("{}", s.line(&study.name));
+            finished_or_fail(&s)
+        }
+        Command::Study(StudyCommand::Status { study, places }) => {
+            let study = actlab::study::Study::load(&study)?;
+            print!("{}", actlab::study::state::status_table(&study, &places.store()?, &Runs::at(&places.artifacts))?);
             Ok(())
         }
-        Command::Study(StudyCommand::Status { study, artifacts }) => {
-            let study = actlab::study::Study::load(&study)?;
-            print!("{}", actlab::study::state::status_table(&study, &artifacts)?);
+        Command::Queue(QueueCommand::Run { studies, places, data }) => {
+            let queue = Queue::load(&studies)?;
+            let opts = places.options(false, cli.device)?;
+            let ds = data::load(&cli.data_dir, data.as_deref(), false, true)?;
+            println!("queue: store {}, publishing into {}", opts.store.root.display(), opts.artifacts.root.display());
+            let s = actlab::study::compute(&queue.jobs(), &ds, &opts, "queue")?;
+            println!("{}", s.line("queue"));
+            finished_or_fail(&s)
+        }
+        Command::Queue(QueueCommand::Status { studies, places }) => {
+            print!("{}", actlab::study::queue::status(&Queue::load(&studies)?, &places.store()?, &Runs::at(&places.artifacts))?);
             Ok(())
         }
         Command::Report { paths, langs } => {
@@ -312,10 +371,16 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}: editions {} built, every internal link and image resolves", b.html.display(), b.languages.join(", "));
             Ok(())
         }
-        Command::Verify { study, epochs, run, artifacts, data } => {
-            let study = actlab::study::Study::load(&study)?;
+        Command::Verify { study, epochs, run, sample, artifacts, data } => {
+            let studies = actlab::study::index::load(Path::new("studies"))?;
+            let study = study.map(|s| actlab::study::Study::load(&s)).transpose()?;
+            let runs = actlab::verify::select(actlab::verify::published(&Runs::at(&artifacts))?, study.as_ref(), run.as_deref())?;
+            let runs = match sample {
+                Some(n) => actlab::verify::sample(runs, &studies, n as usize),
+                None => runs,
+            };
             let ds = data::load(&cli.data_dir, data.as_deref(), false, false)?;
-            let table = actlab::verify::verify(&study, &ds, &artifacts, epochs as usize, run.as_deref(), &device::select(cli.device)?)?;
+            let table = actlab::verify::verify(&runs, &ds, epochs as usize, &device::select(cli.device)?)?;
             print!("{}", table.render());
             if table.failed() {
                 anyhow::bail!("{} of {} runs differ from their stored history", table.mismatches(), table.rows.len());
@@ -331,6 +396,14 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+/// A computation that left runs unfinished (held by other processes) says so and fails.
+fn finished_or_fail(s: &actlab::study::Summary) -> Result<()> {
+    if !s.busy.is_empty() {
+        anyhow::bail!("{} runs are still unfinished (another process holds them); run this again when it is done", s.busy.len());
+    }
+    Ok(())
 }
 
 fn device_check(arg: DeviceArg) -> Result<()> {

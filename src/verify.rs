@@ -1,19 +1,23 @@
-//! `actlab verify`: retrain the first epochs of finished runs and compare the
-//! history with the stored one, byte for byte.
+//! `actlab verify`: retrain the first epochs of published runs and compare
+//! the history with the stored one, byte for byte.
 //!
 //! Nothing in a run depends on its total epoch count (shuffles and dropout
 //! are keyed by epoch and step), so the first K rows of a K-epoch rerun must
-//! equal the first K rows of the stored history.
+//! equal the first K rows of the stored history. The CPU and CUDA engines
+//! compute the same bits, so a run recorded on one is checked on the other.
 
+use crate::activation::Activation;
 use crate::data::Dataset;
-use crate::io::sha256_file;
-use crate::report::finished_runs;
-use crate::study::Study;
 use crate::engine::device::Selected;
+use crate::io::{sha256_file, sha256_hex};
+use crate::store::Runs;
+use crate::study::Study;
+use crate::train::config::Protocol;
+use crate::train::record::RunRecord;
 use crate::train::{self, Reporter, TrainConfig};
-use std::path::PathBuf;
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
@@ -41,17 +45,84 @@ impl Table {
         self.mismatches() > 0
     }
     pub fn render(&self) -> String {
-        let mut s = format!("{:<28} {:>14}  {}\n", "run", "epochs checked", "identical");
+        let mut s = format!("{:<48} {:>14}  {}\n", "run", "epochs checked", "identical");
         for r in &self.rows {
             let o = match &r.outcome {
                 Outcome::Identical => "yes".to_string(),
                 Outcome::Different(why) => format!("NO — {why}"),
                 Outcome::NotComparable(why) => format!("not comparable ({why})"),
             };
-            let _ = writeln!(s, "{:<28} {:>14}  {o}", r.run, r.epochs);
+            let _ = writeln!(s, "{:<48} {:>14}  {o}", r.run, r.epochs);
         }
         s
     }
+}
+
+/// A published run: its folder, its name in tables and its record.
+pub struct Published {
+    pub dir: PathBuf,
+    /// The folder relative to the artifacts (`protocol/function/seed-n`).
+    pub folder: String,
+    /// The folder and the function's name, for tables.
+    pub name: String,
+    pub record: Box<RunRecord>,
+}
+
+/// Every published run in `artifacts`, named `protocol/function/seed-n`.
+pub fn published(artifacts: &Runs) -> Result<Vec<Published>> {
+    Ok(artifacts
+        .finished()?
+        .into_iter()
+        .map(|(dir, record)| {
+            let folder = dir.strip_prefix(&artifacts.root).unwrap_or(&dir).to_string_lossy().into_owned();
+            let name = format!("{folder} ({})", record.config.activation);
+            Published { dir, folder, name, record }
+        })
+        .collect())
+}
+
+/// What kind of function a run trains, for covering every kind in a sample.
+fn kind(a: Activation) -> &'static str {
+    match a.custom() {
+        Some(c) if c.grad.is_some() => "expression with its own slope",
+        Some(_) => "expression",
+        None if a.uses_min() => "layer-wise built-in",
+        None => "built-in",
+    }
+}
+
+/// A fixed choice of `n` runs: first, in a seeded order, each run that
+/// brings a study, a kind of function or a protocol not yet covered; then
+/// the rest of that order. The same runs every time, whoever asks.
+pub fn sample(runs: Vec<Published>, studies: &[Study], n: usize) -> Vec<Published> {
+    let mut order: Vec<(String, Published)> = runs.into_iter().map(|p| (sha256_hex(format!("actlab verify sample {}", p.name).as_bytes()), p)).collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    // What a run covers: its studies, its function's kind, its protocol.
+    let covers = |p: &Published| -> Vec<String> {
+        let c = &p.record.config;
+        let mut v: Vec<String> = studies.iter().filter(|s| in_study(p, s)).map(|s| format!("study {}", s.name)).collect();
+        v.push(format!("kind {}", kind(c.activation)));
+        v.push(format!("protocol {}", c.protocol.slug()));
+        v
+    };
+    let (mut picked, mut rest, mut covered): (Vec<Published>, Vec<Published>, Vec<String>) = (Vec::new(), Vec::new(), Vec::new());
+    for (_, p) in order {
+        let new: Vec<String> = covers(&p).into_iter().filter(|c| !covered.contains(c)).collect();
+        if picked.len() < n && !new.is_empty() {
+            covered.extend(new);
+            picked.push(p);
+        } else {
+            rest.push(p);
+        }
+    }
+    picked.extend(rest.into_iter().take(n.saturating_sub(picked.len())));
+    picked
+}
+
+/// Whether `p` is one of `study`'s runs (its function, by definition, and seed).
+fn in_study(p: &Published, study: &Study) -> bool {
+    let c = &p.record.config;
+    study.seeds.contains(&c.seed) && study.functions.iter().any(|f| crate::store::function_dir(f.activation) == crate::store::function_dir(c.activation))
 }
 
 /// The first `k` data rows of a history CSV (with its header).
@@ -59,49 +130,35 @@ fn head(csv: &str, k: usize) -> String {
     csv.lines().take(k + 1).map(|l| format!("{l}\n")).collect()
 }
 
-/// Retrain the first `epochs` epochs of the study's finished runs on
-/// `device` and compare. The CPU and CUDA engines compute the same bits, so
-/// a run recorded on one is checked on the other as well.
-pub fn verify(study: &Study, data: &Dataset, artifacts: &std::path::Path, epochs: usize, only: Option<&str>, device: &Selected) -> Result<Table> {
-    let runs = finished_runs(study, artifacts)?;
-    let runs: Vec<_> = match only {
-        Some(sel) => {
-            let picked: Vec<_> = runs.into_iter().filter(|(s, _)| format!("{}/{}", s.activation, s.seed) == sel).collect();
-            if picked.is_empty() {
-                bail!("no finished run `{sel}` in study {} (write FUNCTION/SEED, e.g. relu/1; see `actlab study status {}`)", study.name, study.name);
-            }
-            picked
-        }
-        None => runs,
-    };
+/// Retrain the first `epochs` epochs of `runs` on `device` and compare.
+pub fn verify(runs: &[Published], data: &Dataset, epochs: usize, device: &Selected) -> Result<Table> {
     if runs.is_empty() {
-        bail!("study {} has no finished runs in {} to verify", study.name, artifacts.display());
+        bail!("no published runs to verify");
     }
     let mut rows = Vec::new();
     // Runs to retrain: (row, config, stored history, scratch folder).
     let mut retrain = Vec::new();
-    for (spec, rec) in runs {
-        let label = format!("{}/{}", spec.activation, spec.seed);
+    for p in runs {
+        let rec = &p.record;
         let k = epochs.min(rec.epochs_completed);
-        let dir = study.run_dir(artifacts, &spec);
         if rec.dataset.tensors_sha256 != data.manifest.tensors_sha256 {
             let why = format!("recorded on dataset {} ({}…), the cache holds {}", rec.dataset.dataset, &rec.dataset.tensors_sha256[..12], data.manifest.dataset);
-            rows.push(Row { run: label, epochs: k, outcome: Outcome::NotComparable(why) });
-        } else if sha256_file(&dir.join("history.csv"))? != rec.history_sha256 {
-            rows.push(Row { run: label, epochs: k, outcome: Outcome::Different("the stored history.csv does not match its sha256 in run.json".into()) });
+            rows.push(Row { run: p.name.clone(), epochs: k, outcome: Outcome::NotComparable(why) });
+        } else if sha256_file(&p.dir.join("history.csv"))? != rec.history_sha256 {
+            rows.push(Row { run: p.name.clone(), epochs: k, outcome: Outcome::Different("the stored history.csv does not match its sha256 in run.json".into()) });
         } else {
-            let stored = std::fs::read_to_string(dir.join("history.csv"))?;
-            let tmp = tempdir(&label)?;
-            eprintln!("verifying {label} (recorded on {}): retraining {k} epoch(s)", rec.device.class);
-            rows.push(Row { run: label, epochs: k, outcome: Outcome::Identical });
-            retrain.push((rows.len() - 1, TrainConfig { epochs: k, ..rec.config.clone() }, stored, tmp));
+            let stored = std::fs::read_to_string(p.dir.join("history.csv"))?;
+            eprintln!("verifying {} (recorded on {}): retraining {k} epoch(s)", p.name, rec.device.class);
+            rows.push(Row { run: p.name.clone(), epochs: k, outcome: Outcome::Identical });
+            let tmp = tempdir(rows.len())?;
+            retrain.push((rows.len() - 1, TrainConfig { protocol: Protocol { epochs: k, ..rec.config.protocol }, ..rec.config.clone() }, stored, tmp));
         }
     }
     let configs: Vec<TrainConfig> = retrain.iter().map(|r| r.1.clone()).collect();
     let dirs: Vec<PathBuf> = retrain.iter().map(|r| r.3.clone()).collect();
     train::run_all(&configs, &dirs, data, device, &Reporter::default(), &mut |_, _| {})?;
     for (row, config, stored, tmp) in retrain {
-        let k = config.epochs;
+        let k = config.protocol.epochs;
         let fresh = std::fs::read_to_string(tmp.join("history.csv"))?;
         let _ = std::fs::remove_dir_all(&tmp);
         if head(&fresh, k) != head(&stored, k) {
@@ -112,9 +169,21 @@ pub fn verify(study: &Study, data: &Dataset, artifacts: &std::path::Path, epochs
     Ok(Table { rows })
 }
 
-fn tempdir(label: &str) -> Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(format!("actlab-verify-{}-{}", std::process::id(), label.replace('/', "-")));
+fn tempdir(i: usize) -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!("actlab-verify-{}-{i}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
+
+/// Only the runs of `study` (any protocol), and only those `run` names:
+/// `FUNCTION/SEED` (at every protocol) or one folder, `PROTOCOL/FUNCTION/seed-N`.
+pub fn select(runs: Vec<Published>, study: Option<&Study>, run: Option<&str>) -> Result<Vec<Published>> {
+    let named = |p: &Published, r: &str| r.trim_end_matches('/') == p.folder || format!("{}/{}", p.record.config.activation, p.record.config.seed) == r;
+    let picked: Vec<Published> = runs.into_iter().filter(|p| study.is_none_or(|s| in_study(p, s))).filter(|p| run.is_none_or(|r| named(p, r))).collect();
+    if let (Some(r), true) = (run, picked.is_empty()) {
+        bail!("no published run `{r}`{} (write FUNCTION/SEED, e.g. relu/1, or a folder such as e50-b64/relu/seed-1)", study.map_or(String::new(), |s| format!(" in study {}", s.name)));
+    }
+    Ok(picked)
+}
+

@@ -253,6 +253,21 @@ impl Expr {
         }
     }
 
+    /// A canonical spelling: fully parenthesised, numbers in their shortest
+    /// exact form. Two texts that parse to the same tree (spacing, `0.10`
+    /// for `0.1`, redundant parentheses) have the same normalised form.
+    pub fn normalised(&self) -> String {
+        match self {
+            Expr::Num(v) => format!("{v:?}"),
+            Expr::X => "x".into(),
+            Expr::Min => "min_spatial(x)".into(),
+            Expr::Neg(a) => format!("(-{})", a.normalised()),
+            Expr::Bin(op, a, b) => format!("({} {op} {})", a.normalised(), b.normalised()),
+            Expr::Call(f, args) => format!("{f:?}({})", args.iter().map(Expr::normalised).collect::<Vec<_>>().join(", ")),
+            Expr::Where(op, a, b, t, f) => format!("where({} {} {}, {}, {})", a.normalised(), op.symbol(), b.normalised(), t.normalised(), f.normalised()),
+        }
+    }
+
     /// Whether the expression reads the layer group's minimum.
     pub fn uses_min(&self) -> bool {
         match self {

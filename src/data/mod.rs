@@ -104,12 +104,10 @@ pub fn detect(path: &Path) -> Result<SourceKind> {
     }
 }
 
-/// The source to import when none is given: `ACTLAB_DATA`, then an archive or
-/// folder in `data_dir`, then the shared JPEG archive beside the checkout.
+/// The source to import when none is given: an archive or folder in
+/// `data_dir`, then the shared JPEG archive beside the checkout. (The CLI
+/// reads `ACTLAB_DATA` as a named source; the library reads no environment.)
 pub fn default_source(data_dir: &Path) -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("ACTLAB_DATA") {
-        return Ok(PathBuf::from(p));
-    }
     let candidates = [
         data_dir.join("cifar-10-binary.tar.gz"),
         data_dir.join("cifar-10-batches-bin"),
@@ -146,7 +144,7 @@ pub fn load(data_dir: &Path, source: Option<&Path>, force: bool, progress: bool)
         Some(p) => p.to_path_buf(),
         None => match cache::read_manifest(data_dir)? {
             // With no source named, an existing cache is what the user means.
-            Some(m) if !force && std::env::var_os("ACTLAB_DATA").is_none() => return cache::read(data_dir, &m),
+            Some(m) if !force => return cache::read(data_dir, &m),
             _ => default_source(data_dir)?,
         },
     };

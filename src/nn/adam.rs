@@ -18,10 +18,14 @@ pub struct AdamConfig {
     pub epsilon: f32,
 }
 
-impl Default for AdamConfig {
+impl AdamConfig {
     /// Keras' defaults.
+    pub const KERAS: AdamConfig = AdamConfig { learning_rate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 };
+}
+
+impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { learning_rate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 }
+        AdamConfig::KERAS
     }
 }
 

@@ -9,10 +9,13 @@ use crate::activation::Activation;
 use crate::io::sha256_file;
 use crate::study::state::RunState;
 use crate::study::Study;
+use crate::store::Runs;
+use crate::train::config::Protocol;
 use crate::train::record::RunRecord;
 use anyhow::{bail, Result};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
+
 
 pub struct Run {
     pub activation: Activation,
@@ -38,6 +41,8 @@ impl Run {
 
 pub struct StudyData {
     pub study: Study,
+    /// The protocol of these runs: the study's own, or a reduction of it.
+    pub protocol: Protocol,
     pub runs: Vec<Run>,
     /// function, seed, epoch, loss, accuracy, val_loss, val_accuracy.
     pub histories: DataFrame,
@@ -109,11 +114,11 @@ fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
     Ok(acc)
 }
 
-pub fn load(study: &Study, artifacts: &Path) -> Result<StudyData> {
+/// The study's runs at `protocol` from the published runs.
+pub fn load(study: &Study, artifacts: &Runs, protocol: &Protocol) -> Result<StudyData> {
     let mut runs = Vec::new();
     let (mut hs, mut ds) = (Vec::new(), Vec::new());
-    for spec in study.grid() {
-        let dir = study.run_dir(artifacts, &spec);
+    for (spec, dir) in study.runs_in(artifacts, protocol) {
         let state = RunState::read(&dir)?;
         let mut problem = None;
         if let RunState::Finished(rec) | RunState::Diverged(rec, _) = &state {
@@ -127,7 +132,19 @@ pub fn load(study: &Study, artifacts: &Path) -> Result<StudyData> {
         }
         runs.push(Run { activation: spec.activation, seed: spec.seed, dir, state, problem });
     }
-    Ok(StudyData { study: study.clone(), runs, histories: stack(hs)?, diagnostics: stack(ds)? })
+    Ok(StudyData { study: study.clone(), protocol: *protocol, runs, histories: stack(hs)?, diagnostics: stack(ds)? })
+}
+
+/// The reductions of the study's protocol at which any of its runs are
+/// published (each is shown apart, never mixed with the study's own).
+pub fn reductions(study: &Study, artifacts: &Runs) -> Result<Vec<Protocol>> {
+    let mut out = Vec::new();
+    for p in artifacts.protocols()? {
+        if p.is_reduction_of(&study.protocol) && study.runs_in(artifacts, &p).iter().any(|(_, d)| d.join("run.json").exists()) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// One row per usable run: the per-run measures the book tabulates.

@@ -9,6 +9,7 @@ use super::charts::{Band, LineChart, Series, PALETTE};
 use super::stats::{self, describe, verdict, welch_diff, Describe};
 use crate::activation::{kernels::curve, Activation};
 use crate::io::write_atomic;
+use crate::train::config::Protocol;
 use crate::study::spec::{Direction, Metric};
 use crate::study::state::RunState;
 use anyhow::Result;
@@ -40,7 +41,7 @@ pub fn state_text(m: &Messages, state: &RunState) -> String {
     match state {
         RunState::Missing => m.state_missing.clone(),
         RunState::Partial(k) => fill(&m.state_partial, &[("epoch", &k.to_string())]),
-        RunState::Running(pid) => fill(&m.state_running, &[("pid", &pid.to_string())]),
+        RunState::Running(who) => fill(&m.state_running, &[("who", who)]),
         RunState::Finished(_) => m.state_done.clone(),
         RunState::Diverged(_, e) => fill(&m.state_diverged, &[("epoch", &e.to_string())]),
         RunState::Corrupt(why) => fill(&m.state_corrupt, &[("why", why)]),
@@ -136,22 +137,21 @@ fn ci(d: &Describe) -> String {
     if d.n < 2 { "–".into() } else { format!("[{}, {}]", num(d.ci_low), num(d.ci_high)) }
 }
 
-/// The configuration of the study's recorded runs, when it differs from the study's protocol.
-pub fn reduced_config(data: &StudyData) -> Option<&crate::train::TrainConfig> {
-    let c = &data.runs.iter().find_map(|r| r.record())?.config;
-    (c.epochs != data.study.epochs || c.train_limit.is_some() || c.test_limit.is_some()).then_some(c)
+/// The protocol of these runs, when it is a reduction of the study's own.
+pub fn reduced_protocol(data: &StudyData) -> Option<&Protocol> {
+    (data.protocol != data.study.protocol).then_some(&data.protocol)
 }
 
 /// The "reduced protocol" warning, when the runs used one.
 pub fn protocol_note(m: &Messages, data: &StudyData) -> Option<String> {
-    let c = reduced_config(data)?;
+    let c = reduced_protocol(data)?;
     Some(fill(
         &m.reduced_protocol,
         &[
             ("epochs", &c.epochs.to_string()),
             ("train", &c.train_limit.map_or(m.all_train.clone(), |n| n.to_string())),
             ("test", &c.test_limit.map_or(m.all_test.clone(), |n| n.to_string())),
-            ("full", &data.study.epochs.to_string()),
+            ("full", &data.study.protocol.epochs.to_string()),
             ("study", &data.study.name),
         ],
     ))
@@ -304,7 +304,7 @@ impl<'a> StudyPages<'a> {
         let ds = self.data.runs.iter().find_map(|r| r.record()).map(|r| r.dataset.clone());
         let seeds = s.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
         let dataset = ds.as_ref().map_or(m.no_runs_yet.clone(), |d| fill(&m.dataset_detail, &[("name", &d.dataset), ("source", &d.source_sha256), ("tensors", &d.tensors_sha256)]));
-        let optimizer = fill(&m.optimizer_detail, &[("lr", &s.adam.learning_rate.to_string()), ("b1", &s.adam.beta1.to_string()), ("b2", &s.adam.beta2.to_string()), ("eps", &s.adam.epsilon.to_string())]);
+        let optimizer = fill(&m.optimizer_detail, &[("lr", &s.protocol.adam.learning_rate.to_string()), ("b1", &s.protocol.adam.beta1.to_string()), ("b2", &s.protocol.adam.beta2.to_string()), ("eps", &s.protocol.adam.epsilon.to_string())]);
         let _ = writeln!(
             p,
             "{}\n\n```text\nConv2D(32, 3×3, same) → act → Conv2D(32, 3×3, valid) → act → MaxPool 2×2 → Dropout 0.25\n\
@@ -313,8 +313,8 @@ impl<'a> StudyPages<'a> {
             m.network_intro
         );
         let rows = [
-            (&m.row_epochs, s.epochs.to_string()),
-            (&m.row_batch, fill(&m.batch_detail, &[("batch", &s.batch_size.to_string())])),
+            (&m.row_epochs, s.protocol.epochs.to_string()),
+            (&m.row_batch, fill(&m.batch_detail, &[("batch", &s.protocol.batch_size.to_string())])),
             (&m.row_optimizer, optimizer),
             (&m.row_init, m.init_detail.clone()),
             (&m.row_loss, m.loss_detail.clone()),

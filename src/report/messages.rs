@@ -60,7 +60,7 @@ catalogue! {
     // Reproducibility and front page.
     reproducibility_intro, col_epochs, col_protocol, col_dataset, col_engine, col_device, col_history_sha,
     protocol_cell, not_finished, front_study, front_runs, front_protocol, front_dataset, front_engine,
-    front_article_protocol, front_reduced_protocol, all_value,
+    front_protocol_cell, all_value, title_appendix_reduced, appendix_study, appendix_intro, compute_left,
 }
 
 impl Messages {

@@ -16,9 +16,9 @@ pub mod messages;
 pub mod stats;
 
 use crate::io::write_atomic;
-use crate::study::state::RunState;
-use crate::study::Study;
 use anyhow::{Context, Result};
+use crate::store::Runs;
+use crate::train::config::Protocol;
 use artifacts::StudyData;
 use chapters::StudyPages;
 use messages::{fill, Messages};
@@ -40,17 +40,6 @@ pub struct Built {
     pub runs_total: usize,
     pub languages: Vec<String>,
     pub html: PathBuf,
-}
-
-/// The study files in `dir`, by file name (so "earlier" precedes "positive-only").
-pub fn study_files(dir: &Path) -> Result<Vec<Study>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list study files in {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    files.iter().map(|f| Study::load(&f.to_string_lossy())).collect()
 }
 
 /// Files the HTML of every edition uses, copied beside each staged book.
@@ -90,23 +79,30 @@ pub fn build(opts: &Options) -> Result<Built> {
         None => Messages::languages(&i18n)?,
     };
     let catalogues: Vec<Messages> = langs.iter().map(|l| Messages::load(&i18n, l)).collect::<Result<_>>()?;
-    let studies = study_files(&opts.studies)?;
-    let data: Vec<StudyData> = studies
-        .iter()
-        .map(|s| artifacts::load(s, &opts.artifacts).with_context(|| format!("reading the artifacts of study {}", s.name)))
-        .collect::<Result<_>>()?;
+    let studies = crate::study::index::load(&opts.studies)?;
+    let runs = Runs::at(&opts.artifacts);
+    // Each study at its own protocol, then at each reduction of it that has runs (the appendix).
+    let mut data: Vec<StudyData> = Vec::new();
+    let mut appendix: Vec<StudyData> = Vec::new();
+    for s in &studies {
+        let read = |p: &Protocol| artifacts::load(s, &runs, p).with_context(|| format!("reading the published runs of study {} ({})", s.name, p.slug()));
+        data.push(read(&s.protocol)?);
+        for p in artifacts::reductions(s, &runs)? {
+            appendix.push(read(&p)?);
+        }
+    }
     let out = opts.book.join("book");
     if out.exists() {
         std::fs::remove_dir_all(&out).with_context(|| format!("cannot clear {}", out.display()))?;
     }
     let (mut used, mut total) = (0, 0);
-    for d in &data {
+    for d in data.iter().chain(&appendix) {
         used += d.runs.iter().filter(|r| r.usable()).count();
         total += d.runs.len();
     }
     let switch = language_switch(&catalogues);
     for m in &catalogues {
-        edition(opts, m, &data, &out.join(&m.lang), &switch)?;
+        edition(opts, m, &data, &appendix, &out.join(&m.lang), &switch)?;
     }
     // The site's root sends readers to the first edition.
     let first = &catalogues.first().context("no languages to build")?.lang;
@@ -131,7 +127,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// One language's book: hand-written pages of `book/src/<lang>/` plus the
 /// generated chapters, staged in `book/build/<lang>/` and built into `out`.
-fn edition(opts: &Options, m: &Messages, data: &[StudyData], out: &Path, switch: &str) -> Result<()> {
+fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyData], out: &Path, switch: &str) -> Result<()> {
     let stage = opts.book.join("build").join(&m.lang);
     if stage.exists() {
         std::fs::remove_dir_all(&stage).with_context(|| format!("cannot clear {}", stage.display()))?;
@@ -168,6 +164,22 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], out: &Path, switch:
         front.push_str(&front_row(m, d));
         repro.push_str(&repro_table(m, d, &pages));
     }
+    // Runs at reduced protocols: their own part of the book, never mixed with the above.
+    if !appendix.is_empty() {
+        let _ = writeln!(summary, "# {}\n", m.title_appendix_reduced);
+        for d in appendix {
+            let (study, slug) = (&d.study, d.protocol.slug());
+            let dir = generated.join(&study.name).join(&slug);
+            let pages = StudyPages::new(m, d, &dir)?;
+            let title = fill(&m.appendix_study, &[("study", &study.title), ("protocol", &protocol_text(m, &d.protocol))]);
+            let _ = writeln!(summary, "- [{title}](generated/{}/{slug}/results.md)", study.name);
+            write_atomic(&dir.join("results.md"), pages.results()?.as_bytes())?;
+            write_atomic(&dir.join("verdicts.md"), pages.verdicts().as_bytes())?;
+            let _ = writeln!(summary, "  - [{}](generated/{}/{slug}/verdicts.md)", m.title_verdicts, study.name);
+            repro.push_str(&repro_table(m, d, &pages));
+        }
+        summary.push('\n');
+    }
     let _ = writeln!(summary, "# {}\n\n- [{}](generated/reproducibility.md)", m.title_reproducibility, m.title_runs_hashes);
     write_atomic(&generated.join("reproducibility.md"), repro.as_bytes())?;
     write_atomic(&generated.join("front.md"), front.as_bytes())?;
@@ -181,18 +193,20 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], out: &Path, switch:
     book.build().map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("mdBook failed to build the `{}` edition", m.lang))
 }
 
+/// A protocol in words: epochs, batch, and how many training and test images.
+pub fn protocol_text(m: &Messages, p: &Protocol) -> String {
+    fill(
+        &m.protocol_cell,
+        &[("epochs", &p.epochs.to_string()), ("batch", &p.batch_size.to_string()), ("train", &p.train_limit.map_or(m.all_value.clone(), |n| n.to_string())), ("test", &p.test_limit.map_or(m.all_value.clone(), |n| n.to_string()))],
+    )
+}
+
 /// The front page's line for a study: what was run, on what, with what.
 fn front_row(m: &Messages, d: &StudyData) -> String {
     let study = &d.study;
     let n_used = d.runs.iter().filter(|r| r.usable()).count();
     let seeds = study.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
-    let protocol = match chapters::reduced_config(d) {
-        Some(c) => fill(
-            &m.front_reduced_protocol,
-            &[("epochs", &c.epochs.to_string()), ("train", &c.train_limit.map_or(m.all_train.clone(), |n| n.to_string())), ("test", &c.test_limit.map_or(m.all_test.clone(), |n| n.to_string())), ("seeds", &seeds)],
-        ),
-        None => fill(&m.front_article_protocol, &[("epochs", &study.epochs.to_string()), ("batch", &study.batch_size.to_string()), ("seeds", &seeds)]),
-    };
+    let protocol = fill(&m.front_protocol_cell, &[("protocol", &protocol_text(m, &d.protocol)), ("seeds", &seeds)]);
     let rec = d.runs.iter().find_map(|r| r.record());
     let ds = rec.map_or("–".to_string(), |r| format!("{} (`{}…`)", r.dataset.dataset, &r.dataset.tensors_sha256[..12]));
     let engine = rec.map_or("–".to_string(), |r| format!("actlab {} `{}`, {} {}", r.engine.version, r.engine.git_commit.as_deref().map_or("", |c| &c[..c.len().min(10)]), r.device.class, r.device.name));
@@ -208,11 +222,7 @@ fn repro_table(m: &Messages, d: &StudyData, pages: &StudyPages) -> String {
     for r in &d.runs {
         match r.record() {
             Some(rec) => {
-                let c = &rec.config;
-                let protocol = fill(
-                    &m.protocol_cell,
-                    &[("epochs", &c.epochs.to_string()), ("batch", &c.batch_size.to_string()), ("train", &c.train_limit.map_or(m.all_value.clone(), |n| n.to_string())), ("test", &c.test_limit.map_or(m.all_value.clone(), |n| n.to_string()))],
-                );
+                let protocol = protocol_text(m, &rec.config.protocol);
                 let _ = writeln!(
                     t,
                     "| {} | {} | {} | {} | {protocol} | {} | {} {} | {} ({}) | `{}` |",
@@ -241,13 +251,3 @@ fn repro_table(m: &Messages, d: &StudyData, pages: &StudyPages) -> String {
     t
 }
 
-/// Runs of a study that are finished, for `verify`.
-pub fn finished_runs(study: &Study, artifacts: &Path) -> Result<Vec<(crate::study::RunSpec, Box<crate::train::record::RunRecord>)>> {
-    let mut out = Vec::new();
-    for spec in study.grid() {
-        if let RunState::Finished(rec) = RunState::read(&study.run_dir(artifacts, &spec))? {
-            out.push((spec, rec));
-        }
-    }
-    Ok(out)
-}

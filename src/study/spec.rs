@@ -4,6 +4,8 @@
 
 use crate::activation::Activation;
 use crate::nn::adam::AdamConfig;
+use crate::store::Runs;
+use crate::train::config::Protocol;
 use crate::train::TrainConfig;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -109,9 +111,7 @@ pub struct Study {
     pub seeds: Vec<u64>,
     pub functions: Vec<Function>,
     /// The protocol each run uses (activation and seed are set per run).
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub adam: AdamConfig,
+    pub protocol: Protocol,
     pub design: Option<Design>,
 }
 
@@ -213,7 +213,7 @@ impl Study {
             None => None,
         };
         let p = &raw.protocol;
-        let def = TrainConfig::article(Activation::Relu, 0);
+        let def = Protocol::ARTICLE;
         let study = Study {
             name,
             title: raw.title.trim().to_string(),
@@ -221,31 +221,32 @@ impl Study {
             file: path.to_path_buf(),
             seeds,
             functions,
-            epochs: p.epochs.as_ref().map_or(def.epochs, |v| *v.get_ref()),
-            batch_size: p.batch_size.as_ref().map_or(def.batch_size, |v| *v.get_ref()),
-            adam: AdamConfig {
-                learning_rate: p.learning_rate.as_ref().map_or(def.adam.learning_rate, |v| *v.get_ref()),
-                beta1: p.beta1.as_ref().map_or(def.adam.beta1, |v| *v.get_ref()),
-                beta2: p.beta2.as_ref().map_or(def.adam.beta2, |v| *v.get_ref()),
-                epsilon: p.epsilon.as_ref().map_or(def.adam.epsilon, |v| *v.get_ref()),
+            protocol: Protocol {
+                epochs: p.epochs.as_ref().map_or(def.epochs, |v| *v.get_ref()),
+                batch_size: p.batch_size.as_ref().map_or(def.batch_size, |v| *v.get_ref()),
+                adam: AdamConfig {
+                    learning_rate: p.learning_rate.as_ref().map_or(def.adam.learning_rate, |v| *v.get_ref()),
+                    beta1: p.beta1.as_ref().map_or(def.adam.beta1, |v| *v.get_ref()),
+                    beta2: p.beta2.as_ref().map_or(def.adam.beta2, |v| *v.get_ref()),
+                    epsilon: p.epsilon.as_ref().map_or(def.adam.epsilon, |v| *v.get_ref()),
+                },
+                train_limit: None,
+                test_limit: None,
             },
             design,
         };
-        // Impossible values, reported at the field that holds them.
-        fn check<T: Copy + std::fmt::Display>(v: &Option<Spanned<T>>, ok: impl Fn(T) -> bool, field: &str, rule: &str) -> Option<(std::ops::Range<usize>, String, String)> {
-            let v = v.as_ref()?;
-            (!ok(*v.get_ref())).then(|| (v.span(), field.to_string(), format!("{} is not allowed: {rule}", v.get_ref())))
-        }
-        let problems = [
-            check(&p.epochs, |v| v >= 1, "protocol.epochs", "at least 1"),
-            check(&p.batch_size, |v| (1..=4096).contains(&v), "protocol.batch_size", "between 1 and 4096"),
-            check(&p.learning_rate, |v: f32| v > 0.0 && v.is_finite(), "protocol.learning_rate", "a positive number"),
-            check(&p.beta1, |v: f32| (0.0..1.0).contains(&v), "protocol.beta1", "in [0, 1)"),
-            check(&p.beta2, |v: f32| (0.0..1.0).contains(&v), "protocol.beta2", "in [0, 1)"),
-            check(&p.epsilon, |v: f32| v > 0.0 && v.is_finite(), "protocol.epsilon", "a positive number"),
-        ];
-        if let Some((span, field, msg)) = problems.into_iter().flatten().next() {
-            return Err(at(span, &field, msg));
+        // Impossible values, reported at the field that holds them (the rules are Protocol::check's).
+        if let Err((field, why)) = study.protocol.check() {
+            let span = match field {
+                "epochs" => p.epochs.as_ref().map(|v| v.span()),
+                "batch_size" => p.batch_size.as_ref().map(|v| v.span()),
+                "learning_rate" => p.learning_rate.as_ref().map(|v| v.span()),
+                "beta1" => p.beta1.as_ref().map(|v| v.span()),
+                "beta2" => p.beta2.as_ref().map(|v| v.span()),
+                "epsilon" => p.epsilon.as_ref().map(|v| v.span()),
+                _ => None,
+            };
+            return Err(at(span.unwrap_or(0..0), &format!("protocol.{field}"), why));
         }
         Ok(study)
     }
@@ -255,13 +256,24 @@ impl Study {
         self.functions.iter().flat_map(|f| self.seeds.iter().map(move |&seed| RunSpec { activation: f.activation, seed })).collect()
     }
 
-    /// The training configuration of one run, with optional data limits.
-    pub fn config(&self, run: &RunSpec, train_limit: Option<usize>, test_limit: Option<usize>) -> TrainConfig {
-        TrainConfig { activation: run.activation, definition: run.activation.definition(), seed: run.seed, epochs: self.epochs, batch_size: self.batch_size, adam: self.adam, train_limit, test_limit }
+    /// The training configuration of one run at `protocol` (the study's own, or a reduction of it).
+    pub fn config(&self, run: &RunSpec, protocol: &Protocol) -> TrainConfig {
+        TrainConfig::new(run.activation, run.seed, *protocol)
     }
 
-    pub fn run_dir(&self, artifacts: &Path, run: &RunSpec) -> PathBuf {
-        artifacts.join(&self.name).join(run.activation.name()).join(format!("seed-{}", run.seed))
+    /// Each (function, seed) of the grid with its folder in `runs` at `protocol`.
+    pub fn runs_in(&self, runs: &Runs, protocol: &Protocol) -> Vec<(RunSpec, PathBuf)> {
+        self.grid().into_iter().map(|r| {
+            let dir = runs.dir(&self.config(&r, protocol));
+            (r, dir)
+        }).collect()
+    }
+
+    /// The runs in the order a queue computes them: round-robin by seed
+    /// (every function's first seed, then every function's second, …), so
+    /// each function has a result before any has all of them.
+    pub fn by_seed(&self) -> Vec<RunSpec> {
+        self.seeds.iter().flat_map(|&seed| self.functions.iter().map(move |f| RunSpec { activation: f.activation, seed })).collect()
     }
 
     pub fn function(&self, act: Activation) -> Option<&Function> {

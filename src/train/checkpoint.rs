@@ -23,6 +23,9 @@ pub struct Checkpoint {
     pub diagnostics: Vec<LayerStats>,
     /// Training seconds spent so far (for images/s across resumes).
     pub train_seconds: f64,
+    /// sha256 of the dataset's tensors it trains on (None in checkpoints
+    /// written before it was recorded).
+    pub dataset: Option<String>,
 }
 
 impl Checkpoint {
@@ -42,6 +45,9 @@ impl Checkpoint {
         md.insert("history".into(), serde_json::to_string(&self.history)?);
         md.insert("diagnostics".into(), serde_json::to_string(&self.diagnostics)?);
         md.insert("train_seconds".into(), self.train_seconds.to_string());
+        if let Some(d) = &self.dataset {
+            md.insert("dataset".into(), d.clone());
+        }
         write_atomic(&dir.join(FILE), &st.to_bytes())
     }
 
@@ -57,7 +63,7 @@ impl Checkpoint {
             st.get(k)?.as_f32().map(<[f32]>::to_vec).with_context(|| format!("{}: {k} is not f32", path.display()))
         };
         let params = tensor("params")?;
-        let adam = Adam { config: config.adam, m: tensor("adam.m")?, v: tensor("adam.v")?, t: md("adam.t")?.parse()? };
+        let adam = Adam { config: config.protocol.adam, m: tensor("adam.m")?, v: tensor("adam.v")?, t: md("adam.t")?.parse()? };
         if adam.m.len() != params.len() || adam.v.len() != params.len() {
             bail!("{}: tensors of different lengths", path.display());
         }
@@ -68,6 +74,7 @@ impl Checkpoint {
             history: serde_json::from_str(md("history")?)?,
             diagnostics: serde_json::from_str(md("diagnostics")?)?,
             train_seconds: md("train_seconds")?.parse()?,
+            dataset: st.metadata.get("dataset").cloned(),
         }))
     }
 }

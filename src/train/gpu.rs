@@ -33,45 +33,45 @@ pub fn run_on<D: Device>(configs: &[TrainConfig], dirs: &[PathBuf], data: &Datas
         bail!("{} configurations for {} run folders", configs.len(), dirs.len());
     }
     let started = Instant::now();
-    let mut slots = configs.iter().zip(dirs).map(|(c, d)| Slot::open(c, d)).collect::<Result<Vec<_>>>()?;
+    let mut slots = configs.iter().zip(dirs).map(|(c, d)| Slot::open(c, d, data)).collect::<Result<Vec<_>>>()?;
     let c0 = configs[0].clone();
-    if let Some(c) = configs.iter().find(|c| c.protocol() != c0.protocol()) {
+    if let Some(c) = configs.iter().find(|c| c.protocol != c0.protocol) {
         bail!("{} seed {} cannot train together with {} seed {}: the protocols differ", c.activation, c.seed, c0.activation, c0.seed);
     }
     let first = slots[0].ck.epochs_done();
     if let Some(s) = slots.iter().find(|s| s.ck.epochs_done() != first) {
         bail!("{} has {} epochs done, {} has {}: runs train together only from the same epoch", s.dir.display(), s.ck.epochs_done(), slots[0].dir.display(), first);
     }
-    let train = subset(&data.train, c0.train_limit);
-    let test = subset(&data.test, c0.test_limit);
+    let train = subset(&data.train, c0.protocol.train_limit);
+    let test = subset(&data.test, c0.protocol.test_limit);
     let acts: Vec<_> = configs.iter().map(|c| c.activation).collect();
     let seeds: Vec<u64> = configs.iter().map(|c| c.seed).collect();
     let record_device = crate::train::record::Device::cuda(name, configs.len());
-    let mut runs = GpuRuns::new(&acts, &seeds, c0.batch_size, c0.adam, device)?;
+    let mut runs = GpuRuns::new(&acts, &seeds, c0.protocol.batch_size, c0.protocol.adam, device)?;
     for (r, s) in slots.iter().enumerate() {
         runs.set_state(r, &s.ck.params, &s.ck.adam)?;
     }
     let mut train_d = runs.upload(&train)?;
     let test_d = runs.upload(&test)?;
     // CPU models for the diagnostics probes.
-    let mut probes: Vec<Model> = acts.iter().map(|&a| Model::new(a, c0.batch_size)).collect();
-    let steps = train.len().div_ceil(c0.batch_size);
+    let mut probes: Vec<Model> = acts.iter().map(|&a| Model::new(a, c0.protocol.batch_size)).collect();
+    let steps = train.len().div_ceil(c0.protocol.batch_size);
     let bar = step_bar(reporter, steps);
 
-    for epoch in first..c0.epochs {
+    for epoch in first..c0.protocol.epochs {
         if !slots.iter().any(Slot::training) {
             break;
         }
-        reporter.line(&format!("Epoch {}/{} ({} runs together)", epoch + 1, c0.epochs, configs.len()));
-        bar.set_prefix(format!("{} runs on {name} epoch {}/{}", configs.len(), epoch + 1, c0.epochs));
+        reporter.line(&format!("Epoch {}/{} ({} runs together)", epoch + 1, c0.protocol.epochs, configs.len()));
+        bar.set_prefix(format!("{} runs on {name} epoch {}/{}", configs.len(), epoch + 1, c0.protocol.epochs));
         bar.reset();
         let t0 = Instant::now();
         let orders: Vec<Vec<u32>> = seeds.iter().map(|&s| Rng::new(s).permutation(Purpose::Shuffle, epoch as u64, train.len())).collect();
         runs.set_orders(&mut train_d, &orders)?;
         runs.reset_stats()?;
         for step in 0..steps {
-            let start = step * c0.batch_size;
-            runs.train_step(&train_d, start, c0.batch_size.min(train.len() - start), (epoch * steps + step) as u64)?;
+            let start = step * c0.protocol.batch_size;
+            runs.train_step(&train_d, start, c0.protocol.batch_size.min(train.len() - start), (epoch * steps + step) as u64)?;
             bar.inc(1);
         }
         let stats = runs.stats(train.len())?;

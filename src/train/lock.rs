@@ -1,50 +1,119 @@
-//! `run.lock`: one process per run directory. The file holds the owner's pid;
-//! a lock whose process is gone (a crash, `kill -9`) is taken over.
+//! `run.lock`: one process per run folder.
+//!
+//! The lock is the operating system's (`flock` on the file), so it ends
+//! with its process however that ends — `kill -9`, a crash, a machine gone
+//! from a shared folder's view — and never depends on reading a PID that may
+//! belong to a zombie or to another host. The file holds `host pid`, only to
+//! say who holds it.
 
 use anyhow::{bail, Context, Result};
-use std::io::Write;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+pub const FILE: &str = "run.lock";
+
+/// Held while a process trains a run.
 pub struct RunLock {
+    _file: File,
     path: PathBuf,
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
-/// The pid of another live process holding `dir`'s lock, if any.
-pub fn holder(dir: &Path) -> Option<u32> {
-    let pid = std::fs::read_to_string(dir.join("run.lock")).ok()?.trim().parse::<u32>().ok()?;
-    (pid != std::process::id() && alive(pid)).then_some(pid)
+fn whoami() -> String {
+    format!("{} {}", host(), std::process::id())
+}
+
+/// How long a held lock is watched before it counts as held: a process
+/// killed a moment ago (a zombie whose threads are still being torn down)
+/// lets go of its locks within milliseconds.
+const GRACE: Duration = Duration::from_millis(1500);
+
+/// `f.try_lock()`, retried for [`GRACE`] while another process holds it.
+fn try_lock_patiently(f: &File) -> Result<(), TryLockError> {
+    let t0 = Instant::now();
+    loop {
+        match f.try_lock() {
+            Err(TryLockError::WouldBlock) if t0.elapsed() < GRACE => std::thread::sleep(Duration::from_millis(25)),
+            r => return r,
+        }
+    }
+}
+
+/// Who holds `dir`'s lock (`host pid`), if another process does.
+pub fn holder(dir: &Path) -> Option<String> {
+    let mut f = File::open(dir.join(FILE)).ok()?;
+    if read_holder(&mut f) == whoami() {
+        // This process's own lock (another handle on the file) is not "another process".
+        return None;
+    }
+    match try_lock_patiently(&f) {
+        Ok(()) => {
+            let _ = f.unlock();
+            None
+        }
+        Err(TryLockError::WouldBlock) => {
+            let who = read_holder(&mut f);
+            Some(if who.is_empty() { "another process".into() } else { who })
+        }
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
+/// The `host pid` written in an open lock file.
+fn read_holder(f: &mut File) -> String {
+    let mut who = String::new();
+    let _ = f.rewind().and_then(|_| f.read_to_string(&mut who));
+    who.trim().to_string()
 }
 
 impl RunLock {
     pub fn acquire(dir: &Path) -> Result<RunLock> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join("run.lock");
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    write!(f, "{}", std::process::id())?;
-                    return Ok(RunLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match holder(dir) {
-                    Some(pid) => bail!("{} is being written by process {pid} (remove {} if that is wrong)", dir.display(), path.display()),
-                    // Stale: its owner died (or it is our own). Remove and try again.
-                    None => {
-                        let _ = std::fs::remove_file(&path);
-                    }
-                },
-                Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+        let path = dir.join(FILE);
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        match try_lock_patiently(&file) {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let who = read_holder(&mut file);
+                bail!("{} is being trained by {} (it holds {})", dir.display(), if who.is_empty() { "another process" } else { &who }, path.display());
             }
+            Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("cannot lock {}", path.display())),
         }
-        bail!("could not lock {}", dir.display())
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "{}", whoami())?;
+        Ok(RunLock { _file: file, path })
+    }
+
+    /// Release the lock of a run that has finished, removing the file: a
+    /// process that takes it afterwards finds the run finished and leaves it.
+    pub fn release_finished(self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_is_refused_and_freed_by_drop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = RunLock::acquire(tmp.path()).unwrap();
+        let e = RunLock::acquire(tmp.path()).err().expect("a second holder").to_string();
+        assert!(e.contains("being trained by") && e.contains(&std::process::id().to_string()), "{e}");
+        drop(lock);
+        let again = RunLock::acquire(tmp.path()).unwrap();
+        again.release_finished();
+        assert!(!tmp.path().join(FILE).exists());
+        assert_eq!(holder(tmp.path()), None);
     }
 }

@@ -23,7 +23,7 @@ use crate::nn::loss::BatchStats;
 use crate::nn::model::{DropoutKey, Model};
 use anyhow::{bail, Context, Result};
 use checkpoint::Checkpoint;
-pub use config::TrainConfig;
+pub use config::{Protocol, TrainConfig};
 use diagnostics::LayerStats;
 use history::Epoch;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -93,18 +93,22 @@ pub fn evaluate(model: &mut Model, split: &Split) -> BatchStats {
 pub struct Slot {
     pub config: TrainConfig,
     pub dir: PathBuf,
-    _lock: RunLock,
+    lock: RunLock,
     pub ck: Checkpoint,
     pub diverged_at: Option<usize>,
 }
 
 impl Slot {
-    /// Lock `dir` and resume its checkpoint, or start from Glorot weights.
-    pub fn open(config: &TrainConfig, dir: &Path) -> Result<Slot> {
+    /// Lock `dir` and resume its checkpoint, or start from Glorot weights,
+    /// for training on `data`.
+    pub fn open(config: &TrainConfig, dir: &Path, data: &Dataset) -> Result<Slot> {
         if let Err(e) = config.validate() {
             bail!("invalid training configuration: {e}");
         }
         let lock = RunLock::acquire(dir)?;
+        if dir.join("run.json").exists() {
+            bail!("{} was finished by another process meanwhile; nothing to do", dir.display());
+        }
         let ck = match Checkpoint::load(dir)? {
             Some(ck) if ck.config == *config => ck,
             Some(ck) => bail!(
@@ -113,21 +117,39 @@ impl Slot {
                 dir.display(),
                 ck.config.activation,
                 ck.config.seed,
-                ck.config.epochs
+                ck.config.protocol.epochs
             ),
             None => {
                 let mut model = Model::new(config.activation, 1);
                 model.init_glorot(&Rng::new(config.seed));
                 let n = model.params.len();
-                Checkpoint { config: config.clone(), params: model.params, adam: Adam::new(config.adam, n), history: vec![], diagnostics: vec![], train_seconds: 0.0 }
+                Checkpoint {
+                    config: config.clone(),
+                    params: model.params,
+                    adam: Adam::new(config.protocol.adam, n),
+                    history: vec![],
+                    diagnostics: vec![],
+                    train_seconds: 0.0,
+                    dataset: Some(data.manifest.tensors_sha256.clone()),
+                }
             }
         };
-        Ok(Slot { config: config.clone(), dir: dir.to_path_buf(), _lock: lock, ck, diverged_at: None })
+        let here = &data.manifest.tensors_sha256;
+        if let Some(theirs) = ck.dataset.as_ref().filter(|d| *d != here) {
+            bail!(
+                "{} holds a checkpoint trained on other data (tensors sha256 {}…, this dataset's is {}…); \
+                 a run never mixes datasets: use the data it started on, or remove the checkpoint",
+                dir.display(),
+                &theirs[..12.min(theirs.len())],
+                &here[..12.min(here.len())]
+            );
+        }
+        Ok(Slot { config: config.clone(), dir: dir.to_path_buf(), lock, ck, diverged_at: None })
     }
 
     /// Whether the run still trains.
     pub fn training(&self) -> bool {
-        self.diverged_at.is_none() && self.ck.epochs_done() < self.config.epochs
+        self.diverged_at.is_none() && self.ck.epochs_done() < self.config.protocol.epochs
     }
 
     /// Record a finished epoch (`ck.params` and `ck.adam` already hold its
@@ -148,7 +170,7 @@ impl Slot {
     /// Write the artifacts (atomically, `run.json` last) if the run is over.
     pub fn finish(self, data: &Dataset, device: record::Device, wall_seconds: f64, train_images: usize) -> Result<Outcome> {
         let ck = &self.ck;
-        let done = ck.epochs_done() == self.config.epochs || self.diverged_at.is_some();
+        let done = ck.epochs_done() == self.config.protocol.epochs || self.diverged_at.is_some();
         let status = match self.diverged_at {
             Some(e) => Status::Diverged { epoch: e },
             None if done => Status::Finished,
@@ -161,6 +183,7 @@ impl Slot {
             write_atomic(&dir.join("diagnostics.csv"), diagnostics::to_csv(&ck.diagnostics).as_bytes())?;
             write_atomic(&dir.join("run.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
             let _ = std::fs::remove_file(dir.join(checkpoint::FILE));
+            self.lock.release_finished();
         }
         Ok(Outcome { record, history: self.ck.history })
     }
@@ -199,31 +222,31 @@ fn remove_bar(reporter: &Reporter, bar: ProgressBar) {
 /// Train (or resume) the run described by `config` in `dir` on the CPU.
 /// Stop after `stop_after` epochs of this call (tests use this to simulate a crash).
 pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter, stop_after: Option<usize>) -> Result<Outcome> {
-    let mut slot = Slot::open(config, dir)?;
-    let train = subset(&data.train, config.train_limit);
-    let test = subset(&data.test, config.test_limit);
+    let mut slot = Slot::open(config, dir, data)?;
+    let train = subset(&data.train, config.protocol.train_limit);
+    let test = subset(&data.test, config.protocol.test_limit);
     let rng = Rng::new(config.seed);
-    let mut model = Model::new(config.activation, config.batch_size);
+    let mut model = Model::new(config.activation, config.protocol.batch_size);
     model.params.clone_from(&slot.ck.params);
-    let steps = train.len().div_ceil(config.batch_size);
+    let steps = train.len().div_ceil(config.protocol.batch_size);
     let started = Instant::now();
-    let mut images = vec![0u8; config.batch_size * IMAGE_BYTES];
-    let mut labels = vec![0u8; config.batch_size];
+    let mut images = vec![0u8; config.protocol.batch_size * IMAGE_BYTES];
+    let mut labels = vec![0u8; config.protocol.batch_size];
     let first = slot.ck.epochs_done();
     let bar = step_bar(reporter, steps);
 
-    for epoch in first..config.epochs {
+    for epoch in first..config.protocol.epochs {
         if stop_after.is_some_and(|s| epoch >= first + s) {
             break;
         }
-        reporter.line(&format!("Epoch {}/{}", epoch + 1, config.epochs));
-        bar.set_prefix(format!("{} seed {} epoch {}/{}", config.activation, config.seed, epoch + 1, config.epochs));
+        reporter.line(&format!("Epoch {}/{} ({} seed {})", epoch + 1, config.protocol.epochs, config.activation, config.seed));
+        bar.set_prefix(format!("{} seed {} epoch {}/{}", config.activation, config.seed, epoch + 1, config.protocol.epochs));
         bar.reset();
         let t0 = Instant::now();
         let order = rng.permutation(Purpose::Shuffle, epoch as u64, train.len());
         let mut stats = BatchStats::default();
         for step in 0..steps {
-            let idx = &order[step * config.batch_size..((step + 1) * config.batch_size).min(train.len())];
+            let idx = &order[step * config.protocol.batch_size..((step + 1) * config.protocol.batch_size).min(train.len())];
             let n = idx.len();
             for (k, &i) in idx.iter().enumerate() {
                 images[k * IMAGE_BYTES..(k + 1) * IMAGE_BYTES].copy_from_slice(train.image(i as usize));
@@ -272,7 +295,7 @@ pub fn run_all(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, device
             let mut groups: Vec<(_, Vec<usize>)> = Vec::new();
             for (i, (c, d)) in configs.iter().zip(dirs).enumerate() {
                 let epochs_done = Checkpoint::load(d)?.map(|ck| ck.epochs_done()).unwrap_or(0);
-                let key = (c.protocol(), epochs_done);
+                let key = (c.protocol, epochs_done);
                 match groups.iter_mut().find(|(k, g)| *k == key && g.len() < MAX_TOGETHER) {
                     Some((_, g)) => g.push(i),
                     None => groups.push((key, vec![i])),

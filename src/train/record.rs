@@ -78,6 +78,20 @@ impl Device {
     }
 }
 
+/// Read a run.json. A function defined by expression under a name this
+/// process does not know (another study's name for the same definition) is
+/// defined from the record first, so its runs can be shared.
+pub fn parse(text: &str) -> Result<RunRecord, String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if let (Some(name), Some(def)) = (v["config"]["activation"].as_str(), v["config"].get("definition")) {
+        if crate::activation::Activation::from_name(name).is_none() {
+            let def: crate::activation::Definition = serde_json::from_value(def.clone()).map_err(|e| e.to_string())?;
+            crate::activation::define(name, &def)?;
+        }
+    }
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
 pub fn params_sha256(params: &[f32]) -> String {
     let bytes: Vec<u8> = params.iter().flat_map(|p| p.to_le_bytes()).collect();
     sha256_hex(&bytes)

@@ -1,10 +1,9 @@
 //! Every source format decodes to the same pixels; bad input gives errors
 //! that name the file; the cache is reused, verified and never half-written.
 
-mod common;
+use crate::common;
 use actlab::data::{self, SourceKind, CLASSES, IMAGE_BYTES};
 use common::*;
-use std::process::Command;
 
 fn err_text(r: anyhow::Result<impl std::fmt::Debug>) -> String {
     format!("{:#}", r.expect_err("expected an error"))
@@ -147,7 +146,7 @@ fn cache_is_reused_verified_and_atomic() {
 #[test]
 fn missing_source_says_where_to_download() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_actlab")).arg("data").current_dir(tmp.path()).env_remove("ACTLAB_DATA").output().unwrap();
+    let out = actlab(&["data"], tmp.path());
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("cifar-10-binary.tar.gz") && e.contains("https://") && e.contains("--data"), "{e}");

@@ -130,3 +130,21 @@ pub fn write_image_folder(root: &Path, per_class: usize, jpeg: bool) -> (Split, 
     let test = splits.pop().unwrap();
     (splits.pop().unwrap(), test)
 }
+
+/// The `actlab` binary, run in `cwd` with none of the user's `ACTLAB_*`
+/// variables (a test states every place it uses) and no stdin.
+pub fn actlab_command(cwd: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_actlab"));
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("ACTLAB_") {
+            c.env_remove(k);
+        }
+    }
+    c.current_dir(cwd).stdin(std::process::Stdio::null());
+    c
+}
+
+/// Run `actlab args…` in `cwd` (see [`actlab_command`]).
+pub fn actlab(args: &[&str], cwd: &Path) -> std::process::Output {
+    actlab_command(cwd).args(args).output().unwrap()
+}

@@ -5,7 +5,7 @@
 //! every built-in and on expression-defined functions, straight-through and
 //! layer-wise ones included.
 
-mod emulator;
+use crate::emulator;
 
 use actlab::activation::kernels::Groups;
 use actlab::activation::{cuda, define, Activation, Definition};

@@ -1,15 +1,14 @@
 //! Training runs: bit-identical across thread counts and reruns, resumable,
 //! and learning on real data.
 
-mod common;
+use crate::common;
 use actlab::activation::Activation;
 use actlab::data::Dataset;
-use actlab::train::{self, Reporter, TrainConfig};
+use actlab::train::{self, Protocol, Reporter, TrainConfig};
 use std::path::Path;
-use std::process::Command;
 
 fn config(act: Activation, epochs: usize, n: usize) -> TrainConfig {
-    TrainConfig { epochs, train_limit: Some(n), test_limit: Some(256), ..TrainConfig::article(act, 3) }
+    TrainConfig::new(act, 3, Protocol { epochs, train_limit: Some(n), test_limit: Some(256), ..Protocol::ARTICLE })
 }
 
 /// (history.csv, params sha256, diagnostics.csv) of a run in a fresh directory.
@@ -61,7 +60,7 @@ fn loss_falls_on_real_images() {
     let data = actlab::data::load(&tmp.path().join("data"), Some(&shared), false, false).unwrap();
     assert_eq!(data.manifest.dataset, "CIFAR-10 (JPEG q75)");
     assert_eq!((data.train.len(), data.test.len()), (50_000, 10_000));
-    let cfg = TrainConfig { epochs: 2, train_limit: Some(2048), test_limit: Some(512), ..TrainConfig::article(Activation::Relu, 1) };
+    let cfg = TrainConfig::new(Activation::Relu, 1, Protocol { epochs: 2, train_limit: Some(2048), test_limit: Some(512), ..Protocol::ARTICLE });
     let out = train::run(&cfg, &data, &tmp.path().join("run"), &Reporter::default(), None).unwrap();
     let h = &out.history;
     assert!(h[1].loss < h[0].loss && h[0].loss < 2.3, "{h:?}");
@@ -69,7 +68,7 @@ fn loss_falls_on_real_images() {
 }
 
 fn actlab(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_actlab")).args(args).output().unwrap();
+    let out = common::actlab(args, &std::env::temp_dir());
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
 }
 

@@ -40,7 +40,7 @@ fn restated_builtins_train_bit_for_bit_alike() {
 
 #[test]
 fn network_gradient_of_an_expression_passes_finite_differences() {
-    let swish = define("swish", &def("x * sigmoid(x)", None)).unwrap();
+    let swish = define("swish_fd_test", &def("x * sigmoid(x)", None)).unwrap();
     let (mut m, labels) = model(swish);
     m.loss_and_grads(4, &labels, None);
     let grads = m.grads.clone();
@@ -107,7 +107,7 @@ fn the_zero_slope_study_defines_its_functions() {
     let lrg = Activation::from_name("linear_relu_grad").unwrap();
     let pts = kernels::curve(lrg, &[-1.0, 1.0], 0.0);
     assert_eq!((pts[0].1, pts[0].2, pts[1].2), (-1.0, 0.0, 1.0));
-    let cfg = s.config(&s.grid()[6], None, None); // function-major: linear_relu_grad, seed 1
+    let cfg = s.config(&s.grid()[6], &s.protocol); // function-major: linear_relu_grad, seed 1
     assert_eq!(cfg.definition.as_ref().unwrap().expr, "x");
     let json = serde_json::to_string(&cfg).unwrap();
     assert!(json.contains("\"activation\":\"linear_relu_grad\""), "{json}");
@@ -116,12 +116,8 @@ fn the_zero_slope_study_defines_its_functions() {
 #[test]
 fn cli_trains_a_defined_function_and_records_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let (src, _, _) = {
-        #[path = "common/mod.rs"]
-        mod common;
-        common::write_official_dir(&tmp.path().join("src"), 20, 20)
-    };
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_actlab"))
+    let (src, _, _) = crate::common::write_official_dir(&tmp.path().join("src"), 20, 20);
+    let out = crate::common::actlab_command(tmp.path())
         .args(["train", "--define", "ste=max(x,0);1", "--act", "ste", "--epochs", "1", "--data", src.to_str().unwrap(), "--data-dir"])
         .arg(tmp.path().join("data"))
         .arg("--out")
@@ -132,6 +128,6 @@ fn cli_trains_a_defined_function_and_records_it() {
     let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("run/run.json")).unwrap()).unwrap();
     assert_eq!(rec["config"]["activation"], "ste");
     assert_eq!(rec["config"]["definition"]["grad"], "1");
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_actlab")).args(["train", "--define", "q=sqrt(x)", "--act", "q"]).output().unwrap();
+    let bad = crate::common::actlab(&["train", "--define", "q=sqrt(x)", "--act", "q"], tmp.path());
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("NaN"));
 }

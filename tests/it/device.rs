@@ -3,10 +3,9 @@
 //! same commands are exercised by `scripts/gpu-check.sh`.)
 
 use actlab::engine::device::cuda_devices;
-use std::process::Command;
 
 fn actlab(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_actlab")).args(args).output().unwrap()
+    crate::common::actlab(args, &std::env::temp_dir())
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! shapes, and whole batched training steps of several runs (parameters,
 //! Adam moments, losses, accuracies and evaluation).
 
-mod common;
-mod emulator;
+use crate::common;
+use crate::emulator;
 
 
 use actlab::activation::Activation;
@@ -31,11 +31,11 @@ fn batched_training_steps_match_the_cpu_bit_for_bit() {
 
 #[test]
 fn runs_trained_together_write_what_each_writes_alone_on_the_cpu() {
-    use actlab::train::{self, Reporter, TrainConfig};
+    use actlab::train::{self, Protocol, Reporter, TrainConfig};
     let data = common::synthetic_dataset(10, 6);
     let configs: Vec<TrainConfig> = [(Activation::Relu, 1), (Activation::ZeroFitLinear, 2)]
         .into_iter()
-        .map(|(a, s)| TrainConfig { epochs: 3, batch_size: 4, train_limit: None, test_limit: None, ..TrainConfig::article(a, s) })
+        .map(|(a, s)| TrainConfig::new(a, s, Protocol { epochs: 3, batch_size: 4, ..Protocol::ARTICLE }))
         .collect();
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<_> = (0..configs.len()).map(|i| tmp.path().join(format!("gpu-{i}"))).collect();

@@ -1,10 +1,11 @@
 //! The book from artifacts: statistics, chapters, charts, HTML, and honest
 //! handling of missing, partial and corrupt runs; `verify` catches changes.
 
-mod common;
+use crate::common;
 use actlab::activation::Activation;
 use actlab::engine::device::Selected;
 use actlab::report::{self, artifacts, chapters};
+use actlab::store::Runs;
 use actlab::study::Study;
 use actlab::train::{self, Reporter};
 use std::path::{Path, PathBuf};
@@ -39,11 +40,12 @@ fn fixture(seeds_done: usize) -> Fixture {
     let root = tmp.path().to_path_buf();
     std::fs::create_dir_all(root.join("studies")).unwrap();
     std::fs::write(root.join("studies/tiny.toml"), STUDY).unwrap();
+    std::fs::write(root.join("studies/index.toml"), "studies = [\"tiny\"]\n").unwrap();
     let study = Study::load(root.join("studies/tiny.toml").to_str().unwrap()).unwrap();
     let data = common::synthetic_dataset(128, 64);
     for spec in study.grid().into_iter().filter(|r| r.seed as usize <= seeds_done) {
-        let cfg = study.config(&spec, None, None);
-        train::run(&cfg, &data, &study.run_dir(&root.join("artifacts"), &spec), &Reporter::default(), None).unwrap();
+        let cfg = study.config(&spec, &study.protocol);
+        train::run(&cfg, &data, &Runs::at(root.join("artifacts")).dir(&cfg), &Reporter::default(), None).unwrap();
     }
     // The repository's book skeleton: config, style, catalogues, hand-written pages.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("book");
@@ -55,6 +57,22 @@ fn fixture(seeds_done: usize) -> Fixture {
     Fixture { _tmp: tmp, root, study, data }
 }
 
+impl Fixture {
+    fn artifacts(&self) -> Runs {
+        Runs::at(self.root.join("artifacts"))
+    }
+    /// The published folder of `function` seed `seed` at the study's protocol.
+    fn run_dir(&self, function: &str, seed: u64) -> PathBuf {
+        let spec = self.study.grid().into_iter().find(|r| r.activation.name() == function && r.seed == seed).unwrap();
+        self.artifacts().dir(&self.study.config(&spec, &self.study.protocol))
+    }
+    /// `actlab verify` on this study's runs (or the one named `FUNCTION/SEED`).
+    fn verify(&self, epochs: usize, run: Option<&str>) -> anyhow::Result<actlab::verify::Table> {
+        let runs = actlab::verify::select(actlab::verify::published(&self.artifacts())?, Some(&self.study), run)?;
+        actlab::verify::verify(&runs, &self.data, epochs, &Selected::Cpu)
+    }
+}
+
 fn build(f: &Fixture) -> report::Built {
     report::build(&report::Options { studies: f.root.join("studies"), artifacts: f.root.join("artifacts"), book: f.root.join("book"), langs: None }).unwrap()
 }
@@ -62,14 +80,14 @@ fn build(f: &Fixture) -> report::Built {
 #[test]
 fn summary_statistics_match_hand_computation() {
     let f = fixture(3);
-    let d = artifacts::load(&f.study, &f.root.join("artifacts")).unwrap();
+    let d = artifacts::load(&f.study, &f.artifacts(), &f.study.protocol).unwrap();
     let s = chapters::summarise(&d).unwrap();
     for fs in &s {
         // Recompute from the CSV files with plain Rust.
         let mut best = Vec::new();
         let mut gaps = Vec::new();
         for seed in 1..=3 {
-            let text = std::fs::read_to_string(f.root.join(format!("artifacts/tiny/{}/seed-{seed}/history.csv", fs.activation))).unwrap();
+            let text = std::fs::read_to_string(f.run_dir(fs.activation.name(), seed).join("history.csv")).unwrap();
             let rows: Vec<Vec<f64>> = text.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
             best.push(rows.iter().map(|r| r[3]).fold(f64::MIN, f64::max));
             let last = rows.last().unwrap();
@@ -129,7 +147,7 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     let verdicts = std::fs::read_to_string(pages.join("verdicts.md")).unwrap();
     assert!(verdicts.contains("best val_accuracy higher than relu") && ["supported", "contradicted", "inconclusive"].iter().any(|v| verdicts.contains(&format!("**{v}**"))));
     let repro = std::fs::read_to_string(f.root.join("book/build/en/src/generated/reproducibility.md")).unwrap();
-    let sha = actlab::io::sha256_file(&f.root.join("artifacts/tiny/relu/seed-3/history.csv")).unwrap();
+    let sha = actlab::io::sha256_file(&f.run_dir("relu", 3).join("history.csv")).unwrap();
     assert!(repro.contains(&sha));
     let index = std::fs::read_to_string(f.root.join("book/book/en/index.html")).unwrap();
     assert!(index.contains("A tiny study") && index.contains("actlab 0."), "front page lists the study and engine");
@@ -144,16 +162,15 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
 #[test]
 fn missing_partial_and_corrupt_runs_are_marked_not_dropped() {
     let f = fixture(2);
-    let art = f.root.join("artifacts/tiny");
     // relu seed 3: partial (a checkpoint after one epoch).
     let spec = &f.study.grid()[2];
-    train::run(&f.study.config(spec, None, None), &f.data, &art.join("relu/seed-3"), &Reporter::default(), Some(1)).unwrap();
+    train::run(&f.study.config(spec, &f.study.protocol), &f.data, &f.run_dir("relu", 3), &Reporter::default(), Some(1)).unwrap();
     // softplus_linear seed 2: history edited after the fact.
-    let h = art.join("softplus_linear/seed-2/history.csv");
+    let h = f.run_dir("softplus_linear", 2).join("history.csv");
     let text = std::fs::read_to_string(&h).unwrap().replace(',', ";");
     std::fs::write(&h, text).unwrap();
     // softplus_linear seed 1: run.json unreadable.
-    std::fs::write(art.join("softplus_linear/seed-1/run.json"), "{ not json").unwrap();
+    std::fs::write(f.run_dir("softplus_linear", 1).join("run.json"), "{ not json").unwrap();
     let b = build(&f);
     assert_eq!((b.runs_used, b.runs_total), (2, 6));
     let results = std::fs::read_to_string(f.root.join("book/build/en/src/generated/tiny/results.md")).unwrap();
@@ -167,14 +184,13 @@ fn missing_partial_and_corrupt_runs_are_marked_not_dropped() {
 #[test]
 fn verify_confirms_reruns_and_catches_differences() {
     let f = fixture(1);
-    let art = f.root.join("artifacts");
-    let t = actlab::verify::verify(&f.study, &f.data, &art, 2, None, &Selected::Cpu).unwrap();
+    let t = f.verify(2, None).unwrap();
     assert_eq!(t.rows.len(), 2);
     assert!(!t.failed(), "{}", t.render());
     assert!(t.render().contains("yes"));
 
     // Change one history and its recorded hash consistently: the rerun disagrees.
-    let dir = art.join("tiny/relu/seed-1");
+    let dir = f.run_dir("relu", 1);
     let text = std::fs::read_to_string(dir.join("history.csv")).unwrap();
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     lines[1] = lines[1].replacen('.', ".9", 1);
@@ -183,20 +199,20 @@ fn verify_confirms_reruns_and_catches_differences() {
     let mut rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     rec["history_sha256"] = actlab::io::sha256_hex(edited.as_bytes()).into();
     std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
-    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1"), &Selected::Cpu).unwrap();
+    let t = f.verify(1, Some("relu/1")).unwrap();
     assert!(t.failed(), "{}", t.render());
 
     // A run recorded on a GPU is checked like any other (the engines agree bit for bit)...
     rec["device"]["class"] = "cuda".into();
     std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
-    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1"), &Selected::Cpu).unwrap();
+    let t = f.verify(1, Some("relu/1")).unwrap();
     assert!(t.failed(), "{}", t.render());
     // ...but one recorded on other data is not comparable, not failed.
     rec["dataset"]["tensors_sha256"] = "f".repeat(64).into();
     std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
-    let t = actlab::verify::verify(&f.study, &f.data, &art, 1, Some("relu/1"), &Selected::Cpu).unwrap();
+    let t = f.verify(1, Some("relu/1")).unwrap();
     assert!(!t.failed() && t.render().contains("not comparable"), "{}", t.render());
-    assert!(actlab::verify::verify(&f.study, &f.data, &art, 1, Some("tanh/1"), &Selected::Cpu).is_err());
+    assert!(f.verify(1, Some("tanh/1")).is_err());
     let _ = Activation::Relu;
 }
 

@@ -1,0 +1,179 @@
+//! Where runs live: one folder per run identity, so that each run is
+//! trained once, whichever studies use it.
+//!
+//! A run is determined by its function's definition, its seed, its
+//! protocol, the dataset's tensors and the engine's arithmetic. The first
+//! three name its folder:
+//!
+//! ```text
+//! <root>/<protocol slug>/<function>/seed-<n>/      e.g. e50-b64/relu/seed-1/
+//! ```
+//!
+//! A built-in function's folder is its name; an expression's is `expr-`
+//! and a hash of its normalised definition, so two names for one definition
+//! are one run. The dataset and the engine are recorded in `run.json` and
+//! checked when a run is resumed or reported (the arithmetic is frozen, so
+//! the engine version does not move).
+//!
+//! Two trees share this layout: the **store** (`$ACTLAB_STORE`, by default
+//! `~/.local/share/actlab/store`), outside any checkout, where runs train
+//! and checkpoints survive stops, crashes and fresh clones; and
+//! **`artifacts/`**, committed, where each finished run is published
+//! (history, diagnostics and run.json, never a checkpoint) and from which
+//! the book is built.
+
+use crate::activation::Activation;
+use crate::io::{sha256_hex, write_atomic};
+use crate::study::state::RunState;
+use crate::train::config::Protocol;
+use crate::train::record::RunRecord;
+use crate::train::TrainConfig;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The files a finished run publishes, `run.json` last (its presence means the others are complete).
+pub const PUBLISHED: [&str; 3] = ["history.csv", "diagnostics.csv", "run.json"];
+
+/// A tree of run folders laid out by identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Runs {
+    pub root: PathBuf,
+}
+
+impl Runs {
+    pub fn at(root: impl Into<PathBuf>) -> Runs {
+        Runs { root: root.into() }
+    }
+
+    /// The store's default place (the CLI's `--store` / `$ACTLAB_STORE`
+    /// comes first): `$XDG_DATA_HOME/actlab/store`, else
+    /// `~/.local/share/actlab/store`.
+    pub fn default_store() -> Result<Runs> {
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let root = match (env("XDG_DATA_HOME"), env("HOME")) {
+            (Some(d), _) => d.join("actlab/store"),
+            (None, Some(h)) => h.join(".local/share/actlab/store"),
+            _ => anyhow::bail!("no place for the run store: set ACTLAB_STORE (or HOME), or pass --store DIR"),
+        };
+        Ok(Runs::at(root))
+    }
+
+    /// The folder of the run `config` describes.
+    pub fn dir(&self, config: &TrainConfig) -> PathBuf {
+        self.root.join(config.protocol.slug()).join(function_dir(config.activation)).join(format!("seed-{}", config.seed))
+    }
+
+    /// Every finished (or diverged) run in the tree, by folder, in path order.
+    pub fn finished(&self) -> Result<Vec<(PathBuf, Box<RunRecord>)>> {
+        let mut out = Vec::new();
+        for p in self.protocol_dirs()? {
+            for f in sorted_dirs(&p)? {
+                for run in sorted_dirs(&f)? {
+                    if let RunState::Finished(rec) | RunState::Diverged(rec, _) = RunState::read(&run)? {
+                        out.push((run, rec));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The protocols of the folders present, read from a finished run in each.
+    pub fn protocols(&self) -> Result<Vec<Protocol>> {
+        let mut out = Vec::new();
+        for p in self.protocol_dirs()? {
+            let first = sorted_dirs(&p)?.iter().flat_map(|f| sorted_dirs(f).unwrap_or_default()).find_map(|run| match RunState::read(&run) {
+                Ok(RunState::Finished(rec) | RunState::Diverged(rec, _)) => Some(rec.config.protocol),
+                _ => None,
+            });
+            out.extend(first);
+        }
+        Ok(out)
+    }
+
+    /// The protocol folders present (`e50-b64`, …), sorted.
+    pub fn protocol_dirs(&self) -> Result<Vec<PathBuf>> {
+        sorted_dirs(&self.root)
+    }
+}
+
+/// The folders in `dir` (none if it does not exist), sorted.
+fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    out.sort();
+    Ok(out)
+}
+
+/// A function's folder name: a built-in's name, or `expr-` and 12 hex digits
+/// of the hash of the expression's normalised form (and its slope's).
+pub fn function_dir(act: Activation) -> String {
+    match act.custom() {
+        None => act.name().to_string(),
+        Some(c) => {
+            let key = format!("{}\n{}", c.forward.normalised(), c.grad.as_ref().map(|g| g.normalised()).unwrap_or_default());
+            format!("expr-{}", &sha256_hex(key.as_bytes())[..12])
+        }
+    }
+}
+
+/// Copy a finished run's files from `from` to `to` (run.json last, each
+/// atomically). Returns whether anything was copied: a run already there,
+/// byte for byte, is left alone.
+pub fn publish(from: &Path, to: &Path) -> Result<bool> {
+    let read = |dir: &Path, f: &str| std::fs::read(dir.join(f)).with_context(|| format!("cannot read {}", dir.join(f).display()));
+    let files: Vec<Vec<u8>> = PUBLISHED.iter().map(|f| read(from, f)).collect::<Result<_>>()?;
+    if PUBLISHED.iter().zip(&files).all(|(f, b)| std::fs::read(to.join(f)).ok().as_ref() == Some(b)) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    // A reader that sees run.json sees a complete run: remove it first, write it last.
+    let _ = std::fs::remove_file(to.join("run.json"));
+    for (f, b) in PUBLISHED.iter().zip(&files) {
+        write_atomic(&to.join(f), b)?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::{define, Definition};
+
+    #[test]
+    fn one_folder_per_identity() {
+        let store = Runs::at("/s");
+        let relu = TrainConfig::article(Activation::Relu, 2);
+        assert_eq!(store.dir(&relu), PathBuf::from("/s/e50-b64/relu/seed-2"));
+        let reduced = TrainConfig { protocol: Protocol { epochs: 8, train_limit: Some(8192), test_limit: Some(2000), ..Protocol::ARTICLE }, ..relu.clone() };
+        assert_eq!(store.dir(&reduced), PathBuf::from("/s/e8-b64-n8192-t2000/relu/seed-2"));
+        // Two names, one definition (spelled differently): one folder; another definition: another.
+        let a = define("store_test_lin_a", &Definition { expr: "where(x <= 0, 0.1*x, x)".into(), grad: None }).unwrap();
+        let b = define("store_test_lin_b", &Definition { expr: "where( x<=0 , 0.10 * x , x )".into(), grad: None }).unwrap();
+        let c = define("store_test_lin_c", &Definition { expr: "where(x <= 0, 0.2*x, x)".into(), grad: None }).unwrap();
+        let d = define("store_test_lin_d", &Definition { expr: "where(x <= 0, 0.1*x, x)".into(), grad: Some("1".into()) }).unwrap();
+        assert_eq!(function_dir(a), function_dir(b));
+        assert_ne!(function_dir(a), function_dir(c));
+        assert_ne!(function_dir(a), function_dir(d));
+        assert!(function_dir(a).starts_with("expr-"));
+    }
+
+    #[test]
+    fn publish_copies_once_and_completely() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("a"), tmp.path().join("b/c"));
+        std::fs::create_dir_all(&from).unwrap();
+        for f in PUBLISHED {
+            std::fs::write(from.join(f), f).unwrap();
+        }
+        assert!(publish(&from, &to).unwrap());
+        assert!(!publish(&from, &to).unwrap());
+        std::fs::write(from.join("history.csv"), "changed").unwrap();
+        assert!(publish(&from, &to).unwrap());
+        assert_eq!(std::fs::read_to_string(to.join("history.csv")).unwrap(), "changed");
+        std::fs::remove_file(from.join("run.json")).unwrap();
+        assert!(publish(&from, &to).is_err(), "an unfinished run is not published");
+    }
+}
