@@ -132,15 +132,16 @@ pub fn write_image_folder(root: &Path, per_class: usize, jpeg: bool) -> (Split, 
 }
 
 /// The `actlab` binary, run in `cwd` with none of the user's `ACTLAB_*`
-/// variables (a test states every place it uses) and no stdin.
+/// variables (a test states every place it uses), `cwd` as its home (so no
+/// default leads into the user's run store) and no stdin.
 pub fn actlab_command(cwd: &Path) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_actlab"));
     for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("ACTLAB_") {
+        if k.to_string_lossy().starts_with("ACTLAB_") || k == "XDG_DATA_HOME" {
             c.env_remove(k);
         }
     }
-    c.current_dir(cwd).stdin(std::process::Stdio::null());
+    c.env("HOME", cwd).current_dir(cwd).stdin(std::process::Stdio::null());
     c
 }
 

@@ -1,0 +1,67 @@
+//! `actlab device-check`: the selected device; on CUDA, the GPU program
+//! compiled by NVRTC and compared with the CPU bit for bit.
+
+use super::Global;
+use actlab::activation::Activation;
+use actlab::engine::cuda::{CudaDevice, Gpu};
+use actlab::engine::device::{self, Selected};
+use anyhow::Result;
+use std::path::Path;
+
+/// The functions checked: every built-in and, run from a checkout, every
+/// function the studies define.
+fn functions() -> Vec<Activation> {
+    let mut acts = Activation::ALL.to_vec();
+    for study in actlab::study::index::load(Path::new("studies")).unwrap_or_default() {
+        for a in study.functions.iter().map(|f| f.activation) {
+            if !acts.contains(&a) {
+                acts.push(a);
+            }
+        }
+    }
+    acts
+}
+
+pub fn execute(g: &Global) -> Result<()> {
+    let ordinal = match device::select(g.device)? {
+        Selected::Cpu => {
+            println!("device: cpu ({} threads)", rayon::current_num_threads());
+            match device::cuda_devices() {
+                Ok(n) => println!("CUDA: {n} GPU(s) present; check them with --device cuda[:N]"),
+                Err(why) => println!("CUDA: not available ({why})"),
+            }
+            return Ok(());
+        }
+        Selected::Cuda { ordinal, .. } => ordinal,
+    };
+    let gpu = Gpu::open(ordinal)?;
+    println!("device: cuda:{ordinal} {} (compute capability {}.{})", gpu.name, gpu.capability.0, gpu.capability.1);
+    let acts = functions();
+    let t = std::time::Instant::now();
+    // The activation kernels and the network's, in one program.
+    let dev = CudaDevice::new(gpu, &actlab::nn::gpu::program(&acts))?;
+    let compile_seconds = t.elapsed().as_secs_f64();
+    let groups = actlab::activation::kernels::Groups { samples: 64, spatial: 30 * 30, channels: 8 };
+    let c = actlab::activation::cuda::check_kernels(&dev, &acts, groups)?;
+    println!("generated kernels: {} functions, {} elements each, NVRTC (or the PTX cache) {compile_seconds:.2} s", c.functions.len(), c.elements);
+    println!("rerun on the GPU: {}", if c.rerun_identical { "bit-identical" } else { "DIFFERENT" });
+    if c.differences.is_empty() {
+        println!("GPU vs CPU: bit-identical for {}", c.functions.join(", "));
+    }
+    for d in &c.differences {
+        println!("GPU vs CPU differs: {d}");
+    }
+    // The network: GEMM kernels, then three runs trained together.
+    let gemm = actlab::nn::gpu_check::check_gemm(&dev)?;
+    println!("GEMM kernels vs CPU GEMM: {}", if gemm.is_empty() { "bit-identical".to_string() } else { format!("{} cases DIFFER", gemm.len()) });
+    let gpu = Gpu::open(ordinal)?;
+    let training = actlab::nn::gpu_check::check_training(|p| CudaDevice::new(gpu, p))?;
+    println!("3 runs trained together, 2 epochs, vs 3 CPU runs: {}", if training.is_empty() { "bit-identical".to_string() } else { format!("{} differences", training.len()) });
+    for d in gemm.iter().chain(&training) {
+        println!("  {d}");
+    }
+    if !c.differences.is_empty() || !c.rerun_identical || !gemm.is_empty() || !training.is_empty() {
+        anyhow::bail!("the GPU does not reproduce the CPU's bits");
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The command line: one file per subcommand, each with its arguments
+//! (`Args`) and what it does (`execute`), as mdBook's `src/cmd/` does.
+//! `main.rs` only parses and dispatches; what the commands share lives here.
+
+pub mod bench;
+pub mod data;
+pub mod device_check;
+pub mod queue;
+pub mod report;
+pub mod study;
+pub mod train;
+pub mod verify;
+
+use actlab::engine::device::{self, DeviceArg};
+use actlab::store::Runs;
+use actlab::study::RunOptions;
+use actlab::train::config::Protocol;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+/// The flags every command accepts.
+pub struct Global {
+    pub data_dir: PathBuf,
+    pub device: DeviceArg,
+}
+
+/// Where the dataset comes from.
+#[derive(Args)]
+pub struct DataSource {
+    /// Dataset source (see `actlab data --help`); default: the cache.
+    #[arg(long, value_name = "PATH", env = "ACTLAB_DATA")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataSource {
+    pub fn load(&self, g: &Global, progress: bool) -> Result<actlab::data::Dataset> {
+        actlab::data::load(&g.data_dir, self.data.as_deref(), false, progress)
+    }
+}
+
+/// The run store, where runs train and checkpoints survive.
+#[derive(Args)]
+pub struct Store {
+    /// The run store (checkpoints and finished runs; default $XDG_DATA_HOME/actlab/store, else ~/.local/share/actlab/store).
+    #[arg(long = "store", value_name = "DIR", env = "ACTLAB_STORE")]
+    pub dir: Option<PathBuf>,
+}
+
+impl Store {
+    pub fn runs(&self) -> Result<Runs> {
+        match &self.dir {
+            Some(d) => Ok(Runs::at(d)),
+            None => Runs::default_store(),
+        }
+    }
+}
+
+/// Where runs train and where finished runs are published.
+#[derive(Args)]
+pub struct Places {
+    #[command(flatten)]
+    pub store: Store,
+    /// Where finished runs are published: <DIR>/<protocol>/<function>/seed-<n>/.
+    #[arg(long, default_value = "artifacts", value_name = "DIR")]
+    pub artifacts: PathBuf,
+}
+
+impl Places {
+    pub fn published(&self) -> Runs {
+        Runs::at(&self.artifacts)
+    }
+    pub fn options(&self, force: bool, device: DeviceArg) -> Result<RunOptions> {
+        Ok(RunOptions { force, device: device::select(device)?, store: self.store.runs()?, artifacts: self.published() })
+    }
+}
+
+/// Data subsets for quick or reduced-protocol runs (recorded in run.json).
+#[derive(Args)]
+pub struct Limits {
+    /// Train on a fixed class-balanced subset of N training images.
+    #[arg(long, value_name = "N")]
+    pub train_limit: Option<usize>,
+    /// Evaluate on a fixed subset of N test images.
+    #[arg(long, value_name = "N")]
+    pub test_limit: Option<usize>,
+}
+
+/// `base` with the flags' changes, checked by `Protocol::check` (the error
+/// names the flag).
+pub fn protocol_with(base: Protocol, epochs: Option<usize>, batch_size: Option<usize>, limits: &Limits) -> Result<Protocol> {
+    let p = Protocol {
+        epochs: epochs.unwrap_or(base.epochs),
+        batch_size: batch_size.unwrap_or(base.batch_size),
+        train_limit: limits.train_limit.or(base.train_limit),
+        test_limit: limits.test_limit.or(base.test_limit),
+        ..base
+    };
+    p.check().map_err(|(field, why)| anyhow::anyhow!("--{}: {why}", field.replace('_', "-")))?;
+    Ok(p)
+}
+
+/// A computation that left runs unfinished (held by other processes) says so and fails.
+pub fn finished_or_fail(s: &actlab::study::Summary) -> Result<()> {
+    if !s.busy.is_empty() {
+        anyhow::bail!("{} runs are still unfinished (another process holds them); run this again when it is done", s.busy.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `actlab train`: one run, written into the store (or `--out`).
+
+use super::{protocol_with, DataSource, Global, Limits, Store};
+use actlab::activation::{self, Activation, Definition};
+use actlab::engine::device;
+use actlab::train::{self, Protocol, Reporter, TrainConfig};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The activation function: a built-in (relu, tanh, signed_sqrt, softplus_linear,
+    /// reflection_linear, zero_fit_linear) or a name given to --define.
+    #[arg(long = "act", value_name = "NAME")]
+    act: String,
+    /// Define a function by expression, NAME=EXPR or NAME=EXPR;GRAD (GRAD replaces the
+    /// derivative, e.g. `ste=max(x,0);1`). Example: `leaky=where(x<0, 0.1*x, x)`.
+    #[arg(long = "define", value_name = "NAME=EXPR")]
+    define: Vec<String>,
+    /// The run's seed: initial weights, shuffles and dropout masks derive from it.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Epochs (the article: 50).
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Batch size (the article: 64).
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    #[command(flatten)]
+    limits: Limits,
+    /// Output directory (default: the run's folder in the store).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    store: Store,
+    #[command(flatten)]
+    source: DataSource,
+    /// Retrain even if the output directory holds a finished run.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `NAME=EXPR` or `NAME=EXPR;GRAD`, defined for this process.
+fn define(d: &str) -> Result<()> {
+    let (name, body) = d.split_once('=').with_context(|| format!("--define `{d}`: write NAME=EXPR or NAME=EXPR;GRAD"))?;
+    let (expr, grad) = match body.split_once(';') {
+        Some((e, g)) => (e.to_string(), Some(g.to_string())),
+        None => (body.to_string(), None),
+    };
+    activation::define(name.trim(), &Definition { expr, grad }).map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+pub fn execute(a: Args, g: &Global) -> Result<()> {
+    for d in &a.define {
+        define(d)?;
+    }
+    let act = Activation::parse_arg(&a.act).map_err(anyhow::Error::msg)?;
+    let device = device::select(g.device)?;
+    let config = TrainConfig::new(act, a.seed, protocol_with(Protocol::ARTICLE, a.epochs, a.batch_size, &a.limits)?);
+    let out = match a.out {
+        Some(o) => o,
+        None => a.store.runs()?.dir(&config),
+    };
+    if out.join("run.json").exists() {
+        if !a.force {
+            anyhow::bail!("{} already holds a finished run; pass --force to train it again", out.display());
+        }
+        train::clear_run(&out)?;
+    }
+    let ds = a.source.load(g, true)?;
+    let reporter = Reporter { multi: Some(indicatif::MultiProgress::new()), epoch_lines: true };
+    let mut outcome = None;
+    train::run_all(std::slice::from_ref(&config), std::slice::from_ref(&out), &ds, &device, &reporter, &mut |_, o| outcome = Some(o))?;
+    let r = &outcome.expect("run_all reports every run").record;
+    println!(
+        "{}: {} epochs, test loss {:.4}, test accuracy {:.4}, {:.0} images/s; artifacts in {}",
+        config.activation,
+        r.epochs_completed,
+        r.final_test_loss.unwrap_or(f64::NAN),
+        r.final_test_accuracy.unwrap_or(f64::NAN),
+        r.images_per_second,
+        out.display()
+    );
+    Ok(())
+}
