@@ -16,7 +16,9 @@
 
 use super::adam::{Adam, AdamConfig};
 use super::loss::BatchStats;
+use super::arch::{self, ACTIVATED};
 use super::model::{param_count, param_ranges, Conv1, Conv2, Conv3, Conv4, Dense1, Dense2, Pool1, Pool2, CLASSES, DROPOUT_RATES, IMAGE_LEN};
+use crate::engine::cpu::conv::Conv;
 use crate::activation::{cuda as act_cuda, Activation};
 use crate::data::Split;
 use crate::engine::codegen::PRELUDE;
@@ -50,66 +52,29 @@ pub fn program(acts: &[Activation]) -> String {
     src
 }
 
-/// A convolution's shape, from its type.
-#[derive(Clone, Copy)]
-struct Conv {
-    h: usize,
-    w: usize,
-    cin: usize,
-    cout: usize,
-    k: usize,
-    pad: usize,
-    oh: usize,
-    ow: usize,
+/// The convolutions' and poolings' shapes, and each activated layer's
+/// (spatial, channels) groups, from the network's table.
+const CONVS: [Conv; arch::CONVS] = {
+    let mut out = [arch::conv(0); arch::CONVS];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = arch::conv(i);
+        i += 1;
+    }
+    out
+};
+
+/// A pooling layer's input shape (h, w, c).
+const POOLS: [[usize; 3]; arch::POOLS] = [arch::pool(0), arch::pool(1)];
+
+/// Values of one sample's im2col matrix.
+fn col_len(c: &Conv) -> usize {
+    c.positions() * c.kdim()
 }
 
-macro_rules! conv {
-    ($t:ty, $k:expr, $pad:expr) => {
-        Conv { h: <$t>::H, w: <$t>::W, cin: <$t>::CIN, cout: <$t>::COUT, k: $k, pad: $pad, oh: <$t>::OH, ow: <$t>::OW }
-    };
+fn pool_out_len(p: &[usize; 3]) -> usize {
+    (p[0] / 2) * (p[1] / 2) * p[2]
 }
-
-const CONVS: [Conv; 4] = [conv!(Conv1, 3, 1), conv!(Conv2, 3, 0), conv!(Conv3, 3, 1), conv!(Conv4, 3, 0)];
-
-impl Conv {
-    fn kdim(&self) -> usize {
-        self.k * self.k * self.cin
-    }
-    fn positions(&self) -> usize {
-        self.oh * self.ow
-    }
-    fn in_len(&self) -> usize {
-        self.h * self.w * self.cin
-    }
-    fn col_len(&self) -> usize {
-        self.positions() * self.kdim()
-    }
-}
-
-/// A pooling layer's shape.
-#[derive(Clone, Copy)]
-struct Pool {
-    h: usize,
-    w: usize,
-    c: usize,
-}
-
-const POOLS: [Pool; 2] = [Pool { h: Pool1::H, w: Pool1::W, c: Pool1::C }, Pool { h: Pool2::H, w: Pool2::W, c: Pool2::C }];
-
-impl Pool {
-    fn out_len(&self) -> usize {
-        (self.h / 2) * (self.w / 2) * self.c
-    }
-}
-
-/// (spatial, channels) of each activated layer's groups (see `Model::groups`).
-const GROUPS: [(usize, usize); 5] = [
-    (Conv1::OH * Conv1::OW, Conv1::COUT),
-    (Conv2::OH * Conv2::OW, Conv2::COUT),
-    (Conv3::OH * Conv3::OW, Conv3::COUT),
-    (Conv4::OH * Conv4::OW, Conv4::COUT),
-    (Dense1::OUT, 1),
-];
 
 /// A dataset split resident on the device, with one sample order per run.
 pub struct DeviceSplit<D: Device> {
@@ -181,28 +146,27 @@ impl<D: Device> GpuRuns<D> {
         let (r, b) = (acts.len(), max_batch);
         let p = param_count();
         let z = |len: usize| DeviceVec::<D, f32>::zeros(&dev, r * b * len);
-        let act_lens = [Conv1::OUT_LEN, Conv2::OUT_LEN, Conv3::OUT_LEN, Conv4::OUT_LEN, Dense1::OUT];
         let five = |f: &dyn Fn(usize) -> Result<DeviceVec<D, f32>>| -> Result<[DeviceVec<D, f32>; 5]> {
-            Ok([f(act_lens[0])?, f(act_lens[1])?, f(act_lens[2])?, f(act_lens[3])?, f(act_lens[4])?])
+            Ok([f(ACTIVATED[0].len())?, f(ACTIVATED[1].len())?, f(ACTIVATED[2].len())?, f(ACTIVATED[3].len())?, f(ACTIVATED[4].len())?])
         };
         let biggest = [Conv1::OUT_LEN, Conv2::OUT_LEN, Conv3::OUT_LEN, Conv4::OUT_LEN, Conv1::IN_LEN].into_iter().max().unwrap();
         let ws = Workspace {
             x: z(IMAGE_LEN)?,
             labels: DeviceVec::zeros(&dev, r * b)?,
-            col: [z(CONVS[0].col_len())?, z(CONVS[1].col_len())?, z(CONVS[2].col_len())?, z(CONVS[3].col_len())?],
+            col: [z(col_len(&CONVS[0]))?, z(col_len(&CONVS[1]))?, z(col_len(&CONVS[2]))?, z(col_len(&CONVS[3]))?],
             pre: five(&z)?,
             post: five(&z)?,
             dydx: five(&z)?,
             dydm: five(&z)?,
             mins: five(&|_| z(64))?,
-            pooled: [z(POOLS[0].out_len())?, z(POOLS[1].out_len())?],
-            argmax: [DeviceVec::zeros(&dev, r * b * POOLS[0].out_len())?, DeviceVec::zeros(&dev, r * b * POOLS[1].out_len())?],
-            masks: [z(POOLS[0].out_len())?, z(POOLS[1].out_len())?, z(Dense1::OUT)?],
+            pooled: [z(pool_out_len(&POOLS[0]))?, z(pool_out_len(&POOLS[1]))?],
+            argmax: [DeviceVec::zeros(&dev, r * b * pool_out_len(&POOLS[0]))?, DeviceVec::zeros(&dev, r * b * pool_out_len(&POOLS[1]))?],
+            masks: [z(pool_out_len(&POOLS[0]))?, z(pool_out_len(&POOLS[1]))?, z(Dense1::OUT)?],
             logits: z(CLASSES)?,
             dlogits: z(CLASSES)?,
             g1: z(biggest)?,
             g2: z(biggest)?,
-            dcol: z(CONVS.iter().map(Conv::col_len).max().unwrap())?,
+            dcol: z(CONVS.iter().map(col_len).max().unwrap())?,
             loss: DeviceVec::zeros(&dev, r * b)?,
             correct: DeviceVec::zeros(&dev, r * b)?,
             loss_total: DeviceVec::zeros(&dev, r)?,
@@ -358,7 +322,7 @@ impl<D: Device> GpuRuns<D> {
 
     fn conv_args<'a>(&self, c: &Conv, samples: usize) -> [Arg<'a, D::Buf>; 8] {
         let i = |v: usize| Arg::I32(v as i32);
-        [Arg::I64(samples as i64), i(c.h), i(c.w), i(c.cin), i(c.k), i(c.pad), i(c.oh), i(c.ow)]
+        [Arg::I64(samples as i64), i(c.h), i(c.w), i(c.cin), i(c.k), i(c.pad), i(c.oh()), i(c.ow())]
     }
 
     /// `Conv2d::forward` for conv `l` (0-based) of every run.
@@ -368,15 +332,15 @@ impl<D: Device> GpuRuns<D> {
         let samples = self.runs * n;
         let mut args = vec![x.arg(), col.arg()];
         args.extend(self.conv_args(c, samples));
-        self.launch("im2col", samples * c.col_len(), &args)?;
-        self.linear(n * c.positions(), c.kdim(), c.cout, col, 2 * l, y)
+        self.launch("im2col", samples * col_len(c), &args)?;
+        self.linear(n * c.positions(), c.kdim(), c.cout, col, arch::conv_weights(l), y)
     }
 
     /// `Conv2d::backward` for conv `l`: parameter gradients, and the input gradient into `dx` when given.
     fn conv_backward(&self, l: usize, n: usize, dy: &DeviceVec<D, f32>, dx: Option<&DeviceVec<D, f32>>) -> Result<()> {
         let c = &CONVS[l];
         let dcol = dx.map(|_| &self.ws.dcol);
-        self.linear_backward(n * c.positions(), c.kdim(), c.cout, &self.ws.col[l], 2 * l, dy, dcol)?;
+        self.linear_backward(n * c.positions(), c.kdim(), c.cout, &self.ws.col[l], arch::conv_weights(l), dy, dcol)?;
         if let Some(dx) = dx {
             let samples = self.runs * n;
             let mut args = vec![self.ws.dcol.arg(), dx.arg()];
@@ -386,9 +350,9 @@ impl<D: Device> GpuRuns<D> {
         Ok(())
     }
 
-    fn pool_args<'a>(&self, p: &Pool, samples: usize) -> [Arg<'a, D::Buf>; 6] {
+    fn pool_args<'a>(&self, p: &[usize; 3], samples: usize) -> [Arg<'a, D::Buf>; 6] {
         let i = |v: usize| Arg::I32(v as i32);
-        [Arg::I64(samples as i64), i(p.h), i(p.w), i(p.c), i(p.h / 2), i(p.w / 2)]
+        [Arg::I64(samples as i64), i(p[0]), i(p[1]), i(p[2]), i(p[0] / 2), i(p[1] / 2)]
     }
 
     fn pool(&self, l: usize, n: usize, x: &DeviceVec<D, f32>) -> Result<()> {
@@ -396,7 +360,7 @@ impl<D: Device> GpuRuns<D> {
         let samples = self.runs * n;
         let mut args = vec![x.arg(), self.ws.pooled[l].arg(), self.ws.argmax[l].arg()];
         args.extend(self.pool_args(p, samples));
-        self.launch("maxpool_forward", samples * p.out_len(), &args)
+        self.launch("maxpool_forward", samples * pool_out_len(p), &args)
     }
 
     fn pool_backward(&self, l: usize, n: usize, dy: &DeviceVec<D, f32>, dx: &DeviceVec<D, f32>) -> Result<()> {
@@ -404,7 +368,7 @@ impl<D: Device> GpuRuns<D> {
         let samples = self.runs * n;
         let mut args = vec![dy.arg(), self.ws.argmax[l].arg(), dx.arg()];
         args.extend(self.pool_args(p, samples));
-        self.launch("maxpool_backward", samples * p.h * p.w * p.c, &args)
+        self.launch("maxpool_backward", samples * p[0] * p[1] * p[2], &args)
     }
 
     /// Dropout `d` (0..3) in place on `x` (`len` features per sample) at global step `step`.
@@ -437,7 +401,7 @@ impl<D: Device> GpuRuns<D> {
 
     /// The activation of layer `l`: `post = f(pre)`, saving what the backward pass needs when training.
     fn activate(&self, l: usize, n: usize, train: bool) -> Result<()> {
-        let (spatial, channels) = GROUPS[l];
+        let (spatial, channels) = (ACTIVATED[l].spatial, ACTIVATED[l].channels);
         let len = spatial * channels;
         let ws = &self.ws;
         for (a, r0, r1) in self.same_function_spans() {
@@ -459,7 +423,7 @@ impl<D: Device> GpuRuns<D> {
 
     /// `dx = ∂f/∂pre · dy` for layer `l`.
     fn activate_backward(&self, l: usize, n: usize, dy: &DeviceVec<D, f32>, dx: &DeviceVec<D, f32>) -> Result<()> {
-        let (spatial, channels) = GROUPS[l];
+        let (spatial, channels) = (ACTIVATED[l].spatial, ACTIVATED[l].channels);
         let len = spatial * channels;
         let ws = &self.ws;
         for (a, r0, r1) in self.same_function_spans() {
@@ -493,24 +457,24 @@ impl<D: Device> GpuRuns<D> {
         if let Some(s) = dropout_step {
             self.dropout(1, n, Pool2::OUT_LEN, &ws.pooled[1], s)?;
         }
-        self.linear(n, Dense1::IN, Dense1::OUT, &ws.pooled[1], 8, &ws.pre[4])?;
+        self.linear(n, Dense1::IN, Dense1::OUT, &ws.pooled[1], arch::dense_weights(0), &ws.pre[4])?;
         self.activate(4, n, train)?;
         if let Some(s) = dropout_step {
             self.dropout(2, n, Dense1::OUT, &ws.post[4], s)?;
         }
-        self.linear(n, Dense2::IN, Dense2::OUT, &ws.post[4], 10, &ws.logits)
+        self.linear(n, Dense2::IN, Dense2::OUT, &ws.post[4], arch::dense_weights(1), &ws.logits)
     }
 
     /// `Model::backward` for every run; fills the gradients.
     fn backward(&self, n: usize, dropout: bool) -> Result<()> {
         let ws = &self.ws;
         let (ga, gb) = (&ws.g1, &ws.g2);
-        self.linear_backward(n, Dense2::IN, Dense2::OUT, &ws.post[4], 10, &ws.dlogits, Some(ga))?;
+        self.linear_backward(n, Dense2::IN, Dense2::OUT, &ws.post[4], arch::dense_weights(1), &ws.dlogits, Some(ga))?;
         if dropout {
             self.dropout_backward(2, n, Dense1::OUT, ga)?;
         }
         self.activate_backward(4, n, ga, gb)?;
-        self.linear_backward(n, Dense1::IN, Dense1::OUT, &ws.pooled[1], 8, gb, Some(ga))?;
+        self.linear_backward(n, Dense1::IN, Dense1::OUT, &ws.pooled[1], arch::dense_weights(0), gb, Some(ga))?;
         if dropout {
             self.dropout_backward(1, n, Pool2::OUT_LEN, ga)?;
         }
@@ -602,10 +566,10 @@ mod tests {
 
     #[test]
     fn shapes_match_the_cpu_types() {
-        assert_eq!(CONVS[1].col_len(), Conv2::COL_LEN);
+        assert_eq!(col_len(&CONVS[1]), Conv2::COL_LEN);
         assert_eq!(CONVS[3].positions() * CONVS[3].cout, Conv4::OUT_LEN);
         assert_eq!(CONVS[2].in_len(), Conv3::IN_LEN);
-        assert_eq!(POOLS[1].out_len(), Pool2::OUT_LEN);
+        assert_eq!(pool_out_len(&POOLS[1]), Pool2::OUT_LEN);
         assert_eq!(distinct(&[Activation::Relu, Activation::Tanh, Activation::Relu]), vec![Activation::Relu, Activation::Tanh]);
     }
 }

@@ -131,7 +131,7 @@ impl CpuRun {
 
 /// Per-tensor differences of two flat parameter-shaped vectors.
 fn tensor_differences(what: &str, cpu: &[f32], other: &[f32]) -> Vec<String> {
-    PARAMS.iter().zip(param_ranges()).filter_map(|(p, r)| first_difference(&format!("{what} {}", p.name), &cpu[r.clone()], &other[r])).collect()
+    PARAMS.iter().zip(param_ranges()).filter_map(|(p, r)| first_difference(&format!("{what} {}", p.name()), &cpu[r.clone()], &other[r])).collect()
 }
 
 fn stats_difference(what: &str, cpu: &BatchStats, other: &BatchStats) -> Option<String> {

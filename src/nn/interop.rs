@@ -1,7 +1,8 @@
 //! Conversions from the NCHW / OIHW / `[out, in]` layouts used by the
 //! reference fixtures (and PyTorch) to actlab's NHWC / HWIO / `[in, out]`.
 
-use super::model::{Pool2, PARAMS};
+use super::arch::{dense_weights, Role, PARAMS};
+use super::model::Pool2;
 use crate::io::safetensors::SafeTensors;
 use anyhow::{bail, Result};
 
@@ -59,16 +60,17 @@ pub fn dense_to_in_out(wt: &[f32], out_n: usize, in_n: usize, chw: Option<(usize
 pub fn to_actlab_layout(index: usize, shape: &[usize], v: &[f32]) -> Result<Vec<f32>> {
     let spec = PARAMS[index];
     if v.len() != spec.len {
-        bail!("{}: {} values, expected {}", spec.name, v.len(), spec.len);
+        bail!("{}: {} values, expected {}", spec.name(), v.len(), spec.len);
     }
-    Ok(match (spec.name.ends_with("weight"), shape.len()) {
+    Ok(match (spec.role == Role::Weight, shape.len()) {
         (false, _) => v.to_vec(),
         (true, 4) => oihw_to_hwio(v, shape[0], shape[1], shape[2]),
         (true, 2) => {
-            let chw = (spec.name == "dense1.weight").then_some((Pool2::C, Pool2::OH, Pool2::OW));
+            // The flattened input of the first dense layer comes from NHWC here, NCHW in the fixtures.
+            let chw = (index == dense_weights(0)).then_some((Pool2::C, Pool2::OH, Pool2::OW));
             dense_to_in_out(v, shape[0], shape[1], chw)
         }
-        _ => bail!("{}: unexpected shape {shape:?}", spec.name),
+        _ => bail!("{}: unexpected shape {shape:?}", spec.name()),
     })
 }
 
@@ -76,7 +78,7 @@ pub fn to_actlab_layout(index: usize, shape: &[usize], v: &[f32]) -> Result<Vec<
 pub fn load_params(st: &SafeTensors, prefix: &str) -> Result<Vec<f32>> {
     let mut flat = Vec::new();
     for (i, spec) in PARAMS.iter().enumerate() {
-        let t = st.get(&format!("{prefix}{}", spec.name))?;
+        let t = st.get(&format!("{prefix}{}", spec.name()))?;
         let v = t.to_f64().into_iter().map(|x| x as f32).collect::<Vec<_>>();
         flat.extend(to_actlab_layout(i, &t.shape, &v)?);
     }

@@ -1,5 +1,6 @@
 //! The network: layers, the article's CNN, loss and optimizer.
 pub mod adam;
+pub mod arch;
 pub mod gpu;
 pub mod gpu_check;
 pub mod interop;

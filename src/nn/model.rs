@@ -1,16 +1,13 @@
-//! The article's CNN as one type.
-//!
-//! ```text
-//! Conv2D(32, 3×3, same) → act → Conv2D(32, 3×3, valid) → act → MaxPool 2×2 → Dropout 0.25
-//! → Conv2D(64, same) → act → Conv2D(64, valid) → act → MaxPool 2×2 → Dropout 0.25
-//! → Flatten → Dense(512) → act → Dropout 0.5 → Dense(10) → softmax
-//! ```
+//! The article's CNN (the table in `arch.rs`) as one type, with its
+//! forward and backward passes on the CPU.
 //!
 //! All parameters sit in one flat vector (Keras' order: conv1 kernel, conv1
 //! bias, …, dense2 bias) so the optimizer, checkpoints and fixtures see one
 //! slice. Every buffer is sized once for the largest batch: a training step
 //! allocates nothing.
 
+pub use super::arch::{param_count, param_ranges, ParamSpec, ACTIVATED, DROPOUT_RATES, PARAMS};
+use super::arch::{conv, dense, pool};
 use super::layers::{Conv2d, Dense, Dropout, MaxPool2};
 use super::loss::{softmax_cross_entropy, BatchStats};
 use crate::activation::kernels::{self, Groups, Saved};
@@ -19,81 +16,22 @@ use crate::engine::profile::{stage, stage_of};
 use crate::engine::rng::{Purpose, Rng};
 use rayon::prelude::*;
 
-pub type Conv1 = Conv2d<32, 32, 3, 32, 3, 1>;
-pub type Conv2 = Conv2d<32, 32, 32, 32, 3, 0>;
-pub type Pool1 = MaxPool2<30, 30, 32>;
-pub type Conv3 = Conv2d<15, 15, 32, 64, 3, 1>;
-pub type Conv4 = Conv2d<15, 15, 64, 64, 3, 0>;
-pub type Pool2 = MaxPool2<13, 13, 64>;
-pub type Dense1 = Dense<2304, 512>;
-pub type Dense2 = Dense<512, 10>;
-
-// The wiring, checked by the compiler: each layer's input is the previous output.
-const _: () = {
-    assert!(Conv2::H == Conv1::OH && Conv2::W == Conv1::OW && Conv2::CIN == Conv1::COUT);
-    assert!(Pool1::H == Conv2::OH && Pool1::W == Conv2::OW && Pool1::C == Conv2::COUT);
-    assert!(Conv3::H == Pool1::OH && Conv3::W == Pool1::OW && Conv3::CIN == Pool1::C);
-    assert!(Conv4::H == Conv3::OH && Conv4::W == Conv3::OW && Conv4::CIN == Conv3::COUT);
-    assert!(Pool2::H == Conv4::OH && Pool2::W == Conv4::OW && Pool2::C == Conv4::COUT);
-    assert!(Dense1::IN == Pool2::OUT_LEN);
-    assert!(Dense2::IN == Dense1::OUT);
-};
+// The layer types, shapes from the table (`arch.rs`), each layer's input
+// the previous layer's output by construction.
+pub type Conv1 = Conv2d<{ conv(0).h }, { conv(0).w }, { conv(0).cin }, { conv(0).cout }, { conv(0).k }, { conv(0).pad }>;
+pub type Conv2 = Conv2d<{ conv(1).h }, { conv(1).w }, { conv(1).cin }, { conv(1).cout }, { conv(1).k }, { conv(1).pad }>;
+pub type Pool1 = MaxPool2<{ pool(0)[0] }, { pool(0)[1] }, { pool(0)[2] }>;
+pub type Conv3 = Conv2d<{ conv(2).h }, { conv(2).w }, { conv(2).cin }, { conv(2).cout }, { conv(2).k }, { conv(2).pad }>;
+pub type Conv4 = Conv2d<{ conv(3).h }, { conv(3).w }, { conv(3).cin }, { conv(3).cout }, { conv(3).k }, { conv(3).pad }>;
+pub type Pool2 = MaxPool2<{ pool(1)[0] }, { pool(1)[1] }, { pool(1)[2] }>;
+pub type Dense1 = Dense<{ dense(0)[0] }, { dense(0)[1] }>;
+pub type Dense2 = Dense<{ dense(1)[0] }, { dense(1)[1] }>;
 
 pub const IMAGE_LEN: usize = Conv1::IN_LEN;
 pub const CLASSES: usize = Dense2::OUT;
-pub const DROPOUT_RATES: [f32; 3] = [0.25, 0.25, 0.5];
 
-/// One parameter tensor of the flat vector.
-#[derive(Clone, Copy, Debug)]
-pub struct ParamSpec {
-    /// `<layer>.<weight|bias>`, as in the fixtures.
-    pub name: &'static str,
-    pub len: usize,
-    /// Glorot fans for weights; 0 for biases (initialised to zero).
-    pub fan_in: usize,
-    pub fan_out: usize,
-}
-
-pub const PARAMS: [ParamSpec; 12] = [
-    ParamSpec { name: "conv1.weight", len: Conv1::WEIGHTS, fan_in: Conv1::FAN_IN, fan_out: Conv1::FAN_OUT },
-    ParamSpec { name: "conv1.bias", len: Conv1::COUT, fan_in: 0, fan_out: 0 },
-    ParamSpec { name: "conv2.weight", len: Conv2::WEIGHTS, fan_in: Conv2::FAN_IN, fan_out: Conv2::FAN_OUT },
-    ParamSpec { name: "conv2.bias", len: Conv2::COUT, fan_in: 0, fan_out: 0 },
-    ParamSpec { name: "conv3.weight", len: Conv3::WEIGHTS, fan_in: Conv3::FAN_IN, fan_out: Conv3::FAN_OUT },
-    ParamSpec { name: "conv3.bias", len: Conv3::COUT, fan_in: 0, fan_out: 0 },
-    ParamSpec { name: "conv4.weight", len: Conv4::WEIGHTS, fan_in: Conv4::FAN_IN, fan_out: Conv4::FAN_OUT },
-    ParamSpec { name: "conv4.bias", len: Conv4::COUT, fan_in: 0, fan_out: 0 },
-    ParamSpec { name: "dense1.weight", len: Dense1::WEIGHTS, fan_in: Dense1::FAN_IN, fan_out: Dense1::FAN_OUT },
-    ParamSpec { name: "dense1.bias", len: Dense1::OUT, fan_in: 0, fan_out: 0 },
-    ParamSpec { name: "dense2.weight", len: Dense2::WEIGHTS, fan_in: Dense2::FAN_IN, fan_out: Dense2::FAN_OUT },
-    ParamSpec { name: "dense2.bias", len: Dense2::OUT, fan_in: 0, fan_out: 0 },
-];
-
-/// The five activated layers, in order (names used by diagnostics).
-pub const ACTIVATED: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "dense1"];
-
-pub const fn param_count() -> usize {
-    let mut s = 0;
-    let mut i = 0;
-    while i < PARAMS.len() {
-        s += PARAMS[i].len;
-        i += 1;
-    }
-    s
-}
-
-/// Offsets of each tensor in the flat vector.
-pub fn param_ranges() -> [std::ops::Range<usize>; 12] {
-    let mut o = 0;
-    PARAMS.map(|p| {
-        let r = o..o + p.len;
-        o += p.len;
-        r
-    })
-}
-
-/// Split a flat vector into its 12 tensors.
-fn split<T>(mut v: &mut [T]) -> [&mut [T]; 12] {
+/// Split a flat vector into its tensors.
+fn split<T>(mut v: &mut [T]) -> [&mut [T]; PARAMS.len()] {
     PARAMS.map(|p| {
         let (a, b) = std::mem::take(&mut v).split_at_mut(p.len);
         v = b;
@@ -202,14 +140,8 @@ impl Model {
         self.ws.max_batch
     }
 
-    fn groups(n: usize) -> [Groups; 5] {
-        [
-            Groups { samples: n, spatial: Conv1::OH * Conv1::OW, channels: Conv1::COUT },
-            Groups { samples: n, spatial: Conv2::OH * Conv2::OW, channels: Conv2::COUT },
-            Groups { samples: n, spatial: Conv3::OH * Conv3::OW, channels: Conv3::COUT },
-            Groups { samples: n, spatial: Conv4::OH * Conv4::OW, channels: Conv4::COUT },
-            Groups { samples: n, spatial: Dense1::OUT, channels: 1 },
-        ]
+    fn groups(n: usize) -> [Groups; ACTIVATED.len()] {
+        ACTIVATED.map(|a| Groups { samples: n, spatial: a.spatial, channels: a.channels })
     }
 
     /// Keras' defaults: Glorot-uniform kernels, zero biases.

@@ -9,6 +9,7 @@ use super::charts::{Band, LineChart, Series, PALETTE};
 use super::stats::{self, describe, verdict, welch_diff, Describe};
 use crate::activation::{kernels::curve, Activation};
 use crate::io::write_atomic;
+use crate::nn::arch::ACTIVATED;
 use crate::train::config::Protocol;
 use crate::study::spec::{Direction, Metric};
 use crate::study::state::RunState;
@@ -57,7 +58,15 @@ pub fn run_text(m: &Messages, run: &artifacts::Run) -> String {
 }
 
 /// The activated layers, as named in diagnostics.csv.
-pub const LAYERS: [&str; 5] = ["conv1", "conv2", "conv3", "conv4", "dense1"];
+pub const LAYERS: [&str; ACTIVATED.len()] = {
+    let mut out = [""; ACTIVATED.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = ACTIVATED[i].name;
+        i += 1;
+    }
+    out
+};
 
 /// Per-function measures over seeds, from the per-run table.
 pub struct FunctionSummary {
@@ -305,13 +314,7 @@ impl<'a> StudyPages<'a> {
         let seeds = s.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
         let dataset = ds.as_ref().map_or(m.no_runs_yet.clone(), |d| fill(&m.dataset_detail, &[("name", &d.dataset), ("source", &d.source_sha256), ("tensors", &d.tensors_sha256)]));
         let optimizer = fill(&m.optimizer_detail, &[("lr", &s.protocol.adam.learning_rate.to_string()), ("b1", &s.protocol.adam.beta1.to_string()), ("b2", &s.protocol.adam.beta2.to_string()), ("eps", &s.protocol.adam.epsilon.to_string())]);
-        let _ = writeln!(
-            p,
-            "{}\n\n```text\nConv2D(32, 3×3, same) → act → Conv2D(32, 3×3, valid) → act → MaxPool 2×2 → Dropout 0.25\n\
-             → Conv2D(64, 3×3, same) → act → Conv2D(64, 3×3, valid) → act → MaxPool 2×2 → Dropout 0.25\n\
-             → Flatten → Dense(512) → act → Dropout 0.5 → Dense(10) → softmax\n```\n",
-            m.network_intro
-        );
+        let _ = writeln!(p, "{}\n\n```text\n{}\n```\n", m.network_intro, crate::nn::arch::describe());
         let rows = [
             (&m.row_epochs, s.protocol.epochs.to_string()),
             (&m.row_batch, fill(&m.batch_detail, &[("batch", &s.protocol.batch_size.to_string())])),

@@ -56,7 +56,6 @@ pub fn probe(model: &mut Model, test: &Split, epoch: usize) -> Vec<LayerStats> {
     let chunk = model.max_batch();
     let mut taps: [LayerTap; 5] = Default::default();
     let mut acc: [Acc; 5] = Default::default();
-    let units = [32, 32, 64, 64, 512];
     let ranges = param_ranges();
     let mut wgrad = vec![0f64; model.grads.len()];
     let mut start = 0;
@@ -69,7 +68,7 @@ pub fn probe(model: &mut Model, test: &Split, epoch: usize) -> Vec<LayerStats> {
             *w += *g as f64 * n as f64 / total as f64;
         }
         for (i, (t, a)) in taps.iter().zip(acc.iter_mut()).enumerate() {
-            let u = units[i];
+            let u = ACTIVATED[i].units;
             a.alive.resize(u, false);
             for (j, ((&pre, &post), &slope)) in t.pre.iter().zip(&t.post).zip(&t.slope).enumerate() {
                 a.n += 1.0;
@@ -93,7 +92,7 @@ pub fn probe(model: &mut Model, test: &Split, epoch: usize) -> Vec<LayerStats> {
         .enumerate()
         .map(|(i, a)| LayerStats {
             epoch,
-            layer: ACTIVATED[i].to_string(),
+            layer: ACTIVATED[i].name.to_string(),
             pre_mean: a.pre.0 / a.n,
             pre_std: std(a.pre, a.n),
             post_mean: a.post.0 / a.n,
@@ -102,7 +101,7 @@ pub fn probe(model: &mut Model, test: &Split, epoch: usize) -> Vec<LayerStats> {
             zero_slope: a.flat / a.n,
             dead_units: a.alive.iter().filter(|x| !**x).count() as f64 / a.alive.len() as f64,
             grad_in_mean_abs: a.grad_abs / a.grad_n.max(1.0),
-            weight_grad_norm: wgrad[ranges[2 * i].clone()].iter().map(|g| g * g).sum::<f64>().sqrt(),
+            weight_grad_norm: wgrad[ranges[ACTIVATED[i].weights].clone()].iter().map(|g| g * g).sum::<f64>().sqrt(),
         })
         .collect()
 }

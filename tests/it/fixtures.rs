@@ -69,7 +69,7 @@ fn check_activation(act: Activation) {
 
     let ranges = param_ranges();
     let want_grad = |i: usize| -> Vec<f64> {
-        let t = expected.get(&format!("expected.grad.{}", PARAMS[i].name)).unwrap();
+        let t = expected.get(&format!("expected.grad.{}", PARAMS[i].name())).unwrap();
         let v: Vec<f32> = t.to_f64().iter().map(|&v| v as f32).collect();
         to_actlab_layout(i, &t.shape, &v).unwrap().into_iter().map(|v| v as f64).collect()
     };
@@ -84,7 +84,7 @@ fn check_activation(act: Activation) {
             let got = &model.grads[ranges[i].clone()];
             let e = got.iter().zip(&want).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max) / scale;
             let bound = gradient_bound(act, layer);
-            assert!(e < bound, "{act}: gradient of {} off by {e:e}", PARAMS[i].name);
+            assert!(e < bound, "{act}: gradient of {} off by {e:e}", PARAMS[i].name());
         }
     }
 }
@@ -144,12 +144,12 @@ fn adam_first_step_matches_reference() {
     let expected = read("adam.safetensors");
     let ranges = param_ranges();
     for (i, spec) in PARAMS.iter().enumerate() {
-        let t = expected.get(&format!("expected.adam1_delta.{}", spec.name)).unwrap();
+        let t = expected.get(&format!("expected.adam1_delta.{}", spec.name())).unwrap();
         let v: Vec<f32> = t.to_f64().iter().map(|&v| v as f32).collect();
         let want: Vec<f64> = to_actlab_layout(i, &t.shape, &v).unwrap().into_iter().map(|v| v as f64).collect();
         let delta: Vec<f32> = ranges[i].clone().map(|j| model.params[j] - before[j]).collect();
         let e = rel_err(&delta, &want);
-        assert!(e < 1e-3, "adam step of {} off by {e:e}", spec.name);
+        assert!(e < 1e-3, "adam step of {} off by {e:e}", spec.name());
     }
     assert_eq!(CLASSES, 10);
 }
