@@ -5,7 +5,9 @@ use crate::activation::Activation;
 use crate::engine::profile::{self, Total, WHOLE};
 use crate::engine::rng::{Purpose, Rng};
 use crate::nn::adam::{Adam, AdamConfig};
-use crate::nn::model::{DropoutKey, Model, IMAGE_LEN};
+use crate::nn::model::{Model, IMAGE_LEN};
+use crate::train::gpu::GpuTrainer;
+use crate::train::trainer::{CpuTrainer, Trainer};
 use anyhow::Result;
 use std::time::Instant;
 
@@ -102,35 +104,55 @@ unsafe fn fma_loop_avx(iters: usize) -> f64 {
     (iters * 2 * 12 * 16) as f64
 }
 
-/// Images per second of full training steps (forward, backward, Adam): the
-/// best of three rounds of `steps` steps, after three warm-up steps.
-pub fn measure(act: Activation, steps: usize) -> f64 {
+/// A batch of synthetic images (speed does not depend on the pixels), `batches` batches long.
+fn synthetic(batches: usize) -> crate::data::Split {
     let rng = Rng::new(1);
-    let mut model = Model::new(act, BATCH);
-    model.init_glorot(&rng);
-    let mut adam = Adam::new(AdamConfig::default(), model.params.len());
-    let mut px = vec![0f32; BATCH * IMAGE_LEN];
+    let mut px = vec![0f32; batches * BATCH * IMAGE_LEN];
     rng.fill_uniform(Purpose::Synthetic, 0, &mut px);
-    let images: Vec<u8> = px.iter().map(|v| (v * 255.0) as u8).collect();
-    let labels: Vec<u8> = (0..BATCH).map(|i| (i % 10) as u8).collect();
-    let mut step = |s: u64| {
-        model.load_images(&images);
-        model.loss_and_grads(BATCH, &labels, Some(DropoutKey { rng: &rng, step: s }));
-        adam.step(&mut model.params, &model.grads);
-    };
+    crate::data::Split { images: px.iter().map(|v| (v * 255.0) as u8).collect(), labels: (0..batches * BATCH).map(|i| (i % 10) as u8).collect() }
+}
+
+/// Images per second, all runs together, of full training steps (forward,
+/// backward, Adam) on `trainer` (its runs loaded, over `batches` batches of
+/// synthetic data): the best of three rounds of `steps` steps, after three
+/// warm-up steps. Reading the epoch's totals waits for a device to finish.
+fn measure_on(trainer: &mut dyn Trainer, batches: usize, steps: usize) -> Result<f64> {
+    let runs = trainer.runs();
+    let order: Vec<u32> = (0..(batches * BATCH) as u32).collect();
+    trainer.begin_epoch(&vec![order; runs])?;
+    let step = |t: &mut dyn Trainer, s: u64| t.step((s as usize % batches) * BATCH, BATCH, s);
     for s in 0..3 {
-        step(s);
+        step(trainer, s)?;
     }
+    trainer.epoch_stats()?;
     // The best of three rounds: a busy neighbour can only lower a measurement.
     let mut best = 0.0f64;
     for round in 0..3u64 {
         let t = Instant::now();
         for s in 0..steps as u64 {
-            step(3 + round * steps as u64 + s);
+            step(trainer, 3 + round * steps as u64 + s)?;
         }
-        best = best.max((steps * BATCH) as f64 / t.elapsed().as_secs_f64());
+        trainer.epoch_stats()?;
+        best = best.max((steps * BATCH * runs) as f64 / t.elapsed().as_secs_f64());
     }
-    best
+    Ok(best)
+}
+
+/// Glorot weights and fresh Adam moments for every run of `trainer`.
+fn init(trainer: &mut dyn Trainer, act: Activation) -> Result<()> {
+    let mut m = Model::new(act, 1);
+    m.init_glorot(&Rng::new(1));
+    for r in 0..trainer.runs() {
+        trainer.load(r, &m.params, &Adam::new(AdamConfig::default(), m.params.len()))?;
+    }
+    Ok(())
+}
+
+/// Images per second of one run's training steps on the CPU.
+pub fn measure(act: Activation, steps: usize) -> f64 {
+    let data = synthetic(1);
+    let mut t = CpuTrainer::new(&[act], &[1], BATCH, AdamConfig::default(), &data, &data);
+    init(&mut t, act).and_then(|()| measure_on(&mut t, 1, steps)).expect("the CPU trainer does not fail")
 }
 
 /// Seconds for one diagnostics probe (see `train::diagnostics`).
@@ -218,37 +240,14 @@ pub fn breakdown(act: Activation, steps: usize, peak: f64) -> String {
 }
 
 /// Images per second, all runs together, of `runs` runs of `act` trained
-/// together on a GPU (full steps: forward, backward, Adam).
+/// together on a GPU.
 fn measure_gpu(gpu: crate::engine::cuda::Gpu, act: Activation, runs: usize, steps: usize) -> Result<f64> {
-    use crate::nn::gpu::GpuRuns;
-    let seeds: Vec<u64> = (1..=runs as u64).collect();
-    let acts = vec![act; runs];
-    let mut g = GpuRuns::new(&acts, &seeds, BATCH, AdamConfig::default(), |p| crate::engine::cuda::CudaDevice::new(gpu, p))?;
-    let rng = Rng::new(1);
-    let model = {
-        let mut m = Model::new(act, 1);
-        m.init_glorot(&rng);
-        m
-    };
-    for r in 0..runs {
-        g.set_state(r, &model.params, &Adam::new(AdamConfig::default(), model.params.len()))?;
-    }
     let batches = 4;
-    let mut px = vec![0f32; batches * BATCH * IMAGE_LEN];
-    rng.fill_uniform(Purpose::Synthetic, 0, &mut px);
-    let split = crate::data::Split { images: px.iter().map(|v| (v * 255.0) as u8).collect(), labels: (0..batches * BATCH).map(|i| (i % 10) as u8).collect() };
-    let data = g.upload(&split)?;
-    let step = |g: &mut GpuRuns<_>, s: usize| g.train_step(&data, (s % batches) * BATCH, BATCH, s as u64);
-    for s in 0..3 {
-        step(&mut g, s)?;
-    }
-    g.stats(0)?; // waits for the warm-up
-    let t = Instant::now();
-    for s in 0..steps {
-        step(&mut g, 3 + s)?;
-    }
-    g.stats(0)?;
-    Ok((steps * BATCH * runs) as f64 / t.elapsed().as_secs_f64())
+    let data = synthetic(batches);
+    let seeds: Vec<u64> = (1..=runs as u64).collect();
+    let mut t = GpuTrainer::new(&vec![act; runs], &seeds, BATCH, AdamConfig::default(), &data, &data, |p| crate::engine::cuda::CudaDevice::new(gpu, p))?;
+    init(&mut t, act)?;
+    measure_on(&mut t, batches, steps)
 }
 
 /// `actlab bench --device cuda`: each function alone and 12 runs together

@@ -31,8 +31,12 @@ use crate::train::TrainConfig;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
-/// The files a finished run publishes, `run.json` last (its presence means the others are complete).
-pub const PUBLISHED: [&str; 3] = ["history.csv", "diagnostics.csv", "run.json"];
+/// The files a finished run publishes, `run.json` last (its presence means
+/// the others are complete); `steps.csv` too where the run kept one.
+pub const PUBLISHED: [&str; 4] = ["history.csv", "diagnostics.csv", crate::train::steps::FILE, "run.json"];
+
+/// Files a run may lack (kept by runs computed after they were introduced).
+const OPTIONAL: [&str; 1] = [crate::train::steps::FILE];
 
 /// A tree of run folders laid out by identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,15 +127,22 @@ pub fn function_dir(act: Activation) -> String {
 /// atomically). Returns whether anything was copied: a run already there,
 /// byte for byte, is left alone.
 pub fn publish(from: &Path, to: &Path) -> Result<bool> {
-    let read = |dir: &Path, f: &str| std::fs::read(dir.join(f)).with_context(|| format!("cannot read {}", dir.join(f).display()));
-    let files: Vec<Vec<u8>> = PUBLISHED.iter().map(|f| read(from, f)).collect::<Result<_>>()?;
-    if PUBLISHED.iter().zip(&files).all(|(f, b)| std::fs::read(to.join(f)).ok().as_ref() == Some(b)) {
+    let read = |f: &&'static str| -> Result<Option<(&'static str, Vec<u8>)>> {
+        let p = from.join(f);
+        match std::fs::read(&p) {
+            Ok(b) => Ok(Some((*f, b))),
+            Err(_) if OPTIONAL.contains(f) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+        }
+    };
+    let files: Vec<(&str, Vec<u8>)> = PUBLISHED.iter().map(read).collect::<Result<Vec<_>>>()?.into_iter().flatten().collect();
+    if files.iter().all(|(f, b)| std::fs::read(to.join(f)).ok().as_ref() == Some(b)) {
         return Ok(false);
     }
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
     // A reader that sees run.json sees a complete run: remove it first, write it last.
     let _ = std::fs::remove_file(to.join("run.json"));
-    for (f, b) in PUBLISHED.iter().zip(&files) {
+    for (f, b) in &files {
         write_atomic(&to.join(f), b)?;
     }
     Ok(true)
@@ -165,7 +176,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (from, to) = (tmp.path().join("a"), tmp.path().join("b/c"));
         std::fs::create_dir_all(&from).unwrap();
-        for f in PUBLISHED {
+        for f in PUBLISHED.iter().filter(|f| !OPTIONAL.contains(f)) {
             std::fs::write(from.join(f), f).unwrap();
         }
         assert!(publish(&from, &to).unwrap());

@@ -52,10 +52,10 @@ pub fn execute(g: &Global) -> Result<()> {
         println!("GPU vs CPU differs: {d}");
     }
     // The network: GEMM kernels, then three runs trained together.
-    let gemm = actlab::nn::gpu_check::check_gemm(&dev)?;
+    let gemm = actlab::train::gpu::check::check_gemm(&dev)?;
     println!("GEMM kernels vs CPU GEMM: {}", if gemm.is_empty() { "bit-identical".to_string() } else { format!("{} cases DIFFER", gemm.len()) });
     let gpu = Gpu::open(ordinal)?;
-    let training = actlab::nn::gpu_check::check_training(|p| CudaDevice::new(gpu, p))?;
+    let training = actlab::train::gpu::check::check_training(|p| CudaDevice::new(gpu, p))?;
     println!("3 runs trained together, 2 epochs, vs 3 CPU runs: {}", if training.is_empty() { "bit-identical".to_string() } else { format!("{} differences", training.len()) });
     for d in gemm.iter().chain(&training) {
         println!("  {d}");

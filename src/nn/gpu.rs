@@ -545,6 +545,18 @@ impl<D: Device> GpuRuns<D> {
         self.backward(n, false)
     }
 
+    /// What run `run` computed in the last step on `n` samples: its batch's
+    /// loss and accuracy, each activated layer's pre-activations, its gradients.
+    pub fn last_batch(&self, run: usize, n: usize) -> Result<(BatchStats, Vec<Vec<f32>>, Vec<f32>)> {
+        let ws = &self.ws;
+        let loss = ws.loss.read(&self.dev, run * n, n)?;
+        let correct = ws.correct.read(&self.dev, run * n, n)?;
+        // Summed in sample order, as the CPU's loss sums them.
+        let stats = BatchStats { loss_sum: loss.iter().fold(0.0, |s, l| s + l), correct: correct.iter().map(|&c| c as usize).sum(), samples: n };
+        let pre = ACTIVATED.iter().zip(&ws.pre).map(|(a, p)| p.read(&self.dev, run * n * a.len(), n * a.len())).collect::<Result<Vec<_>>>()?;
+        Ok((stats, pre, self.grads(run)?))
+    }
+
     /// Inference over a whole split, in batches of `max_batch` as `train::evaluate`.
     pub fn evaluate(&mut self, data: &DeviceSplit<D>) -> Result<Vec<BatchStats>> {
         self.reset_stats()?;

@@ -2,7 +2,6 @@
 pub mod adam;
 pub mod arch;
 pub mod gpu;
-pub mod gpu_check;
 pub mod interop;
 pub mod layers;
 pub mod loss;

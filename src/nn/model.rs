@@ -311,6 +311,12 @@ impl Model {
         stats
     }
 
+    /// Each activated layer's pre-activations in the last forward pass.
+    pub fn pre_activations(&self, n: usize) -> [&[f32]; ACTIVATED.len()] {
+        let ws = &self.ws;
+        [&ws.pre1[..n * Conv1::OUT_LEN], &ws.pre2[..n * Conv2::OUT_LEN], &ws.pre3[..n * Conv3::OUT_LEN], &ws.pre4[..n * Conv4::OUT_LEN], &ws.pre5[..n * Dense1::OUT]]
+    }
+
     /// The logits of the last forward pass.
     pub fn logits(&self, n: usize) -> &[f32] {
         &self.ws.logits[..n * CLASSES]

@@ -6,6 +6,7 @@
 use super::config::TrainConfig;
 use super::diagnostics::LayerStats;
 use super::history::Epoch;
+use super::steps::StepStats;
 use crate::io::safetensors::{SafeTensors, Tensor};
 use crate::io::write_atomic;
 use crate::nn::adam::Adam;
@@ -26,6 +27,8 @@ pub struct Checkpoint {
     /// sha256 of the dataset's tensors it trains on (None in checkpoints
     /// written before it was recorded).
     pub dataset: Option<String>,
+    /// The first steps, one by one (`steps.csv`; empty in checkpoints written before it was kept).
+    pub steps: Vec<StepStats>,
 }
 
 impl Checkpoint {
@@ -48,6 +51,7 @@ impl Checkpoint {
         if let Some(d) = &self.dataset {
             md.insert("dataset".into(), d.clone());
         }
+        md.insert("steps".into(), serde_json::to_string(&self.steps)?);
         write_atomic(&dir.join(FILE), &st.to_bytes())
     }
 
@@ -75,6 +79,7 @@ impl Checkpoint {
             diagnostics: serde_json::from_str(md("diagnostics")?)?,
             train_seconds: md("train_seconds")?.parse()?,
             dataset: st.metadata.get("dataset").cloned(),
+            steps: st.metadata.get("steps").map(|s| serde_json::from_str(s)).transpose()?.unwrap_or_default(),
         }))
     }
 }

@@ -13,14 +13,17 @@ pub mod gpu;
 pub mod history;
 pub mod lock;
 pub mod record;
+pub mod steps;
+pub mod trainer;
 
 use crate::data::{Dataset, Split, IMAGE_BYTES};
 use crate::engine::device::Selected;
 use crate::engine::rng::{Purpose, Rng};
 use crate::io::write_atomic;
 use crate::nn::adam::Adam;
-use crate::nn::loss::BatchStats;
-use crate::nn::model::{DropoutKey, Model};
+use crate::nn::model::Model;
+use rayon::prelude::*;
+use trainer::Trainer;
 use anyhow::{bail, Context, Result};
 use checkpoint::Checkpoint;
 pub use config::{Protocol, TrainConfig};
@@ -74,20 +77,6 @@ pub struct Outcome {
     pub history: Vec<Epoch>,
 }
 
-/// Sum of the losses/accuracies over a split in inference mode.
-pub fn evaluate(model: &mut Model, split: &Split) -> BatchStats {
-    let mut stats = BatchStats::default();
-    let b = model.max_batch();
-    let mut start = 0;
-    while start < split.len() {
-        let n = b.min(split.len() - start);
-        model.load_images(&split.images[start * IMAGE_BYTES..(start + n) * IMAGE_BYTES]);
-        stats.add(model.evaluate(n, &split.labels[start..start + n]));
-        start += n;
-    }
-    stats
-}
-
 /// A run being trained: its locked directory, configuration and checkpoint.
 /// Shared by the CPU loop below and the GPU's batched loop (`gpu.rs`).
 pub struct Slot {
@@ -131,6 +120,7 @@ impl Slot {
                     diagnostics: vec![],
                     train_seconds: 0.0,
                     dataset: Some(data.manifest.tensors_sha256.clone()),
+                    steps: Vec::new(),
                 }
             }
         };
@@ -181,6 +171,9 @@ impl Slot {
             let dir = &self.dir;
             write_atomic(&dir.join("history.csv"), history::to_csv(&ck.history).as_bytes())?;
             write_atomic(&dir.join("diagnostics.csv"), diagnostics::to_csv(&ck.diagnostics).as_bytes())?;
+            if !ck.steps.is_empty() {
+                write_atomic(&dir.join(steps::FILE), steps::to_csv(&ck.steps).as_bytes())?;
+            }
             write_atomic(&dir.join("run.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
             let _ = std::fs::remove_file(dir.join(checkpoint::FILE));
             self.lock.release_finished();
@@ -222,59 +215,156 @@ fn remove_bar(reporter: &Reporter, bar: ProgressBar) {
 /// Train (or resume) the run described by `config` in `dir` on the CPU.
 /// Stop after `stop_after` epochs of this call (tests use this to simulate a crash).
 pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter, stop_after: Option<usize>) -> Result<Outcome> {
-    let mut slot = Slot::open(config, dir, data)?;
-    let train = subset(&data.train, config.protocol.train_limit);
-    let test = subset(&data.test, config.protocol.test_limit);
-    let rng = Rng::new(config.seed);
-    let mut model = Model::new(config.activation, config.protocol.batch_size);
-    model.params.clone_from(&slot.ck.params);
-    let steps = train.len().div_ceil(config.protocol.batch_size);
-    let started = Instant::now();
-    let mut images = vec![0u8; config.protocol.batch_size * IMAGE_BYTES];
-    let mut labels = vec![0u8; config.protocol.batch_size];
-    let first = slot.ck.epochs_done();
-    let bar = step_bar(reporter, steps);
+    let (act, seed) = (config.activation, config.seed);
+    let mut outs = run_on(std::slice::from_ref(config), &[dir.to_path_buf()], data, record::Device::cpu(), reporter, stop_after, |p, train, test| {
+        Ok(Box::new(trainer::CpuTrainer::new(&[act], &[seed], p.batch_size, p.adam, train, test)) as Box<dyn Trainer>)
+    })?;
+    Ok(outs.remove(0))
+}
 
-    for epoch in first..config.protocol.epochs {
-        if stop_after.is_some_and(|s| epoch >= first + s) {
+/// Train (or resume) the runs `configs[i]` in `dirs[i]` together, on the
+/// trainer `make` builds for their protocol and splits; `device` goes into
+/// each `run.json`. The runs must share the protocol and their epochs done.
+#[allow(clippy::type_complexity)]
+pub fn run_on<'s>(
+    configs: &[TrainConfig],
+    dirs: &[PathBuf],
+    data: &'s Dataset,
+    device: record::Device,
+    reporter: &Reporter,
+    stop_after: Option<usize>,
+    make: impl for<'a> FnOnce(&Protocol, &'a Split, &'a Split) -> Result<Box<dyn Trainer + 'a>>,
+) -> Result<Vec<Outcome>> {
+    if configs.is_empty() || configs.len() != dirs.len() {
+        bail!("{} configurations for {} run folders", configs.len(), dirs.len());
+    }
+    let started = Instant::now();
+    let mut slots = configs.iter().zip(dirs).map(|(c, d)| Slot::open(c, d, data)).collect::<Result<Vec<_>>>()?;
+    let p = configs[0].protocol;
+    if let Some(c) = configs.iter().find(|c| c.protocol != p) {
+        bail!("{} seed {} cannot train together with {} seed {}: the protocols differ", c.activation, c.seed, configs[0].activation, configs[0].seed);
+    }
+    let first = slots[0].ck.epochs_done();
+    if let Some(s) = slots.iter().find(|s| s.ck.epochs_done() != first) {
+        bail!("{} has {} epochs done, {} has {}: runs train together only from the same epoch", s.dir.display(), s.ck.epochs_done(), slots[0].dir.display(), first);
+    }
+    let train = subset(&data.train, p.train_limit);
+    let test = subset(&data.test, p.test_limit);
+    let mut trainer = make(&p, &train, &test)?;
+    train_together(&mut slots, trainer.as_mut(), &test, train.len(), reporter, stop_after)?;
+    drop(trainer);
+    let wall = started.elapsed().as_secs_f64();
+    slots.into_iter().map(|s| s.finish(data, device.clone(), wall, train.len())).collect()
+}
+
+/// The epoch loop, for every device: train the runs in `slots` on `trainer`
+/// (which holds them in the slots' order, and their `train_len` training
+/// samples) until each has all its epochs or diverges, or for `stop_after`
+/// epochs. Each epoch: each run's shuffle, the steps (the first
+/// [`steps::LOGGED_STEPS`] logged one by one), the training totals, the test
+/// evaluation, and diagnostics probed on the CPU from the epoch's
+/// parameters (the engines agree bit for bit, so where a run trained does
+/// not change them), then the checkpoint. Before the first epoch, the
+/// diagnostics of the initial weights (epoch 0).
+pub fn train_together(slots: &mut [Slot], trainer: &mut dyn Trainer, test: &Split, train_len: usize, reporter: &Reporter, stop_after: Option<usize>) -> Result<()> {
+    let p = slots[0].config.protocol;
+    for (r, s) in slots.iter().enumerate() {
+        trainer.load(r, &s.ck.params, &s.ck.adam)?;
+    }
+    let rngs: Vec<Rng> = slots.iter().map(|s| Rng::new(s.config.seed)).collect();
+    let mut probes: Vec<Model> = slots.iter().map(|s| Model::new(s.config.activation, p.batch_size)).collect();
+    let mut probe = |params: Vec<&[f32]>, epoch: usize| -> Vec<Vec<LayerStats>> {
+        probes
+            .par_iter_mut()
+            .zip(params)
+            .map(|(m, params)| {
+                m.params.copy_from_slice(params);
+                diagnostics::probe(m, test, epoch)
+            })
+            .collect()
+    };
+    let first = slots[0].ck.epochs_done();
+    if first == 0 {
+        let start = probe(slots.iter().map(|s| s.ck.params.as_slice()).collect(), 0);
+        for (s, d) in slots.iter_mut().zip(start) {
+            if s.ck.diagnostics.is_empty() {
+                s.ck.diagnostics = d;
+            }
+        }
+    }
+    let steps = train_len.div_ceil(p.batch_size);
+    let alone = slots.len() == 1;
+    let label = match slots {
+        [one] => format!("{} seed {}", one.config.activation, one.config.seed),
+        _ => format!("{} runs", slots.len()),
+    };
+    let bar = step_bar(reporter, steps);
+    for epoch in first..p.epochs {
+        if stop_after.is_some_and(|s| epoch >= first + s) || !slots.iter().any(Slot::training) {
             break;
         }
-        reporter.line(&format!("Epoch {}/{} ({} seed {})", epoch + 1, config.protocol.epochs, config.activation, config.seed));
-        bar.set_prefix(format!("{} seed {} epoch {}/{}", config.activation, config.seed, epoch + 1, config.protocol.epochs));
+        reporter.line(&format!("Epoch {}/{} ({label})", epoch + 1, p.epochs));
+        bar.set_prefix(format!("{label} epoch {}/{}", epoch + 1, p.epochs));
         bar.reset();
         let t0 = Instant::now();
-        let order = rng.permutation(Purpose::Shuffle, epoch as u64, train.len());
-        let mut stats = BatchStats::default();
-        for step in 0..steps {
-            let idx = &order[step * config.protocol.batch_size..((step + 1) * config.protocol.batch_size).min(train.len())];
-            let n = idx.len();
-            for (k, &i) in idx.iter().enumerate() {
-                images[k * IMAGE_BYTES..(k + 1) * IMAGE_BYTES].copy_from_slice(train.image(i as usize));
-                labels[k] = train.labels[i as usize];
+        let stats = train_epoch(trainer, &rngs, epoch, train_len, p.batch_size, |trainer, step, global| {
+            if global < steps::LOGGED_STEPS {
+                for (r, s) in slots.iter_mut().enumerate() {
+                    // Only a log that is whole from step 0 (not one resumed from an older checkpoint).
+                    if s.training() && s.ck.steps.len() as u64 == global {
+                        s.ck.steps.push(trainer.last_step(r, global)?);
+                    }
+                }
             }
-            model.load_images(&images[..n * IMAGE_BYTES]);
-            let global_step = (epoch * steps + step) as u64;
-            let s = model.loss_and_grads(n, &labels[..n], Some(DropoutKey { rng: &rng, step: global_step }));
-            slot.ck.adam.step(&mut model.params, &model.grads);
-            stats.add(s);
             bar.inc(1);
-            if step % 8 == 0 || step + 1 == steps {
-                bar.set_message(format!("loss {:.4} acc {:.4}", stats.mean_loss(), stats.accuracy()));
+            if alone && (step % 8 == 0 || step + 1 == steps) {
+                let s = trainer.epoch_stats()?[0];
+                bar.set_message(format!("loss {:.4} acc {:.4}", s.mean_loss(), s.accuracy()));
             }
-        }
+            Ok(())
+        })?;
         let train_secs = t0.elapsed().as_secs_f64();
-        let val = evaluate(&mut model, &test);
-        let row = Epoch { loss: stats.mean_loss(), accuracy: stats.accuracy(), val_loss: val.mean_loss(), val_accuracy: val.accuracy() };
-        let diagnostics = diagnostics::probe(&mut model, &test, epoch + 1);
-        reporter.line(&epoch_line(steps, t0.elapsed().as_secs_f64(), &row, train_secs));
-        slot.ck.params.clone_from(&model.params);
-        slot.end_epoch(row, diagnostics, train_secs)?;
-        if slot.diverged_at.is_some() {
-            break;
+        let val = trainer.evaluate()?;
+        let states = (0..slots.len()).map(|r| trainer.state(r)).collect::<Result<Vec<_>>>()?;
+        let diagnostics = probe(states.iter().map(|(params, _)| params.as_slice()).collect(), epoch + 1);
+        for (r, ((slot, (params, adam)), diag)) in slots.iter_mut().zip(states).zip(diagnostics).enumerate() {
+            if !slot.training() {
+                continue;
+            }
+            let row = Epoch { loss: stats[r].mean_loss(), accuracy: stats[r].accuracy(), val_loss: val[r].mean_loss(), val_accuracy: val[r].accuracy() };
+            let line = epoch_line(steps, t0.elapsed().as_secs_f64(), &row, train_secs);
+            reporter.line(&if alone { line } else { format!("{} seed {}: {line}", slot.config.activation, slot.config.seed) });
+            slot.ck.params = params;
+            slot.ck.adam = adam;
+            slot.end_epoch(row, diag, train_secs)?;
         }
     }
     remove_bar(reporter, bar);
-    slot.finish(data, record::Device::cpu(), started.elapsed().as_secs_f64(), train.len())
+    Ok(())
+}
+
+/// One epoch of every run on `trainer`: each run's shuffle of its
+/// `train_len` samples (keyed by its seed, `rngs`, and the epoch), then the
+/// steps over it in batches of `batch`, the global step numbering the steps
+/// from the run's start (dropout is keyed by it); `after_step(trainer, step,
+/// global)` follows each. Returns the epoch's training totals per run.
+pub fn train_epoch(
+    trainer: &mut dyn Trainer,
+    rngs: &[Rng],
+    epoch: usize,
+    train_len: usize,
+    batch: usize,
+    mut after_step: impl FnMut(&mut dyn Trainer, usize, u64) -> Result<()>,
+) -> Result<Vec<crate::nn::loss::BatchStats>> {
+    let orders: Vec<Vec<u32>> = rngs.iter().map(|rng| rng.permutation(Purpose::Shuffle, epoch as u64, train_len)).collect();
+    trainer.begin_epoch(&orders)?;
+    let steps = train_len.div_ceil(batch);
+    for step in 0..steps {
+        let (start, global) = (step * batch, (epoch * steps + step) as u64);
+        trainer.step(start, batch.min(train_len - start), global)?;
+        after_step(trainer, step, global)?;
+    }
+    trainer.epoch_stats()
 }
 
 /// How many runs train together on one GPU at most (about 0.3 GB each at batch 64).
@@ -316,7 +406,7 @@ pub fn run_all(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, device
 
 /// Remove a run's artifacts and checkpoint (for `--force`).
 pub fn clear_run(dir: &Path) -> Result<()> {
-    for f in ["run.json", "history.csv", "diagnostics.csv", checkpoint::FILE] {
+    for f in ["run.json", "history.csv", "diagnostics.csv", steps::FILE, checkpoint::FILE] {
         let p = dir.join(f);
         if p.exists() {
             std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;

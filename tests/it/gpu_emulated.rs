@@ -10,7 +10,7 @@ use crate::emulator;
 
 use actlab::activation::Activation;
 use actlab::nn::gpu::program;
-use actlab::nn::gpu_check::{check_gemm, check_training};
+use actlab::train::gpu::check::{check_gemm, check_training};
 use emulator::{Emulated, Gemm};
 
 /// The check `actlab device-check` runs on a GPU, on the emulator with the

@@ -3,12 +3,14 @@
 //! host emulator. Each returns the differences found, one line each, naming
 //! the first element that differs (empty: bit-identical).
 
-use super::adam::{Adam, AdamConfig};
-use super::gpu::GpuRuns;
-use super::loss::BatchStats;
-use super::model::{param_ranges, DropoutKey, Model, PARAMS};
+use super::GpuTrainer;
 use crate::activation::Activation;
 use crate::data::{Split, IMAGE_BYTES};
+use crate::nn::adam::{Adam, AdamConfig};
+use crate::nn::loss::BatchStats;
+use crate::nn::model::{param_ranges, Model, PARAMS};
+use crate::train::train_epoch;
+use crate::train::trainer::{CpuTrainer, Trainer};
 use crate::engine::cpu::gemm::{gemm, MatRef};
 use crate::engine::launch::{Arg, Device, DeviceVec};
 use crate::engine::rng::{Purpose, Rng};
@@ -98,37 +100,6 @@ fn split(n: usize, seed: u64) -> Split {
     Split { images: px.iter().map(|v| (v * 256.0) as u8).collect(), labels: (0..n).map(|i| rng.below(Purpose::Synthetic, 8, i as u64, 10) as u8).collect() }
 }
 
-/// A run on the CPU, stepped as `train::run` steps it.
-struct CpuRun {
-    rng: Rng,
-    model: Model,
-    adam: Adam,
-}
-
-impl CpuRun {
-    fn epoch(&mut self, train: &Split, batch: usize, epoch: u64, first_step: u64) -> BatchStats {
-        let mut stats = BatchStats::default();
-        let order = self.rng.permutation(Purpose::Shuffle, epoch, train.len());
-        for (s, idx) in order.chunks(batch).enumerate() {
-            let images: Vec<u8> = idx.iter().flat_map(|&i| train.image(i as usize).to_vec()).collect();
-            let labels: Vec<u8> = idx.iter().map(|&i| train.labels[i as usize]).collect();
-            self.model.load_images(&images);
-            stats.add(self.model.loss_and_grads(idx.len(), &labels, Some(DropoutKey { rng: &self.rng, step: first_step + s as u64 })));
-            self.adam.step(&mut self.model.params, &self.model.grads);
-        }
-        stats
-    }
-
-    fn evaluate(&mut self, test: &Split, batch: usize) -> BatchStats {
-        let mut stats = BatchStats::default();
-        for (s, labels) in test.labels.chunks(batch).enumerate() {
-            self.model.load_images(&test.images[s * batch * IMAGE_BYTES..(s * batch + labels.len()) * IMAGE_BYTES]);
-            stats.add(self.model.evaluate(labels.len(), labels));
-        }
-        stats
-    }
-}
-
 /// Per-tensor differences of two flat parameter-shaped vectors.
 fn tensor_differences(what: &str, cpu: &[f32], other: &[f32]) -> Vec<String> {
     PARAMS.iter().zip(param_ranges()).filter_map(|(p, r)| first_difference(&format!("{what} {}", p.name()), &cpu[r.clone()], &other[r])).collect()
@@ -141,64 +112,46 @@ fn stats_difference(what: &str, cpu: &BatchStats, other: &BatchStats) -> Option<
 
 /// Three runs trained together for two epochs on random images (two relu
 /// seeds side by side, then zero_fit_linear; a short last batch), against
-/// the same runs on the CPU: the first step's gradients per tensor, then
-/// each epoch's loss, accuracy, parameters and Adam moments, and evaluation.
+/// the same runs on the CPU, both driven by the one epoch loop
+/// ([`train_epoch`]): the first step's gradients per tensor, then each
+/// epoch's loss, accuracy, parameters and Adam moments, and evaluation.
 /// `device` compiles the program it is given.
 pub fn check_training<D: Device>(device: impl FnOnce(&str) -> Result<D>) -> Result<Vec<String>> {
     let acts = [Activation::Relu, Activation::Relu, Activation::ZeroFitLinear];
     let seeds = [1u64, 2, 3];
     let batch = 4;
     let (train, test) = (split(10, 11), split(6, 12));
-    let steps = train.len().div_ceil(batch) as u64;
     let adam = AdamConfig::default();
-    let mut gpu = GpuRuns::new(&acts, &seeds, batch, adam, device)?;
-    let mut cpu: Vec<CpuRun> = acts
-        .iter()
-        .zip(seeds)
-        .map(|(&act, seed)| {
-            let rng = Rng::new(seed);
-            let mut model = Model::new(act, batch);
-            model.init_glorot(&rng);
-            let adam = Adam::new(adam, model.params.len());
-            CpuRun { rng, model, adam }
-        })
-        .collect();
-    for (r, run) in cpu.iter().enumerate() {
-        gpu.set_state(r, &run.model.params, &run.adam)?;
+    let mut cpu = CpuTrainer::new(&acts, &seeds, batch, adam, &train, &test);
+    let mut gpu = GpuTrainer::new(&acts, &seeds, batch, adam, &train, &test, device)?;
+    for (r, (&act, &seed)) in acts.iter().zip(&seeds).enumerate() {
+        let mut model = Model::new(act, 1);
+        model.init_glorot(&Rng::new(seed));
+        let adam = Adam::new(adam, model.params.len());
+        cpu.load(r, &model.params, &adam)?;
+        gpu.load(r, &model.params, &adam)?;
     }
-    let mut train_d = gpu.upload(&train)?;
-    let test_d = gpu.upload(&test)?;
     let mut differences = Vec::new();
 
     // The first batch's gradients without dropout: where a difference starts.
-    gpu.loss_and_grads(&train_d, 0, batch)?;
-    for (r, run) in cpu.iter_mut().enumerate() {
-        run.model.load_images(&train.images[..batch * IMAGE_BYTES]);
-        run.model.loss_and_grads(batch, &train.labels[..batch], None);
-        differences.extend(tensor_differences(&format!("run {r} first gradients"), &run.model.grads, &gpu.grads(r)?));
+    for (r, (c, g)) in cpu.gradients(batch)?.iter().zip(gpu.gradients(batch)?).enumerate() {
+        differences.extend(tensor_differences(&format!("run {r} first gradients"), c, &g));
     }
-
-    for epoch in 0..2u64 {
-        let orders: Vec<Vec<u32>> = cpu.iter().map(|c| c.rng.permutation(Purpose::Shuffle, epoch, train.len())).collect();
-        gpu.set_orders(&mut train_d, &orders)?;
-        gpu.reset_stats()?;
-        for s in 0..steps {
-            let start = s as usize * batch;
-            gpu.train_step(&train_d, start, batch.min(train.len() - start), epoch * steps + s)?;
-        }
-        let stats = gpu.stats(train.len())?;
-        for (r, run) in cpu.iter_mut().enumerate() {
+    let rngs: Vec<Rng> = seeds.iter().map(|&s| Rng::new(s)).collect();
+    for epoch in 0..2 {
+        let on = |t: &mut dyn Trainer| train_epoch(t, &rngs, epoch, train.len(), batch, |_, _, _| Ok(()));
+        let (want, got) = (on(&mut cpu)?, on(&mut gpu)?);
+        for r in 0..acts.len() {
             let what = format!("run {r} ({} seed {}) epoch {}", acts[r], seeds[r], epoch + 1);
-            differences.extend(stats_difference(&format!("{what} training"), &run.epoch(&train, batch, epoch, epoch * steps), &stats[r]));
-            let (params, adam) = gpu.state(r)?;
-            differences.extend(tensor_differences(&format!("{what} parameters"), &run.model.params, &params));
-            differences.extend(tensor_differences(&format!("{what} Adam m"), &run.adam.m, &adam.m));
-            differences.extend(tensor_differences(&format!("{what} Adam v"), &run.adam.v, &adam.v));
+            differences.extend(stats_difference(&format!("{what} training"), &want[r], &got[r]));
+            let ((cp, ca), (gp, ga)) = (cpu.state(r)?, gpu.state(r)?);
+            differences.extend(tensor_differences(&format!("{what} parameters"), &cp, &gp));
+            differences.extend(tensor_differences(&format!("{what} Adam m"), &ca.m, &ga.m));
+            differences.extend(tensor_differences(&format!("{what} Adam v"), &ca.v, &ga.v));
         }
     }
-    let eval = gpu.evaluate(&test_d)?;
-    for (r, run) in cpu.iter_mut().enumerate() {
-        differences.extend(stats_difference(&format!("run {r} evaluation"), &run.evaluate(&test, batch), &eval[r]));
+    for (r, (c, g)) in cpu.evaluate()?.iter().zip(gpu.evaluate()?).enumerate() {
+        differences.extend(stats_difference(&format!("run {r} evaluation"), c, &g));
     }
     // Guard against a vacuous pass: the runs must differ from one another.
     if gpu.state(0)?.0 == gpu.state(1)?.0 {
