@@ -8,6 +8,10 @@ LANG_OPT := $(if $(filter command line,$(origin LANG)),--lang $(LANG),)
 # Runs `make verify` retrains (one epoch each): a fixed sample that covers
 # every study, kind of function and protocol, about 5 minutes on 2 cores.
 VERIFY_SAMPLE ?= 6
+# Where the book links to its sources: the repository on GitHub when built by
+# GitHub Actions (which sets GITHUB_REPOSITORY), otherwise nowhere.
+REPOSITORY ?= $(if $(GITHUB_REPOSITORY),$(GITHUB_SERVER_URL)/$(GITHUB_REPOSITORY),)
+REPO_OPT := $(if $(REPOSITORY),--repository $(REPOSITORY),)
 
 .PHONY: all build report verify verify-all publish-check test bench clean
 
@@ -18,7 +22,7 @@ build:
 
 # The main job: summarise artifacts/ and build the book into book/book/<lang>/.
 report: build
-	$(ACTLAB) report $(LANG_OPT)
+	$(ACTLAB) report $(LANG_OPT) $(REPO_OPT)
 
 # Retrain the first epoch of a fixed sample of the published runs and compare the bytes.
 verify: build
@@ -30,7 +34,7 @@ verify-all: build
 
 # Exactly what .github/workflows/book.yml publishes, with every link checked.
 publish-check: build
-	$(ACTLAB) publish-check
+	$(ACTLAB) publish-check $(REPO_OPT)
 
 test:
 	$(CARGO) test --release

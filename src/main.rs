@@ -36,7 +36,7 @@ enum Command {
     /// Compute every study of studies/index.toml at its own protocol, a little at a time.
     #[command(subcommand)]
     Queue(cmd::queue::Command),
-    /// Build the book: summarise the published runs (polars), draw charts (SVG), write Markdown, run mdBook.
+    /// Build the book: summarise the published runs, judge the predictions, draw charts (SVG), write Markdown, run mdBook.
     Report(cmd::report::Args),
     /// Build the book exactly as the publishing workflow does and check every internal link and image.
     PublishCheck(cmd::report::CheckArgs),

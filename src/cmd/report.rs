@@ -15,11 +15,15 @@ pub struct BookPaths {
     /// The book folder (book.toml, i18n/, src/<lang>/); HTML lands in <DIR>/book/<lang>/.
     #[arg(long, default_value = "book", value_name = "DIR")]
     book: PathBuf,
+    /// The repository's web address, linked from every page with each page's source
+    /// (the Makefile passes https://github.com/$GITHUB_REPOSITORY in GitHub Actions).
+    #[arg(long, value_name = "URL")]
+    repository: Option<String>,
 }
 
 impl BookPaths {
     fn options(self, langs: Option<Vec<String>>) -> actlab::report::Options {
-        actlab::report::Options { studies: self.studies, artifacts: self.artifacts, book: self.book, langs }
+        actlab::report::Options { studies: self.studies, artifacts: self.artifacts, book: self.book, langs, repository: self.repository }
     }
 }
 

@@ -1,10 +1,23 @@
 //! Charts as SVG (plotters): text stays text, so no system fonts are needed
 //! at build time and the browser renders the labels.
+//!
+//! Readability rules, applied to every chart: text sizes are chosen for the
+//! width the book displays a chart at (`book/actlab.css` shows a chart in a
+//! table at 300 px, a small multiple at its own 340 px, and an overlay at
+//! most at its own 600 px, or the width of a phone column: 14 px text on a
+//! 340 px chart and 18 px on a 600 px one stay at least 11 px on screen);
+//! the legend sits in a
+//! strip beside the data, never over it; epochs are whole numbers; a
+//! function keeps its colour on every chart of the book; and training vs
+//! validation is told by the dash, not by colour.
 
-use anyhow::{anyhow, Result};
+use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
-pub const PALETTE: [RGBColor; 8] = [
+pub type Rgb = RGBColor;
+
+/// Colours for functions, in the order they first appear in the book.
+pub const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -13,10 +26,17 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(128, 128, 0),
 ];
 
 /// Font families tried in order by the browser.
 const FONT: &str = "Noto Sans CJK JP, Hiragino Sans, Yu Gothic, Meiryo, sans-serif";
+/// The standard chart: 340 × 270 with 14 px text (three side by side fill a desktop column).
+const SIZE: (u32, u32) = (340, 270);
+const TEXT: u32 = 14;
 
 pub struct Series {
     pub name: String,
@@ -25,6 +45,8 @@ pub struct Series {
     pub color: RGBColor,
     /// Thick lines for means, thin for single seeds.
     pub thick: bool,
+    /// Dashed: validation (the test set); solid: training.
+    pub dashed: bool,
     /// Shown in the legend.
     pub legend: bool,
 }
@@ -45,73 +67,137 @@ pub struct LineChart {
     pub bands: Vec<Band>,
     /// Fixed y range; None fits the data.
     pub y_range: Option<(f64, f64)>,
+    /// A logarithmic y axis (for curves spanning orders of magnitude).
+    pub log_y: bool,
+    /// x counts epochs: whole-number ticks.
+    pub integer_x: bool,
     pub size: (u32, u32),
+    /// Text size in SVG pixels (the title is 1 px larger).
+    pub text: u32,
 }
 
 fn finite(v: impl Iterator<Item = f64>) -> Vec<f64> {
     v.filter(|x| x.is_finite()).collect()
 }
 
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("chart: {e}")
+}
+
 impl LineChart {
     pub fn new(title: &str, x_label: &str, y_label: &str) -> LineChart {
-        LineChart { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series: vec![], bands: vec![], y_range: None, size: (420, 300) }
+        LineChart { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series: vec![], bands: vec![], y_range: None, log_y: false, integer_x: true, size: SIZE, text: TEXT }
+    }
+
+    /// Whether the curves span so many orders of magnitude that a linear
+    /// axis would flatten all but one (the largest is over 50× the median).
+    pub fn needs_log(&self) -> bool {
+        let mut peaks: Vec<f64> = self.series.iter().filter(|s| s.thick).map(|s| finite(s.ys.iter().copied()).into_iter().fold(0.0, f64::max)).filter(|v| *v > 0.0).collect();
+        if peaks.len() < 2 {
+            return false;
+        }
+        peaks.sort_by(f64::total_cmp);
+        peaks[peaks.len() - 1] > 50.0 * peaks[peaks.len() / 2]
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        if self.log_y { if v > 0.0 { v.log10() } else { f64::NAN } } else { v }
     }
 
     pub fn render(&self) -> Result<String> {
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| anyhow!("chart: {e}"))?;
+            root.fill(&WHITE).map_err(err)?;
+            let legends: Vec<&Series> = self.series.iter().filter(|s| s.legend).collect();
+            let (text, title) = (self.text, self.text + 1);
+            // The legend strip: as wide as its longest label (about 0.6 em a character, 1 em for CJK).
+            let label_width = |s: &str| s.chars().map(|c| if c.is_ascii() { 0.6 } else { 1.0 }).sum::<f64>() * text as f64;
+            let strip_width = legends.iter().map(|s| label_width(&s.name)).fold(0.0, f64::max) as u32 + 44;
+            // Beside the plot, or below it in columns when that would leave the plot too narrow.
+            let below = strip_width * 3 > self.size.0;
+            let columns = if below { (self.size.0 / strip_width).max(1) as usize } else { 1 };
+            let line_height = text as i32 + 8;
+            let legend_rows = legends.len().div_ceil(columns);
+            let (plot, strip) = if legends.is_empty() {
+                (root.clone(), None)
+            } else if below {
+                let (a, b) = root.split_vertically(self.size.1 as i32 - legend_rows as i32 * line_height - 8);
+                (a, Some(b))
+            } else {
+                let (a, b) = root.split_horizontally(self.size.0.saturating_sub(strip_width));
+                (a, Some(b))
+            };
             let xs = finite(self.series.iter().flat_map(|s| s.xs.iter().copied()).chain(self.bands.iter().flat_map(|b| b.xs.iter().copied())));
-            let ys = finite(self.series.iter().flat_map(|s| s.ys.iter().copied()).chain(self.bands.iter().flat_map(|b| b.lo.iter().chain(&b.hi).copied())));
+            let ys = finite(self.series.iter().flat_map(|s| s.ys.iter().map(|v| self.y(*v))).chain(self.bands.iter().flat_map(|b| b.lo.iter().chain(&b.hi).map(|v| self.y(*v)))));
             let (x0, x1) = bounds(&xs, (0.0, 1.0));
-            let (y0, y1) = self.y_range.unwrap_or_else(|| pad(bounds(&ys, (0.0, 1.0))));
-            let mut chart = ChartBuilder::on(&root)
-                .caption(&self.title, (FONT, 15))
-                .margin(8)
-                .x_label_area_size(32)
-                .y_label_area_size(48)
-                .build_cartesian_2d(x0..x1, y0..y1)
-                .map_err(|e| anyhow!("chart: {e}"))?;
-            chart
-                .configure_mesh()
-                .x_desc(&self.x_label)
-                .y_desc(&self.y_label)
-                .label_style((FONT, 11))
-                .axis_desc_style((FONT, 12))
+            let (y0, y1) = match self.y_range {
+                Some((a, b)) => (self.y(a), self.y(b)),
+                None => pad(bounds(&ys, (0.0, 1.0))),
+            };
+            let mut chart = ChartBuilder::on(&plot).caption(&self.title, (FONT, title)).margin(10).x_label_area_size(2 * text + 12).y_label_area_size(3 * text + 18).build_cartesian_2d(x0..x1, y0..y1).map_err(err)?;
+            let span = (x1 - x0).round().max(1.0) as usize;
+            let log = self.log_y;
+            let y_fmt = move |v: &f64| if log { format_log(*v) } else { format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_string() };
+            let x_fmt = |v: &f64| if (v - v.round()).abs() < 1e-9 { format!("{}", v.round()) } else { String::new() };
+            let mut mesh = chart.configure_mesh();
+            mesh.x_desc(&self.x_label)
+                .y_desc(if self.log_y { format!("{} (log)", self.y_label) } else { self.y_label.clone() })
+                .label_style((FONT, text))
+                .axis_desc_style((FONT, text))
                 .light_line_style(RGBColor(235, 235, 235))
-                .draw()
-                .map_err(|e| anyhow!("chart: {e}"))?;
-            for b in &self.bands {
-                let mut pts: Vec<(f64, f64)> = b.xs.iter().zip(&b.hi).map(|(x, y)| (*x, *y)).collect();
-                pts.extend(b.xs.iter().zip(&b.lo).rev().map(|(x, y)| (*x, *y)));
-                let pts: Vec<_> = pts.into_iter().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-                chart.draw_series(std::iter::once(Polygon::new(pts, b.color.mix(0.18).filled()))).map_err(|e| anyhow!("chart: {e}"))?;
+                .y_label_formatter(&y_fmt)
+                .y_labels(6);
+            if self.integer_x {
+                mesh.x_labels(if span <= 10 { span + 1 } else { 6 }).x_label_formatter(&x_fmt);
             }
-            let mut any_legend = false;
+            mesh.draw().map_err(err)?;
+            for b in &self.bands {
+                let mut pts: Vec<(f64, f64)> = b.xs.iter().zip(&b.hi).map(|(x, y)| (*x, self.y(*y))).collect();
+                pts.extend(b.xs.iter().zip(&b.lo).rev().map(|(x, y)| (*x, self.y(*y))));
+                let pts: Vec<_> = pts.into_iter().filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| (x, y.clamp(y0, y1))).collect();
+                chart.draw_series(std::iter::once(Polygon::new(pts, b.color.mix(0.15).filled()))).map_err(err)?;
+            }
             for s in &self.series {
-                let style = ShapeStyle { color: s.color.mix(if s.thick { 1.0 } else { 0.45 }), filled: false, stroke_width: if s.thick { 2 } else { 1 } };
-                let pts: Vec<(f64, f64)> = s.xs.iter().zip(&s.ys).filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| (*x, y.clamp(y0, y1))).collect();
-                let drawn = chart.draw_series(LineSeries::new(pts, style)).map_err(|e| anyhow!("chart: {e}"))?;
-                if s.legend {
-                    any_legend = true;
-                    let c = s.color;
-                    drawn.label(s.name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+                let style = ShapeStyle { color: s.color.mix(if s.thick { 1.0 } else { 0.4 }), filled: false, stroke_width: if s.thick { 3 } else { 1 } };
+                let pts: Vec<(f64, f64)> = s.xs.iter().zip(&s.ys).map(|(x, y)| (*x, self.y(*y))).filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| (x, y.clamp(y0, y1))).collect();
+                if s.dashed {
+                    chart.draw_series(DashedLineSeries::new(pts, 9, 6, style)).map_err(err)?;
+                } else {
+                    chart.draw_series(LineSeries::new(pts, style)).map_err(err)?;
                 }
             }
-            if any_legend {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(200, 200, 200))
-                    .label_font((FONT, 11))
-                    .position(SeriesLabelPosition::LowerRight)
-                    .draw()
-                    .map_err(|e| anyhow!("chart: {e}"))?;
+            if let Some(strip) = strip {
+                // One line per entry, with its dash.
+                let top = if below { line_height / 2 } else { title as i32 + 24 };
+                for (i, s) in legends.iter().enumerate() {
+                    let (row, column) = if below { (i / columns, i % columns) } else { (i, 0) };
+                    let x = column as i32 * strip_width as i32 + if below { 40 } else { 0 };
+                    let y = top + row as i32 * line_height;
+                    let style = ShapeStyle { color: s.color.to_rgba(), filled: false, stroke_width: 3 };
+                    if s.dashed {
+                        strip.draw(&plotters::element::DashedPathElement::new(vec![(x + 4, y), (x + 34, y)], 7, 4, style)).map_err(err)?;
+                    } else {
+                        strip.draw(&PathElement::new(vec![(x + 4, y), (x + 34, y)], style)).map_err(err)?;
+                    }
+                    strip.draw(&Text::new(s.name.clone(), (x + 40, y - text as i32 / 2), (FONT, text).into_font())).map_err(err)?;
+                }
             }
-            root.present().map_err(|e| anyhow!("chart: {e}"))?;
+            root.present().map_err(err)?;
         }
         Ok(svg)
+    }
+}
+
+/// A tick of a log10 axis as the value it stands for.
+fn format_log(v: f64) -> String {
+    let x = 10f64.powf(v);
+    if x >= 1.0 {
+        format!("{x:.0}")
+    } else if x >= 0.01 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.0e}")
     }
 }
 
@@ -127,4 +213,71 @@ fn bounds(v: &[f64], default: (f64, f64)) -> (f64, f64) {
 fn pad((lo, hi): (f64, f64)) -> (f64, f64) {
     let d = (hi - lo) * 0.05;
     (lo - d, hi + d)
+}
+
+/// One row of an [`IntervalChart`]: a mean and its interval.
+pub struct Interval {
+    pub label: String,
+    pub mean: f64,
+    /// NaN when there is one seed (a dot without a bar).
+    pub lo: f64,
+    pub hi: f64,
+    pub color: RGBColor,
+}
+
+/// Means with their intervals, one row each, labelled on the left.
+pub struct IntervalChart {
+    pub title: String,
+    pub x_label: String,
+    pub rows: Vec<Interval>,
+    pub x_range: (f64, f64),
+}
+
+impl IntervalChart {
+    pub fn render(&self) -> Result<String> {
+        let text = 16u32;
+        let label_width = self.rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(4) as u32 * text * 6 / 10 + 16;
+        let height = 90 + 30 * self.rows.len() as u32;
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (600, height)).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            let n = self.rows.len();
+            let labels: Vec<String> = self.rows.iter().map(|r| r.label.clone()).collect();
+            let mut chart = ChartBuilder::on(&root)
+                .caption(&self.title, (FONT, text + 1))
+                .margin(10)
+                .x_label_area_size(2 * text + 12)
+                .y_label_area_size(label_width)
+                .build_cartesian_2d(self.x_range.0..self.x_range.1, -0.5..(n as f64 - 0.5))
+                .map_err(err)?;
+            let y_fmt = |v: &f64| {
+                let i = v.round();
+                if (v - i).abs() < 1e-9 && i >= 0.0 && (i as usize) < n { labels[n - 1 - i as usize].clone() } else { String::new() }
+            };
+            chart
+                .configure_mesh()
+                .x_desc(&self.x_label)
+                .label_style((FONT, text))
+                .axis_desc_style((FONT, text))
+                .light_line_style(RGBColor(235, 235, 235))
+                .y_labels(2 * n + 1)
+                .y_label_formatter(&y_fmt)
+                .disable_y_mesh()
+                .draw()
+                .map_err(err)?;
+            for (i, r) in self.rows.iter().enumerate() {
+                let y = (n - 1 - i) as f64;
+                let style = ShapeStyle { color: r.color.to_rgba(), filled: true, stroke_width: 3 };
+                if r.lo.is_finite() && r.hi.is_finite() {
+                    chart.draw_series(std::iter::once(PathElement::new(vec![(r.lo.max(self.x_range.0), y), (r.hi.min(self.x_range.1), y)], style))).map_err(err)?;
+                }
+                if r.mean.is_finite() {
+                    chart.draw_series(std::iter::once(Circle::new((r.mean, y), 6, style))).map_err(err)?;
+                }
+            }
+            root.present().map_err(err)?;
+        }
+        Ok(svg)
+    }
 }

@@ -27,40 +27,39 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    lang, language_name,
-    // Chapter and section titles.
-    title_purpose_conditions, title_purpose, title_conditions, title_functions, title_predictions, title_results,
-    title_summary, title_not_included, title_overlays, title_diagnostics, title_verdicts, title_discussion,
-    title_numbers, title_notes, title_reproducibility, title_runs_hashes, title_introduction, title_reproduce,
-    // Conditions.
-    network_intro, row_epochs, row_batch, batch_detail, row_optimizer, optimizer_detail, row_init, init_detail,
-    row_loss, loss_detail, row_inputs, inputs_detail, row_seeds, row_dataset, dataset_detail, no_runs_yet,
-    col_function, col_definition, col_graph, zero_fit_graph_note, reduced_protocol, all_train, all_test,
-    // Predictions.
-    predictions_intro, no_prediction, checked_as, metric_best, metric_final, metric_gap, expect_higher, expect_lower, expect_similar,
-    // Results.
-    runs_of, row_function, row_accuracy, row_loss_curves, row_csv, seed_link, seed_state, curves_caption,
-    col_runs, col_best, col_ci, col_best_epoch, col_final_acc, col_gap, col_final_loss, col_wall, ci_note,
-    col_seed, col_state, overlay_title, diagnostics_intro,
-    diag_pre_mean, diag_pre_mean_what, diag_post_mean, diag_post_mean_what, diag_sparsity, diag_sparsity_what,
-    diag_zero_slope, diag_zero_slope_what, diag_dead_units, diag_dead_units_what, diag_grad, diag_grad_what,
-    // Run states.
-    state_missing, state_partial, state_running, state_done, state_diverged, state_corrupt, state_unusable,
-    // Verdicts.
-    verdicts_intro, col_prediction, col_claim, col_difference, col_interval, col_verdict,
-    verdict_supported, verdict_contradicted, verdict_inconclusive,
-    // A study's 2x2 design.
-    title_design, title_article_table, design_intro, design_present, design_absent, design_verdict, design_rule,
-    col_removed, col_comparison, design_other_present, design_other_absent, design_why_intro, col_grad_vs,
-    // Discussion.
-    no_finished_runs, best_function, overfits, little_overfitting, peaked, starts_slowly, relu_at_start,
-    diagnostics_show, no_large_difference, fact_mean_shift, fact_gradient, dead_units_end, exact_zeros, no_notes,
-    // Charts.
-    axis_epoch, chart_function_axis, legend_f, legend_df,
-    // Reproducibility and front page.
-    reproducibility_intro, col_epochs, col_protocol, col_dataset, col_engine, col_device, col_history_sha,
-    protocol_cell, not_finished, front_study, front_runs, front_protocol, front_dataset, front_engine,
-    front_protocol_cell, all_value, title_appendix_reduced, appendix_study, appendix_intro, compute_left,
+    lang, language_name, title_purpose_conditions, title_purpose, title_conditions, title_functions,
+    title_predictions, title_results, title_summary, title_not_included, title_overlays, title_diagnostics,
+    title_verdicts, title_discussion, title_numbers, title_notes, title_reproducibility, title_runs_hashes,
+    title_introduction, title_reproduce, network_intro, row_epochs, row_batch, batch_detail, row_optimizer,
+    optimizer_detail, row_init, init_detail, row_loss, loss_detail, row_inputs, inputs_detail, row_seeds,
+    row_dataset, dataset_detail, no_runs_yet, col_function, col_definition, col_graph, zero_fit_graph_note,
+    reduced_protocol, all_train, all_test, predictions_intro, no_prediction, checked_as, metric_best,
+    metric_final, metric_gap, expect_higher, expect_lower, expect_similar, runs_of, row_function,
+    row_accuracy, row_loss_curves, row_csv, seed_link, seed_state, curves_caption, col_runs, col_best,
+    col_ci, col_best_epoch, col_gap, col_final_loss, col_wall, ci_note, col_seed, col_state, overlay_title,
+    diagnostics_intro, diag_pre_mean, diag_pre_mean_what, diag_post_mean, diag_post_mean_what, diag_sparsity,
+    diag_sparsity_what, diag_zero_slope, diag_zero_slope_what, diag_dead_units, diag_dead_units_what,
+    diag_grad, diag_grad_what, state_missing, state_partial, state_running, state_done, state_diverged,
+    state_corrupt, state_unusable, verdicts_intro, col_claim, col_difference, col_interval, col_verdict,
+    verdict_supported, verdict_contradicted, verdict_inconclusive, title_design, title_article_table,
+    design_intro, design_present, design_absent, design_verdict, design_rule, col_removed, col_comparison,
+    design_other_present, design_other_absent, design_why_intro, col_grad_vs, no_finished_runs, overfits,
+    little_overfitting, peaked, diagnostics_show, no_large_difference, fact_mean_shift, fact_gradient,
+    dead_units_end, exact_zeros, axis_epoch, chart_function_axis, legend_f, legend_df, reproducibility_intro,
+    col_epochs, col_dataset, col_engine, col_device, col_history_sha, protocol_cell, not_finished,
+    front_study, front_runs, front_protocol, front_dataset, front_engine, front_protocol_cell,
+    title_appendix_reduced, appendix_study, compute_left, book_title, col_article,
+    col_these_runs, row_train_images, row_test_images, keras_default, article_one_run, article_dataset,
+    jpeg_note, compute_left_unknown, legend_train, legend_val, col_plateau, metric_plateau, overlay_caption,
+    method_paired, method_welch, col_method, col_p, col_p_holm, verdict_too_few_seeds,
+    verdict_too_few_seeds_unknown, verdict_not_applicable, na_at_chance, na_still_rising, na_too_short,
+    link_summary, link_diagnostics, ranking, ranking_resolved, ranking_unresolved, ranking_one_seed,
+    overfit_unclear, overfit_not_judged, starts_at_chance, starts_behind, answer_title, answer_intro,
+    answer_protocol, answer_progress, answer_claim, answer_design, answer_chart_title, answer_chart_caption,
+    answer_none, answer_reduced, verdict_no_runs, title_observations, observations_intro, col_article_words,
+    col_measured, col_result, obs_reproduced, obs_not_reproduced, obs_not_testable, untestable_no_runs,
+    untestable_shorter, untestable_unresolved, measured_stall, measured_gap, measured_plateau, measured_difference,
+    quote, metric_first, chart_one_seed,
 }
 
 impl Messages {

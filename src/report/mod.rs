@@ -1,26 +1,40 @@
-//! `actlab report`: artifacts → polars summaries → plotters charts →
-//! Markdown under `book/src/generated/` → mdBook HTML in `book/book/`.
+//! `actlab report`: published runs → per-run measures and judgements →
+//! plotters charts → Markdown under `book/build/<lang>/src/generated/` →
+//! mdBook HTML in `book/book/<lang>/`.
+//!
+//! The pipeline, one module each: [`data`] reads the runs and aggregates
+//! them, [`stats`] is the arithmetic of intervals and tests, [`rules`]
+//! decides what may be said, [`text`] writes numbers and verdicts,
+//! [`charts`] draws, [`chapters`] and [`design`] compose the pages.
 //!
 //! One edition per language (`book/book/<lang>/`): the generated text comes
 //! from `book/i18n/<lang>.toml`; hand-written prose lives in
 //! `book/src/<lang>/` (`introduction.md`, `reproduce.md`,
-//! `notes/<study>.md`) and is only ever read. Each edition is staged in
-//! `book/build/<lang>/` (rebuilt from scratch every time) and built there.
+//! `notes/<study>.md` for a study's own protocol and
+//! `notes/<study>.<protocol>.md` for a reduction) and is only ever read.
+//! Each edition is staged in `book/build/<lang>/` (rebuilt from scratch
+//! every time) and built there.
 
-pub mod artifacts;
+pub mod answer;
 pub mod chapters;
 pub mod charts;
-pub mod factorial;
+pub mod data;
+pub mod design;
 pub mod links;
 pub mod messages;
+pub mod observations;
+pub mod rules;
 pub mod stats;
+pub mod text;
 
 use crate::io::write_atomic;
 use anyhow::{Context, Result};
 use crate::store::Runs;
 use crate::train::config::Protocol;
-use artifacts::StudyData;
+use crate::activation::Activation;
 use chapters::StudyPages;
+use charts::{Rgb, PALETTE};
+use data::StudyData;
 use messages::{fill, Messages};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,6 +46,9 @@ pub struct Options {
     pub book: PathBuf,
     /// Editions to build; None builds one per message catalogue.
     pub langs: Option<Vec<String>>,
+    /// The repository's web address (e.g. https://github.com/OWNER/actlab):
+    /// each page then links to it and to its own source.
+    pub repository: Option<String>,
 }
 
 pub struct Built {
@@ -46,9 +63,27 @@ pub struct Built {
 const THEME_FILES: [&str; 1] = ["actlab.css"];
 
 /// A script that puts a link to every other edition in each page's menu bar
-/// (the same page in the other language: `/en/` ↔ `/ja/` in the path).
-fn language_switch(catalogues: &[Messages]) -> String {
+/// (the same page in the other language: `/en/` ↔ `/ja/` in the path), and,
+/// with a repository, a link to the page's source: the hand-written page,
+/// or for a generated chapter the study file it is made from.
+fn language_switch(catalogues: &[Messages], repository: Option<&str>) -> String {
     let langs: Vec<String> = catalogues.iter().map(|m| format!("[{:?}, {:?}]", m.lang, m.language_name)).collect();
+    let source = match repository {
+        None => String::new(),
+        Some(repo) => format!(
+            r#"
+  var rel = at < 0 ? "" : path.slice(at + cur.length + 2).replace(/\.html$/, "");
+  var m = rel.match(/^generated\/([^\/]+)\//);
+  var src = m ? "studies/" + m[1] + ".toml" : (rel.indexOf("generated/") === 0 ? "src/report" : "book/src/" + cur + "/" + (rel || "introduction") + ".md");
+  var s = document.createElement("a");
+  s.href = {repo:?} + "/blob/main/" + src;
+  s.textContent = "source";
+  s.className = "actlab-lang";
+  s.title = src;
+  bar.insertBefore(s, bar.firstChild);"#,
+            repo = repo.trim_end_matches('/')
+        ),
+    };
     format!(
         r#"(function () {{
   var langs = [{}];
@@ -65,7 +100,7 @@ fn language_switch(catalogues: &[Messages]) -> String {
     a.className = "actlab-lang";
     a.setAttribute("hreflang", l[0]);
     bar.insertBefore(a, bar.firstChild);
-  }});
+  }});{source}
 }})();
 "#,
         langs.join(", ")
@@ -85,9 +120,9 @@ pub fn build(opts: &Options) -> Result<Built> {
     let mut data: Vec<StudyData> = Vec::new();
     let mut appendix: Vec<StudyData> = Vec::new();
     for s in &studies {
-        let read = |p: &Protocol| artifacts::load(s, &runs, p).with_context(|| format!("reading the published runs of study {} ({})", s.name, p.slug()));
+        let read = |p: &Protocol| data::load(s, &runs, p).with_context(|| format!("reading the published runs of study {} ({})", s.name, p.slug()));
         data.push(read(&s.protocol)?);
-        for p in artifacts::reductions(s, &runs)? {
+        for p in data::reductions(s, &runs)? {
             appendix.push(read(&p)?);
         }
     }
@@ -100,7 +135,7 @@ pub fn build(opts: &Options) -> Result<Built> {
         used += d.runs.iter().filter(|r| r.usable()).count();
         total += d.runs.len();
     }
-    let switch = language_switch(&catalogues);
+    let switch = language_switch(&catalogues, opts.repository.as_deref());
     for m in &catalogues {
         edition(opts, m, &data, &appendix, &out.join(&m.lang), &switch)?;
     }
@@ -139,29 +174,45 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
         std::fs::copy(opts.book.join(f), stage.join(f)).with_context(|| format!("cannot copy {}", opts.book.join(f).display()))?;
     }
     write_atomic(&stage.join("lang-switch.js"), switch.as_bytes())?;
+    // One colour per function across the whole book, in order of first appearance.
+    let mut seen: Vec<Activation> = Vec::new();
+    for d in data {
+        for f in &d.study.functions {
+            if !seen.contains(&f.activation) {
+                seen.push(f.activation);
+            }
+        }
+    }
+    let colors = move |a: Activation| -> Rgb { PALETTE[seen.iter().position(|x| *x == a).unwrap_or(0) % PALETTE.len()] };
     let generated = src.join("generated");
     let mut summary = format!("# Summary\n\n[{}](introduction.md)\n[{}](reproduce.md)\n\n", m.title_introduction, m.title_reproduce);
     let mut repro = format!("# {}\n\n{}\n\n", m.title_reproducibility, m.reproducibility_intro);
-    let mut front = format!("| {} | {} | {} | {} | {} |\n|---|---|---|---|---|\n", m.front_study, m.front_runs, m.front_protocol, m.front_dataset, m.front_engine);
+    let mut front = text::header(&[&m.front_study, &m.front_runs, &m.front_protocol, &m.front_dataset, &m.front_engine]);
+    let notes = |study: &str, protocol: Option<&Protocol>| {
+        let file = match protocol {
+            None => format!("{study}.md"),
+            Some(p) => format!("{study}.{}.md", p.slug()),
+        };
+        std::fs::read_to_string(hand.join("notes").join(file)).ok()
+    };
     for d in data {
         let study = &d.study;
         let dir = generated.join(&study.name);
-        let pages = StudyPages::new(m, d, &dir)?;
-        let notes = std::fs::read_to_string(hand.join("notes").join(format!("{}.md", study.name))).ok();
+        let pages = StudyPages { m, data: d, dir: &dir, colors: &colors };
         let files = [
             ("purpose.md", &m.title_purpose_conditions, pages.purpose()?),
             ("predictions.md", &m.title_predictions, pages.predictions()),
             ("results.md", &m.title_results, pages.results()?),
             ("verdicts.md", &m.title_verdicts, pages.verdicts()),
-            ("discussion.md", &m.title_discussion, pages.discussion(notes.as_deref())?),
+            ("discussion.md", &m.title_discussion, pages.discussion(notes(&study.name, None).as_deref())?),
         ];
-        let _ = writeln!(summary, "# {}\n", study.title);
+        let _ = writeln!(summary, "# {}\n", study.title_in(&m.lang));
         for (file, title, text) in files {
             write_atomic(&dir.join(file), text.as_bytes())?;
             let _ = writeln!(summary, "- [{title}](generated/{}/{file})", study.name);
         }
         summary.push('\n');
-        front.push_str(&front_row(m, d));
+        front.push_str(&front_row(m, d, appendix));
         repro.push_str(&repro_table(m, d, &pages));
     }
     // Runs at reduced protocols: their own part of the book, never mixed with the above.
@@ -170,12 +221,14 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
         for d in appendix {
             let (study, slug) = (&d.study, d.protocol.slug());
             let dir = generated.join(&study.name).join(&slug);
-            let pages = StudyPages::new(m, d, &dir)?;
-            let title = fill(&m.appendix_study, &[("study", &study.title), ("protocol", &protocol_text(m, &d.protocol))]);
+            let pages = StudyPages { m, data: d, dir: &dir, colors: &colors };
+            let title = fill(&m.appendix_study, &[("study", study.title_in(&m.lang)), ("protocol", &text::protocol(m, &d.protocol))]);
             let _ = writeln!(summary, "- [{title}](generated/{}/{slug}/results.md)", study.name);
             write_atomic(&dir.join("results.md"), pages.results()?.as_bytes())?;
-            write_atomic(&dir.join("verdicts.md"), pages.verdicts().as_bytes())?;
-            let _ = writeln!(summary, "  - [{}](generated/{}/{slug}/verdicts.md)", m.title_verdicts, study.name);
+            for (file, title, text) in [("verdicts.md", &m.title_verdicts, pages.verdicts()), ("discussion.md", &m.title_discussion, pages.discussion(notes(&study.name, Some(&d.protocol)).as_deref())?)] {
+                write_atomic(&dir.join(file), text.as_bytes())?;
+                let _ = writeln!(summary, "  - [{title}](generated/{}/{slug}/{file})", study.name);
+            }
             repro.push_str(&repro_table(m, d, &pages));
         }
         summary.push('\n');
@@ -183,65 +236,64 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
     let _ = writeln!(summary, "# {}\n\n- [{}](generated/reproducibility.md)", m.title_reproducibility, m.title_runs_hashes);
     write_atomic(&generated.join("reproducibility.md"), repro.as_bytes())?;
     write_atomic(&generated.join("front.md"), front.as_bytes())?;
+    write_atomic(&generated.join("answer.md"), answer::answer(m, data, appendix, &colors, &generated)?.as_bytes())?;
     write_atomic(&src.join("SUMMARY.md"), summary.as_bytes())?;
 
     let mut config = mdbook_driver::config::Config::from_disk(opts.book.join("book.toml")).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     config.book.language = Some(m.lang.clone());
+    config.book.title = Some(m.book_title.clone());
     config.book.src = PathBuf::from("src");
+    if let Some(repo) = &opts.repository {
+        config.set("output.html.git-repository-url", repo).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    }
     config.build.build_dir = std::path::absolute(out)?;
     let book = mdbook_driver::MDBook::load_with_config(&stage, config).map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("cannot load the `{}` book in {}", m.lang, stage.display()))?;
     book.build().map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("mdBook failed to build the `{}` edition", m.lang))
 }
 
-/// A protocol in words: epochs, batch, and how many training and test images.
-pub fn protocol_text(m: &Messages, p: &Protocol) -> String {
-    fill(
-        &m.protocol_cell,
-        &[("epochs", &p.epochs.to_string()), ("batch", &p.batch_size.to_string()), ("train", &p.train_limit.map_or(m.all_value.clone(), |n| n.to_string())), ("test", &p.test_limit.map_or(m.all_value.clone(), |n| n.to_string()))],
-    )
+/// The first 12 characters of a hash, the whole of it on hover.
+fn short_hash(h: &str) -> String {
+    format!("<code title=\"{h}\">{}</code>", &h[..h.len().min(12)])
 }
 
 /// The front page's line for a study: what was run, on what, with what.
-fn front_row(m: &Messages, d: &StudyData) -> String {
+fn front_row(m: &Messages, d: &StudyData, appendix: &[StudyData]) -> String {
     let study = &d.study;
     let n_used = d.runs.iter().filter(|r| r.usable()).count();
     let seeds = study.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
-    let protocol = fill(&m.front_protocol_cell, &[("protocol", &protocol_text(m, &d.protocol)), ("seeds", &seeds)]);
-    let rec = d.runs.iter().find_map(|r| r.record());
-    let ds = rec.map_or("–".to_string(), |r| format!("{} (`{}…`)", r.dataset.dataset, &r.dataset.tensors_sha256[..12]));
-    let engine = rec.map_or("–".to_string(), |r| format!("actlab {} `{}`, {} {}", r.engine.version, r.engine.git_commit.as_deref().map_or("", |c| &c[..c.len().min(10)]), r.device.class, r.device.name));
-    format!("| [{}](generated/{}/results.md) | {n_used}/{} | {protocol} | {ds} | {engine} |\n", study.title, study.name, d.runs.len())
+    let protocol = fill(&m.front_protocol_cell, &[("protocol", &text::protocol(m, &d.protocol)), ("seeds", &seeds)]);
+    let rec = d.runs.iter().find_map(|r| r.record()).or_else(|| appendix.iter().filter(|a| a.study.name == study.name).flat_map(|a| &a.runs).find_map(|r| r.record()));
+    let ds = rec.map_or("–".to_string(), |r| format!("{} ({})", r.dataset.dataset, short_hash(&r.dataset.tensors_sha256)));
+    let engine = rec.map_or("–".to_string(), |r| format!("actlab {} {}, {} {}", r.engine.version, r.engine.git_commit.as_deref().map_or(String::new(), short_hash), r.device.class, r.device.name));
+    text::row(&[format!("[{}](generated/{}/results.md)", study.title_in(&m.lang), study.name), format!("{n_used}/{}", d.runs.len()), protocol, ds, engine])
 }
 
-/// The reproducibility chapter's table for a study.
+/// The reproducibility chapter's table for a study at one protocol: what is
+/// the same for every run is said once above it.
 fn repro_table(m: &Messages, d: &StudyData, pages: &StudyPages) -> String {
-    let mut t = format!(
-        "## {}\n\n| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n|---|---|---|---|---|---|---|---|---|\n",
-        d.study.title, m.col_function, m.col_seed, m.col_state, m.col_epochs, m.col_protocol, m.col_dataset, m.col_engine, m.col_device, m.col_history_sha
-    );
-    for r in &d.runs {
-        match r.record() {
-            Some(rec) => {
-                let protocol = protocol_text(m, &rec.config.protocol);
-                let _ = writeln!(
-                    t,
-                    "| {} | {} | {} | {} | {protocol} | {} | {} {} | {} ({}) | `{}` |",
-                    r.activation,
-                    r.seed,
-                    chapters::run_text(m, r),
-                    rec.epochs_completed,
-                    rec.dataset.dataset,
-                    rec.engine.version,
-                    rec.engine.git_commit.as_deref().map_or("", |c| &c[..c.len().min(10)]),
-                    rec.device.class,
-                    rec.device.threads,
-                    rec.history_sha256
-                );
-            }
-            None => {
-                let _ = writeln!(t, "| {} | {} | {} | | | | | | |", r.activation, r.seed, chapters::run_text(m, r));
-            }
+    let mut t = format!("## {} — {}\n\n", d.study.title_in(&m.lang), text::protocol(m, &d.protocol));
+    let recs: Vec<_> = d.runs.iter().filter_map(|r| r.record()).collect();
+    if let Some(first) = recs.first() {
+        let same = |f: &dyn Fn(&crate::train::record::RunRecord) -> String| recs.iter().all(|r| f(r) == f(first));
+        let ds = |r: &crate::train::record::RunRecord| format!("{} (tensors sha256 {})", r.dataset.dataset, short_hash(&r.dataset.tensors_sha256));
+        if same(&ds) {
+            let _ = writeln!(t, "{}: {}\n", m.col_dataset, ds(first));
         }
+    }
+    t.push_str(&text::header(&[&m.col_function, &m.col_seed, &m.col_state, &m.col_epochs, &m.col_engine, &m.col_device, &m.col_history_sha]));
+    for r in &d.runs {
+        t.push_str(&match r.record() {
+            Some(rec) => text::row(&[
+                r.activation.name().to_string(),
+                r.seed.to_string(),
+                text::run_state(m, r),
+                rec.epochs_completed.to_string(),
+                format!("{} {}", rec.engine.version, rec.engine.git_commit.as_deref().map_or(String::new(), short_hash)),
+                format!("{} ({})", rec.device.class, rec.device.threads),
+                short_hash(&rec.history_sha256),
+            ]),
+            None => text::row(&[r.activation.name().to_string(), r.seed.to_string(), text::run_state(m, r), String::new(), String::new(), String::new(), String::new()]),
+        });
     }
     let missing = pages.missing();
     if !missing.is_empty() && missing.len() < d.runs.len() {
@@ -250,4 +302,3 @@ fn repro_table(m: &Messages, d: &StudyData, pages: &StudyPages) -> String {
     t.push('\n');
     t
 }
-

@@ -21,11 +21,82 @@ struct RawStudy {
     description: String,
     dataset: Spanned<String>,
     seeds: Spanned<Vec<u64>>,
+    /// The function every other is compared with.
+    baseline: Spanned<String>,
+    /// Differences within ± this count as "similar" (needed with any such claim).
+    #[serde(default)]
+    similar_margin: Option<Spanned<f64>>,
     #[serde(default)]
     protocol: RawProtocol,
     functions: Spanned<Vec<RawFunction>>,
     #[serde(default)]
     design: Option<RawDesign>,
+    /// The study's words in Japanese (`[ja]`); English is the default.
+    #[serde(default)]
+    ja: Option<Translation>,
+    /// What the article observed, to be checked against the runs.
+    #[serde(default)]
+    observations: Vec<RawObservation>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObservation {
+    function: Spanned<String>,
+    kind: Spanned<String>,
+    /// levels_off: where, and how far from it still counts.
+    near: Option<f64>,
+    within: Option<f64>,
+    /// below: the other function.
+    than: Option<String>,
+    /// The article's words, in English and in the original.
+    article: String,
+    ja: Option<String>,
+}
+
+/// Something the article saw in its runs, in a form the report can check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub function: Activation,
+    pub kind: ObservationKind,
+    pub article: String,
+    pub article_ja: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObservationKind {
+    /// Does not learn at first (first epoch at chance), then learns.
+    StallsThenLearns,
+    Overfits,
+    NoOverfitting,
+    /// val_accuracy levels off within `within` of `near`.
+    LevelsOff { near: f64, within: f64 },
+    /// Its plateau is below another function's.
+    Below { than: Activation },
+}
+
+impl Observation {
+    pub fn article_in(&self, lang: &str) -> &str {
+        match (lang, &self.article_ja) {
+            ("ja", Some(t)) => t,
+            _ => &self.article,
+        }
+    }
+}
+
+/// A study's text in another language: any field left out stays English.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Translation {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// The design's hypothesis and factor names.
+    pub hypothesis: Option<String>,
+    pub rows: Option<String>,
+    pub columns: Option<String>,
+    /// Function name → its prediction.
+    #[serde(default)]
+    pub predictions: std::collections::BTreeMap<String, String>,
 }
 
 /// `[design]`: a 2x2 factorial layout of four of the study's functions.
@@ -79,12 +150,18 @@ pub struct Claim {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
-    /// Highest val_accuracy over the epochs.
+    /// Mean val_accuracy over the last epochs (`report::data::PLATEAU_EPOCHS`):
+    /// where the curve levels off.
+    PlateauValAccuracy,
+    /// Highest val_accuracy over the epochs (biased upward: the best of many
+    /// noisy evaluations of the same test set).
     BestValAccuracy,
     /// val_accuracy of the last epoch.
     FinalValAccuracy,
-    /// accuracy − val_accuracy at the last epoch (the overfitting measure).
+    /// accuracy − val_accuracy over the last epochs (the overfitting measure).
     OverfitGap,
+    /// val_accuracy after the first epoch (where a stall shows).
+    FirstValAccuracy,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -110,9 +187,16 @@ pub struct Study {
     pub file: PathBuf,
     pub seeds: Vec<u64>,
     pub functions: Vec<Function>,
+    /// The function the others are compared with.
+    pub baseline: Activation,
+    /// The equivalence margin of "similar" claims (NaN when there are none).
+    pub similar_margin: f64,
     /// The protocol each run uses (activation and seed are set per run).
     pub protocol: Protocol,
     pub design: Option<Design>,
+    /// Language code → the study's text in it.
+    pub translations: std::collections::BTreeMap<String, Translation>,
+    pub observations: Vec<Observation>,
 }
 
 /// Two properties (factors), each present or absent, and the function that
@@ -150,6 +234,32 @@ pub struct RunSpec {
 }
 
 impl Study {
+    fn translation(&self, lang: &str) -> Option<&Translation> {
+        self.translations.get(lang)
+    }
+
+    pub fn title_in(&self, lang: &str) -> &str {
+        self.translation(lang).and_then(|t| t.title.as_deref()).unwrap_or(&self.title)
+    }
+
+    pub fn description_in(&self, lang: &str) -> &str {
+        self.translation(lang).and_then(|t| t.description.as_deref()).unwrap_or(&self.description)
+    }
+
+    pub fn prediction_in(&self, act: Activation, lang: &str) -> Option<&str> {
+        self.translation(lang).and_then(|t| t.predictions.get(act.name())).map(String::as_str).or_else(|| self.function(act)?.prediction.as_deref())
+    }
+
+    /// The design's hypothesis and its two factors' names.
+    pub fn design_words_in(&self, lang: &str) -> Option<(&str, [&str; 2])> {
+        let d = self.design.as_ref()?;
+        let t = self.translation(lang);
+        Some((
+            t.and_then(|t| t.hypothesis.as_deref()).unwrap_or(&d.hypothesis),
+            [t.and_then(|t| t.rows.as_deref()).unwrap_or(&d.factors[0]), t.and_then(|t| t.columns.as_deref()).unwrap_or(&d.factors[1])],
+        ))
+    }
+
     /// Read a study by path, or by name from `studies/<name>.toml`.
     pub fn load(name_or_path: &str) -> Result<Study> {
         let p = Path::new(name_or_path);
@@ -208,6 +318,39 @@ impl Study {
                 }
             }
         }
+        let baseline = functions.iter().find(|f| f.activation.name() == raw.baseline.get_ref()).map(|f| f.activation).ok_or_else(|| {
+            at(raw.baseline.span(), "baseline", format!("`{}` is not one of the study's functions ({})", raw.baseline.get_ref(), functions.iter().map(|f| f.activation.name()).collect::<Vec<_>>().join(", ")))
+        })?;
+        let has_similar = functions.iter().flat_map(|f| &f.claims).any(|c| c.expect == Direction::Similar);
+        let similar_margin = match &raw.similar_margin {
+            Some(m) if !(*m.get_ref() > 0.0 && *m.get_ref() < 1.0) => return Err(at(m.span(), "similar_margin", "give a difference between 0 and 1, e.g. 0.02 (two accuracy points)".into())),
+            Some(m) => *m.get_ref(),
+            None if has_similar => return Err(at(raw.name.span(), "similar_margin", "a claim expects \"similar\": say within what difference, e.g. `similar_margin = 0.02`".into())),
+            None => f64::NAN,
+        };
+        let find = |name: &str| functions.iter().find(|f| f.activation.name() == name).map(|f| f.activation);
+        let names = functions.iter().map(|f| f.activation.name()).collect::<Vec<_>>().join(", ");
+        let mut observations = Vec::new();
+        for o in &raw.observations {
+            let function = find(o.function.get_ref()).ok_or_else(|| at(o.function.span(), "observations.function", format!("`{}` is not one of the study's functions ({names})", o.function.get_ref())))?;
+            let kind = match (o.kind.get_ref().as_str(), o.near, o.within, &o.than) {
+                ("stalls_then_learns", None, None, None) => ObservationKind::StallsThenLearns,
+                ("overfits", None, None, None) => ObservationKind::Overfits,
+                ("no_overfitting", None, None, None) => ObservationKind::NoOverfitting,
+                ("levels_off", Some(near), Some(within), None) if within > 0.0 => ObservationKind::LevelsOff { near, within },
+                ("below", None, None, Some(than)) => ObservationKind::Below {
+                    than: find(than).ok_or_else(|| at(o.kind.span(), "observations.than", format!("`{than}` is not one of the study's functions ({names})")))?,
+                },
+                (k, ..) => {
+                    return Err(at(
+                        o.kind.span(),
+                        "observations.kind",
+                        format!("`{k}` with these fields: give stalls_then_learns, overfits or no_overfitting alone, levels_off with `near` and `within` (> 0), or below with `than`"),
+                    ));
+                }
+            };
+            observations.push(Observation { function, kind, article: o.article.trim().to_string(), article_ja: o.ja.as_ref().map(|t| t.trim().to_string()) });
+        }
         let design = match &raw.design {
             Some(d) => Some(parse_design(d, &functions, &at)?),
             None => None,
@@ -221,6 +364,8 @@ impl Study {
             file: path.to_path_buf(),
             seeds,
             functions,
+            baseline,
+            similar_margin,
             protocol: Protocol {
                 epochs: p.epochs.as_ref().map_or(def.epochs, |v| *v.get_ref()),
                 batch_size: p.batch_size.as_ref().map_or(def.batch_size, |v| *v.get_ref()),
@@ -234,7 +379,16 @@ impl Study {
                 test_limit: None,
             },
             design,
+            translations: raw.ja.iter().map(|t| ("ja".to_string(), t.clone())).collect(),
+            observations,
         };
+        if let Some(t) = &raw.ja {
+            for name in t.predictions.keys() {
+                if !study.functions.iter().any(|f| f.activation.name() == name) {
+                    bail!("{}: `ja.predictions.{name}`: `{name}` is not one of the study's functions", path.display());
+                }
+            }
+        }
         // Impossible values, reported at the field that holds them (the rules are Protocol::check's).
         if let Err((field, why)) = study.protocol.check() {
             let span = match field {

@@ -4,7 +4,7 @@
 use crate::common;
 use actlab::activation::Activation;
 use actlab::engine::device::Selected;
-use actlab::report::{self, artifacts, chapters};
+use actlab::report::{self, data};
 use actlab::store::Runs;
 use actlab::study::Study;
 use actlab::train::{self, Reporter};
@@ -16,6 +16,7 @@ title = "A tiny study"
 description = "Two functions, three seeds."
 dataset = "cifar10"
 seeds = [1, 2, 3]
+baseline = "relu"
 [protocol]
 epochs = 2
 [[functions]]
@@ -24,7 +25,7 @@ prediction = "baseline"
 [[functions]]
 name = "softplus_linear"
 prediction = "better than relu"
-claims = [{ metric = "best_val_accuracy", than = "relu", expect = "higher" }]
+claims = [{ metric = "plateau_val_accuracy", than = "relu", expect = "higher" }]
 "#;
 
 struct Fixture {
@@ -74,32 +75,61 @@ impl Fixture {
 }
 
 fn build(f: &Fixture) -> report::Built {
-    report::build(&report::Options { studies: f.root.join("studies"), artifacts: f.root.join("artifacts"), book: f.root.join("book"), langs: None }).unwrap()
+    report::build(&report::Options { studies: f.root.join("studies"), artifacts: f.root.join("artifacts"), book: f.root.join("book"), langs: None, repository: Some("https://example.org/actlab".into()) }).unwrap()
 }
 
 #[test]
-fn summary_statistics_match_hand_computation() {
+fn per_run_measures_match_hand_computation() {
     let f = fixture(3);
-    let d = artifacts::load(&f.study, &f.artifacts(), &f.study.protocol).unwrap();
-    let s = chapters::summarise(&d).unwrap();
-    for fs in &s {
-        // Recompute from the CSV files with plain Rust.
-        let mut best = Vec::new();
-        let mut gaps = Vec::new();
-        for seed in 1..=3 {
-            let text = std::fs::read_to_string(f.run_dir(fs.activation.name(), seed).join("history.csv")).unwrap();
+    let d = data::load(&f.study, &f.artifacts(), &f.study.protocol).unwrap();
+    for func in &f.study.functions {
+        let ms = d.measures(func.activation);
+        assert_eq!(ms.len(), 3);
+        for (seed, m) in ms {
+            // Recompute from the CSV file with plain Rust: two epochs, so the plateau is both.
+            let text = std::fs::read_to_string(f.run_dir(func.activation.name(), seed).join("history.csv")).unwrap();
             let rows: Vec<Vec<f64>> = text.lines().skip(1).map(|l| l.split(',').map(|x| x.parse().unwrap()).collect()).collect();
-            best.push(rows.iter().map(|r| r[3]).fold(f64::MIN, f64::max));
-            let last = rows.last().unwrap();
-            gaps.push(last[1] - last[3]);
+            assert_eq!(rows.len(), 2);
+            let mean = |k: usize| rows.iter().map(|r| r[k]).sum::<f64>() / 2.0;
+            assert!((m.plateau_val_accuracy - mean(3)).abs() < 1e-12);
+            assert!((m.best_val_accuracy - rows.iter().map(|r| r[3]).fold(f64::MIN, f64::max)).abs() < 1e-12);
+            assert!((m.overfit_gap - (mean(1) - mean(3))).abs() < 1e-12);
+            assert_eq!(m.final_val_loss, rows[1][2]);
         }
-        let mean = best.iter().sum::<f64>() / 3.0;
-        let sd = (best.iter().map(|b| (b - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
-        assert!((fs.best.mean - mean).abs() < 1e-12 && (fs.best.sd - sd).abs() < 1e-12, "{}", fs.activation);
-        assert!((fs.best.ci_high - (mean + 4.303 * sd / 3f64.sqrt())).abs() < 1e-12);
-        assert!((fs.gap.mean - gaps.iter().sum::<f64>() / 3.0).abs() < 1e-12);
-        assert_eq!((fs.runs_usable, fs.runs_total), (3, 3));
+        // The band over seeds is the mean of the three histories, epoch by epoch.
+        let b = d.band(func.activation, "val_accuracy");
+        let by_hand: f64 = d.usable(func.activation).map(|r| r.history[1].val_accuracy).sum::<f64>() / 3.0;
+        assert!((b.mean[1] - by_hand).abs() < 1e-12);
     }
+}
+
+/// Every Markdown table in `md` has as many cells in each row as in its header.
+fn table_widths_agree(md: &str) -> Result<(), String> {
+    let cells = |l: &str| {
+        let inner = l.trim().trim_start_matches('|').trim_end_matches('|');
+        let mut n = 1;
+        let mut prev = ' ';
+        for c in inner.chars() {
+            if c == '|' && prev != '\\' {
+                n += 1;
+            }
+            prev = c;
+        }
+        n
+    };
+    let mut header: Option<usize> = None;
+    for l in md.lines() {
+        if !l.trim_start().starts_with('|') {
+            header = None;
+            continue;
+        }
+        match header {
+            None => header = Some(cells(l)),
+            Some(h) if cells(l) != h => return Err(format!("{} cells, header has {h}: {l}", cells(l))),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn svg_refs(md: &str) -> Vec<String> {
@@ -144,11 +174,28 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     let broken = report::links::broken_links(&b.html).unwrap();
     assert_eq!(broken.len(), 1);
     assert_eq!(broken[0].1, "generated/nowhere.html");
+    // Every generated table, in both editions, keeps its columns (a `|` in a cell would split it).
+    for lang in ["en", "ja"] {
+        let dir = f.root.join(format!("book/build/{lang}/src/generated"));
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "md") {
+                    table_widths_agree(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                }
+            }
+        }
+    }
+    assert!(table_widths_agree("| a | b |\n|---|---|\n| mean |x| | y |\n").is_err(), "the check catches a split row");
     let verdicts = std::fs::read_to_string(pages.join("verdicts.md")).unwrap();
-    assert!(verdicts.contains("best val_accuracy higher than relu") && ["supported", "contradicted", "inconclusive"].iter().any(|v| verdicts.contains(&format!("**{v}**"))));
+    assert!(verdicts.contains("plateau val_accuracy higher than relu") && verdicts.contains("paired by seed, n = 3") && ["supported", "contradicted", "inconclusive"].iter().any(|v| verdicts.contains(&format!("**{v}**"))), "{verdicts}");
     let repro = std::fs::read_to_string(f.root.join("book/build/en/src/generated/reproducibility.md")).unwrap();
     let sha = actlab::io::sha256_file(&f.run_dir("relu", 3).join("history.csv")).unwrap();
-    assert!(repro.contains(&sha));
+    assert!(repro.contains(&format!("<code title=\"{sha}\">{}</code>", &sha[..12])), "the full hash on hover, 12 characters shown");
+    assert!(f.root.join("book/book/en/generated/tiny/csv/tiny-all-runs.csv").exists(), "one download of every run");
     let index = std::fs::read_to_string(f.root.join("book/book/en/index.html")).unwrap();
     assert!(index.contains("A tiny study") && index.contains("actlab 0."), "front page lists the study and engine");
     // Hand-written notes are included, never overwritten.

@@ -16,6 +16,7 @@ name = "t"
 title = "A test"
 dataset = "cifar10"
 seeds = [1, 2]
+baseline = "relu"
 [protocol]
 epochs = 2
 [[functions]]
@@ -54,6 +55,7 @@ name = "d"
 title = "Designed"
 dataset = "cifar10"
 seeds = [1, 2]
+baseline = "relu"
 [design]
 hypothesis = "h"
 rows = "a"
@@ -74,10 +76,10 @@ name = "softplus_linear"
 fn bad_designs_name_the_field() {
     assert!(parse(DESIGNED).unwrap().design.is_some());
     let cases = [
-        (DESIGNED.replace("\"softplus_linear\"]]", "\"zero_fit_linear\"]]"), vec!["t.toml", "line 10", "design.cells", "zero_fit_linear", "not one of the study's functions"]),
-        (DESIGNED.replace("[\"signed_sqrt\", \"softplus_linear\"]", "[\"signed_sqrt\"]"), vec!["line 10", "design.cells", "two rows of two"]),
+        (DESIGNED.replace("\"softplus_linear\"]]", "\"zero_fit_linear\"]]"), vec!["t.toml", "line 11", "design.cells", "zero_fit_linear", "not one of the study's functions"]),
+        (DESIGNED.replace("[\"signed_sqrt\", \"softplus_linear\"]", "[\"signed_sqrt\"]"), vec!["line 11", "design.cells", "two rows of two"]),
         (DESIGNED.replace("\"softplus_linear\"]]", "\"relu\"]]"), vec!["design.cells", "different function"]),
-        (DESIGNED.replace("credits = \"columns\"", "credits = \"diagonal\""), vec!["line 11", "design.credits", "diagonal", "\"rows\" or \"columns\""]),
+        (DESIGNED.replace("credits = \"columns\"", "credits = \"diagonal\""), vec!["line 12", "design.credits", "diagonal", "\"rows\" or \"columns\""]),
         (DESIGNED.replace("credits = \"columns\"\n", ""), vec!["t.toml", "credits"]),
     ];
     for (text, needles) in cases {
@@ -92,14 +94,17 @@ fn bad_designs_name_the_field() {
 fn bad_study_files_name_file_line_and_field() {
     assert!(parse(GOOD).is_ok());
     let cases = [
-        (GOOD.replace("epochs = 2", "epochs = 2\nepoch = 3"), vec!["t.toml", "line 8", "epoch"]),
-        (GOOD.replace("name = \"tanh\"", "name = \"swish\""), vec!["t.toml", "line 11", "swish", "softplus_linear"]),
-        (GOOD.replace("epochs = 2", "epochs = 0"), vec!["t.toml", "line 7", "protocol.epochs"]),
+        (GOOD.replace("epochs = 2", "epochs = 2\nepoch = 3"), vec!["t.toml", "line 9", "epoch"]),
+        (GOOD.replace("name = \"tanh\"", "name = \"swish\""), vec!["t.toml", "line 12", "swish", "softplus_linear"]),
+        (GOOD.replace("epochs = 2", "epochs = 0"), vec!["t.toml", "line 8", "protocol.epochs"]),
         (GOOD.replace("seeds = [1, 2]", "seeds = [1, 1]"), vec!["line 5", "seeds", "twice"]),
         (GOOD.replace("title = \"A test\"\n", ""), vec!["t.toml", "title"]),
         (GOOD.replace("dataset = \"cifar10\"", "dataset = \"mnist\""), vec!["line 4", "dataset", "mnist"]),
         (GOOD.replace("expect = \"lower\"", "expect = \"worse\""), vec!["t.toml", "worse"]),
         (GOOD.replace("[protocol]", "[protocol]\nlearning_rate = -1.0"), vec!["protocol.learning_rate", "positive"]),
+        (GOOD.replace("baseline = \"relu\"", "baseline = \"gelu\""), vec!["line 6", "baseline", "gelu", "relu, tanh"]),
+        (GOOD.replace("expect = \"lower\"", "expect = \"similar\""), vec!["t.toml", "similar_margin", "0.02"]),
+        (GOOD.replace("baseline = \"relu\"", "baseline = \"relu\"\nsimilar_margin = 2"), vec!["line 7", "similar_margin", "between 0 and 1"]),
     ];
     for (text, needles) in cases {
         let e = format!("{:#}", parse(&text).expect_err(&text));

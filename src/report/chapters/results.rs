@@ -1,0 +1,224 @@
+//! 結果 (results): the article's table (one row per function: its graph,
+//! accuracy and loss curves, CSV downloads), the summary over seeds, all
+//! functions on one chart, and the diagnostics as small multiples.
+
+use super::StudyPages;
+use crate::activation::Activation;
+use crate::io::write_atomic;
+use crate::nn::arch::ACTIVATED;
+use crate::report::charts::{Band, LineChart, PALETTE, Series};
+use crate::report::data::{HISTORY_COLUMNS, PLATEAU_EPOCHS};
+use crate::report::design;
+use crate::report::messages::fill;
+use crate::report::stats::describe;
+use crate::report::text;
+use anyhow::Result;
+use std::fmt::Write as _;
+
+/// The diagnostics drawn, in order: (column, its title, what it shows).
+fn diagnostics(m: &crate::report::messages::Messages) -> [(&'static str, &str, &str); 6] {
+    [
+        ("pre_mean", &m.diag_pre_mean, &m.diag_pre_mean_what),
+        ("post_mean", &m.diag_post_mean, &m.diag_post_mean_what),
+        ("sparsity", &m.diag_sparsity, &m.diag_sparsity_what),
+        ("zero_slope", &m.diag_zero_slope, &m.diag_zero_slope_what),
+        ("dead_units", &m.diag_dead_units, &m.diag_dead_units_what),
+        ("grad_in_mean_abs", &m.diag_grad, &m.diag_grad_what),
+    ]
+}
+
+/// The anchor of the summary table, which the discussion's numbers link to.
+pub const SUMMARY_ANCHOR: &str = "summary";
+pub const DIAGNOSTICS_ANCHOR: &str = "diagnostics";
+
+fn epochs(n: usize) -> Vec<f64> {
+    (1..=n).map(|e| e as f64).collect()
+}
+
+impl StudyPages<'_> {
+    /// The run the article's table shows: the study's first seed, like the
+    /// article's single run (or, while that one is missing, the first usable seed).
+    fn table_run(&self, a: Activation) -> Option<&crate::report::data::Run> {
+        let first = self.data.study.seeds.first().copied();
+        self.data.usable(a).find(|r| Some(r.seed) == first).or_else(|| self.data.usable(a).next())
+    }
+
+    /// One run's curves, as in the article's table; training solid, validation dashed.
+    fn history_chart(&self, a: Activation, metric: &str, y_range: Option<(f64, f64)>) -> Result<String> {
+        let m = self.m;
+        let Some(run) = self.table_run(a) else { return Ok(String::new()) };
+        let title = fill(&m.chart_one_seed, &[("function", a.name()), ("metric", metric), ("seed", &run.seed.to_string())]);
+        let mut c = LineChart::new(&title, &m.axis_epoch, metric);
+        c.y_range = y_range;
+        let color = (self.colors)(a);
+        for (column, dashed, label) in [(metric.to_string(), false, &m.legend_train), (format!("val_{metric}"), true, &m.legend_val)] {
+            let ys: Vec<f64> = run.history.iter().map(|e| e.get(&column)).collect();
+            c.series.push(Series { name: label.clone(), xs: epochs(ys.len()), ys, color, thick: true, dashed, legend: true });
+        }
+        self.svg(&format!("{metric}-{}.svg", a.name()), &c)
+    }
+
+    /// Every function's mean over seeds, with the min–max band.
+    fn overlay(&self, metric: &str) -> Result<String> {
+        let mut c = LineChart::new(&fill(&self.m.overlay_title, &[("metric", metric)]), &self.m.axis_epoch, metric);
+        (c.size, c.text) = ((600, 400), 18);
+        for a in self.acts() {
+            let b = self.data.band(a, metric);
+            let color = (self.colors)(a);
+            c.bands.push(Band { xs: epochs(b.mean.len()), lo: b.min, hi: b.max, color });
+            c.series.push(Series { name: a.name().into(), xs: epochs(b.mean.len()), ys: b.mean, color, thick: true, dashed: metric.starts_with("val_"), legend: true });
+        }
+        c.log_y = c.needs_log();
+        self.svg(&format!("overlay-{metric}.svg"), &c)
+    }
+
+    /// One diagnostic of one function: a line per layer (epoch 0: before training).
+    fn diagnostic_chart(&self, a: Activation, metric: &str, title: &str) -> Result<String> {
+        let mut c = LineChart::new(&format!("{} — {title}", a.name()), &self.m.axis_epoch, metric);
+        for (i, layer) in ACTIVATED.iter().enumerate() {
+            let v = self.data.diagnostic(a, layer.name, metric);
+            c.series.push(Series {
+                name: layer.name.to_string(),
+                xs: v.iter().map(|x| x.0 as f64).collect(),
+                ys: v.iter().map(|x| x.1).collect(),
+                color: PALETTE[i],
+                thick: true,
+                dashed: false,
+                legend: true,
+            });
+        }
+        c.log_y = metric == "grad_in_mean_abs" && c.series.iter().flat_map(|s| &s.ys).all(|v| *v > 0.0);
+        self.svg(&format!("diag-{metric}-{}.svg", a.name()), &c)
+    }
+
+    /// A shared loss axis for all functions (the article gave softplus_linear a taller one).
+    fn loss_ceiling(&self) -> f64 {
+        let mut hi: f64 = 2.5;
+        for a in self.acts() {
+            for c in ["loss", "val_loss"] {
+                hi = self.data.band(a, c).max.into_iter().filter(|v| v.is_finite()).fold(hi, f64::max);
+            }
+        }
+        (hi * 1.05).min(8.0)
+    }
+
+    /// Copy each seed's history.csv, and one CSV of every run of the study; Markdown links.
+    fn csv_links(&self, a: Activation) -> Result<String> {
+        let mut links = Vec::new();
+        for r in self.data.runs.iter().filter(|r| r.activation == a) {
+            if r.usable() {
+                let name = format!("{}-seed-{}.csv", a.name(), r.seed);
+                write_atomic(&self.dir.join("csv").join(&name), &std::fs::read(r.dir.join("history.csv"))?)?;
+                links.push(format!("[{}](csv/{name})", fill(&self.m.seed_link, &[("seed", &r.seed.to_string())])));
+            } else {
+                links.push(fill(&self.m.seed_state, &[("seed", &r.seed.to_string()), ("state", &text::run_state(self.m, r))]));
+            }
+        }
+        Ok(links.join("<br>"))
+    }
+
+    /// All usable runs of the study in one long CSV (function, seed, epoch, history columns).
+    fn all_runs_csv(&self) -> Result<String> {
+        let mut csv = format!("function,seed,epoch,{}\n", HISTORY_COLUMNS.join(","));
+        for r in self.data.runs.iter().filter(|r| r.usable()) {
+            for (i, e) in r.history.iter().enumerate() {
+                let _ = writeln!(csv, "{},{},{},{},{},{},{}", r.activation, r.seed, i + 1, e.loss, e.accuracy, e.val_loss, e.val_accuracy);
+            }
+        }
+        let name = format!("{}-all-runs.csv", self.data.study.name);
+        write_atomic(&self.dir.join("csv").join(&name), csv.as_bytes())?;
+        Ok(format!("csv/{name}"))
+    }
+
+    pub fn results(&self) -> Result<String> {
+        let (acts, m) = (self.acts(), self.m);
+        let mut p = format!("# {}\n\n{}", m.title_results, self.banners());
+        if !self.has_results() {
+            let _ = writeln!(p, "{}", m.no_finished_runs);
+            return Ok(p);
+        }
+        // A designed study answers its question first.
+        if let Some(d) = &self.data.study.design {
+            p.push_str(&design::section(m, self.data, d));
+            let _ = writeln!(p, "## {}\n", m.title_article_table);
+        }
+        // The article's table, as one row of small multiples per function: it
+        // fits any width (three charts side by side on a desktop, stacked on a phone).
+        let max_loss = self.loss_ceiling();
+        let fig = |src: &str, alt: &str| format!("[![{alt}]({src})]({src})");
+        for a in &acts {
+            let usable = self.data.usable(*a).count();
+            let total = self.data.runs.iter().filter(|r| r.activation == *a).count();
+            let name = fill(&m.runs_of, &[("function", a.name()), ("usable", &usable.to_string()), ("total", &total.to_string())]);
+            let _ = writeln!(p, "### {name}\n\n{}: {}\n", m.row_csv, self.csv_links(*a)?.replace("<br>", " · "));
+            let _ = write!(p, "{} ", fig(&self.function_chart(*a)?, a.name()));
+            if usable > 0 {
+                let _ = write!(p, "{} {}", fig(&self.history_chart(*a, "accuracy", Some((0.0, 1.0)))?, &format!("{a} accuracy")), fig(&self.history_chart(*a, "loss", Some((0.0, max_loss)))?, &format!("{a} loss")));
+            }
+            p.push_str("\n\n");
+        }
+        let all = self.all_runs_csv()?;
+        let seed = self.data.study.seeds.first().map_or(String::new(), |s| s.to_string());
+        let _ = writeln!(p, "\n{}\n", fill(&m.curves_caption, &[("csv", &all), ("seed", &seed)]));
+
+        let _ = writeln!(p, "<a id=\"{SUMMARY_ANCHOR}\"></a>\n\n## {}\n", m.title_summary);
+        p.push_str(&text::header(&[
+            &m.col_function,
+            &m.col_runs,
+            &fill(&m.col_plateau, &[("window", &PLATEAU_EPOCHS.to_string())]),
+            &m.col_ci,
+            &m.col_best,
+            &m.col_best_epoch,
+            &m.col_gap,
+            &m.col_final_loss,
+            &m.col_wall,
+        ]));
+        for a in &acts {
+            let ms: Vec<_> = self.data.measures(*a).into_iter().map(|x| x.1).collect();
+            let d = |f: fn(&crate::report::data::Measures) -> f64| describe(&ms.iter().map(f).collect::<Vec<_>>());
+            let plateau = d(|x| x.plateau_val_accuracy);
+            let wall: Vec<f64> = self.data.usable(*a).filter_map(|r| r.record()).map(|r| r.wall_seconds).collect();
+            let total = self.data.runs.iter().filter(|r| r.activation == *a).count();
+            p.push_str(&text::row(&[
+                format!("`{a}`"),
+                format!("{}/{total}", ms.len()),
+                text::mean_sd(&plateau),
+                text::ci(&plateau),
+                text::mean_sd(&d(|x| x.best_val_accuracy)),
+                if ms.is_empty() { "–".into() } else { format!("{:.1}", d(|x| x.best_epoch as f64).mean) },
+                text::mean_sd(&d(|x| x.overfit_gap)),
+                text::mean_sd(&d(|x| x.final_val_loss)),
+                if wall.is_empty() { "–".into() } else { format!("{:.0}", wall.iter().sum::<f64>() / wall.len() as f64) },
+            ]));
+        }
+        let _ = writeln!(p, "\n{}\n", fill(&m.ci_note, &[("window", &PLATEAU_EPOCHS.to_string())]));
+
+        let incomplete: Vec<_> = self.data.runs.iter().filter(|r| !r.usable()).collect();
+        if !incomplete.is_empty() {
+            let _ = writeln!(p, "### {}\n", m.title_not_included);
+            p.push_str(&text::header(&[&m.col_function, &m.col_seed, &m.col_state]));
+            for r in incomplete {
+                p.push_str(&text::row(&[r.activation.name().to_string(), r.seed.to_string(), text::run_state(m, r)]));
+            }
+            p.push('\n');
+        }
+
+        let _ = writeln!(p, "## {}\n", m.title_overlays);
+        for metric in ["val_accuracy", "val_loss", "accuracy", "loss"] {
+            let img = self.overlay(metric)?;
+            let _ = writeln!(p, "[![{metric}]({img})]({img})\n");
+        }
+        let _ = writeln!(p, "{}\n", m.overlay_caption);
+
+        let _ = writeln!(p, "<a id=\"{DIAGNOSTICS_ANCHOR}\"></a>\n\n## {}\n\n{}\n", m.title_diagnostics, m.diagnostics_intro);
+        for (metric, title, what) in diagnostics(m) {
+            let _ = writeln!(p, "### {title}\n\n{what}\n");
+            for a in acts.iter().filter(|a| self.data.usable(**a).next().is_some()) {
+                let img = self.diagnostic_chart(*a, metric, title)?;
+                let _ = write!(p, "[![{a} {metric}]({img})]({img}) ");
+            }
+            p.push_str("\n\n");
+        }
+        Ok(p)
+    }
+}

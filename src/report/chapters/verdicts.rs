@@ -1,0 +1,61 @@
+//! Verdicts: each prediction's checkable parts against the measurements,
+//! by the rules of [`crate::report::rules`].
+
+use super::StudyPages;
+use crate::report::data::PLATEAU_EPOCHS;
+use crate::report::design;
+use crate::report::messages::fill;
+use crate::report::observations;
+use crate::report::rules::{self, AT_CHANCE_MAX, STILL_RISING};
+use crate::report::stats::{ALPHA, CONFIDENCE_PERCENT};
+use crate::report::text;
+use std::fmt::Write as _;
+
+impl StudyPages<'_> {
+    pub fn verdicts(&self) -> String {
+        let (m, s) = (self.m, &self.data.study);
+        let margin = if s.similar_margin.is_finite() { s.similar_margin.to_string() } else { "–".into() };
+        let mut p = format!(
+            "# {}\n\n{}{}\n\n",
+            m.title_verdicts,
+            self.banners(),
+            fill(
+                &m.verdicts_intro,
+                &[
+                    ("margin", &margin),
+                    ("baseline", s.baseline.name()),
+                    ("confidence", &CONFIDENCE_PERCENT.to_string()),
+                    ("alpha", &ALPHA.to_string()),
+                    ("window", &PLATEAU_EPOCHS.to_string()),
+                    ("chance", &AT_CHANCE_MAX.to_string()),
+                    ("rising", &STILL_RISING.to_string()),
+                ]
+            )
+        );
+        if let Some(d) = &s.design {
+            let _ = writeln!(p, "{}\n", design::verdict_sentence(m, self.data, d));
+        }
+        p.push_str(&text::header(&[&m.col_function, &m.col_claim, &m.col_method, &m.col_difference, &m.col_interval, &m.col_p, &m.col_p_holm, &m.col_verdict]));
+        for j in rules::judge(self.data) {
+            p.push_str(&text::row(&[
+                format!("`{}`", j.function),
+                text::claim(m, j.claim.metric, j.claim.expect, j.claim.than),
+                j.difference.as_ref().map_or("–".into(), |d| text::method(m, d)),
+                j.difference.as_ref().map_or("–".into(), |d| text::signed(d.estimate)),
+                j.interval().map_or("–".into(), text::interval),
+                text::p_value(j.p),
+                text::p_value(j.p_holm),
+                format!("**{}**", text::verdict(m, &j.verdict)),
+            ]));
+        }
+        if !s.observations.is_empty() {
+            let _ = writeln!(p, "\n## {}\n\n{}\n", m.title_observations, fill(&m.observations_intro, &[("chance", &AT_CHANCE_MAX.to_string())]));
+            p.push_str(&text::header(&[&m.col_function, &m.col_article_words, &m.col_measured, &m.col_result]));
+            for o in &s.observations {
+                let (what, outcome) = observations::check(self.data, o);
+                p.push_str(&text::row(&[format!("`{}`", o.function), fill(&m.quote, &[("text", o.article_in(&m.lang))]), text::measured(m, o, &what), format!("**{}**", text::outcome(m, &outcome))]));
+            }
+        }
+        p
+    }
+}

@@ -1,0 +1,157 @@
+//! A study's gradient-intervention design (`[design]` in its file): two
+//! properties of a function's negative side, each present or absent, one
+//! function (or intervention on its training slope) per combination. The
+//! section shows the four cells, the effect of removing each property, and
+//! the verdict on the hypothesis, computed from the per-seed plateau
+//! val_accuracy by the rule in [`hypothesis_verdict`].
+
+use super::data::StudyData;
+use super::messages::{Messages, fill};
+use super::rules::{Verdict, values};
+use super::stats::{ALPHA, Difference, describe, difference};
+use super::text;
+use crate::activation::Activation;
+use crate::nn::arch::ACTIVATED;
+use crate::study::spec::{Design, Metric};
+use std::fmt::Write as _;
+
+/// The metric every cell is compared on.
+const METRIC: Metric = Metric::PlateauValAccuracy;
+
+/// The hypothesis "the credited property is what makes the full function
+/// work" predicts that removing it lowers accuracy. Supported when the
+/// interval of (with − without) lies above 0; contradicted when it lies
+/// below 0, or when two one-sided tests show the removal changes nothing
+/// beyond the study's margin; inconclusive otherwise.
+pub fn hypothesis_verdict(d: Option<&Difference>, margin: f64) -> Verdict {
+    let Some(d) = d else { return Verdict::TooFewSeeds { have: 0, needed: None } };
+    let (lo, hi) = d.interval(ALPHA);
+    if lo > 0.0 {
+        Verdict::Supported
+    } else if hi < 0.0 || d.p_equivalent(margin) <= ALPHA {
+        Verdict::Contradicted
+    } else {
+        Verdict::Inconclusive
+    }
+}
+
+/// (with − without) of plateau val_accuracy, paired by seed where it can be.
+fn effect(data: &StudyData, with: Activation, without: Activation) -> Option<Difference> {
+    difference(&values(data, with, METRIC), &values(data, without, METRIC))
+}
+
+fn difference_text(m: &Messages, d: Option<&Difference>) -> (String, String) {
+    match d {
+        Some(d) => (text::signed(d.estimate), format!("{} ({})", text::interval(d.interval(ALPHA)), text::method(m, d))),
+        None => ("–".into(), "–".into()),
+    }
+}
+
+/// One sentence: the verdict and the two removals it rests on.
+pub fn verdict_sentence(m: &Messages, data: &StudyData, d: &Design) -> String {
+    let (hypothesis, factors) = data.study.design_words_in(&m.lang).expect("a study with a design");
+    let other = 1 - d.credited;
+    let (both, without) = d.removing(d.credited);
+    let (_, other_without) = d.removing(other);
+    let iv = effect(data, both, without);
+    let (diff, interval) = difference_text(m, iv.as_ref());
+    let (diff2, interval2) = difference_text(m, effect(data, both, other_without).as_ref());
+    fill(
+        &m.design_verdict,
+        &[
+            ("verdict", &text::verdict(m, &hypothesis_verdict(iv.as_ref(), data.study.similar_margin))),
+            ("hypothesis", hypothesis),
+            ("credited", factors[d.credited]),
+            ("other", factors[other]),
+            ("both", both.name()),
+            ("without", without.name()),
+            ("other_without", other_without.name()),
+            ("d", &diff),
+            ("interval", &interval),
+            ("d2", &diff2),
+            ("interval2", &interval2),
+        ],
+    )
+}
+
+/// What each cell's negative side did: exact zeros and zero slopes (mean over
+/// layers, last epoch) and the gradient reaching conv1 after epoch 1.
+fn why_table(m: &Messages, data: &StudyData, d: &Design) -> String {
+    let mean_last = |a: Activation, col: &str| {
+        let v: Vec<f64> = ACTIVATED.iter().filter_map(|l| data.diagnostic_last(a, l.name, col)).collect();
+        (v.len() == ACTIVATED.len()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let first_grad = |a: Activation| data.diagnostic_at(a, ACTIVATED[0].name, "grad_in_mean_abs", 1);
+    let (full, _) = d.removing(0);
+    let pct = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{:.1} %", v * 100.0));
+    let mut p = format!("{}\n\n", m.design_why_intro);
+    p.push_str(&text::header(&[m.col_function.as_str(), &m.diag_sparsity, &m.diag_zero_slope, &fill(&m.col_grad_vs, &[("function", full.name())])]));
+    for a in [d.cell(true, true), d.cell(true, false), d.cell(false, true), d.cell(false, false)] {
+        let ratio = match (first_grad(a), first_grad(full)) {
+            (Some(g), Some(r)) if r > 0.0 => format!("{:.2}×", g / r),
+            _ => "–".into(),
+        };
+        p.push_str(&text::row(&[format!("`{a}`"), pct(mean_last(a, "sparsity")), pct(mean_last(a, "zero_slope")), ratio]));
+    }
+    p
+}
+
+/// The section that opens the results chapter of a study with a design.
+pub fn section(m: &Messages, data: &StudyData, d: &Design) -> String {
+    let (hypothesis, factors) = data.study.design_words_in(&m.lang).expect("a study with a design");
+    let mut p = format!("## {}\n\n{}\n\n", m.title_design, fill(&m.design_intro, &[("hypothesis", hypothesis)]));
+    let cell = |a: Activation| {
+        let s = describe(&values(data, a, METRIC).into_iter().map(|x| x.1).collect::<Vec<_>>());
+        let value = match s.n {
+            0 => "–".to_string(),
+            1 => text::num(s.mean),
+            _ => format!("{}<br>{}", text::mean_sd(&s), text::ci(&s)),
+        };
+        format!("`{a}`<br>{value}")
+    };
+    let level = |present: bool| if present { m.design_present.as_str() } else { m.design_absent.as_str() };
+    p.push_str(&text::header(&[format!("{} ↓ · {} →", factors[0], factors[1]), level(true).into(), level(false).into()]));
+    for r in [true, false] {
+        p.push_str(&text::row(&[format!("**{}**", level(r)), cell(d.cell(r, true)), cell(d.cell(r, false))]));
+    }
+    let _ = writeln!(p, "\n{}\n", verdict_sentence(m, data, d));
+    let _ = writeln!(p, "{}\n", fill(&m.design_rule, &[("margin", &data.study.similar_margin.to_string())]));
+
+    // Every removal: each property, with the other present and absent.
+    p.push_str(&text::header(&[&m.col_removed, &m.col_comparison, &m.col_difference, &m.col_interval]));
+    for factor in [d.credited, 1 - d.credited] {
+        for other_present in [true, false] {
+            let at = |present: bool| if factor == 0 { d.cell(present, other_present) } else { d.cell(other_present, present) };
+            let (with, without) = (at(true), at(false));
+            let (diff, interval) = difference_text(m, effect(data, with, without).as_ref());
+            let while_other = fill(if other_present { &m.design_other_present } else { &m.design_other_absent }, &[("other", factors[1 - factor])]);
+            p.push_str(&text::row(&[format!("{} {while_other}", factors[factor]), format!("`{with}` − `{without}`"), diff, interval]));
+        }
+    }
+    let _ = writeln!(p, "\n{}", why_table(m, data, d));
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::stats::Method;
+
+    fn diff(estimate: f64, se: f64) -> Difference {
+        Difference { method: Method::Paired, n: 3, estimate, se, df: 2.0, sd: se * 3f64.sqrt() }
+    }
+
+    #[test]
+    fn removing_the_credited_property_must_lower_accuracy() {
+        let margin = 0.02;
+        // Removing it costs 0.1 ± a little: supported.
+        assert_eq!(hypothesis_verdict(Some(&diff(0.1, 0.005)), margin), Verdict::Supported);
+        // Removing it helps: contradicted.
+        assert_eq!(hypothesis_verdict(Some(&diff(-0.1, 0.005)), margin), Verdict::Contradicted);
+        // Removing it changes nothing within the margin (t(0.95, 2)·0.002 = 0.006): contradicted.
+        assert_eq!(hypothesis_verdict(Some(&diff(0.0, 0.002)), margin), Verdict::Contradicted);
+        // Too noisy to tell.
+        assert_eq!(hypothesis_verdict(Some(&diff(0.01, 0.03)), margin), Verdict::Inconclusive);
+        assert!(matches!(hypothesis_verdict(None, margin), Verdict::TooFewSeeds { .. }));
+    }
+}

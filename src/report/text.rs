@@ -1,0 +1,212 @@
+//! How numbers, states, verdicts and table rows are written in the book.
+//! Only formatting: the numbers come from `data`, the judgements from `rules`.
+
+use super::data::{PLATEAU_EPOCHS as PLATEAU_WINDOW, Run};
+use super::messages::{Messages, fill};
+use super::observations::{Measured, Outcome, Untestable};
+use super::rules::{NotApplicable, Verdict};
+use super::stats::{Describe, Difference, Method};
+use crate::activation::Activation;
+use crate::study::spec::{Direction, Metric, Observation, ObservationKind};
+use crate::study::state::RunState;
+use crate::train::config::Protocol;
+
+/// A value with four decimals, "–" when there is none.
+pub fn num(v: f64) -> String {
+    if v.is_finite() { format!("{v:.4}") } else { "–".into() }
+}
+
+/// A signed difference with four decimals.
+pub fn signed(v: f64) -> String {
+    if v.is_finite() { format!("{v:+.4}") } else { "–".into() }
+}
+
+pub fn mean_sd(d: &Describe) -> String {
+    match d.n {
+        0 => "–".into(),
+        1 => num(d.mean),
+        _ => format!("{} ± {}", num(d.mean), num(d.sd)),
+    }
+}
+
+pub fn ci(d: &Describe) -> String {
+    if d.n < 2 { "–".into() } else { format!("[{}, {}]", num(d.ci_low), num(d.ci_high)) }
+}
+
+pub fn interval((lo, hi): (f64, f64)) -> String {
+    format!("[{}, {}]", signed(lo), signed(hi))
+}
+
+pub fn p_value(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p < 0.0001 => "< 0.0001".into(),
+        Some(p) => format!("{p:.4}"),
+        None => "–".into(),
+    }
+}
+
+pub fn method(m: &Messages, d: &Difference) -> String {
+    match d.method {
+        Method::Paired => fill(&m.method_paired, &[("n", &d.n.to_string())]),
+        Method::Welch => fill(&m.method_welch, &[("n", &d.n.to_string())]),
+    }
+}
+
+/// One cell of a Markdown table: a `|` inside would split it.
+pub fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A table row from cells (escaped).
+pub fn row<S: AsRef<str>>(cells: &[S]) -> String {
+    format!("| {} |\n", cells.iter().map(|c| cell(c.as_ref())).collect::<Vec<_>>().join(" | "))
+}
+
+/// A table's header and rule.
+pub fn header<S: AsRef<str>>(cells: &[S]) -> String {
+    format!("{}|{}\n", row(cells), "---|".repeat(cells.len()))
+}
+
+pub fn verdict(m: &Messages, v: &Verdict) -> String {
+    match v {
+        Verdict::Supported => m.verdict_supported.clone(),
+        Verdict::Contradicted => m.verdict_contradicted.clone(),
+        Verdict::Inconclusive => m.verdict_inconclusive.clone(),
+        Verdict::TooFewSeeds { have, needed: Some(n) } => fill(&m.verdict_too_few_seeds, &[("have", &have.to_string()), ("needed", &n.to_string())]),
+        Verdict::TooFewSeeds { have: 0, needed: None } => m.verdict_no_runs.clone(),
+        Verdict::TooFewSeeds { have, needed: None } => fill(&m.verdict_too_few_seeds_unknown, &[("have", &have.to_string())]),
+        Verdict::NotApplicable(why) => fill(&m.verdict_not_applicable, &[("why", &not_applicable(m, why))]),
+    }
+}
+
+pub fn not_applicable(m: &Messages, why: &NotApplicable) -> String {
+    match why {
+        NotApplicable::AtChance { function, seed, value } => fill(&m.na_at_chance, &[("function", function.name()), ("seed", &seed.to_string()), ("value", &format!("{value:.3}"))]),
+        NotApplicable::StillRising { function, seed, rise } => {
+            fill(&m.na_still_rising, &[("function", function.name()), ("seed", &seed.to_string()), ("rise", &format!("{rise:+.3}")), ("window", &PLATEAU_WINDOW.to_string())])
+        }
+        NotApplicable::TooShort { function, epochs } => fill(&m.na_too_short, &[("function", function.name()), ("epochs", &epochs.to_string()), ("window", &(2 * PLATEAU_WINDOW).to_string())]),
+    }
+}
+
+pub fn metric(m: &Messages, metric: Metric) -> &str {
+    match metric {
+        Metric::PlateauValAccuracy => &m.metric_plateau,
+        Metric::BestValAccuracy => &m.metric_best,
+        Metric::FinalValAccuracy => &m.metric_final,
+        Metric::OverfitGap => &m.metric_gap,
+        Metric::FirstValAccuracy => &m.metric_first,
+    }
+}
+
+pub fn claim(m: &Messages, what: Metric, expect: Direction, than: Activation) -> String {
+    let template = match expect {
+        Direction::Higher => &m.expect_higher,
+        Direction::Lower => &m.expect_lower,
+        Direction::Similar => &m.expect_similar,
+    };
+    fill(template, &[("metric", metric(m, what)), ("than", than.name())])
+}
+
+/// An observation's outcome in words.
+pub fn outcome(m: &Messages, o: &Outcome) -> String {
+    match o {
+        Outcome::Reproduced => m.obs_reproduced.clone(),
+        Outcome::NotReproduced => m.obs_not_reproduced.clone(),
+        Outcome::NotTestable(why) => fill(
+            &m.obs_not_testable,
+            &[(
+                "why",
+                &match why {
+                    Untestable::NoRuns => m.untestable_no_runs.clone(),
+                    Untestable::Shorter { epochs, article } => fill(&m.untestable_shorter, &[("epochs", &epochs.to_string()), ("article", &article.to_string())]),
+                    Untestable::Rule(na) => not_applicable(m, na),
+                    Untestable::Unresolved => m.untestable_unresolved.clone(),
+                },
+            )],
+        ),
+    }
+}
+
+/// What was measured for an observation, with its interval.
+pub fn measured(m: &Messages, o: &Observation, what: &Measured) -> String {
+    let with_ci = |d: &Describe| format!("{}{}", mean_sd(d), if d.n >= 2 { format!(" {}", ci(d)) } else { String::new() });
+    match what {
+        Measured::None => "–".into(),
+        Measured::Stall { first, plateau } => fill(&m.measured_stall, &[("first", &with_ci(first)), ("plateau", &with_ci(plateau))]),
+        Measured::Gap(g) => fill(&m.measured_gap, &[("gap", &with_ci(g))]),
+        Measured::Plateau(p) => fill(&m.measured_plateau, &[("plateau", &with_ci(p))]),
+        Measured::Difference(d) => {
+            let than = match &o.kind {
+                ObservationKind::Below { than } => than.name(),
+                _ => "",
+            };
+            fill(&m.measured_difference, &[("than", than), ("d", &signed(d.estimate)), ("interval", &interval(d.interval(super::stats::ALPHA))), ("method", &method(m, d))])
+        }
+    }
+}
+
+/// A run's state in words.
+pub fn state(m: &Messages, state: &RunState) -> String {
+    match state {
+        RunState::Missing => m.state_missing.clone(),
+        RunState::Partial(k) => fill(&m.state_partial, &[("epoch", &k.to_string())]),
+        RunState::Running(who) => fill(&m.state_running, &[("who", who)]),
+        RunState::Finished(_) => m.state_done.clone(),
+        RunState::Diverged(_, e) => fill(&m.state_diverged, &[("epoch", &e.to_string())]),
+        RunState::Corrupt(why) => fill(&m.state_corrupt, &[("why", why)]),
+    }
+}
+
+/// A run's state, or why its artifacts are not used.
+pub fn run_state(m: &Messages, run: &Run) -> String {
+    match &run.problem {
+        Some(p) => fill(&m.state_unusable, &[("why", p)]),
+        None => state(m, &run.state),
+    }
+}
+
+/// A protocol in words: epochs, batch, and how many training and test images.
+pub fn protocol(m: &Messages, p: &Protocol) -> String {
+    fill(
+        &m.protocol_cell,
+        &[
+            ("epochs", &p.epochs.to_string()),
+            ("batch", &p.batch_size.to_string()),
+            ("train", &p.train_limit.map_or(m.all_train.clone(), |n| n.to_string())),
+            ("test", &p.test_limit.map_or(m.all_test.clone(), |n| n.to_string())),
+        ],
+    )
+}
+
+/// A function's definition in symbols, the same in every language (a
+/// built-in's formula, or the expression and slope of a defined one).
+pub fn formula(a: Activation) -> String {
+    let text = match a {
+        Activation::Custom(_) => {
+            let d = a.definition().expect("a custom activation has a definition");
+            return match d.grad {
+                Some(g) => format!("f = `{}`, f′ = `{g}`", d.expr),
+                None => format!("`{}`", d.expr),
+            };
+        }
+        Activation::Relu => "max(x, 0)",
+        Activation::Tanh => "tanh(x)",
+        Activation::SignedSqrt => "sign(x)·√|x|",
+        Activation::SoftplusLinear => "2·softplus(x) (x ≤ 0), x + 2·ln 2 (x > 0)",
+        Activation::ReflectionLinear => "−x (x ≤ 0), x (x > 0)",
+        Activation::ZeroFitLinear => "x − min(x)",
+    };
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipe_stays_inside_its_cell() {
+        assert_eq!(row(&["mean |∂loss/∂input|", "x"]), "| mean \\|∂loss/∂input\\| | x |\n");
+        assert_eq!(header(&["a", "b"]), "| a | b |\n|---|---|\n");
+    }
+}
