@@ -28,12 +28,14 @@ fn at_protocol(m: &Messages, group: &[&StudyData], prefix: &dyn Fn(&StudyData) -
     for d in group {
         let usable = d.runs.iter().filter(|r| r.usable()).count();
         let link = prefix(d);
+        let progress = fill(&m.answer_progress, &[("usable", &usable.to_string()), ("total", &d.runs.len().to_string())]);
         let _ = writeln!(
             p,
-            "- **[{}]({link}/results.md)** ({}; [{}]({link}/verdicts.md))",
-            d.study.title_in(&m.lang),
-            fill(&m.answer_progress, &[("usable", &usable.to_string()), ("total", &d.runs.len().to_string())]),
-            m.title_verdicts
+            "- {}",
+            fill(
+                &m.answer_study,
+                &[("title", d.study.title_in(&m.lang)), ("results", &format!("{link}/results.md")), ("progress", &progress), ("verdicts_title", &m.title_verdicts), ("verdicts", &format!("{link}/verdicts.md"))]
+            )
         );
         if let Some(des) = &d.study.design {
             let (both, without) = des.removing(des.credited);

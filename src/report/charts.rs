@@ -17,7 +17,7 @@ use plotters::prelude::*;
 pub type Rgb = RGBColor;
 
 /// Colours for functions, in the order they first appear in the book.
-pub const PALETTE: [RGBColor; 12] = [
+pub const PALETTE: [RGBColor; 20] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -30,6 +30,14 @@ pub const PALETTE: [RGBColor; 12] = [
     RGBColor(23, 190, 207),
     RGBColor(0, 0, 0),
     RGBColor(128, 128, 0),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
+    RGBColor(197, 176, 213),
+    RGBColor(196, 156, 148),
+    RGBColor(247, 182, 210),
+    RGBColor(158, 218, 229),
 ];
 
 /// Font families tried in order by the browser.

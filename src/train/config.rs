@@ -69,7 +69,17 @@ impl Protocol {
 
     /// Whether this protocol trains on fewer images or epochs than `full`.
     pub fn is_reduction_of(&self, full: &Protocol) -> bool {
-        self != full && Protocol { epochs: full.epochs, train_limit: full.train_limit, test_limit: full.test_limit, ..*self } == *full
+        // No more epochs and no more images than `full`, otherwise the same.
+        let at_most = |mine: Option<usize>, theirs: Option<usize>| match (mine, theirs) {
+            (_, None) => true,
+            (Some(a), Some(b)) => a <= b,
+            (None, Some(_)) => false,
+        };
+        self != full
+            && self.epochs <= full.epochs
+            && at_most(self.train_limit, full.train_limit)
+            && at_most(self.test_limit, full.test_limit)
+            && Protocol { epochs: full.epochs, train_limit: full.train_limit, test_limit: full.test_limit, ..*self } == *full
     }
 }
 
@@ -112,6 +122,10 @@ mod tests {
         assert_eq!(slow.slug(), "e50-b64-lr1e-4");
         assert!(reduced.is_reduction_of(&Protocol::ARTICLE));
         assert!(!slow.is_reduction_of(&Protocol::ARTICLE) && !Protocol::ARTICLE.is_reduction_of(&Protocol::ARTICLE));
+        // Longer is not a reduction, however few the images.
+        let five = Protocol { epochs: 5, ..Protocol::ARTICLE };
+        assert!(!reduced.is_reduction_of(&five));
+        assert!(Protocol { epochs: 2, train_limit: Some(640), ..five }.is_reduction_of(&five));
     }
 
     #[test]

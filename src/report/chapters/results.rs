@@ -160,6 +160,9 @@ impl StudyPages<'_> {
         let all = self.all_runs_csv()?;
         let seed = self.data.study.seeds.first().map_or(String::new(), |s| s.to_string());
         let _ = writeln!(p, "\n{}\n", fill(&m.curves_caption, &[("csv", &all), ("seed", &seed)]));
+        if !self.data.study.observations.is_empty() {
+            let _ = writeln!(p, "{}\n", fill(&m.see_observations, &[("link", &format!("verdicts.md#{}", super::verdicts::OBSERVATIONS_ANCHOR))]));
+        }
 
         let _ = writeln!(p, "<a id=\"{SUMMARY_ANCHOR}\"></a>\n\n## {}\n", m.title_summary);
         p.push_str(&text::header(&[

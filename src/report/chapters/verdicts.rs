@@ -11,6 +11,9 @@ use crate::report::stats::{ALPHA, CONFIDENCE_PERCENT};
 use crate::report::text;
 use std::fmt::Write as _;
 
+/// The anchor of the observations table, which the results page links to.
+pub const OBSERVATIONS_ANCHOR: &str = "observations";
+
 impl StudyPages<'_> {
     pub fn verdicts(&self) -> String {
         let (m, s) = (self.m, &self.data.study);
@@ -49,7 +52,7 @@ impl StudyPages<'_> {
             ]));
         }
         if !s.observations.is_empty() {
-            let _ = writeln!(p, "\n## {}\n\n{}\n", m.title_observations, fill(&m.observations_intro, &[("chance", &AT_CHANCE_MAX.to_string())]));
+            let _ = writeln!(p, "\n<a id=\"{OBSERVATIONS_ANCHOR}\"></a>\n\n## {}\n\n{}\n", m.title_observations, fill(&m.observations_intro, &[("chance", &AT_CHANCE_MAX.to_string())]));
             p.push_str(&text::header(&[&m.col_function, &m.col_article_words, &m.col_measured, &m.col_result]));
             for o in &s.observations {
                 let (what, outcome) = observations::check(self.data, o);
