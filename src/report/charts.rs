@@ -243,9 +243,10 @@ pub struct IntervalChart {
 
 impl IntervalChart {
     pub fn render(&self) -> Result<String> {
-        let text = 16u32;
+        // 600 px wide like an overlay, so the same 18 px text.
+        let text = 18u32;
         let label_width = self.rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(4) as u32 * text * 6 / 10 + 16;
-        let height = 90 + 30 * self.rows.len() as u32;
+        let height = 100 + 32 * self.rows.len() as u32;
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (600, height)).into_drawing_area();

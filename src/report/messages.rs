@@ -59,7 +59,7 @@ catalogue! {
     answer_none, answer_reduced, verdict_no_runs, title_observations, observations_intro, col_article_words,
     col_measured, col_result, obs_reproduced, obs_not_reproduced, obs_not_testable, untestable_no_runs,
     untestable_shorter, untestable_unresolved, measured_stall, measured_gap, measured_plateau, measured_difference,
-    quote, metric_first, chart_one_seed, answer_study, see_observations,
+    quote, metric_first, chart_one_seed, answer_study, see_observations, functions_caption,
 }
 
 impl Messages {

@@ -61,8 +61,9 @@ impl StudyPages<'_> {
         p.push_str(&text::header(&[&m.col_function, &m.col_definition, &m.col_graph]));
         for a in self.acts() {
             let img = self.function_chart(a)?;
-            p.push_str(&text::row(&[format!("`{}`", a.name()), text::formula(a), format!("![{}]({img})", a.name())]));
+            p.push_str(&text::row(&[format!("`{}`", a.name()), text::formula(a), format!("[![{}]({img})]({img})", a.name())]));
         }
+        let _ = writeln!(p, "\n{}", m.functions_caption);
         if self.acts().iter().any(|a| a.uses_min()) {
             let _ = writeln!(p, "\n{}", m.zero_fit_graph_note);
         }
