@@ -38,9 +38,7 @@ fn at_protocol(m: &Messages, group: &[&StudyData], prefix: &dyn Fn(&StudyData) -
             )
         );
         if let Some(des) = &d.study.design {
-            let (both, without) = des.removing(des.credited);
-            let diff = super::stats::difference(&values(d, both, Metric::PlateauValAccuracy), &values(d, without, Metric::PlateauValAccuracy));
-            let v = design::hypothesis_verdict(diff.as_ref(), d.study.similar_margin);
+            let v = design::verdict(d, des);
             let _ = writeln!(p, "  - {}", fill(&m.answer_design, &[("hypothesis", d.study.design_words_in(&m.lang).map_or("", |w| w.0)), ("verdict", &text::verdict(m, &v))]));
         }
         for j in rules::judge(d) {

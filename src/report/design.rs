@@ -47,6 +47,13 @@ fn difference_text(m: &Messages, d: Option<&Difference>) -> (String, String) {
     }
 }
 
+/// The verdict on the design's hypothesis: the effect of removing the
+/// credited property, judged by [`hypothesis_verdict`].
+pub fn verdict(data: &StudyData, d: &Design) -> Verdict {
+    let (both, without) = d.removing(d.credited);
+    hypothesis_verdict(effect(data, both, without).as_ref(), data.study.similar_margin)
+}
+
 /// One sentence: the verdict and the two removals it rests on.
 pub fn verdict_sentence(m: &Messages, data: &StudyData, d: &Design) -> String {
     let (hypothesis, factors) = data.study.design_words_in(&m.lang).expect("a study with a design");
@@ -59,7 +66,7 @@ pub fn verdict_sentence(m: &Messages, data: &StudyData, d: &Design) -> String {
     fill(
         &m.design_verdict,
         &[
-            ("verdict", &text::verdict(m, &hypothesis_verdict(iv.as_ref(), data.study.similar_margin))),
+            ("verdict", &text::verdict(m, &verdict(data, d))),
             ("hypothesis", hypothesis),
             ("credited", factors[d.credited]),
             ("other", factors[other]),

@@ -47,18 +47,16 @@ impl StudyPages<'_> {
             return Ok(p);
         }
         let order: Vec<String> = ranked.iter().map(|(a, v)| format!("{a} ({})", f3(*v))).collect();
-        if ranked.len() >= 2 {
-            let _ = write!(p, "- {}", fill(&m.ranking, &[("function", ranked[0].0.name()), ("ranking", &order.join(" > ")), ("window", &window), ("table", &summary)]));
-            if let Some((next, _)) = ranked.get(1) {
-                let top = |a| rules::values(data, a, Metric::PlateauValAccuracy);
-                match difference(&top(ranked[0].0), &top(*next)) {
-                    Some(d) => {
-                        let (lo, hi) = d.interval(ALPHA);
-                        let key = if lo > 0.0 { &m.ranking_resolved } else { &m.ranking_unresolved };
-                        let _ = write!(p, " {}", fill(key, &[("next", next.name()), ("d", &text::signed(d.estimate)), ("interval", &text::interval((lo, hi))), ("method", &text::method(m, &d))]));
-                    }
-                    None => p.push_str(&format!(" {}", m.ranking_one_seed)),
+        if let [(first, _), (next, _), ..] = ranked.as_slice() {
+            let _ = write!(p, "- {}", fill(&m.ranking, &[("function", first.name()), ("ranking", &order.join(" > ")), ("window", &window), ("table", &summary)]));
+            let plateau = |a| rules::values(data, a, Metric::PlateauValAccuracy);
+            match difference(&plateau(*first), &plateau(*next)) {
+                Some(d) => {
+                    let (lo, hi) = d.interval(ALPHA);
+                    let key = if lo > 0.0 { &m.ranking_resolved } else { &m.ranking_unresolved };
+                    let _ = write!(p, " {}", fill(key, &[("next", next.name()), ("d", &text::signed(d.estimate)), ("interval", &text::interval((lo, hi))), ("method", &text::method(m, &d))]));
                 }
+                None => p.push_str(&format!(" {}", m.ranking_one_seed)),
             }
             p.push('\n');
         }

@@ -52,14 +52,13 @@ impl<'a> StudyPages<'a> {
             return None;
         }
         let walls: Vec<f64> = runs.iter().filter_map(|r| r.record()).map(|r| r.wall_seconds).collect();
-        let args = [("left", left.to_string()), ("total", runs.len().to_string())];
+        let hours_left = |per_run: f64| format!("{:.0}", per_run * left as f64);
+        let (left, total) = (left.to_string(), runs.len().to_string());
         Some(if walls.is_empty() {
-            fill(&m.compute_left_unknown, &args.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>())
+            fill(&m.compute_left_unknown, &[("left", &left), ("total", &total)])
         } else {
             let per_run = walls.iter().sum::<f64>() / walls.len() as f64 / 3600.0;
-            let hours = format!("{:.0}", per_run * left as f64);
-            let rate = format!("{per_run:.1}");
-            fill(&m.compute_left, &[("left", &args[0].1), ("total", &args[1].1), ("hours", &hours), ("rate", &rate)])
+            fill(&m.compute_left, &[("left", &left), ("total", &total), ("hours", &hours_left(per_run)), ("rate", &format!("{per_run:.1}"))])
         })
     }
 
