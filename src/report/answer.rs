@@ -6,7 +6,7 @@
 
 use super::charts::{Interval, IntervalChart, Rgb};
 use super::data::StudyData;
-use super::design;
+use super::hypothesis;
 use super::messages::{Messages, fill};
 use super::rules::{self, values};
 use super::stats::describe;
@@ -37,9 +37,8 @@ fn at_protocol(m: &Messages, group: &[&StudyData], prefix: &dyn Fn(&StudyData) -
                 &[("title", d.study.title_in(&m.lang)), ("results", &format!("{link}/results.md")), ("progress", &progress), ("verdicts_title", &m.title_verdicts), ("verdicts", &format!("{link}/verdicts.md"))]
             )
         );
-        if let Some(des) = &d.study.design {
-            let v = design::verdict(d, des);
-            let _ = writeln!(p, "  - {}", fill(&m.answer_design, &[("hypothesis", d.study.design_words_in(&m.lang).map_or("", |w| w.0)), ("verdict", &text::verdict(m, &v))]));
+        if let Some(v) = hypothesis::verdict(d) {
+            let _ = writeln!(p, "  - {}", fill(&m.answer_design, &[("hypothesis", d.study.hypothesis_in(&m.lang).unwrap_or("")), ("verdict", &text::verdict(m, &v))]));
         }
         for j in rules::judge(d) {
             let _ = writeln!(

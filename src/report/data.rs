@@ -71,6 +71,8 @@ pub struct Run {
     /// Per epoch; empty unless the run is usable.
     pub history: Vec<Epoch>,
     pub diagnostics: Vec<LayerRow>,
+    /// steps.csv's rows (all columns, `step` first), where the run kept one.
+    pub steps: Vec<Vec<f64>>,
 }
 
 impl Run {
@@ -94,6 +96,12 @@ impl Run {
 
     pub fn measures(&self) -> Option<Measures> {
         Measures::of(&self.history)
+    }
+
+    /// One steps.csv column: its value at each logged step, in order.
+    pub fn step_column(&self, column: &str) -> Vec<f64> {
+        let i = crate::train::steps::header().split(',').position(|c| c == column).unwrap_or_else(|| panic!("no steps column `{column}`"));
+        self.steps.iter().map(|r| r[i]).collect()
     }
 }
 
@@ -204,6 +212,21 @@ impl StudyData {
             .collect()
     }
 
+    /// A steps.csv column over the seeds that logged it, per step: the band,
+    /// and how many runs it averages.
+    pub fn step_band(&self, a: Activation, column: &str) -> (Band, usize) {
+        let cols: Vec<Vec<f64>> = self.usable(a).map(|r| r.step_column(column)).filter(|c| !c.is_empty()).collect();
+        let steps = cols.iter().map(Vec::len).min().unwrap_or(0);
+        let mut b = Band::default();
+        for i in 0..steps {
+            let v: Vec<f64> = cols.iter().map(|c| c[i]).collect();
+            b.mean.push(v.iter().sum::<f64>() / v.len() as f64);
+            b.min.push(v.iter().copied().fold(f64::INFINITY, f64::min));
+            b.max.push(v.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        }
+        (b, cols.len())
+    }
+
     /// The mean of a diagnostic after `epoch` (0: before training), if measured.
     pub fn diagnostic_at(&self, a: Activation, layer: &str, column: &str, epoch: usize) -> Option<f64> {
         self.diagnostic(a, layer, column).into_iter().find(|x| x.0 == epoch).map(|x| x.1)
@@ -241,7 +264,7 @@ fn number(path: &Path, line: usize, field: &str) -> Result<f64> {
 }
 
 /// One run's history and diagnostics, checked against run.json.
-fn read_run(dir: &Path, rec: &RunRecord) -> Result<(Vec<Epoch>, Vec<LayerRow>)> {
+fn read_run(dir: &Path, rec: &RunRecord) -> Result<(Vec<Epoch>, Vec<LayerRow>, Vec<Vec<f64>>)> {
     let hp = dir.join("history.csv");
     if sha256_file(&hp)? != rec.history_sha256 {
         bail!("{} does not match the sha256 recorded in run.json (edited or corrupt)", hp.display());
@@ -263,7 +286,14 @@ fn read_run(dir: &Path, rec: &RunRecord) -> Result<(Vec<Epoch>, Vec<LayerRow>)> 
             diagnostics.push(LayerRow { epoch, layer: f[1].clone(), values });
         }
     }
-    Ok((history, diagnostics))
+    let sp = dir.join(crate::train::steps::FILE);
+    let mut steps = Vec::new();
+    if sp.exists() {
+        for (i, f) in read_csv(&sp, &crate::train::steps::header())?.iter().enumerate() {
+            steps.push(f.iter().map(|x| number(&sp, i + 2, x)).collect::<Result<_>>()?);
+        }
+    }
+    Ok((history, diagnostics, steps))
 }
 
 /// The study's runs at `protocol` from the published runs.
@@ -271,10 +301,10 @@ pub fn load(study: &Study, artifacts: &Runs, protocol: &Protocol) -> Result<Stud
     let mut runs = Vec::new();
     for (spec, dir) in study.runs_in(artifacts, protocol) {
         let state = RunState::read(&dir)?;
-        let mut run = Run { activation: spec.activation, seed: spec.seed, dir, state, problem: None, history: vec![], diagnostics: vec![] };
+        let mut run = Run { activation: spec.activation, seed: spec.seed, dir, state, problem: None, history: vec![], diagnostics: vec![], steps: vec![] };
         if let Some(rec) = run.record() {
             match read_run(&run.dir, rec) {
-                Ok((h, d)) => (run.history, run.diagnostics) = (h, d),
+                Ok((h, d, st)) => (run.history, run.diagnostics, run.steps) = (h, d, st),
                 Err(e) => run.problem = Some(format!("{e:#}")),
             }
         }
@@ -333,7 +363,7 @@ claims = [{ metric = "plateau_val_accuracy", than = "relu", expect = "similar" }
             })
             .collect();
         let rec: crate::train::record::RunRecord = serde_json::from_str(include_str!("../../artifacts/e50-b64/relu/seed-1/run.json")).unwrap();
-        Run { activation: a, seed, dir: "x".into(), state: RunState::Finished(Box::new(rec)), problem: None, history, diagnostics: vec![] }
+        Run { activation: a, seed, dir: "x".into(), state: RunState::Finished(Box::new(rec)), problem: None, history, diagnostics: vec![], steps: vec![] }
     }
 
     pub fn data(runs: Vec<Run>) -> StudyData {

@@ -20,6 +20,7 @@ pub mod chapters;
 pub mod charts;
 pub mod data;
 pub mod design;
+pub mod hypothesis;
 pub mod links;
 pub mod messages;
 pub mod observations;
@@ -198,7 +199,7 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
     for d in data {
         let study = &d.study;
         let dir = generated.join(&study.name);
-        let pages = StudyPages { m, data: d, dir: &dir, colors: &colors };
+        let pages = StudyPages { m, data: d, peers: data, dir: &dir, colors: &colors };
         let files = [
             ("purpose.md", &m.title_purpose_conditions, pages.purpose()?),
             ("predictions.md", &m.title_predictions, pages.predictions()),
@@ -221,7 +222,7 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
         for d in appendix {
             let (study, slug) = (&d.study, d.protocol.slug());
             let dir = generated.join(&study.name).join(&slug);
-            let pages = StudyPages { m, data: d, dir: &dir, colors: &colors };
+            let pages = StudyPages { m, data: d, peers: appendix, dir: &dir, colors: &colors };
             let title = fill(&m.appendix_study, &[("study", study.title_in(&m.lang)), ("protocol", &text::protocol(m, &d.protocol))]);
             let _ = writeln!(summary, "- [{title}](generated/{}/{slug}/results.md)", study.name);
             write_atomic(&dir.join("results.md"), pages.results()?.as_bytes())?;

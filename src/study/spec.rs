@@ -31,6 +31,8 @@ struct RawStudy {
     functions: Spanned<Vec<RawFunction>>,
     #[serde(default)]
     design: Option<RawDesign>,
+    #[serde(default)]
+    hypothesis: Option<RawHypothesis>,
     /// The study's words in Japanese (`[ja]`); English is the default.
     #[serde(default)]
     ja: Option<Translation>,
@@ -108,6 +110,28 @@ struct RawDesign {
     columns: String,
     cells: Spanned<Vec<Vec<Spanned<String>>>>,
     credits: Spanned<String>,
+}
+
+/// `[hypothesis]`: what a study without a 2x2 design tests as a whole.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHypothesis {
+    text: String,
+    /// The functions whose claims decide it.
+    decided_by: Spanned<Vec<Spanned<String>>>,
+    /// Another study asking the same question with another design.
+    #[serde(default)]
+    same_question_as: Option<String>,
+}
+
+/// A study's hypothesis, decided by the claims of some of its functions
+/// (the rule is `report::hypothesis::verdict`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hypothesis {
+    pub text: String,
+    pub decided_by: Vec<Activation>,
+    /// The name of another study that tests the same hypothesis with another design.
+    pub same_question_as: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -194,6 +218,8 @@ pub struct Study {
     /// The protocol each run uses (activation and seed are set per run).
     pub protocol: Protocol,
     pub design: Option<Design>,
+    /// `[hypothesis]` (a study with a `[design]` has its hypothesis there).
+    pub hypothesis: Option<Hypothesis>,
     /// Language code → the study's text in it.
     pub translations: std::collections::BTreeMap<String, Translation>,
     pub observations: Vec<Observation>,
@@ -250,12 +276,18 @@ impl Study {
         self.translation(lang).and_then(|t| t.predictions.get(act.name())).map(String::as_str).or_else(|| self.function(act)?.prediction.as_deref())
     }
 
+    /// The study's hypothesis as a whole (its design's, or `[hypothesis]`), in words.
+    pub fn hypothesis_in(&self, lang: &str) -> Option<&str> {
+        let own = self.design.as_ref().map(|d| d.hypothesis.as_str()).or(self.hypothesis.as_ref().map(|h| h.text.as_str()))?;
+        Some(self.translation(lang).and_then(|t| t.hypothesis.as_deref()).unwrap_or(own))
+    }
+
     /// The design's hypothesis and its two factors' names.
     pub fn design_words_in(&self, lang: &str) -> Option<(&str, [&str; 2])> {
         let d = self.design.as_ref()?;
         let t = self.translation(lang);
         Some((
-            t.and_then(|t| t.hypothesis.as_deref()).unwrap_or(&d.hypothesis),
+            self.hypothesis_in(lang)?,
             [t.and_then(|t| t.rows.as_deref()).unwrap_or(&d.factors[0]), t.and_then(|t| t.columns.as_deref()).unwrap_or(&d.factors[1])],
         ))
     }
@@ -355,6 +387,24 @@ impl Study {
             Some(d) => Some(parse_design(d, &functions, &at)?),
             None => None,
         };
+        let hypothesis = match &raw.hypothesis {
+            None => None,
+            Some(_) if raw.design.is_some() => return Err(at(raw.name.span(), "hypothesis", "a study with a `[design]` states its hypothesis there; drop `[hypothesis]`".into())),
+            Some(h) => {
+                let mut decided_by = Vec::new();
+                for n in h.decided_by.get_ref() {
+                    let f = functions.iter().find(|f| f.activation.name() == n.get_ref()).ok_or_else(|| at(n.span(), "hypothesis.decided_by", format!("`{}` is not one of the study's functions ({names})", n.get_ref())))?;
+                    if f.claims.is_empty() {
+                        return Err(at(n.span(), "hypothesis.decided_by", format!("`{}` has no claims to decide the hypothesis with", n.get_ref())));
+                    }
+                    decided_by.push(f.activation);
+                }
+                if decided_by.is_empty() {
+                    return Err(at(h.decided_by.span(), "hypothesis.decided_by", "name at least one function whose claims decide the hypothesis".into()));
+                }
+                Some(Hypothesis { text: h.text.trim().to_string(), decided_by, same_question_as: h.same_question_as.clone() })
+            }
+        };
         let p = &raw.protocol;
         let def = Protocol::ARTICLE;
         let study = Study {
@@ -379,6 +429,7 @@ impl Study {
                 test_limit: None,
             },
             design,
+            hypothesis,
             translations: raw.ja.iter().map(|t| ("ja".to_string(), t.clone())).collect(),
             observations,
         };

@@ -105,7 +105,12 @@ fn bad_study_files_name_file_line_and_field() {
         (GOOD.replace("baseline = \"relu\"", "baseline = \"gelu\""), vec!["line 6", "baseline", "gelu", "relu, tanh"]),
         (GOOD.replace("expect = \"lower\"", "expect = \"similar\""), vec!["t.toml", "similar_margin", "0.02"]),
         (GOOD.replace("baseline = \"relu\"", "baseline = \"relu\"\nsimilar_margin = 2"), vec!["line 7", "similar_margin", "between 0 and 1"]),
+        (format!("{GOOD}[hypothesis]\ntext = \"h\"\ndecided_by = [\"gelu\"]\n"), vec!["t.toml", "line 17", "hypothesis.decided_by", "gelu", "relu, tanh"]),
+        (format!("{GOOD}[hypothesis]\ntext = \"h\"\ndecided_by = [\"relu\"]\n"), vec!["line 17", "hypothesis.decided_by", "no claims"]),
     ];
+    let s = parse(&format!("{GOOD}[hypothesis]\ntext = \"h\"\ndecided_by = [\"tanh\"]\nsame_question_as = \"other\"\n")).unwrap();
+    let h = s.hypothesis.unwrap();
+    assert_eq!((h.decided_by, h.same_question_as.as_deref()), (vec![actlab::activation::Activation::Tanh], Some("other")));
     for (text, needles) in cases {
         let e = format!("{:#}", parse(&text).expect_err(&text));
         for n in needles {

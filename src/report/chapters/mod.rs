@@ -23,6 +23,9 @@ use std::path::Path;
 pub struct StudyPages<'a> {
     pub m: &'a Messages,
     pub data: &'a StudyData,
+    /// The other studies at the same kind of protocol (own or reduced), for
+    /// comparing verdicts across designs.
+    pub peers: &'a [StudyData],
     pub dir: &'a Path,
     /// Each function's colour, the same on every chart of the book.
     pub colors: &'a dyn Fn(Activation) -> Rgb,

@@ -30,6 +30,7 @@ fn diagnostics(m: &crate::report::messages::Messages) -> [(&'static str, &str, &
 /// The anchor of the summary table, which the discussion's numbers link to.
 pub const SUMMARY_ANCHOR: &str = "summary";
 pub const DIAGNOSTICS_ANCHOR: &str = "diagnostics";
+pub const FIRST_STEPS_ANCHOR: &str = "first-steps";
 
 fn epochs(n: usize) -> Vec<f64> {
     (1..=n).map(|e| e as f64).collect()
@@ -70,6 +71,50 @@ impl StudyPages<'_> {
         }
         c.log_y = c.needs_log();
         self.svg(&format!("overlay-{metric}.svg"), &c)
+    }
+
+    /// One steps.csv column of every function that logged it: the mean over
+    /// seeds per step, with the min–max band.
+    fn steps_overlay(&self, column: &str, title: &str) -> Result<Option<String>> {
+        let mut c = LineChart::new(title, &self.m.axis_step, column);
+        (c.size, c.text) = ((600, 400), 18);
+        for a in self.acts() {
+            let (b, n) = self.data.step_band(a, column);
+            if n == 0 {
+                continue;
+            }
+            let xs: Vec<f64> = (0..b.mean.len()).map(|i| i as f64).collect();
+            let color = (self.colors)(a);
+            c.bands.push(Band { xs: xs.clone(), lo: b.min, hi: b.max, color });
+            c.series.push(Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, thick: false, dashed: false, legend: true });
+        }
+        if c.series.is_empty() {
+            return Ok(None);
+        }
+        c.log_y = c.needs_log();
+        Ok(Some(self.svg(&format!("steps-{column}.svg"), &c)?))
+    }
+
+    /// The first logged steps, one by one: what happens before epoch 1 ends.
+    fn first_steps(&self) -> Result<String> {
+        let m = self.m;
+        let dense = ACTIVATED.last().expect("activated layers").name;
+        let columns = [
+            ("loss".to_string(), m.steps_loss.clone()),
+            (format!("{dense}_pre_mean"), fill(&m.steps_pre_mean, &[("layer", dense)])),
+            (format!("{dense}_grad_norm"), fill(&m.steps_grad_norm, &[("layer", dense)])),
+        ];
+        let mut charts = Vec::new();
+        for (column, title) in &columns {
+            if let Some(img) = self.steps_overlay(column, title)? {
+                charts.push(format!("[![{column}]({img})]({img})\n"));
+            }
+        }
+        if charts.is_empty() {
+            return Ok(String::new());
+        }
+        let steps = self.data.runs.iter().map(|r| r.steps.len()).max().unwrap_or(0);
+        Ok(format!("<a id=\"{FIRST_STEPS_ANCHOR}\"></a>\n\n## {}\n\n{}\n\n{}\n", m.title_first_steps, fill(&m.first_steps_intro, &[("steps", &steps.to_string())]), charts.join("\n")))
     }
 
     /// One diagnostic of one function: a line per layer (epoch 0: before training).
@@ -212,6 +257,7 @@ impl StudyPages<'_> {
             let _ = writeln!(p, "[![{metric}]({img})]({img})\n");
         }
         let _ = writeln!(p, "{}\n", m.overlay_caption);
+        p.push_str(&self.first_steps()?);
 
         let _ = writeln!(p, "<a id=\"{DIAGNOSTICS_ANCHOR}\"></a>\n\n## {}\n\n{}\n", m.title_diagnostics, m.diagnostics_intro);
         for (metric, title, what) in diagnostics(m) {

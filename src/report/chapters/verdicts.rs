@@ -3,7 +3,7 @@
 
 use super::StudyPages;
 use crate::report::data::PLATEAU_EPOCHS;
-use crate::report::design;
+use crate::report::hypothesis;
 use crate::report::messages::fill;
 use crate::report::observations;
 use crate::report::rules::{self, AT_CHANCE_MAX, STILL_RISING};
@@ -35,8 +35,8 @@ impl StudyPages<'_> {
                 ]
             )
         );
-        if let Some(d) = &s.design {
-            let _ = writeln!(p, "{}\n", design::verdict_sentence(m, self.data, d));
+        for line in [hypothesis::sentence(m, self.data), hypothesis::comparison(m, self.data, self.peers)].into_iter().flatten() {
+            let _ = writeln!(p, "{line}\n");
         }
         p.push_str(&text::header(&[&m.col_function, &m.col_claim, &m.col_method, &m.col_difference, &m.col_interval, &m.col_p, &m.col_p_holm, &m.col_verdict]));
         for j in rules::judge(self.data) {

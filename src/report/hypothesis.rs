@@ -1,0 +1,109 @@
+//! A study's hypothesis as a whole: decided by its 2x2 design
+//! ([`super::design::verdict`]) or, for a study without one, by the claims
+//! of the functions its `[hypothesis]` names, under the rule of
+//! [`combine`]. Two studies may ask the same question with different
+//! designs (`same_question_as`); [`comparison`] says whether their
+//! verdicts agree, only ever at one protocol.
+
+use super::data::StudyData;
+use super::design;
+use super::messages::{Messages, fill};
+use super::rules::{self, Verdict};
+use super::text;
+
+/// The verdict of a hypothesis decided by several claims: contradicted if
+/// any claim is contradicted; supported only if every one is supported;
+/// otherwise the first reason it cannot be decided (not applicable, then
+/// too few seeds), else inconclusive.
+pub fn combine(verdicts: &[Verdict]) -> Verdict {
+    if verdicts.is_empty() {
+        return Verdict::TooFewSeeds { have: 0, needed: None };
+    }
+    if verdicts.contains(&Verdict::Contradicted) {
+        return Verdict::Contradicted;
+    }
+    if verdicts.iter().all(|v| *v == Verdict::Supported) {
+        return Verdict::Supported;
+    }
+    let first = |pick: fn(&Verdict) -> bool| verdicts.iter().find(|v| pick(v)).cloned();
+    first(|v| matches!(v, Verdict::NotApplicable(_))).or_else(|| first(|v| matches!(v, Verdict::TooFewSeeds { .. }))).unwrap_or(Verdict::Inconclusive)
+}
+
+/// The study's verdict on its hypothesis, if it states one.
+pub fn verdict(data: &StudyData) -> Option<Verdict> {
+    let s = &data.study;
+    if let Some(d) = &s.design {
+        return Some(design::verdict(data, d));
+    }
+    let h = s.hypothesis.as_ref()?;
+    let judged = rules::judge(data);
+    Some(combine(&judged.iter().filter(|j| h.decided_by.contains(&j.function)).map(|j| j.verdict.clone()).collect::<Vec<_>>()))
+}
+
+/// One sentence: the verdict of a `[hypothesis]` and the claims behind it
+/// (a design states its own, [`design::verdict_sentence`]).
+pub fn sentence(m: &Messages, data: &StudyData) -> Option<String> {
+    let s = &data.study;
+    if let Some(d) = &s.design {
+        return Some(design::verdict_sentence(m, data, d));
+    }
+    let h = s.hypothesis.as_ref()?;
+    let claims: Vec<String> = rules::judge(data)
+        .into_iter()
+        .filter(|j| h.decided_by.contains(&j.function))
+        .map(|j| fill(&m.answer_claim, &[("function", j.function.name()), ("claim", &text::claim(m, j.claim.metric, j.claim.expect, j.claim.than)), ("verdict", &text::verdict(m, &j.verdict))]))
+        .collect();
+    Some(fill(
+        &m.hypothesis_verdict,
+        &[("hypothesis", s.hypothesis_in(&m.lang).unwrap_or("")), ("verdict", &text::verdict(m, &verdict(data)?)), ("claims", &claims.join("; "))],
+    ))
+}
+
+/// The name of the study another asks the same question as.
+fn same_question_as(data: &StudyData) -> Option<&str> {
+    data.study.hypothesis.as_ref()?.same_question_as.as_deref()
+}
+
+/// Whether this study and the one asking the same question (named either
+/// way round) agree, at this study's protocol: None when there is no such
+/// study among `peers` at this protocol.
+pub fn comparison(m: &Messages, data: &StudyData, peers: &[StudyData]) -> Option<String> {
+    let name = data.study.name.as_str();
+    let other = peers.iter().find(|d| d.protocol == data.protocol && d.study.name != name && (same_question_as(data) == Some(d.study.name.as_str()) || same_question_as(d) == Some(name)))?;
+    let (ours, theirs) = (verdict(data)?, verdict(other)?);
+    let decided = |v: &Verdict| matches!(v, Verdict::Supported | Verdict::Contradicted);
+    let key = match (decided(&ours), decided(&theirs)) {
+        (true, true) if ours == theirs => &m.designs_agree,
+        (true, true) => &m.designs_disagree,
+        _ => &m.designs_undecided,
+    };
+    Some(fill(
+        key,
+        &[
+            ("verdict", &text::verdict(m, &ours)),
+            ("other", other.study.title_in(&m.lang)),
+            ("other_link", &format!("../{}/verdicts.md", other.study.name)),
+            ("other_verdict", &text::verdict(m, &theirs)),
+        ],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::report::rules::NotApplicable as Why;
+
+    #[test]
+    fn the_combination_rule() {
+        use Verdict::{Contradicted, Inconclusive, Supported, TooFewSeeds};
+        let na = Verdict::NotApplicable(Why::TooShort { function: Activation::Relu, epochs: 5 });
+        let few = TooFewSeeds { have: 3, needed: Some(9) };
+        assert_eq!(combine(&[Supported, Supported]), Supported);
+        assert_eq!(combine(&[Supported, Contradicted, na.clone()]), Contradicted);
+        assert_eq!(combine(&[Supported, Inconclusive]), Inconclusive);
+        assert_eq!(combine(&[Inconclusive, few.clone(), na.clone()]), na);
+        assert_eq!(combine(&[Supported, few.clone(), Inconclusive]), few);
+        assert_eq!(combine(&[]), TooFewSeeds { have: 0, needed: None });
+    }
+}
