@@ -21,6 +21,7 @@ pub struct Groups {
     pub channels: usize,
 }
 
+#[allow(clippy::len_without_is_empty)] // a layer's groups are never empty
 impl Groups {
     pub fn per_sample(&self) -> usize {
         self.spatial * self.channels
@@ -187,6 +188,7 @@ isa_compiled! {
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the sample's inputs and its three outputs
 fn train_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], dydx: &mut [f32], dydm: &mut [f32], mins: &[f32]) {
     for (k, xs) in x.chunks(W).enumerate() {
         let (i0, len) = (k * W, xs.len());

@@ -149,12 +149,11 @@ pub fn load(data_dir: &Path, source: Option<&Path>, force: bool, progress: bool)
         },
     };
     let fingerprint = cache::fingerprint(&source)?;
-    if !force {
-        if let Some(m) = cache::read_manifest(data_dir)? {
-            if m.source_fingerprint == fingerprint {
-                return cache::read(data_dir, &m);
-            }
-        }
+    if !force
+        && let Some(m) = cache::read_manifest(data_dir)?
+        && m.source_fingerprint == fingerprint
+    {
+        return cache::read(data_dir, &m);
     }
     if progress {
         eprintln!("importing CIFAR-10 from {} into {}", source.display(), data_dir.display());

@@ -121,7 +121,10 @@ fn clamp<const N: usize>(x: F64x<N>, lo: f64, hi: f64) -> F64x<N> {
 #[inline(always)]
 pub(crate) fn exp64<const N: usize>(x: F64x<N>) -> F64x<N> {
     // x = k·ln2 + r, |r| ≤ ln2/2; ln2 split in two so k·LN2_HI is exact.
+    // fdlibm's constants, quoted with all its digits.
+    #[allow(clippy::excessive_precision)]
     const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
+    #[allow(clippy::excessive_precision)]
     const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
     let s = F64x::splat;
     let k = round(x * s(LOG2E));
@@ -377,7 +380,9 @@ mod tests {
             if x < -745.0 {
                 return 0.0;
             }
+            #[allow(clippy::excessive_precision)]
             const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-01;
+            #[allow(clippy::excessive_precision)]
             const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
             let k = (x * LOG2E).round();
             let r = (x - k * LN2_HI) - k * LN2_LO;

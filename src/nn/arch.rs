@@ -170,6 +170,7 @@ pub struct Activated {
     pub weights: usize,
 }
 
+#[allow(clippy::len_without_is_empty)] // an activated layer is never empty
 impl Activated {
     /// Values per sample.
     pub const fn len(&self) -> usize {

@@ -183,7 +183,7 @@ pub struct Dropout;
 impl Dropout {
     /// Draw the mask (as multipliers 0 or 1/(1−rate)) and apply it in place.
     pub fn forward(rng: &Rng, stream: u64, rate: f32, x: &mut [f32], mask: &mut [f32], len: usize) {
-        assert!(len % 4 == 0, "dropout: feature count must be a multiple of 4");
+        assert!(len.is_multiple_of(4), "dropout: feature count must be a multiple of 4");
         let isa = Isa::detected();
         mask.par_chunks_mut(len).zip(x.par_chunks_mut(len)).enumerate().for_each(|(s, (ms, xs))| {
             // SAFETY: the detected instruction set.
@@ -197,6 +197,7 @@ impl Dropout {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // index loops mirror the formulas they check
 mod tests {
     //! Finite-difference checks of every layer's backward pass. The objective
     //! is s = Σ g·y for a fixed random upstream gradient g, in f64.

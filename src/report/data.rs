@@ -263,8 +263,15 @@ fn number(path: &Path, line: usize, field: &str) -> Result<f64> {
     field.parse().with_context(|| format!("{}: line {line}: `{field}` is not a number", path.display()))
 }
 
-/// One run's history and diagnostics, checked against run.json.
-fn read_run(dir: &Path, rec: &RunRecord) -> Result<(Vec<Epoch>, Vec<LayerRow>, Vec<Vec<f64>>)> {
+/// What a run's files hold.
+struct RunFiles {
+    history: Vec<Epoch>,
+    diagnostics: Vec<LayerRow>,
+    steps: Vec<Vec<f64>>,
+}
+
+/// One run's history, diagnostics and steps, checked against run.json.
+fn read_run(dir: &Path, rec: &RunRecord) -> Result<RunFiles> {
     let hp = dir.join("history.csv");
     if sha256_file(&hp)? != rec.history_sha256 {
         bail!("{} does not match the sha256 recorded in run.json (edited or corrupt)", hp.display());
@@ -293,7 +300,7 @@ fn read_run(dir: &Path, rec: &RunRecord) -> Result<(Vec<Epoch>, Vec<LayerRow>, V
             steps.push(f.iter().map(|x| number(&sp, i + 2, x)).collect::<Result<_>>()?);
         }
     }
-    Ok((history, diagnostics, steps))
+    Ok(RunFiles { history, diagnostics, steps })
 }
 
 /// The study's runs at `protocol` from the published runs.
@@ -304,7 +311,7 @@ pub fn load(study: &Study, artifacts: &Runs, protocol: &Protocol) -> Result<Stud
         let mut run = Run { activation: spec.activation, seed: spec.seed, dir, state, problem: None, history: vec![], diagnostics: vec![], steps: vec![] };
         if let Some(rec) = run.record() {
             match read_run(&run.dir, rec) {
-                Ok((h, d, st)) => (run.history, run.diagnostics, run.steps) = (h, d, st),
+                Ok(f) => (run.history, run.diagnostics, run.steps) = (f.history, f.diagnostics, f.steps),
                 Err(e) => run.problem = Some(format!("{e:#}")),
             }
         }

@@ -61,7 +61,7 @@ catalogue! {
     untestable_shorter, untestable_unresolved, measured_stall, measured_gap, measured_plateau, measured_difference,
     quote, metric_first, chart_one_seed, answer_study, see_observations, functions_caption,
     axis_step, steps_loss, steps_pre_mean, steps_grad_norm, title_first_steps, first_steps_intro,
-    hypothesis_verdict, designs_agree, designs_disagree, designs_undecided,
+    hypothesis_verdict, designs_agree, designs_disagree, designs_undecided, sentence_end,
 }
 
 impl Messages {

@@ -345,7 +345,7 @@ mod tests {
         let v = verdicts(&d);
         assert!(matches!(&v[1], Verdict::NotApplicable(NotApplicable::AtChance { function: Relu, seed: 2, .. })), "{v:?}");
         assert!(matches!(overfitting(&d, Relu), Some(Overfitting::NotApplicable(_))));
-        assert!(matches!(slow_start(&d, Tanh), None));
+        assert!(slow_start(&d, Tanh).is_none());
         // tanh still rising by 0.01 an epoch: no gap verdict, no peak.
         let mut runs = three(Relu, [0.60, 0.70, 0.65], 0.10, 0.0);
         runs.extend(three(Tanh, [0.3, 0.3, 0.3], 0.02, 0.01));

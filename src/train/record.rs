@@ -83,11 +83,11 @@ impl Device {
 /// defined from the record first, so its runs can be shared.
 pub fn parse(text: &str) -> Result<RunRecord, String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if let (Some(name), Some(def)) = (v["config"]["activation"].as_str(), v["config"].get("definition")) {
-        if crate::activation::Activation::from_name(name).is_none() {
-            let def: crate::activation::Definition = serde_json::from_value(def.clone()).map_err(|e| e.to_string())?;
-            crate::activation::define(name, &def)?;
-        }
+    if let (Some(name), Some(def)) = (v["config"]["activation"].as_str(), v["config"].get("definition"))
+        && crate::activation::Activation::from_name(name).is_none()
+    {
+        let def: crate::activation::Definition = serde_json::from_value(def.clone()).map_err(|e| e.to_string())?;
+        crate::activation::define(name, &def)?;
     }
     serde_json::from_value(v).map_err(|e| e.to_string())
 }

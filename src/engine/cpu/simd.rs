@@ -61,6 +61,7 @@ impl Isa {
 /// f32 vectors of `LANES` lanes. Every method is `unsafe`: the caller
 /// guarantees the instruction set (a `#[target_feature]` function of
 /// [`Isa`]'s kind) and that pointers cover the lanes they touch.
+#[allow(clippy::missing_safety_doc)] // the contract above holds for every method
 pub trait Simd: Copy {
     type V: Copy;
     const LANES: usize;

@@ -41,10 +41,12 @@ pub enum Finish {
 }
 
 /// One block. C's row `i` is at `row(i)` (null: the row is computed and
-/// dropped), `cols` of its columns are real; B's row `k` is at `b(k)`. The
-/// caller guarantees: `a` readable for all `MR` rows and `kc` steps, `b(k)`
-/// readable for `NV·LANES` columns, and each non-null row of C covering
-/// `cols` values.
+/// dropped), `cols` of its columns are real; B's row `k` is at `b(k)`.
+///
+/// # Safety
+/// The caller guarantees `S`'s instruction set, `a` readable for all `MR`
+/// rows and `kc` steps, `b(k)` readable for `NV·LANES` columns, and each
+/// non-null row of C covering `cols` values.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(

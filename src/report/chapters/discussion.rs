@@ -106,22 +106,28 @@ impl StudyPages<'_> {
                 ),
             };
             let _ = write!(p, "- {sentence}");
+            if a == base {
+                // The diagnostics below compare with the baseline: nothing to say of itself.
+                let _ = writeln!(p, "{}", m.sentence_end);
+                continue;
+            }
             p.push_str(&fill(&m.diagnostics_show, &[("table", &diagnostics)]));
             let mut facts = Vec::new();
             // After epoch 1: what the diagnostics measured then.
             for layer in ACTIVATED.iter().map(|l| l.name) {
                 let at = |f: Activation, c: &str| data.diagnostic_at(f, layer, c, 1);
-                if let (Some(v), Some(r)) = (at(a, "post_mean"), at(base, "post_mean")) {
-                    if (v - r).abs() > MEAN_SHIFT_NOTABLE {
-                        facts.push(fill(&m.fact_mean_shift, &[("layer", layer), ("value", &format!("{v:.2}")), ("baseline", base.name()), ("base_value", &format!("{r:.2}"))]));
-                    }
+                if let (Some(v), Some(r)) = (at(a, "post_mean"), at(base, "post_mean"))
+                    && (v - r).abs() > MEAN_SHIFT_NOTABLE
+                {
+                    facts.push(fill(&m.fact_mean_shift, &[("layer", layer), ("value", &format!("{v:.2}")), ("baseline", base.name()), ("base_value", &format!("{r:.2}"))]));
                 }
-                if let (Some(g), Some(r)) = (at(a, "grad_in_mean_abs"), at(base, "grad_in_mean_abs")) {
-                    if r > 0.0 && (g / r > GRADIENT_RATIO_NOTABLE || g / r < 1.0 / GRADIENT_RATIO_NOTABLE) {
-                        let ratio = g / r;
-                        let ratio = if ratio < 0.1 { format!("{ratio:.1e}") } else { format!("{ratio:.1}") };
-                        facts.push(fill(&m.fact_gradient, &[("layer", layer), ("ratio", &ratio), ("baseline", base.name())]));
-                    }
+                if let (Some(g), Some(r)) = (at(a, "grad_in_mean_abs"), at(base, "grad_in_mean_abs"))
+                    && r > 0.0
+                    && (g / r > GRADIENT_RATIO_NOTABLE || g / r < 1.0 / GRADIENT_RATIO_NOTABLE)
+                {
+                    let ratio = g / r;
+                    let ratio = if ratio < 0.1 { format!("{ratio:.1e}") } else { format!("{ratio:.1}") };
+                    facts.push(fill(&m.fact_gradient, &[("layer", layer), ("ratio", &ratio), ("baseline", base.name())]));
                 }
             }
             if facts.is_empty() {
