@@ -120,10 +120,13 @@ pub fn build(opts: &Options) -> Result<Built> {
     // Each study at its own protocol, then at each reduction of it that has runs (the appendix).
     let mut data: Vec<StudyData> = Vec::new();
     let mut appendix: Vec<StudyData> = Vec::new();
+    // A run at another study's own protocol was computed for that study (a
+    // one-epoch stall run is no "reduced" positive-only run): not an appendix.
+    let own: Vec<Protocol> = studies.iter().map(|s| s.protocol).collect();
     for s in &studies {
         let read = |p: &Protocol| data::load(s, &runs, p).with_context(|| format!("reading the published runs of study {} ({})", s.name, p.slug()));
         data.push(read(&s.protocol)?);
-        for p in data::reductions(s, &runs)? {
+        for p in data::reductions(s, &runs)?.into_iter().filter(|p| !own.contains(p)) {
             appendix.push(read(&p)?);
         }
     }

@@ -168,15 +168,19 @@ pub fn run_state(m: &Messages, run: &Run) -> String {
 
 /// A protocol in words: epochs, batch, and how many training and test images.
 pub fn protocol(m: &Messages, p: &Protocol) -> String {
-    fill(
-        &m.protocol_cell,
+    let mut s = fill(
+        if p.epochs == 1 { &m.protocol_cell_one_epoch } else { &m.protocol_cell },
         &[
             ("epochs", &p.epochs.to_string()),
             ("batch", &p.batch_size.to_string()),
             ("train", &p.train_limit.map_or(m.all_train.clone(), |n| n.to_string())),
             ("test", &p.test_limit.map_or(m.all_test.clone(), |n| n.to_string())),
         ],
-    )
+    );
+    if p.adam.learning_rate != crate::nn::adam::AdamConfig::KERAS.learning_rate {
+        s.push_str(&fill(&m.protocol_learning_rate, &[("lr", &format!("{:e}", p.adam.learning_rate))]));
+    }
+    s
 }
 
 /// A function's definition in symbols, the same in every language (a
@@ -208,5 +212,15 @@ mod tests {
     fn a_pipe_stays_inside_its_cell() {
         assert_eq!(row(&["mean |∂loss/∂input|", "x"]), "| mean \\|∂loss/∂input\\| | x |\n");
         assert_eq!(header(&["a", "b"]), "| a | b |\n|---|---|\n");
+    }
+}
+
+/// A duration given in hours, in the unit that reads well: whole minutes
+/// under two hours, whole hours above.
+pub fn duration(m: &Messages, hours: f64) -> String {
+    if hours < 2.0 {
+        fill(&m.duration_minutes, &[("n", &format!("{:.0}", (hours * 60.0).max(1.0)))])
+    } else {
+        fill(&m.duration_hours, &[("n", &format!("{hours:.0}"))])
     }
 }

@@ -55,13 +55,14 @@ impl<'a> StudyPages<'a> {
             return None;
         }
         let walls: Vec<f64> = runs.iter().filter_map(|r| r.record()).map(|r| r.wall_seconds).collect();
-        let hours_left = |per_run: f64| format!("{:.0}", per_run * left as f64);
+        let runs_left = left;
         let (left, total) = (left.to_string(), runs.len().to_string());
         Some(if walls.is_empty() {
             fill(&m.compute_left_unknown, &[("left", &left), ("total", &total)])
         } else {
             let per_run = walls.iter().sum::<f64>() / walls.len() as f64 / 3600.0;
-            fill(&m.compute_left, &[("left", &left), ("total", &total), ("hours", &hours_left(per_run)), ("rate", &format!("{per_run:.1}"))])
+            let time_left = text::duration(m, per_run * runs_left as f64);
+            fill(&m.compute_left, &[("left", &left), ("total", &total), ("time", &time_left), ("rate", &text::duration(m, per_run))])
         })
     }
 
