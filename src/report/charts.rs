@@ -169,7 +169,12 @@ impl LineChart {
             for s in &self.series {
                 let style = ShapeStyle { color: s.color.mix(if s.thick { 1.0 } else { 0.4 }), filled: false, stroke_width: if s.thick { 3 } else { 1 } };
                 let pts: Vec<(f64, f64)> = s.xs.iter().zip(&s.ys).map(|(x, y)| (*x, self.y(*y))).filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| (x, y.clamp(y0, y1))).collect();
-                if s.dashed {
+                if let [only] = pts.as_slice() {
+                    // A single point (a one-epoch run) draws no line: a dot,
+                    // hollow and larger for a dashed series so both show.
+                    let dot = if s.dashed { Circle::new(*only, 7, style) } else { Circle::new(*only, 5, style.filled()) };
+                    chart.draw_series(std::iter::once(dot)).map_err(err)?;
+                } else if s.dashed {
                     chart.draw_series(DashedLineSeries::new(pts, 9, 6, style)).map_err(err)?;
                 } else {
                     chart.draw_series(LineSeries::new(pts, style)).map_err(err)?;
