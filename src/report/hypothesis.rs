@@ -59,6 +59,14 @@ pub fn sentence(m: &Messages, data: &StudyData) -> Option<String> {
     ))
 }
 
+/// The path from `from`'s Verdicts page to `to`'s at the same protocol (a
+/// study's own protocol sits in its folder, a reduction one level down).
+fn verdicts_link(from: &StudyData, to: &StudyData) -> String {
+    let page = |d: &StudyData| if d.protocol == d.study.protocol { format!("{}/verdicts.md", d.study.name) } else { format!("{}/{}/verdicts.md", d.study.name, d.protocol.slug()) };
+    let up = if from.protocol == from.study.protocol { "../" } else { "../../" };
+    format!("{up}{}", page(to))
+}
+
 /// The name of the study another asks the same question as.
 fn same_question_as(data: &StudyData) -> Option<&str> {
     data.study.hypothesis.as_ref()?.same_question_as.as_deref()
@@ -82,7 +90,7 @@ pub fn comparison(m: &Messages, data: &StudyData, peers: &[StudyData]) -> Option
         &[
             ("verdict", &text::verdict(m, &ours)),
             ("other", other.study.title_in(&m.lang)),
-            ("other_link", &format!("../{}/verdicts.md", other.study.name)),
+            ("other_link", &verdicts_link(data, other)),
             ("other_verdict", &text::verdict(m, &theirs)),
         ],
     ))
