@@ -173,6 +173,12 @@ pub struct Band {
 }
 
 impl StudyData {
+    /// How many last epochs the plateau averages at this protocol (all of
+    /// them when there are fewer than [`PLATEAU_EPOCHS`]).
+    pub fn plateau_window(&self) -> usize {
+        PLATEAU_EPOCHS.min(self.protocol.epochs)
+    }
+
     /// The usable runs of one function, in seed order.
     pub fn usable(&self, a: Activation) -> impl Iterator<Item = &Run> {
         self.runs.iter().filter(move |r| r.activation == a && r.usable())

@@ -5,7 +5,6 @@ use super::StudyPages;
 use super::results::{DIAGNOSTICS_ANCHOR, SUMMARY_ANCHOR};
 use crate::activation::Activation;
 use crate::nn::arch::ACTIVATED;
-use crate::report::data::PLATEAU_EPOCHS;
 use crate::report::messages::fill;
 use crate::report::rules::{self, CHANCE_ACCURACY, OVERFIT_GAP, Overfitting, Peak, Start};
 use crate::report::stats::{ALPHA, difference};
@@ -30,7 +29,7 @@ impl StudyPages<'_> {
         let summary = format!("[{}](results.md#{SUMMARY_ANCHOR})", m.link_summary);
         let diagnostics = format!("[{}](results.md#{DIAGNOSTICS_ANCHOR})", m.link_diagnostics);
         let f3 = |v: f64| format!("{v:.3}");
-        let window = PLATEAU_EPOCHS.to_string();
+        let window = data.plateau_window().to_string();
 
         // The ranking, and whether the top two are told apart.
         let mut ranked: Vec<(Activation, f64)> = self

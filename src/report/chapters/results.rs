@@ -7,7 +7,7 @@ use crate::activation::Activation;
 use crate::io::write_atomic;
 use crate::nn::arch::ACTIVATED;
 use crate::report::charts::{Band, LineChart, PALETTE, Series};
-use crate::report::data::{HISTORY_COLUMNS, PLATEAU_EPOCHS};
+use crate::report::data::HISTORY_COLUMNS;
 use crate::report::design;
 use crate::report::messages::fill;
 use crate::report::stats::describe;
@@ -213,7 +213,7 @@ impl StudyPages<'_> {
         p.push_str(&text::header(&[
             &m.col_function,
             &m.col_runs,
-            &fill(&m.col_plateau, &[("window", &PLATEAU_EPOCHS.to_string())]),
+            &fill(&m.col_plateau, &[("window", &self.data.plateau_window().to_string())]),
             &m.col_ci,
             &m.col_best,
             &m.col_best_epoch,
@@ -239,7 +239,7 @@ impl StudyPages<'_> {
                 if wall.is_empty() { "–".into() } else { format!("{:.0}", wall.iter().sum::<f64>() / wall.len() as f64) },
             ]));
         }
-        let _ = writeln!(p, "\n{}\n", fill(&m.ci_note, &[("window", &PLATEAU_EPOCHS.to_string())]));
+        let _ = writeln!(p, "\n{}\n", fill(&m.ci_note, &[("window", &self.data.plateau_window().to_string())]));
 
         let incomplete: Vec<_> = self.data.runs.iter().filter(|r| !r.usable()).collect();
         if !incomplete.is_empty() {
