@@ -8,7 +8,7 @@
 use super::data::StudyData;
 use super::design;
 use super::messages::{Messages, fill};
-use super::rules::{self, Verdict};
+use super::rules::{self, Judged, Verdict};
 use super::text;
 
 /// The verdict of a hypothesis decided by several claims: contradicted if
@@ -29,15 +29,22 @@ pub fn combine(verdicts: &[Verdict]) -> Verdict {
     first(|v| matches!(v, Verdict::NotApplicable(_))).or_else(|| first(|v| matches!(v, Verdict::TooFewSeeds { .. }))).unwrap_or(Verdict::Inconclusive)
 }
 
+/// The judged claims that decide a `[hypothesis]` (None without one).
+fn deciding_claims(data: &StudyData) -> Option<Vec<Judged>> {
+    let h = data.study.hypothesis.as_ref()?;
+    Some(rules::judge(data).into_iter().filter(|j| h.decided_by.contains(&j.function)).collect())
+}
+
+fn combined(claims: &[Judged]) -> Verdict {
+    combine(&claims.iter().map(|j| j.verdict.clone()).collect::<Vec<_>>())
+}
+
 /// The study's verdict on its hypothesis, if it states one.
 pub fn verdict(data: &StudyData) -> Option<Verdict> {
-    let s = &data.study;
-    if let Some(d) = &s.design {
-        return Some(design::verdict(data, d));
+    match &data.study.design {
+        Some(d) => Some(design::verdict(data, d)),
+        None => deciding_claims(data).map(|c| combined(&c)),
     }
-    let h = s.hypothesis.as_ref()?;
-    let judged = rules::judge(data);
-    Some(combine(&judged.iter().filter(|j| h.decided_by.contains(&j.function)).map(|j| j.verdict.clone()).collect::<Vec<_>>()))
 }
 
 /// One sentence: the verdict of a `[hypothesis]` and the claims behind it
@@ -47,15 +54,14 @@ pub fn sentence(m: &Messages, data: &StudyData) -> Option<String> {
     if let Some(d) = &s.design {
         return Some(design::verdict_sentence(m, data, d));
     }
-    let h = s.hypothesis.as_ref()?;
-    let claims: Vec<String> = rules::judge(data)
-        .into_iter()
-        .filter(|j| h.decided_by.contains(&j.function))
+    let judged = deciding_claims(data)?;
+    let claims: Vec<String> = judged
+        .iter()
         .map(|j| fill(&m.answer_claim, &[("function", j.function.name()), ("claim", &text::claim(m, j.claim.metric, j.claim.expect, j.claim.than)), ("verdict", &text::verdict(m, &j.verdict))]))
         .collect();
     Some(fill(
         &m.hypothesis_verdict,
-        &[("hypothesis", s.hypothesis_in(&m.lang).unwrap_or("")), ("verdict", &text::verdict(m, &verdict(data)?)), ("claims", &claims.join("; "))],
+        &[("hypothesis", s.hypothesis_in(&m.lang).unwrap_or("")), ("verdict", &text::verdict(m, &combined(&judged))), ("claims", &claims.join("; "))],
     ))
 }
 

@@ -204,6 +204,16 @@ pub fn formula(a: Activation) -> String {
     text.to_string()
 }
 
+/// A duration given in hours, in the unit that reads well: whole minutes
+/// under two hours, whole hours above.
+pub fn duration(m: &Messages, hours: f64) -> String {
+    if hours < 2.0 {
+        fill(&m.duration_minutes, &[("n", &format!("{:.0}", (hours * 60.0).max(1.0)))])
+    } else {
+        fill(&m.duration_hours, &[("n", &format!("{hours:.0}"))])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,15 +222,5 @@ mod tests {
     fn a_pipe_stays_inside_its_cell() {
         assert_eq!(row(&["mean |∂loss/∂input|", "x"]), "| mean \\|∂loss/∂input\\| | x |\n");
         assert_eq!(header(&["a", "b"]), "| a | b |\n|---|---|\n");
-    }
-}
-
-/// A duration given in hours, in the unit that reads well: whole minutes
-/// under two hours, whole hours above.
-pub fn duration(m: &Messages, hours: f64) -> String {
-    if hours < 2.0 {
-        fill(&m.duration_minutes, &[("n", &format!("{:.0}", (hours * 60.0).max(1.0)))])
-    } else {
-        fill(&m.duration_hours, &[("n", &format!("{hours:.0}"))])
     }
 }

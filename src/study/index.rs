@@ -48,5 +48,12 @@ pub fn load(dir: &Path) -> Result<Vec<Study>> {
         }
         out.push(study);
     }
+    for s in &out {
+        if let Some(other) = s.hypothesis.as_ref().and_then(|h| h.same_question_as.as_ref())
+            && (other == &s.name || !out.iter().any(|o| &o.name == other))
+        {
+            bail!("{}: study `{}`: `hypothesis.same_question_as` names `{other}`, which is not another study in the index", path.display(), s.name);
+        }
+    }
     Ok(out)
 }

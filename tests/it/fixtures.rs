@@ -31,12 +31,14 @@ struct Case {
     labels: Vec<u8>,
 }
 
-fn setup(act: Activation) -> Case {
+/// The fixture's parameters and input, each value moved by a deterministic
+/// relative amount of at most [`PERTURBATION`] (draw 0: unmoved).
+fn setup(act: Activation, draw: u64) -> Case {
     let params = read("params.safetensors");
     let mut model = Model::new(act, 4);
-    model.params = load_params(&params, "param.").unwrap();
+    model.params = perturbed(&load_params(&params, "param.").unwrap(), draw, 0);
     let input = params.get("input").unwrap();
-    let x: Vec<f32> = input.as_f32().unwrap().to_vec();
+    let x = perturbed(input.as_f32().unwrap(), draw, 1);
     let s = &input.shape;
     model.load_input(&nchw_to_nhwc(&x, s[0], s[1], s[2], s[3]));
     let labels = params.get("labels").unwrap().to_f64().iter().map(|&v| v as u8).collect();
@@ -53,24 +55,16 @@ struct Pass {
     grads: Vec<f32>,
 }
 
-/// The fixture's parameters and input, each value moved by a deterministic
-/// relative amount of at most [`PERTURBATION`] (draw 0: unmoved).
+/// One forward and backward pass on [`setup`]'s batch.
 fn pass(act: Activation, draw: u64) -> Pass {
-    let params = read("params.safetensors");
-    let mut model = Model::new(act, 4);
-    model.params = perturbed(&load_params(&params, "param.").unwrap(), draw, 0);
-    let input = params.get("input").unwrap();
-    let x = perturbed(input.as_f32().unwrap(), draw, 1);
-    let s = &input.shape;
-    model.load_input(&nchw_to_nhwc(&x, s[0], s[1], s[2], s[3]));
-    let labels: Vec<u8> = params.get("labels").unwrap().to_f64().iter().map(|&v| v as u8).collect();
+    let Case { mut model, labels } = setup(act, draw);
     let loss = model.loss_and_grads(4, &labels, None).mean_loss();
     let layers = LAYERS.iter().map(|l| model.layer_output(l, 4).unwrap().to_vec()).collect();
     Pass { loss, logits: model.logits(4).to_vec(), layers, grads: model.grads.clone() }
 }
 
-/// Relative size of the perturbations that measure conditioning: a few
-/// units of f32 rounding (2^-24), the size of the error f32 itself makes.
+/// Relative size of the perturbations that measure conditioning: one unit
+/// of f32 rounding (2^-24), the size of the error f32 itself makes.
 const PERTURBATION: f64 = 1.0 / (1u64 << 24) as f64;
 /// Perturbed passes per check: enough that a tie broken either way (two
 /// equal maxima in a pool window) is seen broken both ways.
@@ -236,7 +230,7 @@ fn adam_first_step_matches_reference() {
     if !present("adam_first_step_matches_reference") {
         return;
     }
-    let Case { mut model, labels } = setup(Activation::Relu);
+    let Case { mut model, labels } = setup(Activation::Relu, 0);
     model.loss_and_grads(4, &labels, None);
     let before = model.params.clone();
     let mut adam = Adam::new(AdamConfig::default(), model.params.len());

@@ -279,3 +279,15 @@ fn a_diverging_run_is_recorded_not_retried() {
     let again = actlab(&study_args(data.to_str().unwrap(), "store", "a"), root);
     assert!(text(&again).contains("0 trained"), "{}", text(&again));
 }
+
+#[test]
+fn the_index_refuses_a_same_question_study_it_does_not_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |other: &str| format!("{}[hypothesis]\ntext = \"h\"\ndecided_by = [\"tanh\"]\nsame_question_as = \"{other}\"\n", GOOD);
+    std::fs::write(dir.path().join("index.toml"), "studies = [\"t\"]\n").unwrap();
+    std::fs::write(dir.path().join("t.toml"), with("elsewhere")).unwrap();
+    let e = format!("{:#}", actlab::study::index::load(dir.path()).unwrap_err());
+    assert!(e.contains("same_question_as") && e.contains("elsewhere"), "{e}");
+    std::fs::write(dir.path().join("t.toml"), with("t")).unwrap();
+    assert!(actlab::study::index::load(dir.path()).is_err(), "a study cannot ask its own question again");
+}

@@ -55,14 +55,13 @@ impl<'a> StudyPages<'a> {
             return None;
         }
         let walls: Vec<f64> = runs.iter().filter_map(|r| r.record()).map(|r| r.wall_seconds).collect();
-        let runs_left = left;
-        let (left, total) = (left.to_string(), runs.len().to_string());
+        let (left_text, total) = (left.to_string(), runs.len().to_string());
         Some(if walls.is_empty() {
-            fill(&m.compute_left_unknown, &[("left", &left), ("total", &total)])
+            fill(&m.compute_left_unknown, &[("left", &left_text), ("total", &total)])
         } else {
             let per_run = walls.iter().sum::<f64>() / walls.len() as f64 / 3600.0;
-            let time_left = text::duration(m, per_run * runs_left as f64);
-            fill(&m.compute_left, &[("left", &left), ("total", &total), ("time", &time_left), ("rate", &text::duration(m, per_run))])
+            let (time, rate) = (text::duration(m, per_run * left as f64), text::duration(m, per_run));
+            fill(&m.compute_left, &[("left", &left_text), ("total", &total), ("time", &time), ("rate", &rate)])
         })
     }
 
