@@ -150,23 +150,6 @@ pub fn actlab(args: &[&str], cwd: &Path) -> std::process::Output {
     actlab_command(cwd).args(args).output().unwrap()
 }
 
-/// Where the float64 reference fixtures are looked for.
-pub fn fixtures_path() -> PathBuf {
-    std::env::var_os("ACTLAB_FIXTURES").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
-
-/// The float64 reference fixtures (`ACTLAB_FIXTURES`, default
-/// `../shared/fixtures`; the format is that folder's README), or None with
-/// a message saying the test is skipped and how to run it.
-pub fn fixtures_dir(test: &str) -> Option<PathBuf> {
-    let dir = fixtures_path();
-    if dir.join("params.safetensors").exists() {
-        return Some(dir);
-    }
-    eprintln!("{test}: skipped: no reference fixtures in {} (set ACTLAB_FIXTURES to a folder in the ../shared/fixtures format)", dir.display());
-    None
-}
-
 /// The JPEG copy of CIFAR-10 beside the clone, or None with a message
 /// saying the test is skipped and how to run it.
 pub fn shared_cifar(test: &str) -> Option<PathBuf> {
