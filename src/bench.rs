@@ -11,11 +11,11 @@ use crate::train::trainer::{CpuTrainer, Trainer};
 use anyhow::Result;
 use std::time::Instant;
 
-pub const BATCH: usize = 64;
+const BATCH: usize = 64;
 
 /// The floating-point operations of one training step at batch 64 (forward,
 /// backward and Adam's GEMM-free update excluded): what % of peak refers to.
-pub fn step_flops() -> f64 {
+fn step_flops() -> f64 {
     let ((), totals) = profile::record(|| {
         measure(Activation::Relu, 1);
     });
@@ -26,7 +26,7 @@ pub fn step_flops() -> f64 {
 /// The machine's FMA peak in f32 GFLOP/s: a loop of independent FMAs on
 /// registers only, on `threads` threads at once, with the widest vectors the
 /// CPU has (what the GEMM kernels use), and which vectors those are.
-pub fn fma_peak(threads: usize) -> (f64, &'static str) {
+fn fma_peak(threads: usize) -> (f64, &'static str) {
     let per_thread = |_: rayon::BroadcastContext<'_>| {
         let t = Instant::now();
         let flops = fma_loop(200_000_000 / 16);
@@ -156,7 +156,7 @@ pub fn measure(act: Activation, steps: usize) -> f64 {
 }
 
 /// Seconds for one diagnostics probe (see `train::diagnostics`).
-pub fn probe_seconds(act: Activation) -> f64 {
+fn probe_seconds(act: Activation) -> f64 {
     let rng = Rng::new(1);
     let mut model = Model::new(act, BATCH);
     model.init_glorot(&rng);
@@ -206,7 +206,7 @@ pub fn run(acts: &[Activation], steps: usize) -> Result<()> {
 }
 
 /// Per stage and part of a training step: milliseconds, GFLOP/s and % of `peak`.
-pub fn breakdown(act: Activation, steps: usize, peak: f64) -> String {
+fn breakdown(act: Activation, steps: usize, peak: f64) -> String {
     use std::fmt::Write as _;
     measure(act, 1); // warm caches and threads outside the record
     let ((), totals) = profile::record(|| {

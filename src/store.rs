@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 /// The files a finished run publishes, `run.json` last (its presence means
 /// the others are complete); `steps.csv` too where the run kept one.
-pub const PUBLISHED: [&str; 4] = ["history.csv", "diagnostics.csv", crate::train::steps::FILE, "run.json"];
+const PUBLISHED: [&str; 4] = ["history.csv", "diagnostics.csv", crate::train::steps::FILE, "run.json"];
 
 /// Files a run may lack (kept by runs computed after they were introduced).
 const OPTIONAL: [&str; 1] = [crate::train::steps::FILE];
@@ -96,7 +96,7 @@ impl Runs {
     }
 
     /// The protocol folders present (`e50-b64`, …), sorted.
-    pub fn protocol_dirs(&self) -> Result<Vec<PathBuf>> {
+    fn protocol_dirs(&self) -> Result<Vec<PathBuf>> {
         sorted_dirs(&self.root)
     }
 }

@@ -118,7 +118,7 @@ pub fn program(acts: &[Activation]) -> String {
 /// large magnitudes, and a tie for the minimum of (sample 1, channel 2).
 /// Returns (x, dy) for `g`, which needs at least 2 samples, 8 positions
 /// and 3 channels.
-pub fn check_inputs(g: Groups) -> (Vec<f32>, Vec<f32>) {
+fn check_inputs(g: Groups) -> (Vec<f32>, Vec<f32>) {
     assert!(g.samples >= 2 && g.spatial >= 8 && g.channels >= 3 && g.len() > 13 * 12);
     let mut x: Vec<f32> = (0..g.len()).map(|i| ((i * 7919 % 1201) as f32 - 600.0) / 24.0).collect();
     let specials = [0.0, -0.0, 1e-7, -1e-7, 1e-40, -1e-40, 3e-5, 88.5, -95.0, 1.0, -1.0, 0.5];
@@ -134,7 +134,7 @@ pub fn check_inputs(g: Groups) -> (Vec<f32>, Vec<f32>) {
 
 /// What the CPU kernels produce on (x, dy), as bits, by output name:
 /// `ye` (inference), `y`, `dydx`, `dx`, and for layer-wise functions `dydm`, `mins`.
-pub fn cpu_reference(act: Activation, g: Groups, x: &[f32], dy: &[f32]) -> Vec<(&'static str, Vec<u32>)> {
+fn cpu_reference(act: Activation, g: Groups, x: &[f32], dy: &[f32]) -> Vec<(&'static str, Vec<u32>)> {
     let n = g.len();
     let mut saved = Saved::with_capacity(act, g);
     let (mut y, mut ye, mut dx, mut scratch) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], Vec::new());

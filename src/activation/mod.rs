@@ -231,7 +231,7 @@ pub fn signed_sqrt<T: Real>(x: T) -> T {
 }
 
 /// `2·softplus(0)` = 2·ln 2 in f32, the article's `g_softplus_2`.
-pub const SOFTPLUS_LINEAR_OFFSET: f32 = 2.0 * std::f32::consts::LN_2;
+const SOFTPLUS_LINEAR_OFFSET: f32 = 2.0 * std::f32::consts::LN_2;
 
 /// The article's `tf.where(x <= 0, 2*softplus(x), x + 2*softplus(0))`.
 #[inline(always)]

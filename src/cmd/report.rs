@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Where the book is made from and built.
 #[derive(clap::Args)]
-pub struct BookPaths {
+struct BookPaths {
     /// The published runs: <DIR>/<protocol>/<function>/seed-<n>/.
     #[arg(long, default_value = "artifacts", value_name = "DIR")]
     artifacts: PathBuf,

@@ -29,7 +29,7 @@ pub const IMAGE_BYTES: usize = SIDE * SIDE * 3;
 pub const JPEG_Q75_SHA256: &str = "5bbd2193f3b9982b20b3e62de1fcb9691706d5884e1bfe2840596f4c5f9b9bec";
 
 /// Where the official archive is published, for error messages.
-pub const OFFICIAL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+const OFFICIAL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
 
 /// One split: images as u8 NHWC (32×32×3 each) and labels 0..9.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -73,7 +73,7 @@ pub enum SourceKind {
 }
 
 /// Decide what `path` holds by looking at it.
-pub fn detect(path: &Path) -> Result<SourceKind> {
+fn detect(path: &Path) -> Result<SourceKind> {
     if !path.exists() {
         bail!("dataset source {} does not exist", path.display());
     }
@@ -107,7 +107,7 @@ pub fn detect(path: &Path) -> Result<SourceKind> {
 /// The source to import when none is given: an archive or folder in
 /// `data_dir`, then the shared JPEG archive beside the checkout. (The CLI
 /// reads `ACTLAB_DATA` as a named source; the library reads no environment.)
-pub fn default_source(data_dir: &Path) -> Result<PathBuf> {
+fn default_source(data_dir: &Path) -> Result<PathBuf> {
     let candidates = [
         data_dir.join("cifar-10-binary.tar.gz"),
         data_dir.join("cifar-10-batches-bin"),

@@ -76,7 +76,7 @@ impl Gpu {
 }
 
 /// `$ACTLAB_PTX_CACHE`, else `$XDG_CACHE_HOME/actlab/ptx`, else `~/.cache/actlab/ptx`.
-pub fn ptx_cache_dir() -> Option<PathBuf> {
+fn ptx_cache_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("ACTLAB_PTX_CACHE") {
         return Some(PathBuf::from(d));
     }

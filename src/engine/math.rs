@@ -80,12 +80,12 @@ impl<const N: usize> F64x<N> {
     }
     /// f32 lanes widened (exactly).
     #[inline(always)]
-    pub fn from_f32(x: [f32; N]) -> Self {
+    fn from_f32(x: [f32; N]) -> Self {
         F64x(lanes(|i| f64::from(x[i])))
     }
     /// Each lane rounded once to f32.
     #[inline(always)]
-    pub fn to_f32(self) -> [f32; N] {
+    fn to_f32(self) -> [f32; N] {
         lanes(|i| self.0[i] as f32)
     }
 }

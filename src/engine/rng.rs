@@ -36,7 +36,7 @@ fn mulhilo(a: u32, b: u32) -> (u32, u32) {
 
 /// The Philox4x32 bijection with 10 rounds.
 #[inline]
-pub fn philox4x32_10(mut ctr: [u32; 4], mut key: [u32; 2]) -> [u32; 4] {
+fn philox4x32_10(mut ctr: [u32; 4], mut key: [u32; 2]) -> [u32; 4] {
     for _ in 0..10 {
         let (hi0, lo0) = mulhilo(M0, ctr[0]);
         let (hi1, lo1) = mulhilo(M1, ctr[2]);
@@ -49,7 +49,7 @@ pub fn philox4x32_10(mut ctr: [u32; 4], mut key: [u32; 2]) -> [u32; 4] {
 /// [`philox4x32_10`] of `N` counters that differ only in their first word,
 /// lane by lane (the same integer operations, in vector registers).
 #[inline(always)]
-pub fn philox4x32_10_lanes<const N: usize>(first: [u32; N], rest: [u32; 3], key: [u32; 2]) -> [[u32; N]; 4] {
+fn philox4x32_10_lanes<const N: usize>(first: [u32; N], rest: [u32; 3], key: [u32; 2]) -> [[u32; N]; 4] {
     use crate::engine::math::lanes;
     let mut c = [first, [rest[0]; N], [rest[1]; N], [rest[2]; N]];
     let mut key = key;

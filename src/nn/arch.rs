@@ -29,7 +29,7 @@ pub enum Layer {
 use Layer::*;
 
 /// The input: height, width, channels (NHWC, values in [0, 1]).
-pub const INPUT: [usize; 3] = [32, 32, 3];
+const INPUT: [usize; 3] = [32, 32, 3];
 
 /// The article's Keras `Sequential`, layer by layer (softmax is the loss's).
 pub const LAYERS: [Layer; 17] = [
@@ -53,7 +53,7 @@ pub const LAYERS: [Layer; 17] = [
 ];
 
 /// The shape (h, w, c) entering layer `i` (a dense layer's is (1, 1, n)).
-pub const fn shape_before(i: usize) -> [usize; 3] {
+const fn shape_before(i: usize) -> [usize; 3] {
     let mut s = INPUT;
     let mut j = 0;
     while j < i {

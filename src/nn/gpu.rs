@@ -26,7 +26,7 @@ use crate::engine::launch::{Arg, Device, DeviceVec};
 use anyhow::{bail, Result};
 
 /// The network's kernels (hand-written, mirroring `layers.rs`).
-pub const NETWORK: &str = include_str!("network.cu");
+const NETWORK: &str = include_str!("network.cu");
 
 const THREADS: u32 = 256;
 

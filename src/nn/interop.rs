@@ -22,7 +22,7 @@ pub fn nchw_to_nhwc(x: &[f32], n: usize, c: usize, h: usize, w: usize) -> Vec<f3
 }
 
 /// Conv kernel `[o, i, kh, kw]` → `[kh, kw, i, o]`.
-pub fn oihw_to_hwio(wt: &[f32], o: usize, i: usize, k: usize) -> Vec<f32> {
+fn oihw_to_hwio(wt: &[f32], o: usize, i: usize, k: usize) -> Vec<f32> {
     let mut out = vec![0.0; wt.len()];
     for oo in 0..o {
         for ii in 0..i {
@@ -38,7 +38,7 @@ pub fn oihw_to_hwio(wt: &[f32], o: usize, i: usize, k: usize) -> Vec<f32> {
 
 /// Dense kernel `[out, in]` → `[in, out]`; for dense1 the input index is also
 /// moved from C·H·W flatten order to Keras' H·W·C order.
-pub fn dense_to_in_out(wt: &[f32], out_n: usize, in_n: usize, chw: Option<(usize, usize, usize)>) -> Vec<f32> {
+fn dense_to_in_out(wt: &[f32], out_n: usize, in_n: usize, chw: Option<(usize, usize, usize)>) -> Vec<f32> {
     let mut out = vec![0.0; wt.len()];
     for o in 0..out_n {
         for i in 0..in_n {

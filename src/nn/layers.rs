@@ -20,21 +20,18 @@ pub struct Conv2d<const H: usize, const W: usize, const CIN: usize, const COUT: 
 impl<const H: usize, const W: usize, const CIN: usize, const COUT: usize, const K: usize, const PAD: usize> Conv2d<H, W, CIN, COUT, K, PAD> {
     pub const H: usize = H;
     pub const W: usize = W;
-    pub const CIN: usize = CIN;
-    pub const COUT: usize = COUT;
     pub const OH: usize = H + 2 * PAD - K + 1;
     pub const OW: usize = W + 2 * PAD - K + 1;
     /// Length of one im2col row: (ky, kx, cin).
-    pub const KDIM: usize = K * K * CIN;
+    const KDIM: usize = K * K * CIN;
     pub const IN_LEN: usize = H * W * CIN;
     pub const OUT_LEN: usize = Self::OH * Self::OW * COUT;
     pub const COL_LEN: usize = Self::OH * Self::OW * Self::KDIM;
-    pub const WEIGHTS: usize = Self::KDIM * COUT;
-    pub const FAN_IN: usize = Self::KDIM;
-    pub const FAN_OUT: usize = K * K * COUT;
+    #[cfg(test)]
+    const WEIGHTS: usize = Self::KDIM * COUT;
 
     /// The shape, for the engine's convolution kernels.
-    pub const SHAPE: conv::Conv = conv::Conv { h: H, w: W, cin: CIN, cout: COUT, k: K, pad: PAD };
+    const SHAPE: conv::Conv = conv::Conv { h: H, w: W, cin: CIN, cout: COUT, k: K, pad: PAD };
 
     /// `y = im2col(x)·W + b`.
     pub fn forward(n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
@@ -71,9 +68,6 @@ pub struct Dense<const IN: usize, const OUT: usize>;
 impl<const IN: usize, const OUT: usize> Dense<IN, OUT> {
     pub const IN: usize = IN;
     pub const OUT: usize = OUT;
-    pub const WEIGHTS: usize = IN * OUT;
-    pub const FAN_IN: usize = IN;
-    pub const FAN_OUT: usize = OUT;
 
     pub fn forward(n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
         let _gemm = part("forward GEMM", gemm_flops(n, OUT, IN));

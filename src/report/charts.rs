@@ -70,7 +70,7 @@ pub struct Band {
 pub struct LineChart {
     pub title: String,
     pub x_label: String,
-    pub y_label: String,
+    y_label: String,
     pub series: Vec<Series>,
     pub bands: Vec<Band>,
     /// Fixed y range; None fits the data.

@@ -53,7 +53,7 @@ pub struct LayerRow {
 }
 
 /// The numeric columns of diagnostics.csv (all but `epoch` and `layer`).
-pub fn diagnostic_columns() -> impl Iterator<Item = &'static str> {
+fn diagnostic_columns() -> impl Iterator<Item = &'static str> {
     DIAGNOSTICS_HEADER.split(',').skip(2)
 }
 
@@ -99,7 +99,7 @@ impl Run {
     }
 
     /// One steps.csv column: its value at each logged step, in order.
-    pub fn step_column(&self, column: &str) -> Vec<f64> {
+    fn step_column(&self, column: &str) -> Vec<f64> {
         let i = crate::train::steps::header().split(',').position(|c| c == column).unwrap_or_else(|| panic!("no steps column `{column}`"));
         self.steps.iter().map(|r| r[i]).collect()
     }
@@ -125,7 +125,7 @@ pub struct Measures {
     /// Mean of accuracy − val_accuracy over the last [`PLATEAU_EPOCHS`] epochs.
     pub overfit_gap: f64,
     pub final_val_loss: f64,
-    pub min_val_loss: f64,
+    min_val_loss: f64,
     pub first_val_accuracy: f64,
 }
 

@@ -15,7 +15,7 @@ use super::text;
 /// any claim is contradicted; supported only if every one is supported;
 /// otherwise the first reason it cannot be decided (not applicable, then
 /// too few seeds), else inconclusive.
-pub fn combine(verdicts: &[Verdict]) -> Verdict {
+fn combine(verdicts: &[Verdict]) -> Verdict {
     if verdicts.is_empty() {
         return Verdict::TooFewSeeds { have: 0, needed: None };
     }

@@ -30,9 +30,9 @@ pub const STILL_RISING: f64 = 0.005;
 /// A train − validation accuracy gap beyond this is overfitting.
 pub const OVERFIT_GAP: f64 = 0.05;
 /// A best val_accuracy this far above the plateau is a peak that fell back.
-pub const PEAK_DROP: f64 = 0.01;
+const PEAK_DROP: f64 = 0.01;
 /// No study suggests running more seeds than this.
-pub const MAX_SEEDS: usize = 100;
+const MAX_SEEDS: usize = 100;
 
 /// Why a rule does not apply to a function's runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,7 +102,7 @@ pub fn levelled_off(data: &StudyData, a: Activation) -> Result<(), NotApplicable
 }
 
 /// Whether every run of `a` learned something: the first that did not.
-pub fn above_chance(data: &StudyData, a: Activation) -> Result<(), NotApplicable> {
+fn above_chance(data: &StudyData, a: Activation) -> Result<(), NotApplicable> {
     match data.measures(a).into_iter().find(|(_, m)| m.plateau_val_accuracy <= AT_CHANCE_MAX) {
         Some((seed, m)) => Err(NotApplicable::AtChance { function: a, seed, value: m.plateau_val_accuracy }),
         None => Ok(()),

@@ -81,7 +81,7 @@ fn inc_beta(a: f64, b: f64, x: f64) -> f64 {
 }
 
 /// P(T > t) for Student's t with `df` degrees of freedom (df may be fractional, as Welch's is).
-pub fn t_upper(t: f64, df: f64) -> f64 {
+fn t_upper(t: f64, df: f64) -> f64 {
     if t.is_nan() || df.is_nan() || df <= 0.0 {
         return f64::NAN;
     }

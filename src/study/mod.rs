@@ -66,7 +66,7 @@ pub struct RunOptions {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub trained: usize,
-    pub already_done: usize,
+    already_done: usize,
     pub diverged: usize,
     /// Runs another process holds (label and holder).
     pub busy: Vec<String>,

@@ -62,7 +62,7 @@ pub struct Observation {
     pub function: Activation,
     pub kind: ObservationKind,
     pub article: String,
-    pub article_ja: Option<String>,
+    article_ja: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -221,7 +221,7 @@ pub struct Study {
     /// `[hypothesis]` (a study with a `[design]` has its hypothesis there).
     pub hypothesis: Option<Hypothesis>,
     /// Language code → the study's text in it.
-    pub translations: std::collections::BTreeMap<String, Translation>,
+    translations: std::collections::BTreeMap<String, Translation>,
     pub observations: Vec<Observation>,
 }
 

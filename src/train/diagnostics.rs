@@ -29,12 +29,12 @@ pub struct LayerStats {
     pub pre_mean: f64,
     pub pre_std: f64,
     pub post_mean: f64,
-    pub post_std: f64,
+    post_std: f64,
     pub sparsity: f64,
     pub zero_slope: f64,
     pub dead_units: f64,
     pub grad_in_mean_abs: f64,
-    pub weight_grad_norm: f64,
+    weight_grad_norm: f64,
 }
 
 #[derive(Default)]

@@ -84,7 +84,7 @@ pub struct Slot {
     pub dir: PathBuf,
     lock: RunLock,
     pub ck: Checkpoint,
-    pub diverged_at: Option<usize>,
+    diverged_at: Option<usize>,
 }
 
 impl Slot {
@@ -145,7 +145,7 @@ impl Slot {
     /// Record a finished epoch (`ck.params` and `ck.adam` already hold its
     /// end state): its metrics, diagnostics and the checkpoint, unless the
     /// run diverged, which ends it.
-    pub fn end_epoch(&mut self, row: Epoch, diagnostics: Vec<LayerStats>, train_seconds: f64) -> Result<()> {
+    fn end_epoch(&mut self, row: Epoch, diagnostics: Vec<LayerStats>, train_seconds: f64) -> Result<()> {
         let epoch = self.ck.epochs_done() + 1;
         self.ck.train_seconds += train_seconds;
         self.ck.history.push(row);
@@ -368,7 +368,7 @@ pub fn train_epoch(
 }
 
 /// How many runs train together on one GPU at most (about 0.3 GB each at batch 64).
-pub const MAX_TOGETHER: usize = 24;
+const MAX_TOGETHER: usize = 24;
 
 /// Train (or resume) every run `configs[i]` in `dirs[i]` on `device`; call
 /// `done` as each finishes. On the CPU runs go one after another; on CUDA,

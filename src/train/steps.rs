@@ -20,7 +20,7 @@ pub struct LayerStep {
     pub pre_mean: f64,
     pub pre_std: f64,
     /// L2 norm of ∂loss/∂kernel of the layer on the step's batch.
-    pub grad_norm: f64,
+    grad_norm: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

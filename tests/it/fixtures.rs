@@ -133,7 +133,7 @@ impl Reference {
         }
     }
 
-    fn compact_act<'a>(j: &'a Value, act: Activation) -> &'a Value {
+    fn compact_act(j: &Value, act: Activation) -> &Value {
         let v = &j["activations"][act.name()];
         assert!(v.is_object(), "tests/reference/reference.json has no {act} (scripts/reference.py lists the functions)");
         v

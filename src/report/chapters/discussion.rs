@@ -14,13 +14,13 @@ use anyhow::Result;
 use std::fmt::Write as _;
 
 /// A post-activation mean this far from the baseline's is worth a sentence.
-pub const MEAN_SHIFT_NOTABLE: f64 = 0.5;
+const MEAN_SHIFT_NOTABLE: f64 = 0.5;
 /// A gradient this many times larger (or smaller) than the baseline's is.
-pub const GRADIENT_RATIO_NOTABLE: f64 = 3.0;
+const GRADIENT_RATIO_NOTABLE: f64 = 3.0;
 /// A layer with more than this fraction of dead units is.
-pub const DEAD_UNITS_NOTABLE: f64 = 0.05;
+const DEAD_UNITS_NOTABLE: f64 = 0.05;
 /// A layer with more than this fraction of exact zeros is.
-pub const SPARSITY_NOTABLE: f64 = 0.3;
+const SPARSITY_NOTABLE: f64 = 0.3;
 
 impl StudyPages<'_> {
     pub fn discussion(&self, notes: Option<&str>) -> Result<String> {

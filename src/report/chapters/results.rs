@@ -30,7 +30,7 @@ fn diagnostics(m: &crate::report::messages::Messages) -> [(&'static str, &str, &
 /// The anchor of the summary table, which the discussion's numbers link to.
 pub const SUMMARY_ANCHOR: &str = "summary";
 pub const DIAGNOSTICS_ANCHOR: &str = "diagnostics";
-pub const FIRST_STEPS_ANCHOR: &str = "first-steps";
+const FIRST_STEPS_ANCHOR: &str = "first-steps";
 
 fn epochs(n: usize) -> Vec<f64> {
     (1..=n).map(|e| e as f64).collect()
