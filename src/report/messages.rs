@@ -62,7 +62,8 @@ catalogue! {
     quote, metric_first, chart_one_seed, answer_study, see_observations, functions_caption,
     axis_step, steps_loss, steps_pre_mean, steps_grad_norm, title_first_steps, first_steps_intro,
     hypothesis_verdict, designs_agree, designs_disagree, designs_undecided, sentence_end,
-    duration_minutes, duration_hours, protocol_cell_one_epoch, protocol_learning_rate,
+    duration_minutes, duration_hours, protocol_learning_rate, epoch_count_one,
+    epoch_count,
 }
 
 impl Messages {

@@ -83,9 +83,9 @@ pub fn not_applicable(m: &Messages, why: &NotApplicable) -> String {
     match why {
         NotApplicable::AtChance { function, seed, value } => fill(&m.na_at_chance, &[("function", function.name()), ("seed", &seed.to_string()), ("value", &format!("{value:.3}"))]),
         NotApplicable::StillRising { function, seed, rise } => {
-            fill(&m.na_still_rising, &[("function", function.name()), ("seed", &seed.to_string()), ("rise", &format!("{rise:+.3}")), ("window", &PLATEAU_WINDOW.to_string())])
+            fill(&m.na_still_rising, &[("function", function.name()), ("seed", &seed.to_string()), ("rise", &format!("{rise:+.3}")), ("window", &epochs(m, PLATEAU_WINDOW))])
         }
-        NotApplicable::TooShort { function, epochs } => fill(&m.na_too_short, &[("function", function.name()), ("epochs", &epochs.to_string()), ("window", &(2 * PLATEAU_WINDOW).to_string())]),
+        NotApplicable::TooShort { function, epochs: n } => fill(&m.na_too_short, &[("function", function.name()), ("epochs", &epochs(m, *n)), ("window", &epochs(m, 2 * PLATEAU_WINDOW))]),
     }
 }
 
@@ -119,7 +119,7 @@ pub fn outcome(m: &Messages, o: &Outcome) -> String {
                 "why",
                 &match why {
                     Untestable::NoRuns => m.untestable_no_runs.clone(),
-                    Untestable::Shorter { epochs, article } => fill(&m.untestable_shorter, &[("epochs", &epochs.to_string()), ("article", &article.to_string())]),
+                    Untestable::Shorter { epochs: n, article } => fill(&m.untestable_shorter, &[("epochs", &epochs(m, *n)), ("article", &epochs(m, *article))]),
                     Untestable::Rule(na) => not_applicable(m, na),
                     Untestable::Unresolved => m.untestable_unresolved.clone(),
                 },
@@ -169,9 +169,9 @@ pub fn run_state(m: &Messages, run: &Run) -> String {
 /// A protocol in words: epochs, batch, and how many training and test images.
 pub fn protocol(m: &Messages, p: &Protocol) -> String {
     let mut s = fill(
-        if p.epochs == 1 { &m.protocol_cell_one_epoch } else { &m.protocol_cell },
+        &m.protocol_cell,
         &[
-            ("epochs", &p.epochs.to_string()),
+            ("epochs", &epochs(m, p.epochs)),
             ("batch", &p.batch_size.to_string()),
             ("train", &p.train_limit.map_or(m.all_train.clone(), |n| n.to_string())),
             ("test", &p.test_limit.map_or(m.all_test.clone(), |n| n.to_string())),
@@ -204,6 +204,11 @@ pub fn formula(a: Activation) -> String {
     text.to_string()
 }
 
+/// A number of epochs with its unit ("1 epoch", "8 epochs").
+pub fn epochs(m: &Messages, n: usize) -> String {
+    if n == 1 { m.epoch_count_one.clone() } else { fill(&m.epoch_count, &[("n", &n.to_string())]) }
+}
+
 /// A duration given in hours, in the unit that reads well: whole minutes
 /// under two hours, whole hours above.
 pub fn duration(m: &Messages, hours: f64) -> String {
@@ -222,5 +227,24 @@ mod tests {
     fn a_pipe_stays_inside_its_cell() {
         assert_eq!(row(&["mean |∂loss/∂input|", "x"]), "| mean \\|∂loss/∂input\\| | x |\n");
         assert_eq!(header(&["a", "b"]), "| a | b |\n|---|---|\n");
+    }
+
+    /// One epoch is singular in every edition; the sentences that take a
+    /// count of epochs carry no unit of their own ("last 1 epochs").
+    #[test]
+    fn a_count_of_epochs_carries_its_unit() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/i18n");
+        let en = Messages::load(&dir, "en").unwrap();
+        assert_eq!((epochs(&en, 1), epochs(&en, 8)), ("1 epoch".to_string(), "8 epochs".to_string()));
+        for lang in Messages::languages(&dir).unwrap() {
+            let m = Messages::load(&dir, &lang).unwrap();
+            let one = epochs(&m, 1);
+            for (key, text) in m.entries() {
+                for name in ["window", "epochs", "article"] {
+                    let after = fill(text, &[(name, &one)]);
+                    assert!(!after.contains(&format!("{one} {}", &m.epoch_count.replace("{n} ", ""))), "{lang}.toml `{key}` repeats the unit after {{{name}}}: {after}");
+                }
+            }
+        }
     }
 }

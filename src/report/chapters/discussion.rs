@@ -29,7 +29,7 @@ impl StudyPages<'_> {
         let summary = format!("[{}](results.md#{SUMMARY_ANCHOR})", m.link_summary);
         let diagnostics = format!("[{}](results.md#{DIAGNOSTICS_ANCHOR})", m.link_diagnostics);
         let f3 = |v: f64| format!("{v:.3}");
-        let window = data.plateau_window().to_string();
+        let window = text::epochs(m, data.plateau_window());
 
         // The ranking, and whether the top two are told apart.
         let mut ranked: Vec<(Activation, f64)> = self

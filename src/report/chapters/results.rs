@@ -213,7 +213,7 @@ impl StudyPages<'_> {
         p.push_str(&text::header(&[
             &m.col_function,
             &m.col_runs,
-            &fill(&m.col_plateau, &[("window", &self.data.plateau_window().to_string())]),
+            &fill(&m.col_plateau, &[("window", &text::epochs(m, self.data.plateau_window()))]),
             &m.col_ci,
             &m.col_best,
             &m.col_best_epoch,
@@ -239,7 +239,7 @@ impl StudyPages<'_> {
                 if wall.is_empty() { "–".into() } else { format!("{:.0}", wall.iter().sum::<f64>() / wall.len() as f64) },
             ]));
         }
-        let _ = writeln!(p, "\n{}\n", fill(&m.ci_note, &[("window", &self.data.plateau_window().to_string())]));
+        let _ = writeln!(p, "\n{}\n", fill(&m.ci_note, &[("window", &text::epochs(m, self.data.plateau_window()))]));
 
         let incomplete: Vec<_> = self.data.runs.iter().filter(|r| !r.usable()).collect();
         if !incomplete.is_empty() {

@@ -29,7 +29,7 @@ impl StudyPages<'_> {
                     ("baseline", s.baseline.name()),
                     ("confidence", &CONFIDENCE_PERCENT.to_string()),
                     ("alpha", &ALPHA.to_string()),
-                    ("window", &PLATEAU_EPOCHS.to_string()),
+                    ("window", &text::epochs(m, PLATEAU_EPOCHS)),
                     ("chance", &AT_CHANCE_MAX.to_string()),
                     ("rising", &STILL_RISING.to_string()),
                 ]
