@@ -18,7 +18,7 @@
 
 use super::simd::{Isa, Simd};
 use super::tile::{tile, Finish, Start};
-use super::{copy_short, isa_dispatch, thread_scratch, with_packed, zero_short, SendPtr};
+use super::{isa_dispatch, thread_scratch, with_packed, SendPtr};
 use rayon::prelude::*;
 
 /// The shape of a convolution layer.
@@ -61,24 +61,58 @@ impl Conv {
     }
 
     /// A full im2col row: output position (oy, ox) of one sample `x`, zeros
-    /// in the padding. Each kernel row's in-bounds taps are one copy.
+    /// in the padding. Each kernel row's in-bounds taps are one copy, made
+    /// of whole and masked vectors of `S` (a segment is 3 to 192 values, too
+    /// short for a `memcpy` call or an element-by-element loop to pay).
     #[inline(always)]
-    fn im2col(&self, x: &[f32], (oy, ox): (usize, usize), dst: &mut [f32]) {
+    unsafe fn im2col<S: Simd>(&self, x: &[f32], (oy, ox): (usize, usize), dst: &mut [f32]) {
         let (k, cin) = (self.k, self.cin);
         // Taps kx in lo..hi read inside the image.
         let lo = self.pad.saturating_sub(ox).min(k);
         let hi = (self.w + self.pad).saturating_sub(ox).clamp(lo, k);
-        for (ky, seg) in dst[..k * k * cin].chunks_mut(k * cin).enumerate() {
+        let d = dst[..k * k * cin].as_mut_ptr();
+        for ky in 0..k {
+            let seg = d.add(ky * k * cin);
             match (oy + ky).checked_sub(self.pad).filter(|&iy| iy < self.h) {
                 Some(iy) if hi > lo => {
-                    zero_short(&mut seg[..lo * cin]);
+                    zero_lanes::<S>(seg, lo * cin);
                     let from = (iy * self.w + ox + lo - self.pad) * cin;
-                    copy_short(&mut seg[lo * cin..hi * cin], &x[from..from + (hi - lo) * cin]);
-                    zero_short(&mut seg[hi * cin..]);
+                    let n = (hi - lo) * cin;
+                    copy_lanes::<S>(seg.add(lo * cin), x[from..from + n].as_ptr(), n);
+                    zero_lanes::<S>(seg.add(hi * cin), (k - hi) * cin);
                 }
-                _ => zero_short(seg),
+                _ => zero_lanes::<S>(seg, k * cin),
             }
         }
+    }
+}
+
+/// `n` values from `src` to `dst` as whole vectors of `S` and one masked one.
+///
+/// # Safety
+/// `S`'s instruction set; `src` readable and `dst` writable for `n` values.
+#[inline(always)]
+unsafe fn copy_lanes<S: Simd>(dst: *mut f32, src: *const f32, n: usize) {
+    let mut i = 0;
+    while i + S::LANES <= n {
+        S::store(dst.add(i), S::load(src.add(i)));
+        i += S::LANES;
+    }
+    if i < n {
+        S::store_first(dst.add(i), S::load_first(src.add(i), n - i), n - i);
+    }
+}
+
+/// `n` zeros at `dst`, as [`copy_lanes`] writes.
+#[inline(always)]
+unsafe fn zero_lanes<S: Simd>(dst: *mut f32, n: usize) {
+    let mut i = 0;
+    while i + S::LANES <= n {
+        S::store(dst.add(i), S::zero());
+        i += S::LANES;
+    }
+    if i < n {
+        S::store_first(dst.add(i), S::zero(), n - i);
     }
 }
 
@@ -183,7 +217,7 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
     let mut at = Cursor::at(&g, r0);
     for (i, dst) in a.chunks_mut(kd).enumerate() {
         if i < rows {
-            g.im2col(&f.x[at.s * g.in_len()..][..g.in_len()], at.pos(), dst);
+            g.im2col::<S>(&f.x[at.s * g.in_len()..][..g.in_len()], at.pos(), dst);
             at.next(&g);
         } else {
             dst.fill(0.0);
@@ -296,6 +330,9 @@ struct WeightGrad<'a> {
     n: usize,
     x: &'a [f32],
     dy: &'a [f32],
+    /// The whole im2col matrix, `ldt` values per row, when a tap is narrower
+    /// than a panel (else empty: B's rows are read from `x` in place).
+    col: &'a [f32],
     /// The result transposed, `[cout][kd]` padded to whole panels.
     dwt: SendPtr,
     ldt: usize,
@@ -326,8 +363,17 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     let (cblocks, threads) = (g.cout.div_ceil(mr), rayon::current_num_threads());
     let groups = (1..=cblocks).find(|&k| panels * k >= threads).unwrap_or(cblocks);
     let group = cblocks.div_ceil(groups) * mr;
-    with_packed(g.cout.div_ceil(mr) * mr * ldt, |dwt| {
-        let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], dwt: SendPtr(dwt.as_mut_ptr()), ldt, group };
+    let dwt_len = g.cout.div_ceil(mr) * mr * ldt;
+    let col_len = if g.cin % nr == 0 { 0 } else { n * per * ldt };
+    with_packed(dwt_len + col_len, |packed| {
+        let (dwt, col) = packed.split_at_mut(dwt_len);
+        if col_len > 0 {
+            // Built once by all threads: every task reads all of it.
+            let c = Cols { g, x, ld: ldt, rows: n * per, out: SendPtr(col.as_mut_ptr()) };
+            // SAFETY: each chunk writes its own rows of col.
+            (0..c.rows.div_ceil(COL_CHUNK)).into_par_iter().for_each(|i| unsafe { im2col_chunk(isa, &c, i) });
+        }
+        let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], col, dwt: SendPtr(dwt.as_mut_ptr()), ldt, group };
         let tasks = panels * g.cout.div_ceil(group);
         // SAFETY: each task writes its own (channels × panel) part of dwt.
         (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { weight_grad_task(isa, &f, t) });
@@ -361,15 +407,12 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
     let c1 = (c0 + f.group).min(g.cout);
     let rows = f.n * g.positions();
     // B's rows are read in place when the panel lies inside one tap;
-    // otherwise (a tap narrower than a panel) each row is built in `copies`.
-    let in_place = g.cin % nr == 0;
+    // otherwise (a tap narrower than a panel) from the im2col matrix.
+    let in_place = f.col.is_empty();
     let (tap, c_off) = ((q * nr) / g.cin, (q * nr) % g.cin);
     // dy's rows, widened to whole blocks of MR channels when cout is not a multiple.
     let ld = g.cout.div_ceil(MR) * MR;
-    let copies_len = if in_place { 0 } else { WG_BLOCK * nr.max(kd) };
-    let wide_len = if ld == g.cout { 0 } else { WG_BLOCK * ld };
-    let scratch = thread_scratch(copies_len + wide_len);
-    let (copies, wide) = scratch.split_at_mut(copies_len);
+    let wide = thread_scratch(if ld == g.cout { 0 } else { WG_BLOCK * ld });
     let mut table = [std::ptr::null::<f32>(); WG_BLOCK];
     let mut at = Cursor::at(&g, 0);
     for r0 in (0..rows).step_by(WG_BLOCK) {
@@ -382,18 +425,7 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
                     None => ZEROS.as_ptr(),
                 }
             } else {
-                // The whole row, then this panel's part of it.
-                let row = &mut copies[i * nr.max(kd)..][..nr.max(kd)];
-                g.im2col(x, at.pos(), row);
-                row[kd..].fill(0.0);
-                if q * nr + nr > kd {
-                    // The last panel: shift so that it starts at the panel and is zero-padded.
-                    row.copy_within(q * nr..kd, 0);
-                    row[kd - q * nr..].fill(0.0);
-                    row.as_ptr()
-                } else {
-                    row.as_ptr().add(q * nr)
-                }
+                f.col.as_ptr().add((r0 + i) * f.ldt + q * nr)
             };
             at.next(&g);
         }
@@ -418,6 +450,37 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
                 Finish::Store,
             );
         }
+    }
+}
+
+/// The im2col matrix for [`weight_grad`]: `rows` rows of `ld` values,
+/// zero-padded beyond the row's `kdim`.
+struct Cols<'a> {
+    g: Conv,
+    x: &'a [f32],
+    ld: usize,
+    rows: usize,
+    out: SendPtr,
+}
+
+/// Rows of the im2col matrix per parallel chunk.
+const COL_CHUNK: usize = 256;
+
+isa_dispatch! {
+    // A copy, not a product: the block shape is unused.
+    fn im2col_chunk(c: &Cols, i: usize) => im2col_chunk_with { avx512: (1, 1), avx: (1, 1), scalar: (1, 1) }
+}
+
+#[inline(always)]
+unsafe fn im2col_chunk_with<S: Simd, const MR: usize, const NV: usize>(c: &Cols, i: usize) {
+    let (g, kd) = (c.g, c.g.kdim());
+    let r0 = i * COL_CHUNK;
+    let mut at = Cursor::at(&g, r0);
+    for r in r0..(r0 + COL_CHUNK).min(c.rows) {
+        let row = std::slice::from_raw_parts_mut(c.out.0.add(r * c.ld), c.ld);
+        g.im2col::<S>(&c.x[at.s * g.in_len()..][..g.in_len()], at.pos(), row);
+        zero_lanes::<S>(row.as_mut_ptr().add(kd), c.ld - kd);
+        at.next(&g);
     }
 }
 
@@ -455,7 +518,7 @@ mod tests {
         let mut col = vec![0.0; rows * kd];
         for r in 0..rows {
             let p = r % per;
-            g.im2col(&x[r / per * g.in_len()..][..g.in_len()], (p / g.ow(), p % g.ow()), &mut col[r * kd..(r + 1) * kd]);
+            unsafe { g.im2col::<crate::engine::cpu::simd::Scalar>(&x[r / per * g.in_len()..][..g.in_len()], (p / g.ow(), p % g.ow()), &mut col[r * kd..(r + 1) * kd]) };
         }
         let mut y: Vec<f32> = (0..rows).flat_map(|_| b.iter().copied()).collect();
         gemm_reference(rows, g.cout, kd, MatRef::rows(&col, kd), MatRef::rows(w, g.cout), &mut y, g.cout, true);

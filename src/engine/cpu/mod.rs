@@ -99,18 +99,6 @@ pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-/// `dst = 0` for short runs, as inline vector stores (see [`copy_short`]).
-#[inline(always)]
-pub(crate) fn zero_short(dst: &mut [f32]) {
-    let mut d = dst.chunks_exact_mut(16);
-    for d in &mut d {
-        *<&mut [f32; 16]>::try_from(d).unwrap() = [0.0; 16];
-    }
-    for d in d.into_remainder() {
-        *d = std::hint::black_box(0.0);
-    }
-}
-
 /// A raw pointer that rayon tasks may share: each task writes a disjoint
 /// part (the callers say which).
 #[derive(Clone, Copy)]
