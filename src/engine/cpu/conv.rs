@@ -338,6 +338,8 @@ struct WeightGrad<'a> {
     ldt: usize,
     /// Output channels per task.
     group: usize,
+    /// Panels per task.
+    panel_run: usize,
 }
 
 /// Rows of a weight-gradient block.
@@ -357,12 +359,15 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     let (nr, mr) = (panel_width(isa), wg_rows(isa));
     let panels = kd.div_ceil(nr);
     let ldt = panels * nr;
-    // Tasks are (panel, group of output channels), all about the same size.
-    // Each task walks all rows, so there are only as many groups as it takes
-    // for the threads to share the tasks evenly (or for there to be plenty).
+    // Tasks are (group of output channels, range of panels), all about the
+    // same size. Each walks all rows a block at a time and does its panels on
+    // a block while the block's x and dy are in cache, so a task should hold
+    // as many panels as it can: the channels are split among the threads
+    // first, and the panels only when there are more threads than that.
     let (cblocks, threads) = (g.cout.div_ceil(mr), rayon::current_num_threads());
-    let groups = (1..=cblocks).find(|&k| panels * k >= threads).unwrap_or(cblocks);
-    let group = cblocks.div_ceil(groups) * mr;
+    let group = cblocks.div_ceil(cblocks.min(threads)) * mr;
+    let groups = g.cout.div_ceil(group);
+    let panel_run = panels.div_ceil(threads.div_ceil(groups).min(panels));
     let dwt_len = g.cout.div_ceil(mr) * mr * ldt;
     let col_len = if g.cin % nr == 0 { 0 } else { n * per * ldt };
     with_packed(dwt_len + col_len, |packed| {
@@ -373,9 +378,9 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
             // SAFETY: each chunk writes its own rows of col.
             (0..c.rows.div_ceil(COL_CHUNK)).into_par_iter().for_each(|i| unsafe { im2col_chunk(isa, &c, i) });
         }
-        let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], col, dwt: SendPtr(dwt.as_mut_ptr()), ldt, group };
-        let tasks = panels * g.cout.div_ceil(group);
-        // SAFETY: each task writes its own (channels × panel) part of dwt.
+        let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], col, dwt: SendPtr(dwt.as_mut_ptr()), ldt, group, panel_run };
+        let tasks = groups * panels.div_ceil(panel_run);
+        // SAFETY: each task writes its own (channels × panels) part of dwt.
         (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { weight_grad_task(isa, &f, t) });
         for k in 0..kd {
             for co in 0..g.cout {
@@ -402,33 +407,21 @@ isa_dispatch! {
 unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &WeightGrad, t: usize) {
     let (g, nr) = (f.g, NV * S::LANES);
     let kd = g.kdim();
-    let panels = kd.div_ceil(nr);
-    let (q, c0) = (t % panels, t / panels * f.group);
-    let c1 = (c0 + f.group).min(g.cout);
+    let runs = kd.div_ceil(nr).div_ceil(f.panel_run);
+    let (q0, c0) = (t % runs * f.panel_run, t / runs * f.group);
+    let (q1, c1) = ((q0 + f.panel_run).min(kd.div_ceil(nr)), (c0 + f.group).min(g.cout));
     let rows = f.n * g.positions();
     // B's rows are read in place when the panel lies inside one tap;
     // otherwise (a tap narrower than a panel) from the im2col matrix.
     let in_place = f.col.is_empty();
-    let (tap, c_off) = ((q * nr) / g.cin, (q * nr) % g.cin);
     // dy's rows, widened to whole blocks of MR channels when cout is not a multiple.
     let ld = g.cout.div_ceil(MR) * MR;
     let wide = thread_scratch(if ld == g.cout { 0 } else { WG_BLOCK * ld });
     let mut table = [std::ptr::null::<f32>(); WG_BLOCK];
-    let mut at = Cursor::at(&g, 0);
+    // The block's first row.
+    let mut first = Cursor::at(&g, 0);
     for r0 in (0..rows).step_by(WG_BLOCK) {
         let kc = WG_BLOCK.min(rows - r0);
-        for (i, b) in table.iter_mut().enumerate().take(kc) {
-            let x = &f.x[at.s * g.in_len()..][..g.in_len()];
-            *b = if in_place {
-                match g.source(at.pos(), tap / g.k, tap % g.k) {
-                    Some(px) => x.as_ptr().add(px * g.cin + c_off),
-                    None => ZEROS.as_ptr(),
-                }
-            } else {
-                f.col.as_ptr().add((r0 + i) * f.ldt + q * nr)
-            };
-            at.next(&g);
-        }
         let a = if ld == g.cout {
             f.dy.as_ptr().add(r0 * g.cout)
         } else {
@@ -438,18 +431,36 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
             }
             wide.as_ptr()
         };
-        for co in (c0..c1).step_by(MR) {
-            let out = f.dwt.0.add(co * f.ldt + q * nr);
-            tile::<S, MR, NV>(
-                kc,
-                (a.add(co), 1, ld),
-                |k| table[k],
-                nr,
-                |i| if co + i < c1 { out.add(i * f.ldt) } else { std::ptr::null_mut() },
-                if r0 == 0 { Start::Zero } else { Start::C },
-                Finish::Store,
-            );
+        let mut next = first;
+        for q in q0..q1 {
+            let (tap, c_off) = ((q * nr) / g.cin, (q * nr) % g.cin);
+            let mut at = first;
+            for (i, b) in table.iter_mut().enumerate().take(kc) {
+                *b = if in_place {
+                    match g.source(at.pos(), tap / g.k, tap % g.k) {
+                        Some(px) => f.x.as_ptr().add(at.s * g.in_len() + px * g.cin + c_off),
+                        None => ZEROS.as_ptr(),
+                    }
+                } else {
+                    f.col.as_ptr().add((r0 + i) * f.ldt + q * nr)
+                };
+                at.next(&g);
+            }
+            next = at;
+            for co in (c0..c1).step_by(MR) {
+                let out = f.dwt.0.add(co * f.ldt + q * nr);
+                tile::<S, MR, NV>(
+                    kc,
+                    (a.add(co), 1, ld),
+                    |k| table[k],
+                    nr,
+                    |i| if co + i < c1 { out.add(i * f.ldt) } else { std::ptr::null_mut() },
+                    if r0 == 0 { Start::Zero } else { Start::C },
+                    Finish::Store,
+                );
+            }
         }
+        first = next;
     }
 }
 
@@ -547,6 +558,8 @@ mod tests {
             Conv { h: 9, w: 8, cin: 32, cout: 32, k: 3, pad: 0 },
             Conv { h: 6, w: 7, cin: 64, cout: 64, k: 3, pad: 1 },
             Conv { h: 5, w: 5, cin: 17, cout: 40, k: 3, pad: 0 },
+            // One block of channels: the weight gradient splits its panels among the threads.
+            Conv { h: 6, w: 5, cin: 32, cout: 8, k: 3, pad: 1 },
         ];
         for (i, &g) in shapes.iter().enumerate() {
             let n = 3;
@@ -556,17 +569,22 @@ mod tests {
             let mut dy = fill(n * g.positions() * g.cout, 4 + i as u32);
             dy[0] = -0.0; // sums of signed zeros must keep their sign rules
             let (y0, dw0, dx0) = reference(g, n, &x, &w, &b, &dy);
-            for isa in Isa::available() {
-                let mut y = vec![0.0; y0.len()];
-                forward_on(isa, g, n, &x, &w, &b, &mut y);
-                let mut dw = vec![0.0; dw0.len()];
-                weight_grad_on(isa, g, n, &x, &dy, &mut dw);
-                let mut dx = vec![f32::NAN; dx0.len()];
-                input_grad_on(isa, g, n, &w, &dy, &mut dx);
+            // The work is cut by the thread count: every cut gives the same bits.
+            for (isa, threads) in Isa::available().into_iter().flat_map(|isa| [1, 2, 3].map(|t| (isa, t))) {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (y, dw, dx) = pool.install(|| {
+                    let mut y = vec![0.0; y0.len()];
+                    forward_on(isa, g, n, &x, &w, &b, &mut y);
+                    let mut dw = vec![0.0; dw0.len()];
+                    weight_grad_on(isa, g, n, &x, &dy, &mut dw);
+                    let mut dx = vec![f32::NAN; dx0.len()];
+                    input_grad_on(isa, g, n, &w, &dy, &mut dx);
+                    (y, dw, dx)
+                });
                 let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-                assert!(same(&y, &y0), "{g:?} {isa:?}: forward");
-                assert!(same(&dw, &dw0), "{g:?} {isa:?}: weight gradient");
-                assert!(same(&dx, &dx0), "{g:?} {isa:?}: input gradient");
+                assert!(same(&y, &y0), "{g:?} {isa:?} {threads} threads: forward");
+                assert!(same(&dw, &dw0), "{g:?} {isa:?} {threads} threads: weight gradient");
+                assert!(same(&dx, &dx0), "{g:?} {isa:?} {threads} threads: input gradient");
             }
         }
     }
