@@ -369,7 +369,7 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     let groups = g.cout.div_ceil(group);
     let panel_run = panels.div_ceil(threads.div_ceil(groups).min(panels));
     let dwt_len = g.cout.div_ceil(mr) * mr * ldt;
-    let col_len = if g.cin % nr == 0 { 0 } else { n * per * ldt };
+    let col_len = if g.cin.is_multiple_of(nr) { 0 } else { n * per * ldt };
     with_packed(dwt_len + col_len, |packed| {
         let (dwt, col) = packed.split_at_mut(dwt_len);
         if col_len > 0 {
@@ -509,18 +509,7 @@ pub fn bias_grad(dy: &[f32], cols: usize, db: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::engine::cpu::gemm::{gemm_reference, MatRef};
-
-    fn fill(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::engine::cpu::test_values as fill;
 
     /// The im2col formulation, written plainly: the definition of the bits.
     fn reference(g: Conv, n: usize, x: &[f32], w: &[f32], b: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {

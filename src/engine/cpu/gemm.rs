@@ -232,18 +232,7 @@ pub fn gemm_reference(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fill(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::engine::cpu::test_values as fill;
 
     #[test]
     fn matches_reference_bit_for_bit_on_odd_shapes() {

@@ -143,3 +143,17 @@ pub(crate) fn with_packed<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         f(&mut s[..len])
     })
 }
+
+/// Pseudo-random values in [−1, 1) for the kernels' tests (xorshift32).
+#[cfg(test)]
+pub(crate) fn test_values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
