@@ -63,7 +63,7 @@ catalogue! {
     axis_step, steps_loss, steps_pre_mean, steps_grad_norm, title_first_steps, first_steps_intro,
     hypothesis_verdict, designs_agree, designs_disagree, designs_undecided, sentence_end,
     duration_minutes, duration_hours, protocol_learning_rate, epoch_count_one,
-    epoch_count,
+    epoch_count, facts_sentence, fact_separator,
 }
 
 impl Messages {

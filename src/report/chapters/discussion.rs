@@ -132,7 +132,7 @@ impl StudyPages<'_> {
             if facts.is_empty() {
                 let _ = writeln!(p, "{}", fill(&m.no_large_difference, &[("baseline", base.name())]));
             } else {
-                let _ = writeln!(p, " {}.", facts.join("; "));
+                let _ = writeln!(p, "{}", fill(&m.facts_sentence, &[("facts", &facts.join(&m.fact_separator))]));
             }
         }
         for a in self.acts() {
