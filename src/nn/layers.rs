@@ -104,30 +104,13 @@ impl<const H: usize, const W: usize, const C: usize> MaxPool2<H, W, C> {
 
     /// `argmax` keeps, per output, which of the 4 inputs won (first on ties).
     pub fn forward(n: usize, x: &[f32], y: &mut [f32], argmax: &mut [u8]) {
+        let isa = Isa::detected();
         y[..n * Self::OUT_LEN]
             .par_chunks_mut(Self::OUT_LEN)
             .zip(argmax[..n * Self::OUT_LEN].par_chunks_mut(Self::OUT_LEN))
             .zip(x[..n * Self::IN_LEN].par_chunks(Self::IN_LEN))
-            .for_each(|((ys, am), xs)| {
-                for oy in 0..Self::OH {
-                    for ox in 0..Self::OW {
-                        for c in 0..C {
-                            let mut best = f32::NEG_INFINITY;
-                            let mut arg = 0u8;
-                            for (q, (dy, dx)) in [(0, 0), (0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
-                                let v = xs[((2 * oy + dy) * W + 2 * ox + dx) * C + c];
-                                if v > best || q == 0 {
-                                    best = v;
-                                    arg = q as u8;
-                                }
-                            }
-                            let o = (oy * Self::OW + ox) * C + c;
-                            ys[o] = best;
-                            am[o] = arg;
-                        }
-                    }
-                }
-            });
+            // SAFETY: the detected instruction set.
+            .for_each(|((ys, am), xs)| unsafe { pool_sample(isa, (W, C, Self::OH, Self::OW), xs, ys, am) });
     }
 
     pub fn backward(n: usize, dy: &[f32], argmax: &[u8], dx: &mut [f32]) {
@@ -147,6 +130,36 @@ impl<const H: usize, const W: usize, const C: usize> MaxPool2<H, W, C> {
                     }
                 }
             });
+    }
+}
+
+isa_compiled! {
+    fn pool_sample(shape: (usize, usize, usize, usize), xs: &[f32], ys: &mut [f32], am: &mut [u8]) => pool_sample_with
+}
+
+/// One sample's 2 × 2 max pooling; `shape` is (input width, channels,
+/// output height, output width). Window element q (row-major) replaces the
+/// best so far only when strictly greater, so the first wins ties and a NaN
+/// never replaces; written as selects over the channels, which the compiler
+/// turns into vector compares and blends.
+#[inline(always)]
+fn pool_sample_with((w, c, oh, ow): (usize, usize, usize, usize), xs: &[f32], ys: &mut [f32], am: &mut [u8]) {
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let at = |dy: usize, dx: usize| &xs[((2 * oy + dy) * w + 2 * ox + dx) * c..][..c];
+            let (x0, x1, x2, x3) = (at(0, 0), at(0, 1), at(1, 0), at(1, 1));
+            let o = (oy * ow + ox) * c;
+            for (i, (y, a)) in ys[o..o + c].iter_mut().zip(&mut am[o..o + c]).enumerate() {
+                let (mut best, mut arg) = (x0[i], 0u8);
+                for (q, v) in [(1u8, x1[i]), (2, x2[i]), (3, x3[i])] {
+                    let take = v > best;
+                    best = if take { v } else { best };
+                    arg = if take { q } else { arg };
+                }
+                *y = best;
+                *a = arg;
+            }
+        }
     }
 }
 
@@ -186,7 +199,8 @@ impl Dropout {
     }
 
     pub fn backward(mask: &[f32], d: &mut [f32]) {
-        d.par_iter_mut().zip(mask.par_iter()).for_each(|(g, m)| *g *= m);
+        // Chunks of 4096: a task per element would cost more than its multiply.
+        d.par_chunks_mut(4096).zip(mask.par_chunks(4096)).for_each(|(g, m)| g.iter_mut().zip(m).for_each(|(g, m)| *g *= m));
     }
 }
 
@@ -306,6 +320,36 @@ mod tests {
             assert_close(dx[i], num, "maxpool dx");
         }
         assert_eq!((M::OH, M::OW), (2, 3));
+    }
+
+    /// Pooling's winners and values are the plain definition's, bit for bit,
+    /// with ties, signed zeros and NaNs among the inputs.
+    #[test]
+    fn maxpool_matches_its_definition_on_ties_zeros_and_nans() {
+        type M = MaxPool2<9, 7, 19>;
+        let n = 3;
+        let pool = [1.0f32, -1.0, 0.0, -0.0, f32::NAN, 2.0, 2.0, -3.0];
+        let x: Vec<f32> = (0..n * M::IN_LEN).map(|i| pool[(i * 2654435761usize >> 7) % pool.len()]).collect();
+        let (mut y, mut arg) = (vec![0.0; n * M::OUT_LEN], vec![9u8; n * M::OUT_LEN]);
+        M::forward(n, &x, &mut y, &mut arg);
+        for s in 0..n {
+            for oy in 0..M::OH {
+                for ox in 0..M::OW {
+                    for c in 0..M::C {
+                        let (mut best, mut want) = (f32::NEG_INFINITY, 0u8);
+                        for (q, (dy, dx)) in [(0, 0), (0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
+                            let v = x[s * M::IN_LEN + ((2 * oy + dy) * M::W + 2 * ox + dx) * M::C + c];
+                            if v > best || q == 0 {
+                                best = v;
+                                want = q as u8;
+                            }
+                        }
+                        let o = s * M::OUT_LEN + (oy * M::OW + ox) * M::C + c;
+                        assert_eq!((y[o].to_bits(), arg[o]), (best.to_bits(), want), "sample {s} ({oy}, {ox}, {c})");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
