@@ -24,7 +24,7 @@
 
 use crate::activation::Activation;
 use crate::io::{sha256_hex, write_atomic};
-use crate::study::state::RunState;
+use crate::train::state::RunState;
 use crate::train::config::Protocol;
 use crate::train::record::RunRecord;
 use crate::train::TrainConfig;

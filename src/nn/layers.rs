@@ -329,7 +329,7 @@ mod tests {
         type M = MaxPool2<9, 7, 19>;
         let n = 3;
         let pool = [1.0f32, -1.0, 0.0, -0.0, f32::NAN, 2.0, 2.0, -3.0];
-        let x: Vec<f32> = (0..n * M::IN_LEN).map(|i| pool[(i * 2654435761usize >> 7) % pool.len()]).collect();
+        let x: Vec<f32> = (0..n * M::IN_LEN).map(|i| pool[((i * 2654435761usize) >> 7) % pool.len()]).collect();
         let (mut y, mut arg) = (vec![0.0; n * M::OUT_LEN], vec![9u8; n * M::OUT_LEN]);
         M::forward(n, &x, &mut y, &mut arg);
         for s in 0..n {

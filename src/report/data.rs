@@ -10,7 +10,7 @@ use crate::activation::Activation;
 use crate::io::sha256_file;
 use crate::store::Runs;
 use crate::study::Study;
-use crate::study::state::RunState;
+use crate::train::state::RunState;
 use crate::train::config::Protocol;
 use crate::train::diagnostics::HEADER as DIAGNOSTICS_HEADER;
 use crate::train::record::RunRecord;

@@ -8,7 +8,7 @@ use super::rules::{NotApplicable, Verdict};
 use super::stats::{Describe, Difference, Method};
 use crate::activation::Activation;
 use crate::study::spec::{Direction, Metric, Observation, ObservationKind};
-use crate::study::state::RunState;
+use crate::train::state::RunState;
 use crate::train::config::Protocol;
 
 /// A value with four decimals, "–" when there is none.

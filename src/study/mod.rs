@@ -17,7 +17,7 @@ use crate::train::{self, Reporter, TrainConfig};
 use anyhow::{bail, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 pub use spec::{RunSpec, Study};
-use state::RunState;
+use crate::train::state::RunState;
 use std::path::Path;
 use std::str::FromStr;
 

@@ -7,7 +7,8 @@
 //! round-robin by seed, so every function has a result before any has all
 //! of its seeds. A run several studies share is computed once.
 
-use super::{state::RunState, Job, Study};
+use super::{Job, Study};
+use crate::train::state::RunState;
 use crate::store::{function_dir, Runs};
 use crate::train::checkpoint::Checkpoint;
 use anyhow::Result;

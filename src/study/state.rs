@@ -1,68 +1,10 @@
-//! Where a run stands, read from its directory alone (so any machine that
-//! sees the shared `artifacts/` can tell).
+//! `actlab study status`: where each run of a study stands, in the store
+//! and in the artifacts.
 
 use super::Study;
 use crate::store::Runs;
-use crate::train::checkpoint::{self, Checkpoint};
-use crate::train::record::{RunRecord, Status};
+use crate::train::state::RunState;
 use anyhow::Result;
-use std::path::Path;
-
-#[derive(Clone, Debug)]
-pub enum RunState {
-    Missing,
-    /// A checkpoint after this many epochs; nobody is running it.
-    Partial(usize),
-    /// A live process holds the run's lock (`host pid`).
-    Running(String),
-    Finished(Box<RunRecord>),
-    Diverged(Box<RunRecord>, usize),
-    /// The files are there but unreadable.
-    Corrupt(String),
-}
-
-impl RunState {
-    pub fn read(dir: &Path) -> Result<RunState> {
-        let rj = dir.join("run.json");
-        if rj.exists() {
-            let text = std::fs::read_to_string(&rj)?;
-            return Ok(match crate::train::record::parse(&text) {
-                Ok(r) => match r.status {
-                    Status::Diverged { epoch } => RunState::Diverged(Box::new(r), epoch),
-                    _ => RunState::Finished(Box::new(r)),
-                },
-                Err(e) => RunState::Corrupt(format!("{}: {e}", rj.display())),
-            });
-        }
-        if let Some(who) = crate::train::lock::holder(dir) {
-            return Ok(RunState::Running(who));
-        }
-        if dir.join(checkpoint::FILE).exists() {
-            return Ok(match Checkpoint::load(dir) {
-                Ok(Some(ck)) => RunState::Partial(ck.epochs_done()),
-                Ok(None) => RunState::Missing,
-                Err(e) => RunState::Corrupt(format!("{e:#}")),
-            });
-        }
-        Ok(RunState::Missing)
-    }
-
-    pub fn label(&self) -> String {
-        match self {
-            RunState::Missing => "missing".into(),
-            RunState::Partial(k) => format!("partial (epoch {k})"),
-            RunState::Running(who) => format!("running ({who})"),
-            RunState::Finished(_) => "done".into(),
-            RunState::Diverged(_, e) => format!("diverged (epoch {e})"),
-            RunState::Corrupt(why) => format!("corrupt: {why}"),
-        }
-    }
-
-    /// Whether the run has its final artifacts (finished or diverged).
-    pub fn is_done(&self) -> bool {
-        matches!(self, RunState::Finished(_) | RunState::Diverged(..))
-    }
-}
 
 /// The `actlab study status` table: each run of the study at its protocol,
 /// in the store and in the artifacts.

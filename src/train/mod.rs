@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod history;
 pub mod lock;
 pub mod record;
+pub mod state;
 pub mod steps;
 pub mod trainer;
 

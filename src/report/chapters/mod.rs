@@ -14,7 +14,7 @@ use super::messages::{Messages, fill};
 use super::text;
 use crate::activation::Activation;
 use crate::io::write_atomic;
-use crate::study::state::RunState;
+use crate::train::state::RunState;
 use anyhow::Result;
 use std::path::Path;
 
