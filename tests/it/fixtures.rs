@@ -16,6 +16,7 @@ use actlab::nn::adam::{Adam, AdamConfig};
 use actlab::nn::interop::{load_params, nchw_to_nhwc, to_actlab_layout};
 use actlab::nn::model::{Model, CLASSES, PARAMS, param_ranges};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -76,8 +77,8 @@ impl Layout {
 
 /// Where the reference values come from.
 enum Reference {
-    /// A full directory in the `../shared/fixtures` format.
-    Directory(PathBuf),
+    /// A full directory in the `../shared/fixtures` format: its files by name, read once.
+    Directory(HashMap<String, SafeTensors>),
     /// `tests/reference/reference.json`, or another file of its kind.
     Compact(Value),
 }
@@ -88,7 +89,13 @@ fn reference() -> &'static Reference {
         let path = std::env::var_os("ACTLAB_FIXTURES").map(PathBuf::from).unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/reference.json").into());
         if path.is_dir() {
             assert!(path.join("params.safetensors").exists(), "ACTLAB_FIXTURES={}: no params.safetensors there (a folder in the ../shared/fixtures format, a file written by scripts/reference.py, or unset for tests/reference/reference.json)", path.display());
-            return Reference::Directory(path);
+            let files = std::fs::read_dir(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+                .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), SafeTensors::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e:#}", p.display()))))
+                .collect();
+            return Reference::Directory(files);
         }
         let p = path.display();
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{p}: {e} (scripts/reference.py writes it; ACTLAB_FIXTURES may name another)"));
@@ -105,15 +112,13 @@ fn usizes(v: &Value) -> Vec<usize> {
 }
 
 impl Reference {
-    fn read(dir: &std::path::Path, name: &str) -> SafeTensors {
-        let p = dir.join(name);
-        SafeTensors::read(&p).unwrap_or_else(|e| panic!("fixture {}: {e:#}", p.display()))
+    fn file<'a>(files: &'a HashMap<String, SafeTensors>, name: &str) -> &'a SafeTensors {
+        files.get(name).unwrap_or_else(|| panic!("ACTLAB_FIXTURES has no {name}"))
     }
 
     /// A whole tensor `name` of file `file`, every element compared.
-    fn full(dir: &std::path::Path, file: &str, name: &str, layout: Layout) -> Expected {
-        let t = Self::read(dir, file);
-        let t = t.get(name).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+    fn full(files: &HashMap<String, SafeTensors>, file: &str, name: &str, layout: Layout) -> Expected {
+        let t = Self::file(files, file).get(name).unwrap_or_else(|e| panic!("{file}: {e:#}"));
         let v = t.to_f64();
         let want: Vec<f64> = layout.convert(&t.shape, &v.iter().map(|&x| x as f32).collect::<Vec<_>>()).into_iter().map(f64::from).collect();
         let max_abs = want.iter().fold(0f64, |m, x| m.max(x.abs()));
@@ -139,16 +144,16 @@ impl Reference {
         v
     }
 
-    /// The parameters and input in actlab's layout, and the labels.
-    fn inputs(&self) -> (Vec<f32>, Vec<f32>, Vec<u8>) {
+    /// The parameters and input in actlab's layout, and the labels (see [`inputs`]).
+    fn compute_inputs(&self) -> (Vec<f32>, Vec<f32>, Vec<u8>) {
         match self {
-            Reference::Directory(dir) => {
-                let st = Self::read(dir, "params.safetensors");
+            Reference::Directory(files) => {
+                let st = Self::file(files, "params.safetensors");
                 let input = st.get("input").unwrap();
                 let s = &input.shape;
                 let x = nchw_to_nhwc(input.as_f32().unwrap(), s[0], s[1], s[2], s[3]);
                 let labels = st.get("labels").unwrap().to_f64().iter().map(|&v| v as u8).collect();
-                (load_params(&st, "param.").unwrap(), x, labels)
+                (load_params(st, "param.").unwrap(), x, labels)
             }
             Reference::Compact(j) => {
                 let check = &j["formula_check"];
@@ -187,14 +192,14 @@ impl Reference {
 
     fn loss(&self, act: Activation) -> f64 {
         match self {
-            Reference::Directory(dir) => Self::read(dir, &format!("{}.safetensors", act.name())).get("expected.loss").unwrap().to_f64()[0],
+            Reference::Directory(files) => Self::file(files, &format!("{}.safetensors", act.name())).get("expected.loss").unwrap().to_f64()[0],
             Reference::Compact(j) => Self::compact_act(j, act)["loss"].as_f64().unwrap(),
         }
     }
 
     fn logits(&self, act: Activation) -> Vec<f64> {
         match self {
-            Reference::Directory(dir) => Self::read(dir, &format!("{}.safetensors", act.name())).get("expected.logits").unwrap().to_f64(),
+            Reference::Directory(files) => Self::file(files, &format!("{}.safetensors", act.name())).get("expected.logits").unwrap().to_f64(),
             Reference::Compact(j) => f64s(&Self::compact_act(j, act)["logits"]),
         }
     }
@@ -202,7 +207,7 @@ impl Reference {
     /// The output of `layer` (an activation or a pool).
     fn layer(&self, act: Activation, layer: &str) -> Expected {
         match self {
-            Reference::Directory(dir) => Self::full(dir, &format!("{}.safetensors", act.name()), &format!("expected.layer.{layer}"), Layout::Output),
+            Reference::Directory(files) => Self::full(files, &format!("{}.safetensors", act.name()), &format!("expected.layer.{layer}"), Layout::Output),
             Reference::Compact(j) => Self::sampled(&Self::compact_act(j, act)["layers"][layer], Layout::Output),
         }
     }
@@ -211,7 +216,7 @@ impl Reference {
     fn grad(&self, act: Activation, i: usize) -> Expected {
         let name = PARAMS[i].name();
         match self {
-            Reference::Directory(dir) => Self::full(dir, &format!("{}.safetensors", act.name()), &format!("expected.grad.{name}"), Layout::Param(i)),
+            Reference::Directory(files) => Self::full(files, &format!("{}.safetensors", act.name()), &format!("expected.grad.{name}"), Layout::Param(i)),
             Reference::Compact(j) => Self::sampled(&Self::compact_act(j, act)["grads"][name.as_str()], Layout::Param(i)),
         }
     }
@@ -220,10 +225,16 @@ impl Reference {
     fn adam_step(&self, i: usize) -> Expected {
         let name = PARAMS[i].name();
         match self {
-            Reference::Directory(dir) => Self::full(dir, "adam.safetensors", &format!("expected.adam1_delta.{name}"), Layout::Param(i)),
+            Reference::Directory(files) => Self::full(files, "adam.safetensors", &format!("expected.adam1_delta.{name}"), Layout::Param(i)),
             Reference::Compact(j) => Self::sampled(&j["adam1_delta"][name.as_str()], Layout::Param(i)),
         }
     }
+}
+
+/// The reference's parameters, input and labels, computed (or read) once.
+fn inputs() -> &'static (Vec<f32>, Vec<f32>, Vec<u8>) {
+    static INPUTS: OnceLock<(Vec<f32>, Vec<f32>, Vec<u8>)> = OnceLock::new();
+    INPUTS.get_or_init(|| reference().compute_inputs())
 }
 
 struct Case {
@@ -234,11 +245,11 @@ struct Case {
 /// The reference's parameters and input, each value moved by a
 /// deterministic relative amount of at most [`PERTURBATION`] (draw 0: unmoved).
 fn setup(act: Activation, draw: u64) -> Case {
-    let (params, input, labels) = reference().inputs();
+    let (params, input, labels) = inputs();
     let mut model = Model::new(act, labels.len());
-    model.params = perturbed(&params, draw, 0);
-    model.load_input(&perturbed(&input, draw, 1));
-    Case { model, labels }
+    model.params = perturbed(params, draw, 0);
+    model.load_input(&perturbed(input, draw, 1));
+    Case { model, labels: labels.clone() }
 }
 
 const LAYERS: [&str; 7] = ["conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "dense1"];
