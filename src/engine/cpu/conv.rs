@@ -406,10 +406,10 @@ isa_dispatch! {
 #[inline(always)]
 unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &WeightGrad, t: usize) {
     let (g, nr) = (f.g, NV * S::LANES);
-    let kd = g.kdim();
-    let runs = kd.div_ceil(nr).div_ceil(f.panel_run);
+    let panels = g.kdim().div_ceil(nr);
+    let runs = panels.div_ceil(f.panel_run);
     let (q0, c0) = (t % runs * f.panel_run, t / runs * f.group);
-    let (q1, c1) = ((q0 + f.panel_run).min(kd.div_ceil(nr)), (c0 + f.group).min(g.cout));
+    let (q1, c1) = ((q0 + f.panel_run).min(panels), (c0 + f.group).min(g.cout));
     let rows = f.n * g.positions();
     // B's rows are read in place when the panel lies inside one tap;
     // otherwise (a tap narrower than a panel) from the im2col matrix.
