@@ -19,7 +19,7 @@ pub enum Command {
         #[command(flatten)]
         source: DataSource,
     },
-    /// Done / running / left, in queue order, with the training time left at the measured rates.
+    /// Done / running / left, in queue order, with the training time left at the median pace of finished runs.
     Status {
         /// The studies folder (its index.toml lists the studies in order).
         #[arg(long, default_value = "studies", value_name = "DIR")]

@@ -9,8 +9,9 @@
 
 use super::{Job, Study};
 use crate::train::state::RunState;
-use crate::store::{function_dir, Runs};
+use crate::store::Runs;
 use crate::train::checkpoint::Checkpoint;
+use crate::train::record::{median_epoch_seconds, RunRecord};
 use anyhow::Result;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -48,90 +49,87 @@ impl Queue {
 /// Where one queued run stands.
 enum Standing {
     Done,
-    Running(String),
+    /// Being trained (by whom), with its epochs done so far.
+    Running(String, usize),
     /// Epochs done so far (0: not started).
     Left(usize),
 }
 
 /// `actlab queue status`: done / running / left, in queue order, with the
-/// training time left at the rates measured in the store.
+/// training time left at the median pace of the finished runs of each protocol.
 pub fn status(queue: &Queue, store: &Runs, artifacts: &Runs) -> Result<String> {
     let jobs = queue.jobs();
-    // Seconds of training per epoch, per (protocol, function), from the store's runs.
-    let mut rates: HashMap<(String, String), (f64, usize)> = HashMap::new();
+    // The finished runs' records, per protocol: the store's, or where the store has none, the published one.
+    let mut finished: HashMap<String, Vec<RunRecord>> = HashMap::new();
     let mut standings = Vec::new();
+    let epochs_done = |dir: &Path| Checkpoint::load(dir).ok().flatten().map_or(0, |ck| ck.epochs_done());
     for job in &jobs {
         let dir = store.dir(&job.config);
-        let key = (job.config.protocol.slug(), function_dir(job.config.activation));
-        let st = RunState::read(&dir)?;
-        let (standing, measured) = match &st {
-            RunState::Finished(rec) | RunState::Diverged(rec, _) => (Standing::Done, Some((rec.train_seconds, rec.epochs_completed))),
-            RunState::Running(who) => (Standing::Running(who.clone()), Checkpoint::load(&dir).ok().flatten().map(|ck| (ck.train_seconds, ck.epochs_done()))),
-            _ if RunState::read(&artifacts.dir(&job.config))?.is_done() => (Standing::Done, None),
-            RunState::Partial(k) => (Standing::Left(*k), Checkpoint::load(&dir).ok().flatten().map(|ck| (ck.train_seconds, ck.epochs_done()))),
-            _ => (Standing::Left(0), None),
+        let finished_record = |st: RunState| match st {
+            RunState::Finished(rec) | RunState::Diverged(rec, _) => Ok(rec),
+            other => Err(other),
         };
-        if let Some((secs, epochs)) = measured.filter(|m| m.1 > 0) {
-            let r = rates.entry(key).or_insert((0.0, 0));
-            r.0 += secs;
-            r.1 += epochs;
-        }
+        // Done in the store, or else published; else running or left.
+        let state = match finished_record(RunState::read(&dir)?) {
+            Err(RunState::Running(who)) => Err(Standing::Running(who, epochs_done(&dir))),
+            Err(st) => finished_record(RunState::read(&artifacts.dir(&job.config))?).map_err(|_| Standing::Left(if matches!(st, RunState::Partial(_)) { epochs_done(&dir) } else { 0 })),
+            Ok(rec) => Ok(rec),
+        };
+        let standing = match state {
+            Ok(rec) => {
+                finished.entry(job.config.protocol.slug()).or_default().push(*rec);
+                Standing::Done
+            }
+            Err(standing) => standing,
+        };
         standings.push(standing);
     }
-    let overall = {
-        let (s, e) = rates.values().fold((0.0, 0), |a, r| (a.0 + r.0, a.1 + r.1));
-        (e > 0).then(|| s / e as f64)
-    };
+    let pace: HashMap<&String, f64> = finished.iter().filter_map(|(p, recs)| Some((p, median_epoch_seconds(recs)?))).collect();
     let mut out = format!("queue: {} runs of {} (studies/index.toml order)\nstore: {}\n\n", jobs.len(), queue.studies.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "), store.root.display());
     let _ = writeln!(out, "{:<44} {:<12} {:<26} {:>12}", "run", "protocol", "state", "hours left");
     let (mut done, mut running, mut left, mut hours, mut unknown) = (0, 0, 0, 0.0, 0);
     for (job, st) in jobs.iter().zip(&standings) {
-        let key = (job.config.protocol.slug(), function_dir(job.config.activation));
-        let rate = rates.get(&key).map(|r| r.0 / r.1 as f64).or(overall);
         let epochs_left = match st {
             Standing::Done => 0,
-            Standing::Running(_) | Standing::Left(_) => job.config.protocol.epochs - match st {
-                Standing::Left(k) => *k,
-                _ => 0,
-            },
+            Standing::Running(_, k) | Standing::Left(k) => job.config.protocol.epochs.saturating_sub(*k),
         };
-        let h = rate.map(|r| r * epochs_left as f64 / 3600.0);
+        let h = pace.get(&job.config.protocol.slug()).map(|s| s * epochs_left as f64 / 3600.0);
         let state = match st {
             Standing::Done => {
                 done += 1;
                 "done".to_string()
             }
-            Standing::Running(who) => {
+            Standing::Running(who, k) => {
                 running += 1;
-                format!("running ({who})")
+                format!("running ({who}, epoch {k})")
             }
             Standing::Left(k) => {
                 left += 1;
                 if *k > 0 { format!("partial (epoch {k})") } else { "left".into() }
             }
         };
-        match (h, epochs_left) {
-            (_, 0) => {}
-            (Some(h), _) => hours += h,
-            (None, _) => unknown += 1,
-        }
         let hl = match (h, epochs_left) {
             (_, 0) => String::new(),
-            (Some(h), _) => format!("{h:.1}"),
-            (None, _) => "?".into(),
+            (Some(h), _) => {
+                hours += h;
+                format!("{h:.1}")
+            }
+            (None, _) => {
+                unknown += 1;
+                "?".into()
+            }
         };
         let _ = writeln!(out, "{:<44} {:<12} {:<26} {:>12}", job.label, job.config.protocol.slug(), state, hl);
     }
     let _ = writeln!(out, "\n{done} done, {running} running, {left} left");
-    match overall {
-        Some(_) => {
-            let _ = write!(out, "about {hours:.1} hours of training left here, at the rates measured in the store (seconds of training per epoch, per function; evaluation adds a little)");
-            if unknown > 0 {
-                let _ = write!(out, "; {unknown} runs have no measured rate");
-            }
-            out.push('\n');
+    if pace.is_empty() {
+        out.push_str("no pace measured yet: the time left shows once a run of the protocol has finished\n");
+    } else {
+        let _ = write!(out, "about {hours:.1} hours of training left, at the median training seconds per epoch of each protocol's finished runs (evaluation adds a little)");
+        if unknown > 0 {
+            let _ = write!(out, "; {unknown} runs are of a protocol with no finished run yet");
         }
-        None => out.push_str("no rate measured yet: the time left shows once a run has done an epoch\n"),
+        out.push('\n');
     }
     Ok(out)
 }

@@ -263,6 +263,15 @@ fn studies_share_a_run_and_the_queue_trains_it_once() {
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("busy elsewhere") && text(&out).contains("relu seed 2"), "{}", text(&out));
     drop(held);
+
+    // The time left is at the median pace: one run recorded as a thousand
+    // hours slow (trained beside a build, say) does not set the estimate.
+    let slow = root.join("store/e1-b64/relu/seed-1/run.json");
+    let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&slow).unwrap()).unwrap();
+    rec["train_seconds"] = serde_json::json!(3.6e6);
+    std::fs::write(&slow, serde_json::to_vec(&rec).unwrap()).unwrap();
+    let status = text(&queue("status"));
+    assert!(status.contains("5 done, 0 running, 1 left") && status.contains("about 0.0 hours"), "{status}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use super::text;
 use crate::activation::Activation;
 use crate::io::write_atomic;
 use crate::train::state::RunState;
+use crate::train::record::median_epoch_seconds;
 use anyhow::Result;
 use std::path::Path;
 
@@ -54,14 +55,14 @@ impl<'a> StudyPages<'a> {
         if left == 0 {
             return None;
         }
-        let walls: Vec<f64> = runs.iter().filter_map(|r| r.record()).map(|r| r.wall_seconds).collect();
         let (left_text, total) = (left.to_string(), runs.len().to_string());
-        Some(if walls.is_empty() {
-            fill(&m.compute_left_unknown, &[("left", &left_text), ("total", &total)])
-        } else {
-            let per_run = walls.iter().sum::<f64>() / walls.len() as f64 / 3600.0;
-            let (time, rate) = (text::duration(m, per_run * left as f64), text::duration(m, per_run));
-            fill(&m.compute_left, &[("left", &left_text), ("total", &total), ("time", &time), ("rate", &rate)])
+        Some(match median_epoch_seconds(runs.iter().filter_map(|r| r.record())) {
+            None => fill(&m.compute_left_unknown, &[("left", &left_text), ("total", &total)]),
+            Some(epoch) => {
+                let per_run = epoch * self.data.protocol.epochs as f64 / 3600.0;
+                let (time, rate) = (text::duration(m, per_run * left as f64), text::duration(m, per_run));
+                fill(&m.compute_left, &[("left", &left_text), ("total", &total), ("time", &time), ("rate", &rate)])
+            }
         })
     }
 
