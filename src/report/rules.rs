@@ -188,7 +188,11 @@ pub fn judge(data: &StudyData) -> Vec<Judged> {
         let d = j.difference.unwrap();
         j.verdict = if p <= ALPHA {
             v
-        } else if j.claim.expect == Direction::Similar && !equivalence_reachable(&d, margin) {
+        } else if j.claim.expect == Direction::Similar && v == Verdict::Supported && !equivalence_reachable(&d, margin) {
+            // Only where the difference leans towards similar: more seeds
+            // could show it. A difference leaning beyond the margin is
+            // inconclusive, and "too few seeds to show similarity" would
+            // point the reader the wrong way.
             Verdict::TooFewSeeds { have: d.n, needed: seeds_for_equivalence(d.sd, margin, MAX_SEEDS).filter(|&n| n > d.n) }
         } else {
             Verdict::Inconclusive
@@ -328,6 +332,12 @@ mod tests {
         assert_eq!(v[0], Verdict::Inconclusive);
         // sd of the differences 0.055: t(0.95, n−1)·0.055/√n < 0.02 needs n = 23.
         assert_eq!(v[2], Verdict::TooFewSeeds { have: 3, needed: Some(23) });
+        // A difference leaning beyond the margin (paired −0.10, −0.40, −0.05) that the
+        // seeds do not resolve is inconclusive: more seeds would not show it similar.
+        let mut runs = three(Relu, [0.60, 0.70, 0.65], 0.10, 0.0);
+        runs.extend(three(Tanh, [0.66, 0.65, 0.66], 0.10, 0.0));
+        runs.extend(three(SignedSqrt, [0.50, 0.30, 0.60], 0.10, 0.0));
+        assert_eq!(verdicts(&data(runs))[2], Verdict::Inconclusive);
         // Fewer than two seeds a side: nothing to test.
         let mut runs = vec![run(Relu, 1, 0.6, 0.1, 0.0)];
         runs.extend(three(Tanh, [0.66, 0.65, 0.66], 0.10, 0.0));

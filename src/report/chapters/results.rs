@@ -12,6 +12,7 @@ use crate::report::design;
 use crate::report::messages::fill;
 use crate::report::stats::describe;
 use crate::report::text;
+use crate::train::record::median_epoch_seconds;
 use anyhow::Result;
 use std::fmt::Write as _;
 
@@ -219,13 +220,14 @@ impl StudyPages<'_> {
             &m.col_best_epoch,
             &m.col_gap,
             &m.col_final_loss,
-            &m.col_wall,
+            &m.col_training,
         ]));
         for a in &acts {
             let ms: Vec<_> = self.data.measures(*a).into_iter().map(|x| x.1).collect();
             let d = |f: fn(&crate::report::data::Measures) -> f64| describe(&ms.iter().map(f).collect::<Vec<_>>());
             let plateau = d(|x| x.plateau_val_accuracy);
-            let wall: Vec<f64> = self.data.usable(*a).filter_map(|r| r.record()).map(|r| r.wall_seconds).collect();
+            // Training seconds add up across resumes (a run's wall time is its last process's only).
+            let training = median_epoch_seconds(self.data.usable(*a).filter_map(|r| r.record())).map(|s| s * self.data.protocol.epochs as f64);
             let total = self.data.runs.iter().filter(|r| r.activation == *a).count();
             p.push_str(&text::row(&[
                 format!("`{a}`"),
@@ -236,7 +238,7 @@ impl StudyPages<'_> {
                 if ms.is_empty() { "–".into() } else { format!("{:.1}", d(|x| x.best_epoch as f64).mean) },
                 text::mean_sd(&d(|x| x.overfit_gap)),
                 text::mean_sd(&d(|x| x.final_val_loss)),
-                if wall.is_empty() { "–".into() } else { format!("{:.0}", wall.iter().sum::<f64>() / wall.len() as f64) },
+                training.map_or("–".into(), |s| format!("{s:.0}")),
             ]));
         }
         let _ = writeln!(p, "\n{}\n", fill(&m.ci_note, &[("window", &text::epochs(m, self.data.plateau_window()))]));
