@@ -113,6 +113,47 @@ impl<const H: usize, const W: usize, const C: usize> MaxPool2<H, W, C> {
             .for_each(|((ys, am), xs)| unsafe { pool_sample(isa, (W, C, Self::OH, Self::OW), xs, ys, am) });
     }
 
+    /// The gradient through dropout (`mask`, when training), this pooling
+    /// and the element-wise activation before it (`slope`, its ∂f/∂x), in one
+    /// pass: `dx = scatter(dy·mask)·slope`. The same operations, in the same
+    /// order, as [`Dropout::backward`], [`Self::backward`] and the
+    /// activation's backward pass one after another.
+    pub fn backward_through(n: usize, dy: &[f32], mask: Option<&[f32]>, argmax: &[u8], slope: &[f32], dx: &mut [f32]) {
+        let len = n * Self::OUT_LEN;
+        let mask = mask.map(|m| &m[..len]);
+        dx[..n * Self::IN_LEN]
+            .par_chunks_mut(Self::IN_LEN)
+            .zip(slope[..n * Self::IN_LEN].par_chunks(Self::IN_LEN))
+            .enumerate()
+            .for_each(|(s, (dxs, ks))| {
+                let o0 = s * Self::OUT_LEN;
+                let (dys, am) = (&dy[o0..o0 + Self::OUT_LEN], &argmax[o0..o0 + Self::OUT_LEN]);
+                let ms = mask.map(|m| &m[o0..o0 + Self::OUT_LEN]);
+                for y in 0..H {
+                    for x in 0..W {
+                        let i = (y * W + x) * C;
+                        let (d, k) = (&mut dxs[i..i + C], &ks[i..i + C]);
+                        let (oy, ox) = (y / 2, x / 2);
+                        if oy < Self::OH && ox < Self::OW {
+                            let (o, q) = ((oy * Self::OW + ox) * C, ((y % 2) * 2 + x % 2) as u8);
+                            for c in 0..C {
+                                let g = match ms {
+                                    Some(m) => dys[o + c] * m[o + c],
+                                    None => dys[o + c],
+                                };
+                                d[c] = if am[o + c] == q { g } else { 0.0 } * k[c];
+                            }
+                        } else {
+                            // Dropped by the pooling (an odd last row or column).
+                            for c in 0..C {
+                                d[c] = 0.0 * k[c];
+                            }
+                        }
+                    }
+                }
+            });
+    }
+
     pub fn backward(n: usize, dy: &[f32], argmax: &[u8], dx: &mut [f32]) {
         dx[..n * Self::IN_LEN]
             .par_chunks_mut(Self::IN_LEN)
@@ -349,6 +390,36 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The one-pass gradient through dropout, pooling and the activation's
+    /// slope equals the three passes one after another, bit for bit (odd
+    /// sizes, negative and zero slopes, with and without dropout).
+    #[test]
+    fn backward_through_equals_the_three_passes() {
+        type M = MaxPool2<7, 5, 20>;
+        let n = 3;
+        let x = rand(n * M::IN_LEN, 10);
+        let (mut y, mut arg) = (vec![0.0; n * M::OUT_LEN], vec![0u8; n * M::OUT_LEN]);
+        M::forward(n, &x, &mut y, &mut arg);
+        let mut slope = rand(n * M::IN_LEN, 11);
+        slope[0] = -0.0;
+        slope[1] = 0.0;
+        let dy = rand(n * M::OUT_LEN, 12);
+        let mut mask = vec![0.0; dy.len()];
+        Dropout::forward(&Rng::new(3), 1, 0.25, &mut vec![1.0; dy.len()], &mut mask, M::OUT_LEN);
+        for mask in [Some(&mask[..]), None] {
+            let mut g = dy.clone();
+            if let Some(m) = mask {
+                Dropout::backward(m, &mut g);
+            }
+            let mut pooled = vec![0.0; n * M::IN_LEN];
+            M::backward(n, &g, &arg, &mut pooled);
+            let want: Vec<f32> = pooled.iter().zip(&slope).map(|(g, k)| g * k).collect();
+            let mut got = vec![f32::NAN; n * M::IN_LEN];
+            M::backward_through(n, &dy, mask, &arg, &slope, &mut got);
+            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "dropout {}", mask.is_some());
         }
     }
 

@@ -496,6 +496,8 @@ unsafe fn im2col_chunk_with<S: Simd, const MR: usize, const NV: usize>(c: &Cols,
 }
 
 /// `db = Σ over rows of dy` (`[rows, cols]`), rows in order, from 0.
+/// One thread: splitting the columns among threads measured slower here
+/// (the pass is bound by reading `dy`, not by its adds).
 pub fn bias_grad(dy: &[f32], cols: usize, db: &mut [f32]) {
     db.fill(0.0);
     for r in dy.chunks(cols) {
@@ -561,6 +563,14 @@ mod tests {
             // The work is cut by the thread count: every cut gives the same bits.
             for (isa, threads) in Isa::available().into_iter().flat_map(|isa| [1, 2, 3].map(|t| (isa, t))) {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                // The bias gradient: each column's sum over the rows in order.
+                let mut db0 = vec![0.0f32; g.cout];
+                for (r, v) in dy.iter().enumerate() {
+                    db0[r % g.cout] += v;
+                }
+                let mut db = vec![f32::NAN; g.cout];
+                pool.install(|| bias_grad(&dy, g.cout, &mut db));
+                assert!(db.iter().zip(&db0).all(|(p, q)| p.to_bits() == q.to_bits()), "{g:?} {threads} threads: bias gradient");
                 let (y, dw, dx) = pool.install(|| {
                     let mut y = vec![0.0; y0.len()];
                     forward_on(isa, g, n, &x, &w, &b, &mut y);
