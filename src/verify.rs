@@ -45,14 +45,16 @@ impl Table {
         self.mismatches() > 0
     }
     pub fn render(&self) -> String {
-        let mut s = format!("{:<48} {:>14}  {}\n", "run", "epochs checked", "identical");
+        // As wide as the longest run name, so the columns line up.
+        let w = self.rows.iter().map(|r| r.run.chars().count()).max().unwrap_or(0).max("run".len());
+        let mut s = format!("{:<w$} {:>14}  {}\n", "run", "epochs checked", "identical");
         for r in &self.rows {
             let o = match &r.outcome {
                 Outcome::Identical => "yes".to_string(),
                 Outcome::Different(why) => format!("NO — {why}"),
                 Outcome::NotComparable(why) => format!("not comparable ({why})"),
             };
-            let _ = writeln!(s, "{:<48} {:>14}  {o}", r.run, r.epochs);
+            let _ = writeln!(s, "{:<w$} {:>14}  {o}", r.run, r.epochs);
         }
         s
     }
