@@ -40,7 +40,7 @@ catalogue! {
     diagnostics_intro, diag_pre_mean, diag_pre_mean_what, diag_post_mean, diag_post_mean_what, diag_sparsity,
     diag_sparsity_what, diag_zero_slope, diag_zero_slope_what, diag_dead_units, diag_dead_units_what,
     diag_grad, diag_grad_what, state_missing, state_partial, state_running, state_done, state_diverged,
-    state_corrupt, state_unusable, verdicts_intro, col_claim, col_difference, col_interval, col_verdict,
+    state_corrupt, state_unusable, verdicts_intro, verdicts_similar_rule, verdicts_similar_seeds, col_claim, col_difference, col_interval, col_verdict,
     verdict_supported, verdict_contradicted, verdict_inconclusive, title_design, title_article_table,
     design_intro, design_present, design_absent, design_verdict, design_rule, col_removed, col_comparison,
     design_other_present, design_other_absent, design_why_intro, col_grad_vs, no_finished_runs, overfits,

@@ -192,6 +192,9 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     assert!(table_widths_agree("| a | b |\n|---|---|\n| mean |x| | y |\n").is_err(), "the check catches a split row");
     let verdicts = std::fs::read_to_string(pages.join("verdicts.md")).unwrap();
     assert!(verdicts.contains("plateau val_accuracy higher than relu") && verdicts.contains("paired by seed, n = 3") && ["supported", "contradicted", "inconclusive"].iter().any(|v| verdicts.contains(&format!("**{v}**"))), "{verdicts}");
+    // The rule for "similar" claims is stated only where the study has a margin for them.
+    assert_eq!(verdicts.contains("two one-sided tests"), f.study.similar_margin.is_finite(), "{verdicts}");
+    assert!(!verdicts.contains("±–"), "{verdicts}");
     let repro = std::fs::read_to_string(f.root.join("book/build/en/src/generated/reproducibility.md")).unwrap();
     let sha = actlab::io::sha256_file(&f.run_dir("relu", 3).join("history.csv")).unwrap();
     assert!(repro.contains(&format!("<code title=\"{sha}\">{}</code>", &sha[..12])), "the full hash on hover, 12 characters shown");

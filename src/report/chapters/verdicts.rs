@@ -17,7 +17,12 @@ pub const OBSERVATIONS_ANCHOR: &str = "observations";
 impl StudyPages<'_> {
     pub fn verdicts(&self) -> String {
         let (m, s) = (self.m, &self.data.study);
-        let margin = if s.similar_margin.is_finite() { s.similar_margin.to_string() } else { "–".into() };
+        // The rule for "similar" claims only where the study has a margin for them.
+        let (similar, similar_seeds) = if s.similar_margin.is_finite() {
+            (fill(&m.verdicts_similar_rule, &[("margin", &s.similar_margin.to_string())]), m.verdicts_similar_seeds.clone())
+        } else {
+            (String::new(), String::new())
+        };
         let mut p = format!(
             "# {}\n\n{}{}\n\n",
             m.title_verdicts,
@@ -25,7 +30,8 @@ impl StudyPages<'_> {
             fill(
                 &m.verdicts_intro,
                 &[
-                    ("margin", &margin),
+                    ("similar", &similar),
+                    ("similar_seeds", &similar_seeds),
                     ("baseline", s.baseline.name()),
                     ("confidence", &CONFIDENCE_PERCENT.to_string()),
                     ("alpha", &ALPHA.to_string()),
