@@ -141,7 +141,7 @@ impl<const H: usize, const W: usize, const C: usize> MaxPool2<H, W, C> {
                                     Some(m) => dys[o + c] * m[o + c],
                                     None => dys[o + c],
                                 };
-                                d[c] = if am[o + c] == q { g } else { 0.0 } * k[c];
+                                d[c] = (if am[o + c] == q { g } else { 0.0 }) * k[c];
                             }
                         } else {
                             // Dropped by the pooling (an odd last row or column).

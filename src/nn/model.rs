@@ -247,33 +247,31 @@ impl Model {
         act_bwd(4, &ws.pre5, ga, &ws.saved[4], gb);
         stage_of("dense1 backward", || Dense1::backward(n, p[8], &ws.p2, gb, gw5, gb5, Some(ga)));
         keep(4, &ga[..n * Dense1::IN]);
-        // Back through dropout, pooling and an element-wise activation in one
-        // pass. A layer-wise function's term through the minimum needs the
-        // pooled gradient itself, so it keeps the three passes.
-        let through = !act.uses_min();
-        let lenp2 = n * Pool2::OUT_LEN;
-        if through {
-            stage_of("pooling & dropout", || Pool2::backward_through(n, ga, dropout.then_some(&ws.mask2[..lenp2]), &ws.arg2, &ws.saved[3].dydx, gb));
-            std::mem::swap(ga, gb);
-        } else {
-            dropout_bwd(&ws.mask2[..lenp2], &mut ga[..lenp2]);
-            stage_of("pooling & dropout", || Pool2::backward(n, ga, &ws.arg2, gb));
-            act_bwd(3, &ws.pre4, gb, &ws.saved[3], ga);
+        // Back through dropout, a pooling and the activation of layer $i, from
+        // the gradient in $g (its scratch: $scratch), which then holds the
+        // result. An element-wise function takes one pass; a layer-wise one
+        // keeps the three, as its term through the minimum needs the pooled
+        // gradient itself.
+        macro_rules! back_through_pool {
+            ($pool:ty, $mask:expr, $arg:expr, $i:expr, $pre:expr, $g:ident, $scratch:ident) => {
+                let len = n * <$pool>::OUT_LEN;
+                if act.uses_min() {
+                    dropout_bwd(&$mask[..len], &mut $g[..len]);
+                    stage_of("pooling & dropout", || <$pool>::backward(n, $g, &$arg, $scratch));
+                    act_bwd($i, &$pre, $scratch, &ws.saved[$i], $g);
+                } else {
+                    stage_of("pooling & dropout", || <$pool>::backward_through(n, $g, dropout.then_some(&$mask[..len]), &$arg, &ws.saved[$i].dydx, $scratch));
+                    std::mem::swap($g, $scratch);
+                }
+            };
         }
+        back_through_pool!(Pool2, ws.mask2, ws.arg2, 3, ws.pre4, ga, gb);
         stage_of("conv4 backward", || Conv4::backward(n, p[6], &ws.a3, ga, gw4, gb4, Some(gb)));
         keep(3, &gb[..n * Conv4::IN_LEN]);
         act_bwd(2, &ws.pre3, gb, &ws.saved[2], ga);
         stage_of("conv3 backward", || Conv3::backward(n, p[4], &ws.p1, ga, gw3, gb3, Some(gb)));
         keep(2, &gb[..n * Conv3::IN_LEN]);
-        let lenp1 = n * Pool1::OUT_LEN;
-        if through {
-            stage_of("pooling & dropout", || Pool1::backward_through(n, gb, dropout.then_some(&ws.mask1[..lenp1]), &ws.arg1, &ws.saved[1].dydx, ga));
-            std::mem::swap(ga, gb);
-        } else {
-            dropout_bwd(&ws.mask1[..lenp1], &mut gb[..lenp1]);
-            stage_of("pooling & dropout", || Pool1::backward(n, gb, &ws.arg1, ga));
-            act_bwd(1, &ws.pre2, ga, &ws.saved[1], gb);
-        }
+        back_through_pool!(Pool1, ws.mask1, ws.arg1, 1, ws.pre2, gb, ga);
         stage_of("conv2 backward", || Conv2::backward(n, p[2], &ws.a1, gb, gw2, gb2, Some(ga)));
         keep(1, &ga[..n * Conv2::IN_LEN]);
         act_bwd(0, &ws.pre1, ga, &ws.saved[0], gb);

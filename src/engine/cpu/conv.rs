@@ -560,17 +560,19 @@ mod tests {
             let mut dy = fill(n * g.positions() * g.cout, 4 + i as u32);
             dy[0] = -0.0; // sums of signed zeros must keep their sign rules
             let (y0, dw0, dx0) = reference(g, n, &x, &w, &b, &dy);
+            // The bias gradient: each column's sum over the rows in order, at any thread count.
+            let mut db0 = vec![0.0f32; g.cout];
+            for (r, v) in dy.iter().enumerate() {
+                db0[r % g.cout] += v;
+            }
+            for threads in [1, 2, 3] {
+                let mut db = vec![f32::NAN; g.cout];
+                rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| bias_grad(&dy, g.cout, &mut db));
+                assert!(db.iter().zip(&db0).all(|(p, q)| p.to_bits() == q.to_bits()), "{g:?} {threads} threads: bias gradient");
+            }
             // The work is cut by the thread count: every cut gives the same bits.
             for (isa, threads) in Isa::available().into_iter().flat_map(|isa| [1, 2, 3].map(|t| (isa, t))) {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                // The bias gradient: each column's sum over the rows in order.
-                let mut db0 = vec![0.0f32; g.cout];
-                for (r, v) in dy.iter().enumerate() {
-                    db0[r % g.cout] += v;
-                }
-                let mut db = vec![f32::NAN; g.cout];
-                pool.install(|| bias_grad(&dy, g.cout, &mut db));
-                assert!(db.iter().zip(&db0).all(|(p, q)| p.to_bits() == q.to_bits()), "{g:?} {threads} threads: bias gradient");
                 let (y, dw, dx) = pool.install(|| {
                     let mut y = vec![0.0; y0.len()];
                     forward_on(isa, g, n, &x, &w, &b, &mut y);
