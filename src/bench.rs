@@ -177,6 +177,12 @@ pub fn run(acts: &[Activation], steps: usize) -> Result<()> {
     let flops = step_flops();
     println!("machine: {} ({threads} threads), {isa}", crate::train::record::Device::cpu().name);
     println!("FMA peak (registers only): {peak1:.0} GFLOP/s on 1 thread, {peak:.0} GFLOP/s on {threads}");
+    if threads > 1 && peak < 0.75 * threads as f64 * peak1 {
+        // On a shared machine the host may run the threads on one core (or
+        // deschedule one) for a while; the percentages below are then
+        // against a peak the step did not have either.
+        println!("warning: {threads} threads reached only {:.1}× one thread's peak: the threads were sharing cores while measured; rerun for figures against the machine's peak", peak / peak1);
+    }
     println!("a training step (batch {BATCH}): {:.2} GFLOP in GEMMs", flops / 1e9);
     println!();
     println!("training throughput, article CNN, batch {BATCH}, {threads} threads, {steps} steps");

@@ -59,7 +59,8 @@ const W: usize = 16;
 /// The function to apply, looked up once per call (an expression's registry
 /// entry, not once per element).
 enum Resolved {
-    Builtin(Activation),
+    /// Index into [`Activation::ALL`].
+    Builtin(usize),
     Custom(Arc<Custom>),
 }
 
@@ -67,27 +68,63 @@ impl Resolved {
     fn of(act: Activation) -> Resolved {
         match act.custom() {
             Some(c) => Resolved::Custom(c),
-            None => Resolved::Builtin(act),
+            None => Resolved::Builtin(Activation::ALL.iter().position(|&a| a == act).expect("a built-in is in Activation::ALL")),
         }
     }
+}
 
+/// A function as a kernel loop applies it. Each built-in is its own type, so
+/// each gets a loop compiled for it alone: with the choice made inside the
+/// loop, the compiler kept the lanes on the stack and the pass ran several
+/// times slower than its memory traffic.
+trait Kernel {
+    fn eval<T: Real>(&self, x: T, m: T) -> T;
+
+    /// ∂f/∂x as training uses it, given the derivative `d` of the definition.
+    #[inline(always)]
+    fn slope(&self, _x: Lanes<W>, _m: Lanes<W>, d: Lanes<W>) -> Lanes<W> {
+        d
+    }
+}
+
+/// The built-in `Activation::ALL[K]`.
+struct Builtin<const K: usize>;
+
+impl<const K: usize> Kernel for Builtin<K> {
     #[inline(always)]
     fn eval<T: Real>(&self, x: T, m: T) -> T {
-        match self {
-            Resolved::Builtin(a) => a.eval(x, m),
-            Resolved::Custom(c) => c.forward.eval(x, m),
-        }
+        Activation::ALL[K].eval(x, m)
+    }
+}
+
+impl Kernel for Custom {
+    #[inline(always)]
+    fn eval<T: Real>(&self, x: T, m: T) -> T {
+        self.forward.eval(x, m)
     }
 
-    /// ∂f/∂x as training uses it: a straight-through function's own slope
-    /// expression, or the derivative `d` of the definition.
+    /// A straight-through function's own slope expression, or `d`.
     #[inline(always)]
     fn slope(&self, x: Lanes<W>, m: Lanes<W>, d: Lanes<W>) -> Lanes<W> {
-        match self {
-            Resolved::Custom(c) => c.grad.as_ref().map_or(d, |g| g.eval(x, m)),
-            Resolved::Builtin(_) => d,
-        }
+        self.grad.as_ref().map_or(d, |g| g.eval(x, m))
     }
+}
+
+/// Run `$body` with `$k` bound to the [`Kernel`] of `$f` (a `&Resolved`).
+macro_rules! with_kernel {
+    ($f:expr, $k:ident => $body:expr) => {{
+        const _: () = assert!(Activation::ALL.len() == 6, "give each built-in its arm below");
+        match $f {
+            Resolved::Builtin(0) => { let $k = &Builtin::<0>; $body }
+            Resolved::Builtin(1) => { let $k = &Builtin::<1>; $body }
+            Resolved::Builtin(2) => { let $k = &Builtin::<2>; $body }
+            Resolved::Builtin(3) => { let $k = &Builtin::<3>; $body }
+            Resolved::Builtin(4) => { let $k = &Builtin::<4>; $body }
+            Resolved::Builtin(5) => { let $k = &Builtin::<5>; $body }
+            Resolved::Builtin(k) => unreachable!("built-in {k} has no arm"),
+            Resolved::Custom(c) => { let $k: &Custom = c; $body }
+        }
+    }};
 }
 
 fn group_mins(x: &[f32], g: Groups, mins: &mut [f32]) {
@@ -158,10 +195,12 @@ isa_compiled! {
 
 #[inline(always)]
 fn eval_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32]) {
-    for (k, (ys, xs)) in y.chunks_mut(W).zip(x.chunks(W)).enumerate() {
-        let v = f.eval(lanes(xs), lane_mins(mins, g, s, k * W));
-        store(ys, v);
-    }
+    with_kernel!(f, f => {
+        for (k, (ys, xs)) in y.chunks_mut(W).zip(x.chunks(W)).enumerate() {
+            let v = f.eval(lanes(xs), lane_mins(mins, g, s, k * W));
+            store(ys, v);
+        }
+    })
 }
 
 /// Training: `y = f(x, m)` and the derivatives the backward pass needs.
@@ -190,16 +229,18 @@ isa_compiled! {
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the sample's inputs and its three outputs
 fn train_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], dydx: &mut [f32], dydm: &mut [f32], mins: &[f32]) {
-    for (k, xs) in x.chunks(W).enumerate() {
-        let (i0, len) = (k * W, xs.len());
-        let (xv, m) = (lanes(xs), lane_mins(mins, g, s, k * W));
-        let r = f.eval(DualOf::var(xv), DualOf::constant(m));
-        store(&mut y[i0..i0 + len], r.v);
-        store(&mut dydx[i0..i0 + len], f.slope(xv, m, r.d));
-        if !dydm.is_empty() {
-            store(&mut dydm[i0..i0 + len], f.eval(DualOf::constant(xv), DualOf::var(m)).d);
+    with_kernel!(f, f => {
+        for (k, xs) in x.chunks(W).enumerate() {
+            let (i0, len) = (k * W, xs.len());
+            let (xv, m) = (lanes(xs), lane_mins(mins, g, s, k * W));
+            let r = f.eval(DualOf::var(xv), DualOf::constant(m));
+            store(&mut y[i0..i0 + len], r.v);
+            store(&mut dydx[i0..i0 + len], f.slope(xv, m, r.d));
+            if !dydm.is_empty() {
+                store(&mut dydm[i0..i0 + len], f.eval(DualOf::constant(xv), DualOf::var(m)).d);
+            }
         }
-    }
+    })
 }
 
 /// `dx = dy·∂f/∂x`, plus, for layer-wise functions, `Σ dy·∂f/∂m` of each

@@ -10,9 +10,24 @@
 //! branches: every lane runs the same operations and a lane's result is
 //! chosen by comparisons, so a lane computes exactly what a lone value
 //! (`N = 1`, the scalar functions below) computes, and the activation kernels
-//! can evaluate 16 values per call in vector registers.
+//! can evaluate 16 values per call in vector registers. The one branch,
+//! `choose!`, skips a side that no lane takes: it saves the work, and no
+//! lane's value depends on it.
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
+
+/// `F64x::select(mask, then, otherwise)`, computing only the sides some
+/// lane takes (a function's expensive alternatives: a series that few inputs
+/// need, or the reverse). A macro, not a function of closures: a closure's
+/// body is compiled without the caller's vector instructions.
+macro_rules! choose {
+    ($mask:expr, $then:expr, $otherwise:expr) => {{
+        let mask = $mask;
+        let then = if mask.contains(&true) { $then } else { F64x::splat(0.0) };
+        let otherwise = if mask.contains(&false) { $otherwise } else { F64x::splat(0.0) };
+        F64x::select(mask, then, otherwise)
+    }};
+}
 
 const LN2: f64 = std::f64::consts::LN_2;
 const LOG2E: f64 = std::f64::consts::LOG2_E;
@@ -176,19 +191,24 @@ pub(crate) fn ln64<const N: usize>(x: F64x<N>) -> F64x<N> {
 /// ln(1 + y) for y ≥ 0, accurate for tiny y.
 #[inline(always)]
 fn ln1p64<const N: usize>(y: F64x<N>) -> F64x<N> {
-    let series = y - y * y / F64x::splat(2.0) + y * y * y / F64x::splat(3.0);
-    F64x::select(y.test(|v| v < 1e-5), series, ln64(F64x::splat(1.0) + y))
+    choose!(y.test(|v| v < 1e-5), y - y * y / F64x::splat(2.0) + y * y * y / F64x::splat(3.0), ln64(F64x::splat(1.0) + y))
 }
 
 /// e^z − 1, accurate near 0.
 #[inline(always)]
 fn expm1_64<const N: usize>(z: F64x<N>) -> F64x<N> {
     let s = F64x::splat;
-    let mut p = s(1.0 / 6_227_020_800.0);
-    for d in [479_001_600.0, 39_916_800.0, 3_628_800.0, 362_880.0, 40_320.0, 5_040.0, 720.0, 120.0, 24.0, 6.0, 2.0, 1.0] {
-        p = p * z + s(1.0 / d);
-    }
-    F64x::select(z.test(|v| v.abs() < 0.5), p * z, exp64(z) - s(1.0))
+    choose!(
+        z.test(|v| v.abs() < 0.5),
+        {
+            let mut p = s(1.0 / 6_227_020_800.0);
+            for d in [479_001_600.0, 39_916_800.0, 3_628_800.0, 362_880.0, 40_320.0, 5_040.0, 720.0, 120.0, 24.0, 6.0, 2.0, 1.0] {
+                p = p * z + s(1.0 / d);
+            }
+            p * z
+        },
+        exp64(z) - s(1.0)
+    )
 }
 
 #[inline(always)]
@@ -213,9 +233,10 @@ pub fn tanh_lanes<const N: usize>(x: [f32; N]) -> [f32; N] {
 fn sigmoid64<const N: usize>(x: F64x<N>) -> F64x<N> {
     let s = F64x::splat;
     let pos = x.test(|v| v >= 0.0);
-    // e^−x for x ≥ 0, e^x below: one exponential of −|x|.
+    // e^−x for x ≥ 0, e^x below: one exponential of −|x|; then 1/(1 + e)
+    // or e/(1 + e), one division with the numerator chosen.
     let e = exp64(F64x::select(pos, -x, x));
-    F64x::select(pos, s(1.0) / (s(1.0) + e), e / (s(1.0) + e))
+    F64x::select(pos, s(1.0), e) / (s(1.0) + e)
 }
 
 #[inline(always)]
@@ -232,7 +253,7 @@ pub fn softplus_and_sigmoid_lanes<const N: usize>(x: [f32; N]) -> ([f32; N], [f3
     let xd = F64x::from_f32(x);
     let e = exp64(-xd.map(f64::abs));
     let sp = (xd.map(|v| v.max(0.0)) + ln1p64(e)).to_f32();
-    let sg = F64x::select(xd.test(|v| v >= 0.0), s(1.0) / (s(1.0) + e), e / (s(1.0) + e)).to_f32();
+    let sg = (F64x::select(xd.test(|v| v >= 0.0), s(1.0), e) / (s(1.0) + e)).to_f32();
     let nan = |i: usize| x[i].is_nan();
     (lanes(|i| if nan(i) { x[i] } else { sp[i] }), lanes(|i| if nan(i) { x[i] } else { sg[i] }))
 }
