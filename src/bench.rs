@@ -4,7 +4,7 @@
 use crate::activation::Activation;
 use crate::engine::profile::{self, Total, WHOLE};
 use crate::engine::rng::{Purpose, Rng};
-use crate::nn::adam::{Adam, AdamConfig};
+use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::model::{Model, IMAGE_LEN};
 use crate::train::gpu::GpuTrainer;
 use crate::train::trainer::{CpuTrainer, Trainer};
@@ -143,7 +143,7 @@ fn init(trainer: &mut dyn Trainer, act: Activation) -> Result<()> {
     let mut m = Model::new(act, 1);
     m.init_glorot(&Rng::new(1));
     for r in 0..trainer.runs() {
-        trainer.load(r, &m.params, &Adam::new(AdamConfig::default(), m.params.len()))?;
+        trainer.load(r, &m.params, &Optimizer::new(OptimizerConfig::ARTICLE, m.params.len()))?;
     }
     Ok(())
 }
@@ -151,7 +151,7 @@ fn init(trainer: &mut dyn Trainer, act: Activation) -> Result<()> {
 /// Images per second of one run's training steps on the CPU.
 pub fn measure(act: Activation, steps: usize) -> f64 {
     let data = synthetic(1);
-    let mut t = CpuTrainer::new(&[act], &[1], BATCH, AdamConfig::default(), &data, &data);
+    let mut t = CpuTrainer::new(&[act], &[1], BATCH, OptimizerConfig::ARTICLE, &data, &data);
     init(&mut t, act).and_then(|()| measure_on(&mut t, 1, steps)).expect("the CPU trainer does not fail")
 }
 
@@ -255,7 +255,7 @@ fn measure_gpu(gpu: crate::engine::cuda::Gpu, act: Activation, runs: usize, step
     let batches = 4;
     let data = synthetic(batches);
     let seeds: Vec<u64> = (1..=runs as u64).collect();
-    let mut t = GpuTrainer::new(&vec![act; runs], &seeds, BATCH, AdamConfig::default(), &data, &data, |p| crate::engine::cuda::CudaDevice::new(gpu, p))?;
+    let mut t = GpuTrainer::new(&vec![act; runs], &seeds, BATCH, OptimizerConfig::ARTICLE, &data, &data, |p| crate::engine::cuda::CudaDevice::new(gpu, p))?;
     init(&mut t, act)?;
     measure_on(&mut t, batches, steps)
 }

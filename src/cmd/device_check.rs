@@ -5,6 +5,7 @@ use super::Global;
 use actlab::activation::Activation;
 use actlab::engine::cuda::{CudaDevice, Gpu};
 use actlab::engine::device::{self, Selected};
+use actlab::nn::optim::{OptimizerConfig, SgdConfig};
 use anyhow::Result;
 use std::path::Path;
 
@@ -54,9 +55,13 @@ pub fn execute(g: &Global) -> Result<()> {
     // The network: GEMM kernels, then three runs trained together.
     let gemm = actlab::train::gpu::check::check_gemm(&dev)?;
     println!("GEMM kernels vs CPU GEMM: {}", if gemm.is_empty() { "bit-identical".to_string() } else { format!("{} cases DIFFER", gemm.len()) });
-    let gpu = Gpu::open(ordinal)?;
-    let training = actlab::train::gpu::check::check_training(|p| CudaDevice::new(gpu, p))?;
-    println!("3 runs trained together, 2 epochs, vs 3 CPU runs: {}", if training.is_empty() { "bit-identical".to_string() } else { format!("{} differences", training.len()) });
+    let mut training = Vec::new();
+    for optimizer in [OptimizerConfig::ARTICLE, OptimizerConfig::Sgd(SgdConfig { learning_rate: 0.01, momentum: 0.9 })] {
+        let gpu = Gpu::open(ordinal)?;
+        let d = actlab::train::gpu::check::check_training(optimizer, |p| CudaDevice::new(gpu, p))?;
+        println!("3 runs trained together ({}), 2 epochs, vs 3 CPU runs: {}", optimizer.name(), if d.is_empty() { "bit-identical".to_string() } else { format!("{} differences", d.len()) });
+        training.extend(d);
+    }
     for d in gemm.iter().chain(&training) {
         println!("  {d}");
     }

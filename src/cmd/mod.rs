@@ -14,6 +14,7 @@ pub mod verify;
 use actlab::engine::device::{self, DeviceArg};
 use actlab::store::Runs;
 use actlab::study::RunOptions;
+use actlab::nn::optim::{AdamConfig, OptimizerConfig, SgdConfig};
 use actlab::train::config::Protocol;
 use anyhow::Result;
 use clap::Args;
@@ -84,6 +85,39 @@ pub struct Limits {
     /// Evaluate on a fixed subset of N test images.
     #[arg(long, value_name = "N")]
     pub test_limit: Option<usize>,
+}
+
+/// The optimizer of a single run (studies name theirs in their file).
+#[derive(Args)]
+pub struct OptimizerArgs {
+    /// adam (the article's, Keras' defaults) or sgd (Keras' SGD: v = momentum·v − lr·g; w += v).
+    #[arg(long, value_name = "NAME", value_parser = ["adam", "sgd"])]
+    pub optimizer: Option<String>,
+    /// The learning rate (default: Keras' for the optimizer, 0.001 for Adam, 0.01 for SGD).
+    #[arg(long, value_name = "LR")]
+    pub learning_rate: Option<f32>,
+    /// SGD's momentum (default 0, Keras').
+    #[arg(long, value_name = "M")]
+    pub momentum: Option<f32>,
+}
+
+impl OptimizerArgs {
+    /// `base` with these flags' changes.
+    pub fn apply(&self, base: OptimizerConfig) -> Result<OptimizerConfig> {
+        let sgd = match self.optimizer.as_deref() {
+            Some(name) => name == "sgd",
+            None => matches!(base, OptimizerConfig::Sgd(_)),
+        };
+        if sgd {
+            let b = if let OptimizerConfig::Sgd(s) = base { s } else { SgdConfig::KERAS };
+            return Ok(OptimizerConfig::Sgd(SgdConfig { learning_rate: self.learning_rate.unwrap_or(b.learning_rate), momentum: self.momentum.unwrap_or(b.momentum) }));
+        }
+        if self.momentum.is_some() {
+            anyhow::bail!("--momentum is a setting of SGD only; add --optimizer sgd");
+        }
+        let a = if let OptimizerConfig::Adam(a) = base { a } else { AdamConfig::KERAS };
+        Ok(OptimizerConfig::Adam(AdamConfig { learning_rate: self.learning_rate.unwrap_or(a.learning_rate), ..a }))
+    }
 }
 
 /// `base` with the flags' changes, checked by `Protocol::check` (the error

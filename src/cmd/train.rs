@@ -1,6 +1,6 @@
 //! `actlab train`: one run, written into the store (or `--out`).
 
-use super::{protocol_with, DataSource, Global, Limits, Store};
+use super::{protocol_with, DataSource, Global, Limits, OptimizerArgs, Store};
 use actlab::activation::{self, Activation, Definition};
 use actlab::engine::device;
 use actlab::train::{self, Protocol, Reporter, TrainConfig};
@@ -28,6 +28,8 @@ pub struct Args {
     batch_size: Option<usize>,
     #[command(flatten)]
     limits: Limits,
+    #[command(flatten)]
+    optimizer: OptimizerArgs,
     /// Output directory (default: the run's folder in the store).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -57,7 +59,8 @@ pub fn execute(a: Args, g: &Global) -> Result<()> {
     }
     let act = Activation::parse_arg(&a.act).map_err(anyhow::Error::msg)?;
     let device = device::select(g.device)?;
-    let config = TrainConfig::new(act, a.seed, protocol_with(Protocol::ARTICLE, a.epochs, a.batch_size, &a.limits)?);
+    let base = Protocol { optimizer: a.optimizer.apply(Protocol::ARTICLE.optimizer)?, ..Protocol::ARTICLE };
+    let config = TrainConfig::new(act, a.seed, protocol_with(base, a.epochs, a.batch_size, &a.limits)?);
     let out = match a.out {
         Some(o) => o,
         None => a.store.runs()?.dir(&config),

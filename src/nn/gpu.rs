@@ -14,7 +14,7 @@
 //! [`Model`]: super::model::Model
 //! [`Adam`]: super::adam::Adam
 
-use super::adam::{Adam, AdamConfig};
+use super::optim::{Optimizer, OptimizerConfig};
 use super::loss::BatchStats;
 use super::arch::{self, ACTIVATED};
 use super::model::{param_count, param_ranges, Conv1, Conv2, Conv3, Conv4, Dense1, Dense2, Pool1, Pool2, CLASSES, DROPOUT_RATES, IMAGE_LEN};
@@ -119,13 +119,13 @@ pub struct GpuRuns<D: Device> {
     /// Per run: index of its function in the program.
     act_index: Vec<usize>,
     acts: Vec<Activation>,
-    adam: AdamConfig,
+    optimizer: OptimizerConfig,
     /// Steps taken (the same for every run).
     pub t: u64,
     params: DeviceVec<D, f32>,
     grads: DeviceVec<D, f32>,
-    m: DeviceVec<D, f32>,
-    v: DeviceVec<D, f32>,
+    /// The optimizer's state tensors (`OptimizerConfig::state_names`), each stacked over runs.
+    opt_state: Vec<DeviceVec<D, f32>>,
     keys: DeviceVec<D, u32>,
     ws: Workspace<D>,
 }
@@ -137,7 +137,7 @@ fn grid(count: usize) -> [u32; 3] {
 impl<D: Device> GpuRuns<D> {
     /// R runs (one per entry of `acts`/`seeds`); `device` compiles the
     /// [`program`] it is given and returns the device to run it on.
-    pub fn new(acts: &[Activation], seeds: &[u64], max_batch: usize, adam: AdamConfig, device: impl FnOnce(&str) -> Result<D>) -> Result<Self> {
+    pub fn new(acts: &[Activation], seeds: &[u64], max_batch: usize, optimizer: OptimizerConfig, device: impl FnOnce(&str) -> Result<D>) -> Result<Self> {
         if acts.is_empty() || acts.len() != seeds.len() {
             bail!("GPU runs: {} functions for {} seeds", acts.len(), seeds.len());
         }
@@ -178,12 +178,11 @@ impl<D: Device> GpuRuns<D> {
             max_batch: b,
             act_index: acts.iter().map(|a| distinct.iter().position(|d| d == a).unwrap()).collect(),
             acts: distinct,
-            adam,
+            optimizer,
             t: 0,
             params: DeviceVec::zeros(&dev, r * p)?,
             grads: DeviceVec::zeros(&dev, r * p)?,
-            m: DeviceVec::zeros(&dev, r * p)?,
-            v: DeviceVec::zeros(&dev, r * p)?,
+            opt_state: optimizer.state_names().iter().map(|_| DeviceVec::zeros(&dev, r * p)).collect::<Result<_>>()?,
             keys: DeviceVec::from_slice(&dev, &keys)?,
             ws,
             dev,
@@ -195,25 +194,26 @@ impl<D: Device> GpuRuns<D> {
     }
 
     /// Set run `run`'s parameters and optimizer state (all runs must share `t`).
-    pub fn set_state(&mut self, run: usize, params: &[f32], adam: &Adam) -> Result<()> {
+    pub fn set_state(&mut self, run: usize, params: &[f32], optimizer: &Optimizer) -> Result<()> {
         let p = param_count();
-        assert!(params.len() == p && adam.m.len() == p && adam.v.len() == p);
-        if adam.config != self.adam {
+        assert!(params.len() == p && optimizer.state.iter().all(|s| s.len() == p));
+        if optimizer.config != self.optimizer {
             bail!("GPU runs trained together must share the optimizer settings");
         }
-        self.t = adam.t;
+        self.t = optimizer.t;
         self.params.write(&self.dev, run * p, params)?;
-        self.m.write(&self.dev, run * p, &adam.m)?;
-        self.v.write(&self.dev, run * p, &adam.v)?;
+        for (dst, src) in self.opt_state.iter_mut().zip(&optimizer.state) {
+            dst.write(&self.dev, run * p, src)?;
+        }
         Ok(())
     }
 
     /// Run `run`'s parameters and optimizer state.
-    pub fn state(&self, run: usize) -> Result<(Vec<f32>, Adam)> {
+    pub fn state(&self, run: usize) -> Result<(Vec<f32>, Optimizer)> {
         let p = param_count();
         let params = self.params.read(&self.dev, run * p, p)?;
-        let adam = Adam { config: self.adam, m: self.m.read(&self.dev, run * p, p)?, v: self.v.read(&self.dev, run * p, p)?, t: self.t };
-        Ok((params, adam))
+        let state = self.opt_state.iter().map(|s| s.read(&self.dev, run * p, p)).collect::<Result<_>>()?;
+        Ok((params, Optimizer { config: self.optimizer, state, t: self.t }))
     }
 
     /// Run `run`'s gradients of the last step.
@@ -519,7 +519,7 @@ impl<D: Device> GpuRuns<D> {
     }
 
     /// One training step of every run on samples `start..start + n` of its
-    /// order, at global step `step`: forward with dropout, loss, backward, Adam.
+    /// order, at global step `step`: forward with dropout, loss, backward, the optimizer's update.
     pub fn train_step(&mut self, data: &DeviceSplit<D>, start: usize, n: usize, step: u64) -> Result<()> {
         assert!(n <= self.max_batch && start + n <= data.len);
         self.gather(data, start, n)?;
@@ -527,14 +527,17 @@ impl<D: Device> GpuRuns<D> {
         self.loss(n, true)?;
         self.backward(n, true)?;
         self.t += 1;
-        let c = self.adam;
-        let alpha = Adam::new(c, 0).alpha(self.t);
         let count = self.runs * param_count();
-        self.launch(
-            "adam",
-            count,
-            &[self.params.arg(), self.grads.arg(), self.m.arg(), self.v.arg(), Arg::I64(count as i64), Arg::F32(alpha), Arg::F32(1.0 - c.beta1), Arg::F32(1.0 - c.beta2), Arg::F32(c.epsilon)],
-        )
+        let (p, g) = (self.params.arg(), self.grads.arg());
+        match (self.optimizer, self.opt_state.as_slice()) {
+            (OptimizerConfig::Adam(c), [m, v]) => self.launch(
+                "adam",
+                count,
+                &[p, g, m.arg(), v.arg(), Arg::I64(count as i64), Arg::F32(c.alpha(self.t)), Arg::F32(1.0 - c.beta1), Arg::F32(1.0 - c.beta2), Arg::F32(c.epsilon)],
+            ),
+            (OptimizerConfig::Sgd(c), [velocity]) => self.launch("sgd", count, &[p, g, velocity.arg(), Arg::I64(count as i64), Arg::F32(c.learning_rate), Arg::F32(c.momentum)]),
+            (c, s) => bail!("{} optimizer with {} state tensors", c.name(), s.len()),
+        }
     }
 
     /// Loss and gradients without dropout or an update (`Model::loss_and_grads(.., None)`).

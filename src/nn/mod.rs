@@ -1,5 +1,5 @@
 //! The network: layers, the article's CNN, loss and optimizer.
-pub mod adam;
+pub mod optim;
 pub mod arch;
 pub mod gpu;
 pub mod interop;

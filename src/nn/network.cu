@@ -1,5 +1,5 @@
 // The article's network on a GPU: every layer's forward and backward pass,
-// the loss and Adam, as CUDA C compiled at run time by NVRTC (`nn::gpu`).
+// the loss and the optimizers, as CUDA C compiled at run time by NVRTC (`nn::gpu`).
 //
 // Each kernel mirrors its CPU twin in `layers.rs`, `loss.rs` and `adam.rs`
 // operation for operation, so the results are the CPU's bit for bit:
@@ -285,5 +285,15 @@ extern "C" __global__ void adam(float* p, const float* g, float* m, float* v, lo
         m[i] += (g[i] - m[i]) * one_b1;
         v[i] += (g[i] * g[i] - v[i]) * one_b2;
         p[i] -= alpha * m[i] / (sqrtf(v[i]) + eps);
+    }
+}
+
+// ---------------------------------------------------------------- SGD --
+// Keras' SGD with momentum (`optim.rs`): v = momentum·v − lr·g; p += v.
+
+extern "C" __global__ void sgd(float* p, const float* g, float* v, long long count, float lr, float momentum) {
+    GRID_STRIDE(i, count) {
+        v[i] = momentum * v[i] - lr * g[i];
+        p[i] += v[i];
     }
 }

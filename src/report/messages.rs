@@ -31,7 +31,7 @@ catalogue! {
     title_predictions, title_results, title_summary, title_not_included, title_overlays, title_diagnostics,
     title_verdicts, title_discussion, title_numbers, title_notes, title_reproducibility, title_runs_hashes,
     title_introduction, title_reproduce, network_intro, row_epochs, row_batch, batch_detail, row_optimizer,
-    optimizer_detail, row_init, init_detail, row_loss, loss_detail, row_inputs, inputs_detail, row_seeds,
+    optimizer_detail, optimizer_detail_sgd, protocol_sgd, row_init, init_detail, row_loss, loss_detail, row_inputs, inputs_detail, row_seeds,
     row_dataset, dataset_detail, no_runs_yet, col_function, col_definition, col_graph, zero_fit_graph_note,
     reduced_protocol, all_train, all_test, predictions_intro, no_prediction, checked_as, metric_best,
     metric_final, metric_gap, expect_higher, expect_lower, expect_similar, runs_of, row_function,

@@ -9,6 +9,7 @@ use super::stats::{Describe, Difference, Method};
 use crate::activation::Activation;
 use crate::study::spec::{Direction, Metric, Observation, ObservationKind};
 use crate::train::state::RunState;
+use crate::nn::optim::{AdamConfig, OptimizerConfig};
 use crate::train::config::Protocol;
 
 /// A value with four decimals, "–" when there is none.
@@ -177,10 +178,20 @@ pub fn protocol(m: &Messages, p: &Protocol) -> String {
             ("test", &p.test_limit.map_or(m.all_test.clone(), |n| n.to_string())),
         ],
     );
-    if p.adam.learning_rate != crate::nn::adam::AdamConfig::KERAS.learning_rate {
-        s.push_str(&fill(&m.protocol_learning_rate, &[("lr", &format!("{:e}", p.adam.learning_rate))]));
+    match p.optimizer {
+        OptimizerConfig::Adam(a) if a.learning_rate != AdamConfig::KERAS.learning_rate => s.push_str(&fill(&m.protocol_learning_rate, &[("lr", &format!("{:e}", a.learning_rate))])),
+        OptimizerConfig::Adam(_) => {}
+        OptimizerConfig::Sgd(c) => s.push_str(&fill(&m.protocol_sgd, &[("lr", &c.learning_rate.to_string()), ("momentum", &c.momentum.to_string())])),
     }
     s
+}
+
+/// The optimizer and all its settings, for the Conditions table.
+pub fn optimizer(m: &Messages, o: &OptimizerConfig) -> String {
+    match o {
+        OptimizerConfig::Adam(a) => fill(&m.optimizer_detail, &[("lr", &a.learning_rate.to_string()), ("b1", &a.beta1.to_string()), ("b2", &a.beta2.to_string()), ("eps", &a.epsilon.to_string())]),
+        OptimizerConfig::Sgd(c) => fill(&m.optimizer_detail_sgd, &[("lr", &c.learning_rate.to_string()), ("momentum", &c.momentum.to_string())]),
+    }
 }
 
 /// A function's definition in symbols, the same in every language (a

@@ -3,7 +3,7 @@
 //! file, the line and the field.
 
 use crate::activation::Activation;
-use crate::nn::adam::AdamConfig;
+use crate::nn::optim::{AdamConfig, OptimizerConfig, SgdConfig};
 use crate::store::Runs;
 use crate::train::config::Protocol;
 use crate::train::TrainConfig;
@@ -139,7 +139,12 @@ pub struct Hypothesis {
 struct RawProtocol {
     epochs: Option<Spanned<usize>>,
     batch_size: Option<Spanned<usize>>,
+    /// `adam` (the article's, by default) or `sgd` (with momentum).
+    optimizer: Option<Spanned<String>>,
     learning_rate: Option<Spanned<f32>>,
+    /// SGD only.
+    momentum: Option<Spanned<f32>>,
+    /// Adam only, as are beta2 and epsilon.
     beta1: Option<Spanned<f32>>,
     beta2: Option<Spanned<f32>>,
     epsilon: Option<Spanned<f32>>,
@@ -407,6 +412,30 @@ impl Study {
         };
         let p = &raw.protocol;
         let def = Protocol::ARTICLE;
+        // The optimizer and its settings; a setting of the other optimizer is an error at its field.
+        let optimizer = |p: &RawProtocol| -> Result<OptimizerConfig, anyhow::Error> {
+            let value = |v: &Option<Spanned<f32>>, default: f32| v.as_ref().map_or(default, |v| *v.get_ref());
+            let foreign = |name: &str, fields: &[(&str, &Option<Spanned<f32>>)]| -> Result<(), anyhow::Error> {
+                match fields.iter().find_map(|(f, v)| v.as_ref().map(|v| (f, v.span()))) {
+                    Some((f, span)) => Err(at(span, &format!("protocol.{f}"), format!("`{f}` is not a setting of {name}; remove it or set `optimizer` to the optimizer it belongs to"))),
+                    None => Ok(()),
+                }
+            };
+            let kind = p.optimizer.as_ref().map_or("adam", |o| o.get_ref().as_str());
+            match kind {
+                "adam" => {
+                    foreign("Adam", &[("momentum", &p.momentum)])?;
+                    let k = AdamConfig::KERAS;
+                    Ok(OptimizerConfig::Adam(AdamConfig { learning_rate: value(&p.learning_rate, k.learning_rate), beta1: value(&p.beta1, k.beta1), beta2: value(&p.beta2, k.beta2), epsilon: value(&p.epsilon, k.epsilon) }))
+                }
+                "sgd" => {
+                    foreign("SGD", &[("beta1", &p.beta1), ("beta2", &p.beta2), ("epsilon", &p.epsilon)])?;
+                    let k = SgdConfig::KERAS;
+                    Ok(OptimizerConfig::Sgd(SgdConfig { learning_rate: value(&p.learning_rate, k.learning_rate), momentum: value(&p.momentum, k.momentum) }))
+                }
+                other => Err(at(p.optimizer.as_ref().map(|o| o.span()).unwrap_or(0..0), "protocol.optimizer", format!("`{other}` is not an optimizer; write \"adam\" (the article's) or \"sgd\""))),
+            }
+        };
         let study = Study {
             name,
             title: raw.title.trim().to_string(),
@@ -419,12 +448,7 @@ impl Study {
             protocol: Protocol {
                 epochs: p.epochs.as_ref().map_or(def.epochs, |v| *v.get_ref()),
                 batch_size: p.batch_size.as_ref().map_or(def.batch_size, |v| *v.get_ref()),
-                adam: AdamConfig {
-                    learning_rate: p.learning_rate.as_ref().map_or(def.adam.learning_rate, |v| *v.get_ref()),
-                    beta1: p.beta1.as_ref().map_or(def.adam.beta1, |v| *v.get_ref()),
-                    beta2: p.beta2.as_ref().map_or(def.adam.beta2, |v| *v.get_ref()),
-                    epsilon: p.epsilon.as_ref().map_or(def.adam.epsilon, |v| *v.get_ref()),
-                },
+                optimizer: optimizer(p)?,
                 train_limit: None,
                 test_limit: None,
             },
@@ -446,6 +470,7 @@ impl Study {
                 "epochs" => p.epochs.as_ref().map(|v| v.span()),
                 "batch_size" => p.batch_size.as_ref().map(|v| v.span()),
                 "learning_rate" => p.learning_rate.as_ref().map(|v| v.span()),
+                "momentum" => p.momentum.as_ref().map(|v| v.span()),
                 "beta1" => p.beta1.as_ref().map(|v| v.span()),
                 "beta2" => p.beta2.as_ref().map(|v| v.span()),
                 "epsilon" => p.epsilon.as_ref().map(|v| v.span()),

@@ -1,5 +1,5 @@
 //! A checkpoint holds everything that determines the rest of a run:
-//! parameters, Adam's moments and step, the epochs done and their metrics.
+//! parameters, the optimizer's state and step, the epochs done and their metrics.
 //! Random draws are functions of (seed, purpose, counter), so no generator
 //! state is needed: resuming equals never having stopped.
 
@@ -9,7 +9,7 @@ use super::history::Epoch;
 use super::steps::StepStats;
 use crate::io::safetensors::{SafeTensors, Tensor};
 use crate::io::write_atomic;
-use crate::nn::adam::Adam;
+use crate::nn::optim::Optimizer;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -19,7 +19,7 @@ pub const FILE: &str = "checkpoint.safetensors";
 pub struct Checkpoint {
     pub config: TrainConfig,
     pub params: Vec<f32>,
-    pub adam: Adam,
+    pub optimizer: Optimizer,
     pub history: Vec<Epoch>,
     pub diagnostics: Vec<LayerStats>,
     /// Training seconds spent so far (for images/s across resumes).
@@ -40,11 +40,13 @@ impl Checkpoint {
         let mut st = SafeTensors::default();
         let n = self.params.len();
         st.tensors.insert("params".into(), Tensor::f32(vec![n], self.params.clone()));
-        st.tensors.insert("adam.m".into(), Tensor::f32(vec![n], self.adam.m.clone()));
-        st.tensors.insert("adam.v".into(), Tensor::f32(vec![n], self.adam.v.clone()));
+        let opt = &self.optimizer;
+        for (name, state) in opt.config.state_names().iter().zip(&opt.state) {
+            st.tensors.insert(name.to_string(), Tensor::f32(vec![n], state.clone()));
+        }
         let md = &mut st.metadata;
         md.insert("config".into(), serde_json::to_string(&self.config)?);
-        md.insert("adam.t".into(), self.adam.t.to_string());
+        md.insert(format!("{}.t", opt.config.name()), opt.t.to_string());
         md.insert("history".into(), serde_json::to_string(&self.history)?);
         md.insert("diagnostics".into(), serde_json::to_string(&self.diagnostics)?);
         md.insert("train_seconds".into(), self.train_seconds.to_string());
@@ -67,14 +69,15 @@ impl Checkpoint {
             st.get(k)?.as_f32().map(<[f32]>::to_vec).with_context(|| format!("{}: {k} is not f32", path.display()))
         };
         let params = tensor("params")?;
-        let adam = Adam { config: config.protocol.adam, m: tensor("adam.m")?, v: tensor("adam.v")?, t: md("adam.t")?.parse()? };
-        if adam.m.len() != params.len() || adam.v.len() != params.len() {
+        let oc = config.protocol.optimizer;
+        let optimizer = Optimizer { config: oc, state: oc.state_names().iter().map(|k| tensor(k)).collect::<Result<_>>()?, t: md(&format!("{}.t", oc.name()))?.parse()? };
+        if optimizer.state.iter().any(|s| s.len() != params.len()) {
             bail!("{}: tensors of different lengths", path.display());
         }
         Ok(Some(Checkpoint {
             config,
             params,
-            adam,
+            optimizer,
             history: serde_json::from_str(md("history")?)?,
             diagnostics: serde_json::from_str(md("diagnostics")?)?,
             train_seconds: md("train_seconds")?.parse()?,

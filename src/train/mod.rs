@@ -21,7 +21,7 @@ use crate::data::{Dataset, Split, IMAGE_BYTES};
 use crate::engine::device::Selected;
 use crate::engine::rng::{Purpose, Rng};
 use crate::io::write_atomic;
-use crate::nn::adam::Adam;
+use crate::nn::optim::Optimizer;
 use crate::nn::model::Model;
 use rayon::prelude::*;
 use trainer::Trainer;
@@ -116,7 +116,7 @@ impl Slot {
                 Checkpoint {
                     config: config.clone(),
                     params: model.params,
-                    adam: Adam::new(config.protocol.adam, n),
+                    optimizer: Optimizer::new(config.protocol.optimizer, n),
                     history: vec![],
                     diagnostics: vec![],
                     train_seconds: 0.0,
@@ -143,7 +143,7 @@ impl Slot {
         self.diverged_at.is_none() && self.ck.epochs_done() < self.config.protocol.epochs
     }
 
-    /// Record a finished epoch (`ck.params` and `ck.adam` already hold its
+    /// Record a finished epoch (`ck.params` and `ck.optimizer` already hold its
     /// end state): its metrics, diagnostics and the checkpoint, unless the
     /// run diverged, which ends it.
     fn end_epoch(&mut self, row: Epoch, diagnostics: Vec<LayerStats>, train_seconds: f64) -> Result<()> {
@@ -218,7 +218,7 @@ fn remove_bar(reporter: &Reporter, bar: ProgressBar) {
 pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter, stop_after: Option<usize>) -> Result<Outcome> {
     let (act, seed) = (config.activation, config.seed);
     let mut outs = run_on(std::slice::from_ref(config), &[dir.to_path_buf()], data, record::Device::cpu(), reporter, stop_after, |p, train, test| {
-        Ok(Box::new(trainer::CpuTrainer::new(&[act], &[seed], p.batch_size, p.adam, train, test)) as Box<dyn Trainer>)
+        Ok(Box::new(trainer::CpuTrainer::new(&[act], &[seed], p.batch_size, p.optimizer, train, test)) as Box<dyn Trainer>)
     })?;
     Ok(outs.remove(0))
 }
@@ -270,7 +270,7 @@ pub fn run_on<'s>(
 pub fn train_together(slots: &mut [Slot], trainer: &mut dyn Trainer, test: &Split, train_len: usize, reporter: &Reporter, stop_after: Option<usize>) -> Result<()> {
     let p = slots[0].config.protocol;
     for (r, s) in slots.iter().enumerate() {
-        trainer.load(r, &s.ck.params, &s.ck.adam)?;
+        trainer.load(r, &s.ck.params, &s.ck.optimizer)?;
     }
     let rngs: Vec<Rng> = slots.iter().map(|s| Rng::new(s.config.seed)).collect();
     let mut probes: Vec<Model> = slots.iter().map(|s| Model::new(s.config.activation, p.batch_size)).collect();
@@ -328,7 +328,7 @@ pub fn train_together(slots: &mut [Slot], trainer: &mut dyn Trainer, test: &Spli
         let val = trainer.evaluate()?;
         let states = (0..slots.len()).map(|r| trainer.state(r)).collect::<Result<Vec<_>>>()?;
         let diagnostics = probe(states.iter().map(|(params, _)| params.as_slice()).collect(), epoch + 1);
-        for (r, ((slot, (params, adam)), diag)) in slots.iter_mut().zip(states).zip(diagnostics).enumerate() {
+        for (r, ((slot, (params, optimizer)), diag)) in slots.iter_mut().zip(states).zip(diagnostics).enumerate() {
             if !slot.training() {
                 continue;
             }
@@ -336,7 +336,7 @@ pub fn train_together(slots: &mut [Slot], trainer: &mut dyn Trainer, test: &Spli
             let line = epoch_line(steps, t0.elapsed().as_secs_f64(), &row, train_secs);
             reporter.line(&if alone { line } else { format!("{} seed {}: {line}", slot.config.activation, slot.config.seed) });
             slot.ck.params = params;
-            slot.ck.adam = adam;
+            slot.ck.optimizer = optimizer;
             slot.end_epoch(row, diag, train_secs)?;
         }
     }

@@ -10,7 +10,7 @@ use super::steps::StepStats;
 use crate::activation::Activation;
 use crate::data::{Split, IMAGE_BYTES};
 use crate::engine::rng::Rng;
-use crate::nn::adam::{Adam, AdamConfig};
+use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::loss::BatchStats;
 use crate::nn::model::{DropoutKey, Model};
 use anyhow::Result;
@@ -19,14 +19,14 @@ pub trait Trainer {
     /// How many runs train together.
     fn runs(&self) -> usize;
     /// Set run `r`'s parameters and optimizer state.
-    fn load(&mut self, r: usize, params: &[f32], adam: &Adam) -> Result<()>;
+    fn load(&mut self, r: usize, params: &[f32], optimizer: &Optimizer) -> Result<()>;
     /// Run `r`'s parameters and optimizer state.
-    fn state(&self, r: usize) -> Result<(Vec<f32>, Adam)>;
+    fn state(&self, r: usize) -> Result<(Vec<f32>, Optimizer)>;
     /// Start an epoch: each run's order of the training split; the epoch's totals start at zero.
     fn begin_epoch(&mut self, orders: &[Vec<u32>]) -> Result<()>;
     /// One training step of every run on samples `start..start + n` of its
     /// order: forward with dropout keyed by `global_step`, loss, backward,
-    /// Adam; the batch's loss and accuracy add to the epoch's totals.
+    /// the optimizer's update; the batch's loss and accuracy add to the epoch's totals.
     fn step(&mut self, start: usize, n: usize, global_step: u64) -> Result<()>;
     /// Each run's training totals since [`begin_epoch`](Trainer::begin_epoch).
     fn epoch_stats(&self) -> Result<Vec<BatchStats>>;
@@ -44,7 +44,7 @@ pub trait Trainer {
 /// uses every core).
 pub struct CpuTrainer<'a> {
     models: Vec<Model>,
-    adams: Vec<Adam>,
+    optimizers: Vec<Optimizer>,
     rngs: Vec<Rng>,
     train: &'a Split,
     test: &'a Split,
@@ -58,11 +58,11 @@ pub struct CpuTrainer<'a> {
 
 impl<'a> CpuTrainer<'a> {
     /// One run per entry of `acts`/`seeds`, on batches of up to `batch`.
-    pub fn new(acts: &[Activation], seeds: &[u64], batch: usize, adam: AdamConfig, train: &'a Split, test: &'a Split) -> CpuTrainer<'a> {
+    pub fn new(acts: &[Activation], seeds: &[u64], batch: usize, optimizer: OptimizerConfig, train: &'a Split, test: &'a Split) -> CpuTrainer<'a> {
         let models: Vec<Model> = acts.iter().map(|&a| Model::new(a, batch)).collect();
         let n = models.first().map_or(0, |m| m.params.len());
         CpuTrainer {
-            adams: acts.iter().map(|_| Adam::new(adam, n)).collect(),
+            optimizers: acts.iter().map(|_| Optimizer::new(optimizer, n)).collect(),
             rngs: seeds.iter().map(|&s| Rng::new(s)).collect(),
             models,
             train,
@@ -104,14 +104,14 @@ impl Trainer for CpuTrainer<'_> {
         self.models.len()
     }
 
-    fn load(&mut self, r: usize, params: &[f32], adam: &Adam) -> Result<()> {
+    fn load(&mut self, r: usize, params: &[f32], optimizer: &Optimizer) -> Result<()> {
         self.models[r].params.copy_from_slice(params);
-        self.adams[r].clone_from(adam);
+        self.optimizers[r].clone_from(optimizer);
         Ok(())
     }
 
-    fn state(&self, r: usize) -> Result<(Vec<f32>, Adam)> {
-        Ok((self.models[r].params.clone(), self.adams[r].clone()))
+    fn state(&self, r: usize) -> Result<(Vec<f32>, Optimizer)> {
+        Ok((self.models[r].params.clone(), self.optimizers[r].clone()))
     }
 
     fn begin_epoch(&mut self, orders: &[Vec<u32>]) -> Result<()> {
@@ -127,7 +127,7 @@ impl Trainer for CpuTrainer<'_> {
             self.orders[r] = idx;
             let model = &mut self.models[r];
             let s = model.loss_and_grads(n, &self.labels[..n], Some(DropoutKey { rng: &self.rngs[r], step: global_step }));
-            self.adams[r].step(&mut model.params, &model.grads);
+            self.optimizers[r].step(&mut model.params, &model.grads);
             self.totals[r].add(s);
             self.last[r] = (s, n);
         }

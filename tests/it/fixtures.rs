@@ -12,7 +12,7 @@
 
 use actlab::activation::Activation;
 use actlab::io::safetensors::SafeTensors;
-use actlab::nn::adam::{Adam, AdamConfig};
+use actlab::nn::optim::{Optimizer, OptimizerConfig, SgdConfig};
 use actlab::nn::interop::{load_params, nchw_to_nhwc, to_actlab_layout};
 use actlab::nn::model::{Model, CLASSES, PARAMS, param_ranges};
 use serde_json::Value;
@@ -444,12 +444,33 @@ fn adam_first_step_matches_reference() {
     let Case { mut model, labels } = setup(Activation::Relu, 0);
     model.loss_and_grads(labels.len(), &labels, None);
     let before = model.params.clone();
-    let mut adam = Adam::new(AdamConfig::default(), model.params.len());
+    let mut adam = Optimizer::new(OptimizerConfig::ARTICLE, model.params.len());
     adam.step(&mut model.params, &model.grads);
     for (i, (spec, range)) in PARAMS.iter().zip(param_ranges()).enumerate() {
         let x = reference().adam_step(i);
         let delta: Vec<f64> = range.map(|j| (model.params[j] - before[j]) as f64).collect();
         let e = x.at.iter().zip(&x.want).map(|(&p, w)| (delta[p] - w).abs()).fold(0.0, f64::max) / x.max_abs;
         assert!(e < 1e-3, "adam step of {} off by {e:e}", spec.name());
+    }
+}
+
+/// Two steps of Keras' SGD with momentum on relu's gradients (the same
+/// gradients twice, so the second step carries the first's velocity): the
+/// parameters move by −lr·(2 + momentum)·g, with g the float64 reference's.
+#[test]
+fn sgd_steps_with_momentum_match_reference() {
+    let Case { mut model, labels } = setup(Activation::Relu, 0);
+    model.loss_and_grads(labels.len(), &labels, None);
+    let before = model.params.clone();
+    let c = SgdConfig { learning_rate: 0.01, momentum: 0.9 };
+    let mut sgd = Optimizer::new(OptimizerConfig::Sgd(c), model.params.len());
+    sgd.step(&mut model.params, &model.grads);
+    sgd.step(&mut model.params, &model.grads);
+    let scale = -(c.learning_rate as f64) * (2.0 + c.momentum as f64);
+    for (i, (spec, range)) in PARAMS.iter().zip(param_ranges()).enumerate() {
+        let g = reference().grad(Activation::Relu, i);
+        let delta: Vec<f64> = range.map(|j| (model.params[j] - before[j]) as f64).collect();
+        let e = g.at.iter().zip(&g.want).map(|(&p, w)| (delta[p] - scale * w).abs()).fold(0.0, f64::max) / (g.max_abs * scale.abs());
+        assert!(e < 1e-3, "SGD steps of {} off by {e:e} of the largest", spec.name());
     }
 }

@@ -2,7 +2,7 @@
 //! emulator (`emulator/`), driven by the same Rust code that drives CUDA, and
 //! must reproduce the CPU engine bit for bit: each GEMM kernel on awkward
 //! shapes, and whole batched training steps of several runs (parameters,
-//! Adam moments, losses, accuracies and evaluation).
+//! optimizer state, losses, accuracies and evaluation).
 
 use crate::common;
 use crate::emulator;
@@ -10,6 +10,7 @@ use crate::emulator;
 
 use actlab::activation::Activation;
 use actlab::nn::gpu::program;
+use actlab::nn::optim::{OptimizerConfig, SgdConfig};
 use actlab::train::gpu::check::{check_gemm, check_training};
 use emulator::{Emulated, Gemm};
 
@@ -22,11 +23,14 @@ fn gemm_kernels_match_the_cpu_gemm() {
     assert!(d.is_empty(), "{}", d.join("\n"));
 }
 
-/// Likewise for whole training steps of three runs together (GEMMs by the loop).
+/// Likewise for whole training steps of three runs together (GEMMs by the
+/// loop), with each optimizer.
 #[test]
 fn batched_training_steps_match_the_cpu_bit_for_bit() {
-    let d = check_training(|p| Emulated::build(p, Gemm::Loop)).unwrap();
-    assert!(d.is_empty(), "{}", d.join("\n"));
+    for optimizer in [OptimizerConfig::ARTICLE, OptimizerConfig::Sgd(SgdConfig { learning_rate: 0.01, momentum: 0.9 })] {
+        let d = check_training(optimizer, |p| Emulated::build(p, Gemm::Loop)).unwrap();
+        assert!(d.is_empty(), "{}: {}", optimizer.name(), d.join("\n"));
+    }
 }
 
 #[test]

@@ -102,12 +102,20 @@ fn bad_study_files_name_file_line_and_field() {
         (GOOD.replace("dataset = \"cifar10\"", "dataset = \"mnist\""), vec!["line 4", "dataset", "mnist"]),
         (GOOD.replace("expect = \"lower\"", "expect = \"worse\""), vec!["t.toml", "worse"]),
         (GOOD.replace("[protocol]", "[protocol]\nlearning_rate = -1.0"), vec!["protocol.learning_rate", "positive"]),
+        (GOOD.replace("[protocol]", "[protocol]\noptimizer = \"rmsprop\""), vec!["line 8", "protocol.optimizer", "rmsprop", "\"sgd\""]),
+        (GOOD.replace("[protocol]", "[protocol]\nmomentum = 0.9"), vec!["line 8", "protocol.momentum", "not a setting of Adam"]),
+        (GOOD.replace("[protocol]", "[protocol]\noptimizer = \"sgd\"\nbeta1 = 0.5"), vec!["line 9", "protocol.beta1", "not a setting of SGD"]),
+        (GOOD.replace("[protocol]", "[protocol]\noptimizer = \"sgd\"\nmomentum = 1.0"), vec!["line 9", "protocol.momentum", "[0, 1)"]),
         (GOOD.replace("baseline = \"relu\"", "baseline = \"gelu\""), vec!["line 6", "baseline", "gelu", "relu, tanh"]),
         (GOOD.replace("expect = \"lower\"", "expect = \"similar\""), vec!["t.toml", "similar_margin", "0.02"]),
         (GOOD.replace("baseline = \"relu\"", "baseline = \"relu\"\nsimilar_margin = 2"), vec!["line 7", "similar_margin", "between 0 and 1"]),
         (format!("{GOOD}[hypothesis]\ntext = \"h\"\ndecided_by = [\"gelu\"]\n"), vec!["t.toml", "line 17", "hypothesis.decided_by", "gelu", "relu, tanh"]),
         (format!("{GOOD}[hypothesis]\ntext = \"h\"\ndecided_by = [\"relu\"]\n"), vec!["line 17", "hypothesis.decided_by", "no claims"]),
     ];
+    // SGD with Keras' default learning rate unless given.
+    let sgd = parse(&GOOD.replace("[protocol]", "[protocol]\noptimizer = \"sgd\"\nmomentum = 0.9")).unwrap();
+    assert_eq!(sgd.protocol.optimizer, actlab::nn::optim::OptimizerConfig::Sgd(actlab::nn::optim::SgdConfig { learning_rate: 0.01, momentum: 0.9 }));
+    assert_eq!(sgd.protocol.slug(), "e2-b64-sgd0.01m0.9");
     let s = parse(&format!("{GOOD}[hypothesis]\ntext = \"h\"\ndecided_by = [\"tanh\"]\nsame_question_as = \"other\"\n")).unwrap();
     let h = s.hypothesis.unwrap();
     assert_eq!((h.decided_by, h.same_question_as.as_deref()), (vec![actlab::activation::Activation::Tanh], Some("other")));

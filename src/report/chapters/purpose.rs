@@ -33,9 +33,7 @@ impl StudyPages<'_> {
         let ours = &self.data.protocol;
         let article = Protocol::ARTICLE;
         let images = |n: Option<usize>, all: &str| n.map_or(all.to_string(), |n| n.to_string());
-        let optimizer = |p: &Protocol| {
-            fill(&m.optimizer_detail, &[("lr", &p.adam.learning_rate.to_string()), ("b1", &p.adam.beta1.to_string()), ("b2", &p.adam.beta2.to_string()), ("eps", &p.adam.epsilon.to_string())])
-        };
+        let optimizer = |p: &Protocol| text::optimizer(m, &p.optimizer);
         let ds = self.data.runs.iter().find_map(|r| r.record()).map(|r| r.dataset.clone());
         let dataset = ds.as_ref().map_or(m.no_runs_yet.clone(), |d| fill(&m.dataset_detail, &[("name", &d.dataset), ("source", &d.source_sha256[..12]), ("tensors", &d.tensors_sha256[..12])]));
         let seeds = s.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");

@@ -6,7 +6,7 @@
 use super::GpuTrainer;
 use crate::activation::Activation;
 use crate::data::{Split, IMAGE_BYTES};
-use crate::nn::adam::{Adam, AdamConfig};
+use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::loss::BatchStats;
 use crate::nn::model::{param_ranges, Model, PARAMS};
 use crate::train::train_epoch;
@@ -114,22 +114,21 @@ fn stats_difference(what: &str, cpu: &BatchStats, other: &BatchStats) -> Option<
 /// seeds side by side, then zero_fit_linear; a short last batch), against
 /// the same runs on the CPU, both driven by the one epoch loop
 /// ([`train_epoch`]): the first step's gradients per tensor, then each
-/// epoch's loss, accuracy, parameters and Adam moments, and evaluation.
+/// epoch's loss, accuracy, parameters and optimizer state, and evaluation.
 /// `device` compiles the program it is given.
-pub fn check_training<D: Device>(device: impl FnOnce(&str) -> Result<D>) -> Result<Vec<String>> {
+pub fn check_training<D: Device>(optimizer: OptimizerConfig, device: impl FnOnce(&str) -> Result<D>) -> Result<Vec<String>> {
     let acts = [Activation::Relu, Activation::Relu, Activation::ZeroFitLinear];
     let seeds = [1u64, 2, 3];
     let batch = 4;
     let (train, test) = (split(10, 11), split(6, 12));
-    let adam = AdamConfig::default();
-    let mut cpu = CpuTrainer::new(&acts, &seeds, batch, adam, &train, &test);
-    let mut gpu = GpuTrainer::new(&acts, &seeds, batch, adam, &train, &test, device)?;
+    let mut cpu = CpuTrainer::new(&acts, &seeds, batch, optimizer, &train, &test);
+    let mut gpu = GpuTrainer::new(&acts, &seeds, batch, optimizer, &train, &test, device)?;
     for (r, (&act, &seed)) in acts.iter().zip(&seeds).enumerate() {
         let mut model = Model::new(act, 1);
         model.init_glorot(&Rng::new(seed));
-        let adam = Adam::new(adam, model.params.len());
-        cpu.load(r, &model.params, &adam)?;
-        gpu.load(r, &model.params, &adam)?;
+        let fresh = Optimizer::new(optimizer, model.params.len());
+        cpu.load(r, &model.params, &fresh)?;
+        gpu.load(r, &model.params, &fresh)?;
     }
     let mut differences = Vec::new();
 
@@ -146,8 +145,9 @@ pub fn check_training<D: Device>(device: impl FnOnce(&str) -> Result<D>) -> Resu
             differences.extend(stats_difference(&format!("{what} training"), &want[r], &got[r]));
             let ((cp, ca), (gp, ga)) = (cpu.state(r)?, gpu.state(r)?);
             differences.extend(tensor_differences(&format!("{what} parameters"), &cp, &gp));
-            differences.extend(tensor_differences(&format!("{what} Adam m"), &ca.m, &ga.m));
-            differences.extend(tensor_differences(&format!("{what} Adam v"), &ca.v, &ga.v));
+            for ((name, c), g) in optimizer.state_names().iter().zip(&ca.state).zip(&ga.state) {
+                differences.extend(tensor_differences(&format!("{what} {name}"), c, g));
+            }
         }
     }
     for (r, (c, g)) in cpu.evaluate()?.iter().zip(gpu.evaluate()?).enumerate() {

@@ -11,7 +11,7 @@ use crate::activation::Activation;
 use crate::data::{Dataset, Split};
 use crate::engine::cuda::{CudaDevice, Gpu};
 use crate::engine::launch::Device;
-use crate::nn::adam::{Adam, AdamConfig};
+use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::gpu::{DeviceSplit, GpuRuns};
 use crate::nn::loss::BatchStats;
 use anyhow::Result;
@@ -28,8 +28,8 @@ pub struct GpuTrainer<D: Device> {
 
 impl<D: Device> GpuTrainer<D> {
     /// One run per entry of `acts`/`seeds`; `device` compiles the program it is given.
-    pub fn new(acts: &[Activation], seeds: &[u64], batch: usize, adam: AdamConfig, train: &Split, test: &Split, device: impl FnOnce(&str) -> Result<D>) -> Result<Self> {
-        let runs = GpuRuns::new(acts, seeds, batch, adam, device)?;
+    pub fn new(acts: &[Activation], seeds: &[u64], batch: usize, optimizer: OptimizerConfig, train: &Split, test: &Split, device: impl FnOnce(&str) -> Result<D>) -> Result<Self> {
+        let runs = GpuRuns::new(acts, seeds, batch, optimizer, device)?;
         let (train, test) = (runs.upload(train)?, runs.upload(test)?);
         Ok(GpuTrainer { runs, train, test, last_n: 0 })
     }
@@ -40,11 +40,11 @@ impl<D: Device> Trainer for GpuTrainer<D> {
         self.runs.runs()
     }
 
-    fn load(&mut self, r: usize, params: &[f32], adam: &Adam) -> Result<()> {
-        self.runs.set_state(r, params, adam)
+    fn load(&mut self, r: usize, params: &[f32], optimizer: &Optimizer) -> Result<()> {
+        self.runs.set_state(r, params, optimizer)
     }
 
-    fn state(&self, r: usize) -> Result<(Vec<f32>, Adam)> {
+    fn state(&self, r: usize) -> Result<(Vec<f32>, Optimizer)> {
         self.runs.state(r)
     }
 
@@ -94,6 +94,6 @@ pub fn run_on<D: Device + 'static>(configs: &[TrainConfig], dirs: &[PathBuf], da
     let (acts, seeds): (Vec<Activation>, Vec<u64>) = configs.iter().map(|c| (c.activation, c.seed)).unzip();
     let record_device = super::record::Device::cuda(name, configs.len());
     super::run_on(configs, dirs, data, record_device, reporter, None, |p, train, test| {
-        Ok(Box::new(GpuTrainer::new(&acts, &seeds, p.batch_size, p.adam, train, test, device)?) as Box<dyn Trainer>)
+        Ok(Box::new(GpuTrainer::new(&acts, &seeds, p.batch_size, p.optimizer, train, test, device)?) as Box<dyn Trainer>)
     })
 }
