@@ -1,19 +1,23 @@
 //! Where runs live: one folder per run identity, so that each run is
 //! trained once, whichever studies use it.
 //!
-//! A run is determined by its function's definition, its seed, its
-//! protocol, the dataset's tensors and the engine's arithmetic. The first
-//! three name its folder:
+//! A run is determined by its identity (`train::identity`): its function's
+//! definition, its seed, its protocol (network included), the dataset's
+//! tensors and the engine's arithmetic. They name its folder:
 //!
 //! ```text
-//! <root>/<protocol slug>/<function>/seed-<n>/      e.g. e50-b64/relu/seed-1/
+//! <root>/<protocol slug>/<function>/seed-<n>/               e.g. e50-b64/relu/seed-1/
+//! <root>/data-<12 hex>/<protocol slug>/<function>/seed-<n>/  on any other data
 //! ```
 //!
 //! A built-in function's folder is its name; an expression's is `expr-`
 //! and a hash of its normalised definition, so two names for one definition
-//! are one run. The dataset and the engine are recorded in `run.json` and
-//! checked when a run is resumed or reported (the arithmetic is frozen, so
-//! the engine version does not move).
+//! are one run. The committed runs' data (the JPEG q75 copy of CIFAR-10)
+//! keeps the plain layout; any other dataset's runs live in their own
+//! subtree, named by the hash of its tensors, so no run can ever stand in
+//! for one on other data. The arithmetic is frozen (`engine::ARITHMETIC`);
+//! every `run.json` records it, and a run whose record is not the identity
+//! its folder says is refused wherever it is read.
 //!
 //! Two trees share this layout: the **store** (`$ACTLAB_STORE`, by default
 //! `~/.local/share/actlab/store`), outside any checkout, where runs train
@@ -23,7 +27,8 @@
 //! the book is built.
 
 use crate::activation::Activation;
-use crate::io::{sha256_hex, write_atomic};
+use crate::io::{sha256_file, sha256_hex, write_atomic};
+use crate::train::identity::RunIdentity;
 use crate::train::state::RunState;
 use crate::train::config::Protocol;
 use crate::train::record::RunRecord;
@@ -38,15 +43,35 @@ const PUBLISHED: [&str; 4] = ["history.csv", "diagnostics.csv", crate::train::st
 /// Files a run may lack (kept by runs computed after they were introduced).
 const OPTIONAL: [&str; 1] = [crate::train::steps::FILE];
 
-/// A tree of run folders laid out by identity.
+/// A tree of run folders laid out by identity: the runs of one dataset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Runs {
     pub root: PathBuf,
+    /// sha256 of the tensors of the dataset whose runs these are.
+    pub dataset: String,
+    /// Where this dataset's protocol folders are: `root`, or its `data-<hash>` subtree.
+    base: PathBuf,
 }
 
+/// The prefix of a dataset's subtree.
+const DATA_PREFIX: &str = "data-";
+
 impl Runs {
+    /// The tree at `root`, for the committed runs' data.
     pub fn at(root: impl Into<PathBuf>) -> Runs {
-        Runs { root: root.into() }
+        let root = root.into();
+        Runs { base: root.clone(), root, dataset: crate::data::JPEG_Q75_TENSORS_SHA256.into() }
+    }
+
+    /// The same tree for the dataset whose tensors hash to `tensors_sha256`.
+    pub fn on(&self, tensors_sha256: &str) -> Runs {
+        let base = if tensors_sha256 == crate::data::JPEG_Q75_TENSORS_SHA256 { self.root.clone() } else { self.root.join(format!("{DATA_PREFIX}{}", &tensors_sha256[..12.min(tensors_sha256.len())])) };
+        Runs { root: self.root.clone(), base, dataset: tensors_sha256.into() }
+    }
+
+    /// A folder relative to the tree's root, for messages and pages (no local path).
+    pub fn relative(&self, dir: &Path) -> String {
+        dir.strip_prefix(&self.root).unwrap_or(dir).display().to_string()
     }
 
     /// The store's default place (the CLI's `--store` / `$ACTLAB_STORE`
@@ -64,7 +89,7 @@ impl Runs {
 
     /// The folder of the run `config` describes.
     pub fn dir(&self, config: &TrainConfig) -> PathBuf {
-        self.root.join(config.protocol.slug()).join(function_dir(config.activation)).join(format!("seed-{}", config.seed))
+        self.base.join(config.protocol.slug()).join(function_dir(config.activation)).join(format!("seed-{}", config.seed))
     }
 
     /// Every finished (or diverged) run in the tree, by folder, in path order.
@@ -95,9 +120,9 @@ impl Runs {
         Ok(out)
     }
 
-    /// The protocol folders present (`e50-b64`, …), sorted.
+    /// The protocol folders of this dataset present (`e50-b64`, …), sorted.
     fn protocol_dirs(&self) -> Result<Vec<PathBuf>> {
-        sorted_dirs(&self.root)
+        Ok(sorted_dirs(&self.base)?.into_iter().filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(DATA_PREFIX))).collect())
     }
 }
 
@@ -123,9 +148,21 @@ pub fn function_dir(act: Activation) -> String {
     }
 }
 
+/// Whether a published run's files are whole: its history matches the
+/// sha256 in its `run.json`.
+pub fn check_published(dir: &Path, rec: &RunRecord) -> Result<()> {
+    let h = dir.join("history.csv");
+    match sha256_file(&h) {
+        Ok(sum) if sum == rec.history_sha256 => Ok(()),
+        Ok(_) => anyhow::bail!("{} does not match the sha256 in its run.json (edited or damaged)", h.display()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Copy a finished run's files from `from` to `to` (run.json last, each
 /// atomically). Returns whether anything was copied: a run already there,
-/// byte for byte, is left alone.
+/// byte for byte, is left alone. A run of another identity there is never
+/// replaced: that is an error naming both.
 pub fn publish(from: &Path, to: &Path) -> Result<bool> {
     let read = |f: &&'static str| -> Result<Option<(&'static str, Vec<u8>)>> {
         let p = from.join(f);
@@ -138,6 +175,22 @@ pub fn publish(from: &Path, to: &Path) -> Result<bool> {
     let files: Vec<(&str, Vec<u8>)> = PUBLISHED.iter().map(read).collect::<Result<Vec<_>>>()?.into_iter().flatten().collect();
     if files.iter().all(|(f, b)| std::fs::read(to.join(f)).ok().as_ref() == Some(b)) {
         return Ok(false);
+    }
+    if let Ok(theirs) = std::fs::read_to_string(to.join("run.json")) {
+        let ours = &files.iter().find(|(f, _)| *f == "run.json").expect("run.json is published").1;
+        let identity = |text: &str| crate::train::record::parse(text).map(|r| RunIdentity::of_record(&r));
+        match (identity(&String::from_utf8_lossy(ours)), identity(&theirs)) {
+            (Ok(a), Ok(b)) if a != b => anyhow::bail!(
+                "{} holds a published run of another identity ({}); it is not replaced by {} ({}): they differ in {}",
+                to.display(),
+                b.describe(),
+                from.display(),
+                a.describe(),
+                a.differences(&b)
+            ),
+            (Ok(_), Err(e)) => anyhow::bail!("{}: the published run.json is unreadable ({e}); it is not replaced: look at it, then remove it to publish", to.display()),
+            _ => {}
+        }
     }
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
     // A reader that sees run.json sees a complete run: remove it first, write it last.

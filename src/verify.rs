@@ -9,12 +9,14 @@
 use crate::activation::Activation;
 use crate::data::Dataset;
 use crate::engine::device::Selected;
-use crate::io::{sha256_file, sha256_hex};
+use crate::io::sha256_hex;
+use crate::store::check_published;
+use crate::train::identity::RunIdentity;
 use crate::store::Runs;
 use crate::study::Study;
 use crate::train::config::Protocol;
 use crate::train::record::RunRecord;
-use crate::train::{self, Reporter, TrainConfig};
+use crate::train::{self, Ended, Reporter, TrainConfig};
 use anyhow::{bail, Result};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -23,7 +25,9 @@ use std::path::PathBuf;
 pub enum Outcome {
     Identical,
     Different(String),
-    /// Recorded on another dataset: bits are not expected to match.
+    /// Not retrained: its record is not the run its folder and this data
+    /// say (other data, network or arithmetic), or its files are damaged.
+    /// A failure too: nothing was shown to be identical.
     NotComparable(String),
 }
 
@@ -39,7 +43,7 @@ pub struct Table {
 
 impl Table {
     pub fn mismatches(&self) -> usize {
-        self.rows.iter().filter(|r| matches!(r.outcome, Outcome::Different(_))).count()
+        self.rows.iter().filter(|r| r.outcome != Outcome::Identical).count()
     }
     pub fn failed(&self) -> bool {
         self.mismatches() > 0
@@ -52,7 +56,7 @@ impl Table {
             let o = match &r.outcome {
                 Outcome::Identical => "yes".to_string(),
                 Outcome::Different(why) => format!("NO — {why}"),
-                Outcome::NotComparable(why) => format!("not comparable ({why})"),
+                Outcome::NotComparable(why) => format!("NOT CHECKED — {why}"),
             };
             let _ = writeln!(s, "{:<w$} {:>14}  {o}", r.run, r.epochs);
         }
@@ -132,40 +136,54 @@ fn head(csv: &str, k: usize) -> String {
     csv.lines().take(k + 1).map(|l| format!("{l}\n")).collect()
 }
 
-/// Retrain the first `epochs` epochs of `runs` on `device` and compare.
+/// Retrain the first `epochs` epochs of `runs` on `device` and compare
+/// each history, and the parameters after the last epoch retrained where
+/// the run recorded them per epoch.
 pub fn verify(runs: &[Published], data: &Dataset, epochs: usize, device: &Selected) -> Result<Table> {
     if runs.is_empty() {
         bail!("no published runs to verify");
     }
     let mut rows = Vec::new();
-    // Runs to retrain: (row, config, stored history, scratch folder).
+    // Runs to retrain: (row, config, stored history, stored parameter hashes, scratch folder).
     let mut retrain = Vec::new();
     for p in runs {
         let rec = &p.record;
         let k = epochs.min(rec.epochs_completed);
-        if rec.dataset.tensors_sha256 != data.manifest.tensors_sha256 {
-            let why = format!("recorded on dataset {} ({}…), the cache holds {}", rec.dataset.dataset, &rec.dataset.tensors_sha256[..12], data.manifest.dataset);
-            rows.push(Row { run: p.name.clone(), epochs: k, outcome: Outcome::NotComparable(why) });
-        } else if sha256_file(&p.dir.join("history.csv"))? != rec.history_sha256 {
-            rows.push(Row { run: p.name.clone(), epochs: k, outcome: Outcome::Different("the stored history.csv does not match its sha256 in run.json".into()) });
+        let (have, want) = (RunIdentity::of_record(rec), RunIdentity::new(&rec.config, &data.manifest.tensors_sha256));
+        let problem = if have != want {
+            Some(format!("recorded as another run than this data and engine make ({}); import the data it names to check it", have.differences(&want)))
         } else {
-            let stored = std::fs::read_to_string(p.dir.join("history.csv"))?;
-            eprintln!("verifying {} (recorded on {}): retraining {k} epoch(s)", p.name, rec.device.class);
-            rows.push(Row { run: p.name.clone(), epochs: k, outcome: Outcome::Identical });
-            let tmp = tempdir(rows.len())?;
-            retrain.push((rows.len() - 1, TrainConfig { protocol: Protocol { epochs: k, ..rec.config.protocol }, ..rec.config.clone() }, stored, tmp));
+            check_published(&p.dir, rec).err().map(|e| format!("{e:#}"))
+        };
+        if let Some(why) = problem {
+            rows.push(Row { run: p.name.clone(), epochs: k, outcome: Outcome::NotComparable(why) });
+            continue;
         }
+        let stored = std::fs::read_to_string(p.dir.join("history.csv"))?;
+        eprintln!("verifying {} (recorded on {}): retraining {k} epoch(s)", p.name, rec.device.class);
+        rows.push(Row { run: p.name.clone(), epochs: k, outcome: Outcome::Identical });
+        let tmp = tempdir(rows.len())?;
+        retrain.push((rows.len() - 1, TrainConfig { protocol: Protocol { epochs: k, ..rec.config.protocol }, ..rec.config.clone() }, stored, rec.params_sha256_by_epoch.get(k - 1).cloned(), tmp));
     }
     let configs: Vec<TrainConfig> = retrain.iter().map(|r| r.1.clone()).collect();
-    let dirs: Vec<PathBuf> = retrain.iter().map(|r| r.3.clone()).collect();
-    train::run_all(&configs, &dirs, data, device, &Reporter::default(), &mut |_, _| {})?;
-    for (row, config, stored, tmp) in retrain {
+    let dirs: Vec<PathBuf> = retrain.iter().map(|r| r.4.clone()).collect();
+    let mut params = vec![None; retrain.len()];
+    train::run_all(&configs, &dirs, data, device, &Reporter::default(), false, &mut |i, ended| {
+        if let Ended::Trained(o) = ended {
+            params[i] = Some(o.record.params_sha256.clone());
+        }
+    })?;
+    for ((row, config, stored, stored_params, tmp), fresh_params) in retrain.into_iter().zip(params) {
         let k = config.protocol.epochs;
         let fresh = std::fs::read_to_string(tmp.join("history.csv"))?;
         let _ = std::fs::remove_dir_all(&tmp);
         if head(&fresh, k) != head(&stored, k) {
             let why = format!("epoch rows differ: stored `{}`, now `{}`", head(&stored, k).lines().last().unwrap_or(""), head(&fresh, k).lines().last().unwrap_or(""));
             rows[row].outcome = Outcome::Different(why);
+        } else if let (Some(want), Some(got)) = (&stored_params, &fresh_params)
+            && want != got
+        {
+            rows[row].outcome = Outcome::Different(format!("the parameters after epoch {k} differ: stored sha256 {}…, now {}…", &want[..12], &got[..12]));
         }
     }
     Ok(Table { rows })

@@ -36,6 +36,54 @@ pub enum Func {
     Max2,
 }
 
+/// Every function: its name in expressions, and its name in the normalised
+/// form (part of run identities and folder names, so it never changes).
+const FUNCS: [(&str, Func, &str); 9] = [
+    ("abs", Func::Abs, "Abs"),
+    ("exp", Func::Exp, "Exp"),
+    ("log", Func::Log, "Log"),
+    ("sqrt", Func::Sqrt, "Sqrt"),
+    ("tanh", Func::Tanh, "Tanh"),
+    ("sigmoid", Func::Sigmoid, "Sigmoid"),
+    ("softplus", Func::Softplus, "Softplus"),
+    ("min", Func::Min2, "Min2"),
+    ("max", Func::Max2, "Max2"),
+];
+
+impl Func {
+    fn normalised(self) -> &'static str {
+        FUNCS.iter().find(|f| f.1 == self).expect("every function is in FUNCS").2
+    }
+}
+
+/// A number in the normalised form: its shortest decimal digits that read
+/// back as the same f64, laid out as `0.044715`, `2.0` or `-0.5` for
+/// magnitudes in [1e-4, 1e16) and zero, and as `1e-5` or `1.5e16` outside it.
+/// (The digits are a fact about the value; this layout is the project's and
+/// fixed, because run folders are named after it.)
+pub fn canonical_number(v: f64) -> String {
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("LowerExp writes an exponent");
+    let exp: i32 = exp.parse().expect("LowerExp's exponent is an integer");
+    let a = v.abs();
+    if !v.is_finite() || (a != 0.0 && a < 1e-4) || a >= 1e16 {
+        return sci;
+    }
+    let (sign, mantissa) = mantissa.strip_prefix('-').map_or(("", mantissa), |m| ("-", m));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    // The value is 0.d1d2… × 10^(exp + 1): the point goes after `point` digits.
+    let point = exp + 1;
+    let (int, frac) = if point <= 0 {
+        ("0".to_string(), format!("{}{digits}", "0".repeat((-point) as usize)))
+    } else if point as usize >= digits.len() {
+        (format!("{digits}{}", "0".repeat(point as usize - digits.len())), String::new())
+    } else {
+        (digits[..point as usize].to_string(), digits[point as usize..].to_string())
+    };
+    let frac = if frac.is_empty() { "0".to_string() } else { frac };
+    format!("{sign}{int}.{frac}")
+}
+
 /// A parse error at a 1-based column.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParseError {
@@ -171,16 +219,10 @@ impl Parser<'_> {
                     self.expect(")")?;
                     return Ok(Expr::Min);
                 }
-                "abs" => Func::Abs,
-                "exp" => Func::Exp,
-                "log" => Func::Log,
-                "sqrt" => Func::Sqrt,
-                "tanh" => Func::Tanh,
-                "sigmoid" => Func::Sigmoid,
-                "softplus" => Func::Softplus,
-                "min" => Func::Min2,
-                "max" => Func::Max2,
-                _ => return self.err(start, format!("unknown name `{name}` (use x, numbers, ln2, pi, e, where, abs, exp, log, sqrt, tanh, sigmoid, softplus, min, max, min_spatial)")),
+                _ => match FUNCS.iter().find(|f| f.0 == name) {
+                    Some(f) => f.1,
+                    None => return self.err(start, format!("unknown name `{name}` (use x, numbers, ln2, pi, e, where, abs, exp, log, sqrt, tanh, sigmoid, softplus, min, max, min_spatial)")),
+                },
             };
             self.expect("(")?;
             let mut args = vec![self.add()?];
@@ -258,12 +300,12 @@ impl Expr {
     /// for `0.1`, redundant parentheses) have the same normalised form.
     pub fn normalised(&self) -> String {
         match self {
-            Expr::Num(v) => format!("{v:?}"),
+            Expr::Num(v) => canonical_number(*v),
             Expr::X => "x".into(),
             Expr::Min => "min_spatial(x)".into(),
             Expr::Neg(a) => format!("(-{})", a.normalised()),
             Expr::Bin(op, a, b) => format!("({} {op} {})", a.normalised(), b.normalised()),
-            Expr::Call(f, args) => format!("{f:?}({})", args.iter().map(Expr::normalised).collect::<Vec<_>>().join(", ")),
+            Expr::Call(f, args) => format!("{}({})", f.normalised(), args.iter().map(Expr::normalised).collect::<Vec<_>>().join(", ")),
             Expr::Where(op, a, b, t, f) => format!("where({} {} {}, {}, {})", a.normalised(), op.symbol(), b.normalised(), t.normalised(), f.normalised()),
         }
     }
@@ -286,6 +328,54 @@ mod tests {
     use super::*;
     use crate::activation::Activation;
     use crate::engine::real::Dual;
+
+    /// The normalised form's numbers: shortest round-trip digits in the
+    /// project's fixed layout, on both sides of the switch to exponents.
+    #[test]
+    fn numbers_have_one_spelling() {
+        let cases = [
+            (2.0, "2.0"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (0.1, "0.1"),
+            (0.044715, "0.044715"),
+            (-1.5, "-1.5"),
+            (1e-4, "0.0001"),
+            (9.9e-5, "9.9e-5"),
+            (1e-5, "1e-5"),
+            (123456.0, "123456.0"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e16"),
+            (std::f64::consts::LN_2, "0.6931471805599453"),
+            (std::f64::consts::PI, "3.141592653589793"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(canonical_number(v), want, "{v:e}");
+            assert_eq!(canonical_number(v).parse::<f64>().unwrap().to_bits(), v.to_bits());
+        }
+    }
+
+    /// Folder names of published runs are hashes of the normalised form, so
+    /// it must never change: these are the committed runs' folders.
+    #[test]
+    fn published_expression_folders_keep_their_names() {
+        use crate::activation::{define, Definition};
+        let cases = [
+            ("where(x <= 0, 2*softplus(x) - 2*ln2, x)", None, "expr-212fa4df3d19"),
+            ("2*softplus(x)", None, "expr-9efb3684299f"),
+            ("max(x, 0) + 2*ln2", None, "expr-c7ba2501da6a"),
+            ("where(x <= 0, 0.01*x, x)", None, "expr-014d22a90e92"),
+            ("where(x <= 0, 0.3*x, x)", None, "expr-132c952112b8"),
+            ("x", None, "expr-73cb3858a687"),
+            ("max(x, 0)", Some("1"), "expr-b9704de36613"),
+            ("where(x <= 0, 0.1*x, x)", None, "expr-d50fab58c589"),
+            ("x", Some("where(x > 0, 1, 0)"), "expr-f2b6d5be8ea7"),
+        ];
+        for (i, (expr, grad, folder)) in cases.into_iter().enumerate() {
+            let a = define(&format!("published_folder_{i}"), &Definition { expr: expr.into(), grad: grad.map(String::from) }).unwrap();
+            assert_eq!(crate::store::function_dir(a), folder, "{expr} ; {grad:?}");
+        }
+    }
 
     #[test]
     fn expressions_equal_the_builtins_bit_for_bit() {

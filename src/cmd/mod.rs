@@ -71,6 +71,15 @@ impl Places {
     pub fn published(&self) -> Runs {
         Runs::at(&self.artifacts)
     }
+    /// The store and the artifacts for the dataset in the cache of `g` (the
+    /// committed runs' data when there is no cache yet), for status tables.
+    pub fn for_cached_data(&self, g: &Global) -> Result<(Runs, Runs)> {
+        let (store, published) = (self.store.runs()?, self.published());
+        Ok(match actlab::data::read_manifest(&g.data_dir)? {
+            Some(m) => (store.on(&m.tensors_sha256), published.on(&m.tensors_sha256)),
+            None => (store, published),
+        })
+    }
     pub fn options(&self, force: bool, device: DeviceArg) -> Result<RunOptions> {
         Ok(RunOptions { force, device: device::select(device)?, store: self.store.runs()?, artifacts: self.published() })
     }
@@ -134,10 +143,10 @@ pub fn protocol_with(base: Protocol, epochs: Option<usize>, batch_size: Option<u
     Ok(p)
 }
 
-/// A computation that left runs unfinished (held by other processes) says so and fails.
+/// A computation that left anything undone (each said on stderr) fails.
 pub fn finished_or_fail(s: &actlab::study::Summary) -> Result<()> {
-    if !s.busy.is_empty() {
-        anyhow::bail!("{} runs are still unfinished (another process holds them); run this again when it is done", s.busy.len());
+    if !s.undone.is_empty() {
+        anyhow::bail!("{} runs are not done (see the lines above)", s.undone.len());
     }
     Ok(())
 }

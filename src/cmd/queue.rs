@@ -41,7 +41,8 @@ pub fn execute(c: Command, g: &Global) -> Result<()> {
             finished_or_fail(&s)
         }
         Command::Status { studies, places } => {
-            print!("{}", queue::status(&Queue::load(&studies)?, &places.store.runs()?, &places.published())?);
+            let (store, published) = places.for_cached_data(g)?;
+            print!("{}", queue::status(&Queue::load(&studies)?, &store, &published)?);
             Ok(())
         }
     }

@@ -19,11 +19,18 @@ struct BookPaths {
     /// (the Makefile passes https://github.com/$GITHUB_REPOSITORY in GitHub Actions).
     #[arg(long, value_name = "URL")]
     repository: Option<String>,
+    /// Show the runs computed on another dataset: the sha256 of its tensors (`tensors sha256`
+    /// in `actlab data`'s output); default: the committed runs' data, CIFAR-10 (JPEG q75).
+    #[arg(long, value_name = "SHA256")]
+    dataset: Option<String>,
+    /// Build even if published runs are damaged (each is named on stderr and marked in the book).
+    #[arg(long)]
+    allow_damaged: bool,
 }
 
 impl BookPaths {
     fn options(self, langs: Option<Vec<String>>) -> actlab::report::Options {
-        actlab::report::Options { studies: self.studies, artifacts: self.artifacts, book: self.book, langs, repository: self.repository }
+        actlab::report::Options { studies: self.studies, artifacts: self.artifacts, book: self.book, langs, repository: self.repository, dataset: self.dataset, allow_damaged: self.allow_damaged }
     }
 }
 

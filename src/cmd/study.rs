@@ -50,7 +50,8 @@ pub fn execute(c: Command, g: &Global) -> Result<()> {
         }
         Command::Status { study, places } => {
             let study = Study::load(&study)?;
-            print!("{}", study::state::status_table(&study, &places.store.runs()?, &places.published())?);
+            let (store, published) = places.for_cached_data(g)?;
+            print!("{}", study::state::status_table(&study, &store, &published)?);
             Ok(())
         }
     }

@@ -37,7 +37,7 @@ pub struct Args {
     store: Store,
     #[command(flatten)]
     source: DataSource,
-    /// Retrain even if the output directory holds a finished run.
+    /// Train the run again from the start, even if it is finished (never one another process holds).
     #[arg(long)]
     force: bool,
 }
@@ -61,21 +61,16 @@ pub fn execute(a: Args, g: &Global) -> Result<()> {
     let device = device::select(g.device)?;
     let base = Protocol { optimizer: a.optimizer.apply(Protocol::ARTICLE.optimizer)?, ..Protocol::ARTICLE };
     let config = TrainConfig::new(act, a.seed, protocol_with(base, a.epochs, a.batch_size, &a.limits)?);
+    let ds = a.source.load(g, true)?;
     let out = match a.out {
         Some(o) => o,
-        None => a.store.runs()?.dir(&config),
+        None => a.store.runs()?.on(&ds.manifest.tensors_sha256).dir(&config),
     };
-    if out.join("run.json").exists() {
-        if !a.force {
-            anyhow::bail!("{} already holds a finished run; pass --force to train it again", out.display());
-        }
-        train::clear_run(&out)?;
-    }
-    let ds = a.source.load(g, true)?;
     let reporter = Reporter { multi: Some(indicatif::MultiProgress::new()), epoch_lines: true };
     let mut outcome = None;
-    train::run_all(std::slice::from_ref(&config), std::slice::from_ref(&out), &ds, &device, &reporter, &mut |_, o| outcome = Some(o))?;
-    let r = &outcome.expect("run_all reports every run").record;
+    train::run_all(std::slice::from_ref(&config), std::slice::from_ref(&out), &ds, &device, &reporter, a.force, &mut |_, e| outcome = Some(e))?;
+    let outcome = outcome.expect("run_all reports every run").trained(&out)?;
+    let r = &outcome.record;
     println!(
         "{}: {} epochs, test loss {:.4}, test accuracy {:.4}, {:.0} images/s; artifacts in {}",
         config.activation,

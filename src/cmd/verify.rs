@@ -29,13 +29,24 @@ pub struct Args {
 
 pub fn execute(a: Args, g: &Global) -> Result<()> {
     let study = a.study.map(|s| Study::load(&s)).transpose()?;
-    let runs = actlab::verify::select(actlab::verify::published(&Runs::at(&a.artifacts))?, study.as_ref(), a.run.as_deref())?;
+    let ds = a.source.load(g, false)?;
+    // The runs recorded on the data at hand (the committed ones are on CIFAR-10 (JPEG q75)).
+    let artifacts = Runs::at(&a.artifacts).on(&ds.manifest.tensors_sha256);
+    let all = actlab::verify::published(&artifacts)?;
+    if all.is_empty() {
+        anyhow::bail!(
+            "{} holds no published runs computed on the data in the cache ({}, tensors {}…); the committed runs are on CIFAR-10 (JPEG q75): import it with `actlab data --data cifar10-jpeg.tar.gz`",
+            a.artifacts.display(),
+            ds.manifest.dataset,
+            &ds.manifest.tensors_sha256[..12]
+        );
+    }
+    let runs = actlab::verify::select(all, study.as_ref(), a.run.as_deref())?;
     let runs = match a.sample {
         Some(n) => actlab::verify::sample(runs, &actlab::study::index::load(Path::new("studies"))?, n as usize),
         None => runs,
     };
     let device = device::select(g.device)?;
-    let ds = a.source.load(g, false)?;
     let table = actlab::verify::verify(&runs, &ds, a.epochs as usize, &device)?;
     print!("{}", table.render());
     if table.failed() {

@@ -2,7 +2,7 @@
 //! manifest). Both are written atomically, the tensors first, so a crash
 //! leaves either the old cache or the new one, never half of one.
 
-use super::{SourceKind, Split, Dataset, IMAGE_BYTES, JPEG_Q75_SHA256};
+use super::{SourceKind, Split, Dataset, IMAGE_BYTES, JPEG_Q75_SHA256, OFFICIAL_BINARY_MD5};
 use crate::io::{sha256_file, sha256_hex, write_atomic};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -103,12 +103,34 @@ fn payload(train: &Split, test: &Split) -> Vec<u8> {
     out
 }
 
-fn dataset_label(kind: SourceKind, source_sha256: &str, source: &Path) -> String {
-    match kind {
-        SourceKind::OfficialBinary => "CIFAR-10".into(),
+/// How results from a source are labelled. Only the official archive,
+/// recognised by the md5 its page publishes, is plain "CIFAR-10"; anything
+/// else in its layout (an extracted folder included, which has no published
+/// checksum) is "of unknown source".
+fn dataset_label(kind: SourceKind, source_sha256: &str, source: &Path) -> Result<String> {
+    let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(match kind {
+        SourceKind::OfficialBinary if source.is_file() && md5_file(source)? == OFFICIAL_BINARY_MD5 => "CIFAR-10".into(),
+        SourceKind::OfficialBinary => format!("CIFAR-10 layout, unknown source ({name})"),
         SourceKind::ImageFolder if source_sha256 == JPEG_Q75_SHA256 => "CIFAR-10 (JPEG q75)".into(),
-        SourceKind::ImageFolder => format!("CIFAR-10 (image folder {})", source.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
+        SourceKind::ImageFolder => format!("CIFAR-10 (image folder {name})"),
+    })
+}
+
+/// md5 of a file, streamed.
+fn md5_file(path: &Path) -> Result<String> {
+    use md5::Digest;
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut h = md5::Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
     }
+    Ok(crate::io::hex(&h.finalize()))
 }
 
 pub fn write(data_dir: &Path, source: &Path, kind: SourceKind, source_fingerprint: String, source_sha256: String, train: &Split, test: &Split) -> Result<Manifest> {
@@ -119,7 +141,7 @@ pub fn write(data_dir: &Path, source: &Path, kind: SourceKind, source_fingerprin
     file.extend_from_slice(&body);
     write_atomic(&cpath, &file)?;
     let manifest = Manifest {
-        dataset: dataset_label(kind, &source_sha256, source),
+        dataset: dataset_label(kind, &source_sha256, source)?,
         source: source.display().to_string(),
         source_kind: kind,
         source_sha256,

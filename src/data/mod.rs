@@ -17,7 +17,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub use cache::{cache_paths, Manifest};
+pub use cache::{cache_paths, read_manifest, Manifest};
 
 /// CIFAR-10's classes in label order.
 pub const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
@@ -27,6 +27,14 @@ pub const IMAGE_BYTES: usize = SIDE * SIDE * 3;
 /// sha256 of `cifar10-jpeg.tar.gz`, the JPEG (quality 75) re-encoding of
 /// CIFAR-10 that this project's machines carry; results from it are labelled so.
 pub const JPEG_Q75_SHA256: &str = "5bbd2193f3b9982b20b3e62de1fcb9691706d5884e1bfe2840596f4c5f9b9bec";
+
+/// sha256 of the tensors decoded from that archive: the data of every
+/// committed run, which keeps the plain folder layout (`store.rs`).
+pub const JPEG_Q75_TENSORS_SHA256: &str = "658d218d754ff5d2c0d5244cd02a90aad93531c3bf723d7b65e122629c890829";
+
+/// md5 of the official `cifar-10-binary.tar.gz`, as its page publishes it:
+/// the only source labelled plain "CIFAR-10".
+pub const OFFICIAL_BINARY_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 
 /// Where the official archive is published, for error messages.
 const OFFICIAL_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";

@@ -52,6 +52,57 @@ pub const LAYERS: [Layer; 17] = [
     Dense { name: "dense2", out: 10 },
 ];
 
+/// The networks a study can name (`architecture` in its file). Part of a
+/// run's protocol, hence of its identity; the article's keeps the plain
+/// protocol folders.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Architecture {
+    #[default]
+    Article,
+}
+
+impl Architecture {
+    pub const ALL: [Architecture; 1] = [Architecture::Article];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Article => "article",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Architecture> {
+        Architecture::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn layers(self) -> &'static [Layer] {
+        match self {
+            Architecture::Article => &LAYERS,
+        }
+    }
+
+    /// sha256 of the layer table in a fixed spelling (one line per layer):
+    /// `run.json` records it, so a network edited under an old name shows.
+    pub fn sha256(self) -> String {
+        let number = |r: f32| crate::activation::expr::canonical_number(r as f64);
+        let mut text = format!("input {}x{}x{}\n", INPUT[0], INPUT[1], INPUT[2]);
+        for l in self.layers() {
+            let line = match *l {
+                Conv { name, cout, k, pad } => format!("conv {name} out={cout} k={k} pad={pad} bias"),
+                Activation => "activation".into(),
+                MaxPool => "maxpool 2x2 stride 2".into(),
+                Dropout(r) => format!("dropout {}", number(r)),
+                Flatten => "flatten".into(),
+                Dense { name, out } => format!("dense {name} out={out} bias"),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text.push_str("softmax cross-entropy\n");
+        crate::io::sha256_hex(text.as_bytes())
+    }
+}
+
 /// The shape (h, w, c) entering layer `i` (a dense layer's is (1, 1, n)).
 const fn shape_before(i: usize) -> [usize; 3] {
     let mut s = INPUT;

@@ -13,6 +13,7 @@ use crate::study::Study;
 use crate::train::state::RunState;
 use crate::train::config::Protocol;
 use crate::train::diagnostics::HEADER as DIAGNOSTICS_HEADER;
+use crate::train::identity::RunIdentity;
 use crate::train::record::RunRecord;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -86,6 +87,15 @@ impl Run {
     /// A run whose history the book uses.
     pub fn usable(&self) -> bool {
         self.record().is_some() && self.problem.is_none()
+    }
+
+    /// Why a run with files is damaged (unreadable, or not matching its
+    /// `run.json`), if it is.
+    pub fn damage(&self) -> Option<&str> {
+        match &self.state {
+            RunState::Corrupt(why) => Some(why),
+            _ => self.problem.as_deref(),
+        }
     }
 
     /// One diagnostics column of one layer: (epoch, value) in epoch order.
@@ -309,16 +319,28 @@ fn read_run(dir: &Path, rec: &RunRecord) -> Result<RunFiles> {
     Ok(RunFiles { history, diagnostics, steps })
 }
 
-/// The study's runs at `protocol` from the published runs.
+/// The study's runs at `protocol` from the published runs. A run whose
+/// record is not the run its folder stands for (another dataset, network,
+/// engine arithmetic, function, seed or protocol) is an error: no statistic
+/// mixes identities. Messages name folders relative to the artifacts, never
+/// a local path.
 pub fn load(study: &Study, artifacts: &Runs, protocol: &Protocol) -> Result<StudyData> {
+    let local = |text: String| text.replace(&format!("{}/", artifacts.root.display()), "");
     let mut runs = Vec::new();
     for (spec, dir) in study.runs_in(artifacts, protocol) {
-        let state = RunState::read(&dir)?;
+        let state = match RunState::read(&dir)? {
+            RunState::Corrupt(why) => RunState::Corrupt(local(why)),
+            s => s,
+        };
         let mut run = Run { activation: spec.activation, seed: spec.seed, dir, state, problem: None, history: vec![], diagnostics: vec![], steps: vec![] };
         if let Some(rec) = run.record() {
+            let (have, want) = (RunIdentity::of_record(rec), RunIdentity::new(&study.config(&spec, protocol), &artifacts.dataset));
+            if have != want {
+                bail!("{} holds another run ({}) than its folder stands for ({}): they differ in {}; move it away", artifacts.relative(&run.dir), have.describe(), want.describe(), have.differences(&want));
+            }
             match read_run(&run.dir, rec) {
                 Ok(f) => (run.history, run.diagnostics, run.steps) = (f.history, f.diagnostics, f.steps),
-                Err(e) => run.problem = Some(format!("{e:#}")),
+                Err(e) => run.problem = Some(local(format!("{e:#}"))),
             }
         }
         runs.push(run);

@@ -50,6 +50,12 @@ pub struct Options {
     /// The repository's web address (e.g. https://github.com/OWNER/actlab):
     /// each page then links to it and to its own source.
     pub repository: Option<String>,
+    /// sha256 of the tensors of the dataset whose runs the book shows
+    /// (None: the committed runs' data, CIFAR-10 (JPEG q75)).
+    pub dataset: Option<String>,
+    /// Build even with damaged runs (each said on stderr and marked in the
+    /// book); without it they fail the build.
+    pub allow_damaged: bool,
 }
 
 pub struct Built {
@@ -109,6 +115,9 @@ fn language_switch(catalogues: &[Messages], repository: Option<&str>) -> String 
 }
 
 pub fn build(opts: &Options) -> Result<Built> {
+    if !opts.artifacts.is_dir() {
+        anyhow::bail!("there is no artifacts folder {} (the published runs the book is made from); pass --artifacts DIR", opts.artifacts.display());
+    }
     let i18n = opts.book.join("i18n");
     let langs = match &opts.langs {
         Some(l) => l.clone(),
@@ -116,7 +125,10 @@ pub fn build(opts: &Options) -> Result<Built> {
     };
     let catalogues: Vec<Messages> = langs.iter().map(|l| Messages::load(&i18n, l)).collect::<Result<_>>()?;
     let studies = crate::study::index::load(&opts.studies)?;
-    let runs = Runs::at(&opts.artifacts);
+    let runs = match &opts.dataset {
+        Some(d) => Runs::at(&opts.artifacts).on(d),
+        None => Runs::at(&opts.artifacts),
+    };
     // Each study at its own protocol, then at each reduction of it that has runs (the appendix).
     let mut data: Vec<StudyData> = Vec::new();
     let mut appendix: Vec<StudyData> = Vec::new();
@@ -129,6 +141,13 @@ pub fn build(opts: &Options) -> Result<Built> {
         for p in data::reductions(s, &runs)?.into_iter().filter(|p| !own.contains(p)) {
             appendix.push(read(&p)?);
         }
+    }
+    let damaged: Vec<String> = data.iter().chain(&appendix).flat_map(|d| &d.runs).filter_map(|r| r.damage().map(|why| format!("{}: {why}", runs.relative(&r.dir)))).collect();
+    for d in &damaged {
+        eprintln!("damaged run: {d}");
+    }
+    if !damaged.is_empty() && !opts.allow_damaged {
+        anyhow::bail!("{} published runs are damaged (listed above); restore them (git checkout -- artifacts), or pass --allow-damaged to build a book that marks them unusable", damaged.len());
     }
     let out = opts.book.join("book");
     if out.exists() {

@@ -3,6 +3,7 @@
 //! file, the line and the field.
 
 use crate::activation::Activation;
+use crate::nn::arch::Architecture;
 use crate::nn::optim::{AdamConfig, OptimizerConfig, SgdConfig};
 use crate::store::Runs;
 use crate::train::config::Protocol;
@@ -20,6 +21,9 @@ struct RawStudy {
     #[serde(default)]
     description: String,
     dataset: Spanned<String>,
+    /// The network, by name (default: the article's).
+    #[serde(default)]
+    architecture: Option<Spanned<String>>,
     seeds: Spanned<Vec<u64>>,
     /// The function every other is compared with.
     baseline: Spanned<String>,
@@ -412,6 +416,13 @@ impl Study {
         };
         let p = &raw.protocol;
         let def = Protocol::ARTICLE;
+        let network = match &raw.architecture {
+            None => Architecture::Article,
+            Some(a) => Architecture::from_name(a.get_ref()).ok_or_else(|| {
+                let known = Architecture::ALL.iter().map(|a| format!("\"{}\"", a.name())).collect::<Vec<_>>().join(", ");
+                at(a.span(), "architecture", format!("unknown network `{}`; the networks are {known}", a.get_ref()))
+            })?,
+        };
         // The optimizer and its settings; a setting of the other optimizer is an error at its field.
         let optimizer = |p: &RawProtocol| -> Result<OptimizerConfig, anyhow::Error> {
             let value = |v: &Option<Spanned<f32>>, default: f32| v.as_ref().map_or(default, |v| *v.get_ref());
@@ -451,6 +462,7 @@ impl Study {
                 optimizer: optimizer(p)?,
                 train_limit: None,
                 test_limit: None,
+                network,
             },
             design,
             hypothesis,

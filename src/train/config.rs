@@ -1,6 +1,7 @@
 //! What determines a run: everything here goes into run.json and checkpoints.
 
 use crate::activation::{Activation, Definition};
+use crate::nn::arch::Architecture;
 use crate::nn::optim::{AdamConfig, OptimizerConfig};
 use serde::{Deserialize, Serialize};
 
@@ -17,11 +18,14 @@ pub struct Protocol {
     pub train_limit: Option<usize>,
     /// Evaluate on a fixed subset of this many test images (None: all).
     pub test_limit: Option<usize>,
+    /// The network (the article's unless a study names another).
+    #[serde(default)]
+    pub network: Architecture,
 }
 
 impl Protocol {
     /// The article's: 50 epochs, batch 64, Keras' Adam, all the data.
-    pub const ARTICLE: Protocol = Protocol { epochs: 50, batch_size: 64, optimizer: OptimizerConfig::ARTICLE, train_limit: None, test_limit: None };
+    pub const ARTICLE: Protocol = Protocol { epochs: 50, batch_size: 64, optimizer: OptimizerConfig::ARTICLE, train_limit: None, test_limit: None, network: Architecture::Article };
 
     /// The one check of a protocol's values (study files, flags and
     /// checkpoints all come through here): the first field that is wrong,
@@ -54,8 +58,9 @@ impl Protocol {
     }
 
     /// A folder name that differs for every protocol: `e50-b64` for the
-    /// article's, with `-n8192` / `-t2000` for data limits and the Adam
-    /// settings when they are not Keras' defaults.
+    /// article's, with `-n8192` / `-t2000` for data limits, the optimizer's
+    /// settings when they are not the article's (`-lr1e-4`,
+    /// `-sgd0.01m0.9`), and the network when it is not the article's.
     pub fn slug(&self) -> String {
         let mut s = format!("e{}-b{}", self.epochs, self.batch_size);
         if let Some(n) = self.train_limit {
@@ -75,6 +80,9 @@ impl Protocol {
                 }
             }
             OptimizerConfig::Sgd(c) => s.push_str(&format!("-sgd{}m{}", c.learning_rate, c.momentum)),
+        }
+        if self.network != Architecture::Article {
+            s.push_str(&format!("-{}", self.network.name()));
         }
         s
     }

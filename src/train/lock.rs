@@ -6,7 +6,7 @@
 //! belong to a zombie or to another host. The file holds `host pid`, only to
 //! say who holds it.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -74,8 +74,16 @@ fn read_holder(f: &mut File) -> String {
     who.trim().to_string()
 }
 
+/// What trying to lock a run found.
+pub enum Acquired {
+    Held(RunLock),
+    /// Another process holds it (`host pid`).
+    Busy(String),
+}
+
 impl RunLock {
-    pub fn acquire(dir: &Path) -> Result<RunLock> {
+    /// Lock `dir`'s run for this process, unless another holds it.
+    pub fn acquire(dir: &Path) -> Result<Acquired> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(FILE);
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -83,14 +91,24 @@ impl RunLock {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let who = read_holder(&mut file);
-                bail!("{} is being trained by {} (it holds {})", dir.display(), if who.is_empty() { "another process" } else { &who }, path.display());
+                return Ok(Acquired::Busy(if who.is_empty() { "another process".into() } else { who }));
             }
             Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("cannot lock {}", path.display())),
         }
         file.set_len(0)?;
         file.rewind()?;
         write!(file, "{}", whoami())?;
-        Ok(RunLock { _file: file, path })
+        Ok(Acquired::Held(RunLock { _file: file, path }))
+    }
+
+    /// Block until no other process holds `dir`'s run (returns at once if
+    /// none does); the lock is not kept.
+    pub fn wait(dir: &Path) -> Result<()> {
+        let path = dir.join(FILE);
+        let Ok(file) = File::open(&path) else { return Ok(()) };
+        file.lock().with_context(|| format!("cannot wait for {}", path.display()))?;
+        let _ = file.unlock();
+        Ok(())
     }
 
     /// Release the lock of a run that has finished, removing the file: a
@@ -107,11 +125,18 @@ mod tests {
     #[test]
     fn a_held_lock_is_refused_and_freed_by_drop() {
         let tmp = tempfile::tempdir().unwrap();
-        let lock = RunLock::acquire(tmp.path()).unwrap();
-        let e = RunLock::acquire(tmp.path()).err().expect("a second holder").to_string();
-        assert!(e.contains("being trained by") && e.contains(&std::process::id().to_string()), "{e}");
+        let held = |a: Acquired| match a {
+            Acquired::Held(l) => l,
+            Acquired::Busy(who) => panic!("busy: {who}"),
+        };
+        let lock = held(RunLock::acquire(tmp.path()).unwrap());
+        match RunLock::acquire(tmp.path()).unwrap() {
+            Acquired::Busy(who) => assert!(who.contains(&std::process::id().to_string()), "{who}"),
+            Acquired::Held(_) => panic!("a second holder"),
+        }
         drop(lock);
-        let again = RunLock::acquire(tmp.path()).unwrap();
+        RunLock::wait(tmp.path()).unwrap();
+        let again = held(RunLock::acquire(tmp.path()).unwrap());
         again.release_finished();
         assert!(!tmp.path().join(FILE).exists());
         assert_eq!(holder(tmp.path()), None);

@@ -11,6 +11,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod gpu;
 pub mod history;
+pub mod identity;
 pub mod lock;
 pub mod record;
 pub mod state;
@@ -32,6 +33,7 @@ use diagnostics::LayerStats;
 use history::Epoch;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 pub use lock::RunLock;
+use identity::RunIdentity;
 use record::{RunRecord, Status};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -86,29 +88,61 @@ pub struct Slot {
     lock: RunLock,
     pub ck: Checkpoint,
     diverged_at: Option<usize>,
+    /// When this process opened the run (its wall time adds to the checkpoint's).
+    opened: Instant,
+}
+
+/// What opening a run folder found.
+pub enum Opened {
+    /// Locked by this process, resumed or fresh.
+    Slot(Box<Slot>),
+    /// Another process holds it (`host pid`); nothing was touched.
+    Busy(String),
+    /// It holds a finished run (another process finished it meanwhile).
+    Finished,
 }
 
 impl Slot {
     /// Lock `dir` and resume its checkpoint, or start from Glorot weights,
-    /// for training on `data`.
-    pub fn open(config: &TrainConfig, dir: &Path, data: &Dataset) -> Result<Slot> {
+    /// for training on `data`. Under the lock: temporary files a killed
+    /// write left are removed, and with `force` the run's files too (never
+    /// while another process holds the run).
+    pub fn open(config: &TrainConfig, dir: &Path, data: &Dataset, force: bool) -> Result<Opened> {
         if let Err(e) = config.validate() {
             bail!("invalid training configuration: {e}");
         }
-        let lock = RunLock::acquire(dir)?;
-        if dir.join("run.json").exists() {
-            bail!("{} was finished by another process meanwhile; nothing to do", dir.display());
+        for (what, limit, have) in [("--train-limit", config.protocol.train_limit, data.train.len()), ("--test-limit", config.protocol.test_limit, data.test.len())] {
+            if let Some(n) = limit.filter(|&n| n > have) {
+                bail!("{what} {n} is larger than the dataset ({have} images in {}); use at most {have}", data.manifest.dataset);
+            }
         }
+        let lock = match RunLock::acquire(dir)? {
+            lock::Acquired::Held(lock) => lock,
+            lock::Acquired::Busy(who) => return Ok(Opened::Busy(who)),
+        };
+        remove_leftovers(dir)?;
+        if force {
+            clear_run(dir)?;
+        }
+        if dir.join("run.json").exists() {
+            return Ok(Opened::Finished);
+        }
+        let want = RunIdentity::new(config, &data.manifest.tensors_sha256);
         let ck = match Checkpoint::load(dir)? {
-            Some(ck) if ck.config == *config => ck,
-            Some(ck) => bail!(
-                "{} holds a checkpoint of a different configuration ({} seed {}, {} epochs); \
-                 remove it or pass --force to start over",
-                dir.display(),
-                ck.config.activation,
-                ck.config.seed,
-                ck.config.protocol.epochs
-            ),
+            Some(ck) => {
+                let have = ck.identity();
+                if have != want {
+                    bail!(
+                        "{} holds a checkpoint of another run ({}), not {} ({}); a run is never resumed as another: \
+                         use the data and settings it started with, or pass --force to start this one over",
+                        dir.display(),
+                        have.describe(),
+                        want.describe(),
+                        have.differences(&want)
+                    );
+                }
+                ck
+            }
             None => {
                 let mut model = Model::new(config.activation, 1);
                 model.init_glorot(&Rng::new(config.seed));
@@ -120,22 +154,14 @@ impl Slot {
                     history: vec![],
                     diagnostics: vec![],
                     train_seconds: 0.0,
+                    wall_seconds: 0.0,
                     dataset: Some(data.manifest.tensors_sha256.clone()),
                     steps: Vec::new(),
+                    params_sha256_by_epoch: Vec::new(),
                 }
             }
         };
-        let here = &data.manifest.tensors_sha256;
-        if let Some(theirs) = ck.dataset.as_ref().filter(|d| *d != here) {
-            bail!(
-                "{} holds a checkpoint trained on other data (tensors sha256 {}…, this dataset's is {}…); \
-                 a run never mixes datasets: use the data it started on, or remove the checkpoint",
-                dir.display(),
-                &theirs[..12.min(theirs.len())],
-                &here[..12.min(here.len())]
-            );
-        }
-        Ok(Slot { config: config.clone(), dir: dir.to_path_buf(), lock, ck, diverged_at: None })
+        Ok(Opened::Slot(Box::new(Slot { config: config.clone(), dir: dir.to_path_buf(), lock, ck, diverged_at: None, opened: Instant::now() })))
     }
 
     /// Whether the run still trains.
@@ -149,8 +175,13 @@ impl Slot {
     fn end_epoch(&mut self, row: Epoch, diagnostics: Vec<LayerStats>, train_seconds: f64) -> Result<()> {
         let epoch = self.ck.epochs_done() + 1;
         self.ck.train_seconds += train_seconds;
+        self.add_wall_time();
         self.ck.history.push(row);
         self.ck.diagnostics.extend(diagnostics);
+        // Only a list that is whole from epoch 1 (not one resumed from an older checkpoint).
+        if self.ck.params_sha256_by_epoch.len() + 1 == epoch {
+            self.ck.params_sha256_by_epoch.push(record::params_sha256(&self.ck.params));
+        }
         if !(row.loss.is_finite() && row.val_loss.is_finite()) {
             self.diverged_at = Some(epoch);
             return Ok(());
@@ -158,8 +189,15 @@ impl Slot {
         self.ck.save(&self.dir)
     }
 
+    /// Add the wall time since the last call (or the opening) to the checkpoint's.
+    fn add_wall_time(&mut self) {
+        self.ck.wall_seconds += self.opened.elapsed().as_secs_f64();
+        self.opened = Instant::now();
+    }
+
     /// Write the artifacts (atomically, `run.json` last) if the run is over.
-    pub fn finish(self, data: &Dataset, device: record::Device, wall_seconds: f64, train_images: usize) -> Result<Outcome> {
+    pub fn finish(mut self, data: &Dataset, device: record::Device, train_images: usize) -> Result<Outcome> {
+        self.add_wall_time();
         let ck = &self.ck;
         let done = ck.epochs_done() == self.config.protocol.epochs || self.diverged_at.is_some();
         let status = match self.diverged_at {
@@ -167,7 +205,7 @@ impl Slot {
             None if done => Status::Finished,
             None => Status::Partial { epochs: ck.epochs_done() },
         };
-        let record = RunRecord::new(&self.config, data, ck, status, device, wall_seconds, train_images);
+        let record = RunRecord::new(&self.config, data, ck, status, device, train_images);
         if done {
             let dir = &self.dir;
             write_atomic(&dir.join("history.csv"), history::to_csv(&ck.history).as_bytes())?;
@@ -216,17 +254,39 @@ fn remove_bar(reporter: &Reporter, bar: ProgressBar) {
 /// Train (or resume) the run described by `config` in `dir` on the CPU.
 /// Stop after `stop_after` epochs of this call (tests use this to simulate a crash).
 pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter, stop_after: Option<usize>) -> Result<Outcome> {
-    let (act, seed) = (config.activation, config.seed);
-    let mut outs = run_on(std::slice::from_ref(config), &[dir.to_path_buf()], data, record::Device::cpu(), reporter, stop_after, |p, train, test| {
-        Ok(Box::new(trainer::CpuTrainer::new(&[act], &[seed], p.batch_size, p.optimizer, train, test)) as Box<dyn Trainer>)
+    let ended = run_on(std::slice::from_ref(config), &[dir.to_path_buf()], data, record::Device::cpu(), reporter, stop_after, false, |p, runs, train, test| {
+        let (acts, seeds): (Vec<_>, Vec<_>) = runs.iter().map(|c| (c.activation, c.seed)).unzip();
+        Ok(Box::new(trainer::CpuTrainer::new(&acts, &seeds, p.batch_size, p.optimizer, train, test)) as Box<dyn Trainer>)
     })?;
-    Ok(outs.remove(0))
+    ended.into_iter().next().expect("one run, one end").trained(dir)
+}
+
+/// How a run asked for ended in this process.
+pub enum Ended {
+    Trained(Box<Outcome>),
+    /// Another process holds it (`host pid`).
+    Busy(String),
+    /// It was finished when this process got to it.
+    AlreadyFinished,
+}
+
+impl Ended {
+    /// The outcome, or an error saying why this process did not train the run in `dir`.
+    pub fn trained(self, dir: &Path) -> Result<Outcome> {
+        match self {
+            Ended::Trained(o) => Ok(*o),
+            Ended::Busy(who) => bail!("{} is being trained by {who}; run this again when it is done", dir.display()),
+            Ended::AlreadyFinished => bail!("{} holds a finished run; pass --force to train it again", dir.display()),
+        }
+    }
 }
 
 /// Train (or resume) the runs `configs[i]` in `dirs[i]` together, on the
-/// trainer `make` builds for their protocol and splits; `device` goes into
-/// each `run.json`. The runs must share the protocol and their epochs done.
-#[allow(clippy::type_complexity)]
+/// trainer `make` builds for their protocol, the runs this process could
+/// open (in order) and the splits; `device` goes into each `run.json`. The
+/// runs must share the protocol and their epochs done. A run another
+/// process holds, or finished, is left as it is: `Ended` says which.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub fn run_on<'s>(
     configs: &[TrainConfig],
     dirs: &[PathBuf],
@@ -234,28 +294,45 @@ pub fn run_on<'s>(
     device: record::Device,
     reporter: &Reporter,
     stop_after: Option<usize>,
-    make: impl for<'a> FnOnce(&Protocol, &'a Split, &'a Split) -> Result<Box<dyn Trainer + 'a>>,
-) -> Result<Vec<Outcome>> {
+    force: bool,
+    make: impl for<'a> FnOnce(&Protocol, &[TrainConfig], &'a Split, &'a Split) -> Result<Box<dyn Trainer + 'a>>,
+) -> Result<Vec<Ended>> {
     if configs.is_empty() || configs.len() != dirs.len() {
         bail!("{} configurations for {} run folders", configs.len(), dirs.len());
     }
-    let started = Instant::now();
-    let mut slots = configs.iter().zip(dirs).map(|(c, d)| Slot::open(c, d, data)).collect::<Result<Vec<_>>>()?;
     let p = configs[0].protocol;
     if let Some(c) = configs.iter().find(|c| c.protocol != p) {
         bail!("{} seed {} cannot train together with {} seed {}: the protocols differ", c.activation, c.seed, configs[0].activation, configs[0].seed);
     }
-    let first = slots[0].ck.epochs_done();
-    if let Some(s) = slots.iter().find(|s| s.ck.epochs_done() != first) {
-        bail!("{} has {} epochs done, {} has {}: runs train together only from the same epoch", s.dir.display(), s.ck.epochs_done(), slots[0].dir.display(), first);
+    let mut ended: Vec<Option<Ended>> = Vec::new();
+    let mut slots = Vec::new();
+    for (c, d) in configs.iter().zip(dirs) {
+        match Slot::open(c, d, data, force)? {
+            Opened::Slot(s) => {
+                ended.push(None);
+                slots.push(*s);
+            }
+            Opened::Busy(who) => ended.push(Some(Ended::Busy(who))),
+            Opened::Finished => ended.push(Some(Ended::AlreadyFinished)),
+        }
     }
-    let train = subset(&data.train, p.train_limit);
-    let test = subset(&data.test, p.test_limit);
-    let mut trainer = make(&p, &train, &test)?;
-    train_together(&mut slots, trainer.as_mut(), &test, train.len(), reporter, stop_after)?;
-    drop(trainer);
-    let wall = started.elapsed().as_secs_f64();
-    slots.into_iter().map(|s| s.finish(data, device.clone(), wall, train.len())).collect()
+    if !slots.is_empty() {
+        let first = slots[0].ck.epochs_done();
+        if let Some(s) = slots.iter().find(|s| s.ck.epochs_done() != first) {
+            bail!("{} has {} epochs done, {} has {}: runs train together only from the same epoch", s.dir.display(), s.ck.epochs_done(), slots[0].dir.display(), first);
+        }
+        let train = subset(&data.train, p.train_limit);
+        let test = subset(&data.test, p.test_limit);
+        let opened: Vec<TrainConfig> = slots.iter().map(|s| s.config.clone()).collect();
+        let mut trainer = make(&p, &opened, &train, &test)?;
+        train_together(&mut slots, trainer.as_mut(), &test, train.len(), reporter, stop_after)?;
+        drop(trainer);
+        let mut outcomes = slots.into_iter().map(|s| s.finish(data, device.clone(), train.len())).collect::<Result<Vec<_>>>()?.into_iter();
+        for e in ended.iter_mut().filter(|e| e.is_none()) {
+            *e = Some(Ended::Trained(Box::new(outcomes.next().expect("an outcome per opened run"))));
+        }
+    }
+    Ok(ended.into_iter().map(|e| e.expect("every run ended")).collect())
 }
 
 /// The epoch loop, for every device: train the runs in `slots` on `trainer`
@@ -372,20 +449,28 @@ pub fn train_epoch(
 const MAX_TOGETHER: usize = 24;
 
 /// Train (or resume) every run `configs[i]` in `dirs[i]` on `device`; call
-/// `done` as each finishes. On the CPU runs go one after another; on CUDA,
-/// runs that share a protocol and their epochs done train together.
-pub fn run_all(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, device: &Selected, reporter: &Reporter, done: &mut dyn FnMut(usize, Outcome)) -> Result<()> {
+/// `done` as each ends (trained, held by another process, or found
+/// finished). On the CPU runs go one after another; on CUDA, runs that
+/// share a protocol and their epochs done train together. `force` starts
+/// each run over (one another process holds is left alone).
+pub fn run_all(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, device: &Selected, reporter: &Reporter, force: bool, done: &mut dyn FnMut(usize, Ended)) -> Result<()> {
     match device {
         Selected::Cpu => {
             for (i, (c, d)) in configs.iter().zip(dirs).enumerate() {
-                let out = run(c, data, d, reporter, None).with_context(|| format!("run {} seed {} in {}", c.activation, c.seed, d.display()))?;
-                done(i, out);
+                let ended = run_on(std::slice::from_ref(c), std::slice::from_ref(d), data, record::Device::cpu(), reporter, None, force, |p, runs, train, test| {
+                    let (acts, seeds): (Vec<_>, Vec<_>) = runs.iter().map(|c| (c.activation, c.seed)).unzip();
+                    Ok(Box::new(trainer::CpuTrainer::new(&acts, &seeds, p.batch_size, p.optimizer, train, test)) as Box<dyn Trainer>)
+                })
+                .with_context(|| format!("run {} seed {} in {}", c.activation, c.seed, d.display()))?;
+                for e in ended {
+                    done(i, e);
+                }
             }
         }
         Selected::Cuda { ordinal, .. } => {
             let mut groups: Vec<(_, Vec<usize>)> = Vec::new();
             for (i, (c, d)) in configs.iter().zip(dirs).enumerate() {
-                let epochs_done = Checkpoint::load(d)?.map(|ck| ck.epochs_done()).unwrap_or(0);
+                let epochs_done = if force { 0 } else { Checkpoint::load(d).ok().flatten().map(|ck| ck.epochs_done()).unwrap_or(0) };
                 let key = (c.protocol, epochs_done);
                 match groups.iter_mut().find(|(k, g)| *k == key && g.len() < MAX_TOGETHER) {
                     Some((_, g)) => g.push(i),
@@ -396,8 +481,8 @@ pub fn run_all(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, device
                 let cs: Vec<TrainConfig> = g.iter().map(|&i| configs[i].clone()).collect();
                 let ds: Vec<PathBuf> = g.iter().map(|&i| dirs[i].clone()).collect();
                 let gpu = crate::engine::cuda::Gpu::open(*ordinal)?;
-                for (i, out) in g.into_iter().zip(gpu::run_together(&cs, &ds, data, gpu, reporter)?) {
-                    done(i, out);
+                for (i, e) in g.into_iter().zip(gpu::run_together(&cs, &ds, data, gpu, reporter, force)?) {
+                    done(i, e);
                 }
             }
         }
@@ -405,8 +490,21 @@ pub fn run_all(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, device
     Ok(())
 }
 
-/// Remove a run's artifacts and checkpoint (for `--force`).
-pub fn clear_run(dir: &Path) -> Result<()> {
+/// Remove the temporary files a write killed midway left in `dir`
+/// (`io::write_atomic`'s `.NAME.tmp-PID`); called under the run's lock.
+fn remove_leftovers(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = e?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove the leftover {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove a run's artifacts and checkpoint (for `--force`; under the run's lock).
+fn clear_run(dir: &Path) -> Result<()> {
     for f in ["run.json", "history.csv", "diagnostics.csv", steps::FILE, checkpoint::FILE] {
         let p = dir.join(f);
         if p.exists() {

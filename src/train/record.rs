@@ -26,6 +26,14 @@ pub struct RunRecord {
     pub history_sha256: String,
     /// sha256 of the final parameters (little-endian f32, the model's flat order).
     pub params_sha256: String,
+    /// sha256 of the parameters after each epoch (empty in runs recorded
+    /// before it was kept), so retraining k epochs can compare parameters too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params_sha256_by_epoch: Vec<String>,
+    /// sha256 of the network's layer table (`Architecture::sha256`; None in
+    /// runs recorded before it was kept, all of the article's network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_sha256: Option<String>,
     pub dataset: Manifest,
     pub train_images: usize,
     pub device: Device,
@@ -50,6 +58,14 @@ pub struct Device {
 pub struct Engine {
     pub version: String,
     pub git_commit: Option<String>,
+    /// `engine::ARITHMETIC` of the engine that computed the run.
+    #[serde(default = "first_arithmetic")]
+    pub arithmetic: u32,
+}
+
+/// Runs recorded before the version was kept computed version 1.
+fn first_arithmetic() -> u32 {
+    1
 }
 
 impl Engine {
@@ -60,7 +76,7 @@ impl Engine {
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-        Engine { version: env!("CARGO_PKG_VERSION").to_string(), git_commit }
+        Engine { version: env!("CARGO_PKG_VERSION").to_string(), git_commit, arithmetic: crate::engine::ARITHMETIC }
     }
 }
 
@@ -98,7 +114,7 @@ pub fn params_sha256(params: &[f32]) -> String {
 }
 
 impl RunRecord {
-    pub fn new(config: &TrainConfig, data: &Dataset, ck: &Checkpoint, status: Status, device: Device, wall_seconds: f64, train_images: usize) -> RunRecord {
+    pub fn new(config: &TrainConfig, data: &Dataset, ck: &Checkpoint, status: Status, device: Device, train_images: usize) -> RunRecord {
         let last = ck.history.last();
         let images = (train_images * ck.epochs_done()) as f64;
         RunRecord {
@@ -109,11 +125,13 @@ impl RunRecord {
             final_test_accuracy: last.map(|e| e.val_accuracy),
             history_sha256: sha256_hex(history::to_csv(&ck.history).as_bytes()),
             params_sha256: params_sha256(&ck.params),
+            params_sha256_by_epoch: if ck.params_sha256_by_epoch.len() == ck.epochs_done() { ck.params_sha256_by_epoch.clone() } else { Vec::new() },
+            network_sha256: Some(config.protocol.network.sha256()),
             dataset: data.manifest.clone(),
             train_images,
             device,
             engine: Engine::current(),
-            wall_seconds,
+            wall_seconds: ck.wall_seconds,
             train_seconds: ck.train_seconds,
             images_per_second: if ck.train_seconds > 0.0 { images / ck.train_seconds } else { 0.0 },
         }

@@ -47,7 +47,8 @@ fn runs_trained_together_write_what_each_writes_alone_on_the_cpu() {
     for (c, d) in configs.iter().zip(&dirs) {
         train::run(c, &data, d, &Reporter::default(), Some(1)).unwrap();
     }
-    let together = train::gpu::run_on(&configs, &dirs, &data, "emulated GPU", |p| Emulated::build(p, Gemm::Loop), &Reporter::default()).unwrap();
+    let ended = train::gpu::run_on(&configs, &dirs, &data, "emulated GPU", |p| Emulated::build(p, Gemm::Loop), &Reporter::default(), false).unwrap();
+    let together: Vec<train::Outcome> = ended.into_iter().zip(&dirs).map(|(e, d)| e.trained(d).unwrap()).collect();
     for (i, (c, d)) in configs.iter().zip(&dirs).enumerate() {
         let alone = tmp.path().join(format!("cpu-{i}"));
         let cpu = train::run(c, &data, &alone, &Reporter::default(), None).unwrap();

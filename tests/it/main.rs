@@ -12,6 +12,7 @@ mod device;
 mod expressions;
 mod fixtures;
 mod gpu_emulated;
+mod reliability;
 mod report;
 mod study;
 mod train;

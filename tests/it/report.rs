@@ -46,7 +46,7 @@ fn fixture(seeds_done: usize) -> Fixture {
     let data = common::synthetic_dataset(128, 64);
     for spec in study.grid().into_iter().filter(|r| r.seed as usize <= seeds_done) {
         let cfg = study.config(&spec, &study.protocol);
-        train::run(&cfg, &data, &Runs::at(root.join("artifacts")).dir(&cfg), &Reporter::default(), None).unwrap();
+        train::run(&cfg, &data, &Runs::at(root.join("artifacts")).on(&data.manifest.tensors_sha256).dir(&cfg), &Reporter::default(), None).unwrap();
     }
     // The repository's book skeleton: config, style, catalogues, hand-written pages.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("book");
@@ -59,8 +59,9 @@ fn fixture(seeds_done: usize) -> Fixture {
 }
 
 impl Fixture {
+    /// The published runs of the synthetic data (their own subtree of the artifacts).
     fn artifacts(&self) -> Runs {
-        Runs::at(self.root.join("artifacts"))
+        Runs::at(self.root.join("artifacts")).on(&self.data.manifest.tensors_sha256)
     }
     /// The published folder of `function` seed `seed` at the study's protocol.
     fn run_dir(&self, function: &str, seed: u64) -> PathBuf {
@@ -74,8 +75,20 @@ impl Fixture {
     }
 }
 
+fn options(f: &Fixture) -> report::Options {
+    report::Options {
+        studies: f.root.join("studies"),
+        artifacts: f.root.join("artifacts"),
+        book: f.root.join("book"),
+        langs: None,
+        repository: Some("https://example.org/actlab".into()),
+        dataset: Some(f.data.manifest.tensors_sha256.clone()),
+        allow_damaged: false,
+    }
+}
+
 fn build(f: &Fixture) -> report::Built {
-    report::build(&report::Options { studies: f.root.join("studies"), artifacts: f.root.join("artifacts"), book: f.root.join("book"), langs: None, repository: Some("https://example.org/actlab".into()) }).unwrap()
+    report::build(&options(f)).unwrap()
 }
 
 #[test]
@@ -221,7 +234,10 @@ fn missing_partial_and_corrupt_runs_are_marked_not_dropped() {
     std::fs::write(&h, text).unwrap();
     // softplus_linear seed 1: run.json unreadable.
     std::fs::write(f.run_dir("softplus_linear", 1).join("run.json"), "{ not json").unwrap();
-    let b = build(&f);
+    // Damaged runs fail the build, naming each, unless asked to build anyway.
+    let e = format!("{:#}", report::build(&options(&f)).err().expect("damaged runs fail the build"));
+    assert!(e.contains("2 published runs are damaged") && e.contains("--allow-damaged"), "{e}");
+    let b = report::build(&report::Options { allow_damaged: true, ..options(&f) }).unwrap();
     assert_eq!((b.runs_used, b.runs_total), (2, 6));
     let results = std::fs::read_to_string(f.root.join("book/build/en/src/generated/tiny/results.md")).unwrap();
     assert!(results.contains("relu (2/3 runs)") && results.contains("softplus_linear (0/3 runs)"), "{results}");
@@ -229,6 +245,18 @@ fn missing_partial_and_corrupt_runs_are_marked_not_dropped() {
     assert!(results.contains("does not match the sha256"));
     assert!(results.contains("corrupt"));
     assert!(results.contains("missing"));
+    // The pages name folders inside the artifacts, never this machine's paths.
+    assert!(!results.contains(&*f.root.to_string_lossy()), "a local path in the book: {results}");
+    // A run of another identity where the folder says otherwise is refused outright.
+    let dir = f.run_dir("relu", 2);
+    let mut rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    rec["engine"]["arithmetic"] = 2.into();
+    std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
+    let e = format!("{:#}", report::build(&report::Options { allow_damaged: true, ..options(&f) }).err().expect("mixed identities fail the build"));
+    assert!(e.contains("relu/seed-2") && e.contains("arithmetic 2 vs 1"), "{e}");
+    // No artifacts folder is an error, not an empty book.
+    let e = format!("{:#}", report::build(&report::Options { artifacts: f.root.join("nowhere"), ..options(&f) }).err().expect("no artifacts"));
+    assert!(e.contains("no artifacts folder"), "{e}");
 }
 
 #[test]
@@ -257,11 +285,11 @@ fn verify_confirms_reruns_and_catches_differences() {
     std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
     let t = f.verify(1, Some("relu/1")).unwrap();
     assert!(t.failed(), "{}", t.render());
-    // ...but one recorded on other data is not comparable, not failed.
+    // ...but one recorded on other data is not retrained, and that fails too: nothing was shown identical.
     rec["dataset"]["tensors_sha256"] = "f".repeat(64).into();
     std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
     let t = f.verify(1, Some("relu/1")).unwrap();
-    assert!(!t.failed() && t.render().contains("not comparable"), "{}", t.render());
+    assert!(t.failed() && t.render().contains("NOT CHECKED") && t.render().contains("dataset"), "{}", t.render());
     assert!(f.verify(1, Some("tanh/1")).is_err());
     let _ = Activation::Relu;
 }

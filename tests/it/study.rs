@@ -102,6 +102,7 @@ fn bad_study_files_name_file_line_and_field() {
         (GOOD.replace("dataset = \"cifar10\"", "dataset = \"mnist\""), vec!["line 4", "dataset", "mnist"]),
         (GOOD.replace("expect = \"lower\"", "expect = \"worse\""), vec!["t.toml", "worse"]),
         (GOOD.replace("[protocol]", "[protocol]\nlearning_rate = -1.0"), vec!["protocol.learning_rate", "positive"]),
+        (GOOD.replace("seeds = [1, 2]", "architecture = \"resnet\"\nseeds = [1, 2]"), vec!["line 5", "architecture", "resnet", "\"article\""]),
         (GOOD.replace("[protocol]", "[protocol]\noptimizer = \"rmsprop\""), vec!["line 8", "protocol.optimizer", "rmsprop", "\"sgd\""]),
         (GOOD.replace("[protocol]", "[protocol]\nmomentum = 0.9"), vec!["line 8", "protocol.momentum", "not a setting of Adam"]),
         (GOOD.replace("[protocol]", "[protocol]\noptimizer = \"sgd\"\nbeta1 = 0.5"), vec!["line 9", "protocol.beta1", "not a setting of SGD"]),
@@ -151,6 +152,13 @@ fn dataset(root: &Path) -> PathBuf {
 
 use common::actlab;
 
+/// The subtree of a store or the artifacts that holds the runs of the
+/// dataset cached in `data_dir` (`data-<12 hex>`: the tests' data is never the committed runs').
+pub fn tree(data_dir: &Path) -> String {
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(data_dir.join("cifar10.json")).unwrap()).unwrap();
+    format!("data-{}", &m["tensors_sha256"].as_str().unwrap()[..12])
+}
+
 fn text(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
@@ -165,6 +173,7 @@ fn killed_study_resumes_bit_identically_from_the_store_in_a_fresh_checkout() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let data = dataset(root);
+    let t = tree(&data);
     std::fs::write(root.join("t.toml"), GOOD.replace("epochs = 2", "epochs = 4").replace("seeds = [1, 2]", "seeds = [7]")).unwrap();
     let data = data.to_str().unwrap();
 
@@ -174,7 +183,7 @@ fn killed_study_resumes_bit_identically_from_the_store_in_a_fresh_checkout() {
 
     // The same study from one checkout, killed with SIGKILL right after its first checkpoint.
     let mut child = common::actlab_command(root).args(study_args(data, "store", "checkout-1")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let ck = root.join("store/e4-b64/relu/seed-7/checkpoint.safetensors");
+    let ck = root.join(format!("store/{t}/e4-b64/relu/seed-7/checkpoint.safetensors"));
     let t0 = Instant::now();
     while !ck.exists() {
         assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
@@ -188,7 +197,7 @@ fn killed_study_resumes_bit_identically_from_the_store_in_a_fresh_checkout() {
         assert!(t0.elapsed() < Duration::from_secs(120), "the killed process never became a zombie");
         std::thread::sleep(Duration::from_millis(2));
     }
-    assert!(!root.join("checkout-1/e4-b64/relu/seed-7").exists(), "a killed run must not be published");
+    assert!(!root.join(format!("checkout-1/{t}/e4-b64/relu/seed-7")).exists(), "a killed run must not be published");
     let status = actlab(&["study", "status", "t.toml", "--store", "store", "--artifacts", "checkout-2"], root);
     assert!(text(&status).contains("partial (epoch"), "{}", text(&status));
 
@@ -198,7 +207,8 @@ fn killed_study_resumes_bit_identically_from_the_store_in_a_fresh_checkout() {
     child.wait().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(!text(&out).contains("busy"), "{}", text(&out));
-    for run in ["e4-b64/relu/seed-7", "e4-b64/tanh/seed-7"] {
+    for run in [format!("{t}/e4-b64/relu/seed-7"), format!("{t}/e4-b64/tanh/seed-7")] {
+        let run = run.as_str();
         for f in ["history.csv", "diagnostics.csv", "run.json"] {
             assert!(root.join("store").join(run).join(f).exists(), "{run}/{f} is kept in the store");
         }
@@ -212,6 +222,10 @@ fn killed_study_resumes_bit_identically_from_the_store_in_a_fresh_checkout() {
             v["params_sha256"].as_str().unwrap().to_string()
         };
         assert_eq!(sha("clean"), sha("checkout-2"), "{run}: parameters differ");
+        // Wall time adds up over the resumes, as training time does.
+        let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("checkout-2").join(run).join("run.json")).unwrap()).unwrap();
+        assert!(rec["wall_seconds"].as_f64().unwrap() >= rec["train_seconds"].as_f64().unwrap(), "{run}: {rec}");
+        assert_eq!(rec["params_sha256_by_epoch"].as_array().map(Vec::len), Some(4), "{run}: a parameter hash per epoch");
         for leftover in ["run.lock", "checkpoint.safetensors"] {
             assert!(!root.join("store").join(run).join(leftover).exists(), "{run}: {leftover} left behind");
             assert!(!root.join("checkout-2").join(run).join(leftover).exists(), "{run}: {leftover} published");
@@ -223,13 +237,13 @@ fn killed_study_resumes_bit_identically_from_the_store_in_a_fresh_checkout() {
     // Finished runs are never trained again, and a third checkout gets them published from the store.
     let again = actlab(&study_args(data, "store", "checkout-3"), root);
     assert!(text(&again).contains("0 trained, 2 already done, 0 diverged, 2 published"), "{}", text(&again));
-    assert_eq!(std::fs::read(root.join("checkout-3/e4-b64/tanh/seed-7/history.csv")).unwrap(), std::fs::read(root.join("clean/e4-b64/tanh/seed-7/history.csv")).unwrap());
+    assert_eq!(std::fs::read(root.join(format!("checkout-3/{t}/e4-b64/tanh/seed-7/history.csv"))).unwrap(), std::fs::read(root.join(format!("clean/{t}/e4-b64/tanh/seed-7/history.csv"))).unwrap());
     // A reduced protocol is another run, beside the first.
     let mut args = study_args(data, "store", "checkout-3");
     args.extend(["--epochs", "1"]);
     let reduced = actlab(&args, root);
     assert!(reduced.status.success() && text(&reduced).contains("2 trained"), "{}", text(&reduced));
-    assert!(root.join("checkout-3/e1-b64/relu/seed-7/run.json").exists());
+    assert!(root.join(format!("checkout-3/{t}/e1-b64/relu/seed-7/run.json")).exists());
 }
 
 #[test]
@@ -237,6 +251,7 @@ fn studies_share_a_run_and_the_queue_trains_it_once() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let data = dataset(root);
+    let t = tree(&data);
     let data = data.to_str().unwrap();
     let studies = root.join("studies");
     std::fs::create_dir_all(&studies).unwrap();
@@ -261,25 +276,35 @@ fn studies_share_a_run_and_the_queue_trains_it_once() {
     let b = actlab(&["study", "run", "studies/b.toml", "--data-dir", data, "--store", "store", "--artifacts", "artifacts"], root);
     assert!(text(&b).contains("0 trained, 3 already done"), "{}", text(&b));
 
-    // A run another process holds is not finished: the queue says so and fails.
+    // A run another process holds is left to it; the queue comes back to it at
+    // the end, and when its holder lets go unfinished, trains it itself.
     std::fs::remove_file(studies.join("b.toml")).unwrap();
     std::fs::write(studies.join("index.toml"), "studies = [\"a\"]\n").unwrap();
     let a2 = std::fs::read_to_string(studies.join("a.toml")).unwrap().replace("seeds = [1]", "seeds = [1, 2]");
     std::fs::write(studies.join("a.toml"), a2).unwrap();
-    let held = actlab::train::RunLock::acquire(&root.join("store/e1-b64/relu/seed-2")).unwrap();
-    let out = queue("run");
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("busy elsewhere") && text(&out).contains("relu seed 2"), "{}", text(&out));
+    let held = match actlab::train::RunLock::acquire(&root.join(format!("store/{t}/e1-b64/relu/seed-2"))).unwrap() {
+        actlab::train::lock::Acquired::Held(l) => l,
+        actlab::train::lock::Acquired::Busy(who) => panic!("held by {who}"),
+    };
+    let child = common::actlab_command(root).args(["queue", "run", "--studies", "studies", "--data-dir", data, "--store", "store", "--artifacts", "artifacts", "--threads", "2"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let watched = common::watch(child);
+    watched.wait_for("waiting for", Duration::from_secs(120));
     drop(held);
+    let (status, said) = watched.finish();
+    assert!(status.success(), "{said}");
+    assert!(said.contains("relu seed 2: ") && said.contains("is training it") && said.contains("3 trained"), "{said}");
 
     // The time left is at the median pace: one run recorded as a thousand
     // hours slow (trained beside a build, say) does not set the estimate.
-    let slow = root.join("store/e1-b64/relu/seed-1/run.json");
+    let slow = root.join(format!("store/{t}/e1-b64/relu/seed-1/run.json"));
     let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&slow).unwrap()).unwrap();
     rec["train_seconds"] = serde_json::json!(3.6e6);
     std::fs::write(&slow, serde_json::to_vec(&rec).unwrap()).unwrap();
     let status = text(&queue("status"));
-    assert!(status.contains("5 done, 0 running, 1 left") && status.contains("about 0.0 hours"), "{status}");
+    assert!(status.contains("6 done, 0 running, 0 left"), "{status}");
+    std::fs::write(studies.join("a.toml"), std::fs::read_to_string(studies.join("a.toml")).unwrap().replace("seeds = [1, 2]", "seeds = [1, 2, 3]")).unwrap();
+    let status = text(&queue("status"));
+    assert!(status.contains("6 done, 0 running, 3 left") && status.contains("about 0.0 hours"), "{status}");
 }
 
 #[test]
@@ -290,7 +315,7 @@ fn a_diverging_run_is_recorded_not_retried() {
     std::fs::write(root.join("t.toml"), GOOD.replace("[protocol]", "[protocol]\nlearning_rate = 1e30").replace("seeds = [1, 2]", "seeds = [1]")).unwrap();
     let out = actlab(&study_args(data.to_str().unwrap(), "store", "a"), root);
     assert!(out.status.success(), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("a/e2-b64-lr1e30/relu/seed-1/run.json")).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join(format!("a/{}/e2-b64-lr1e30/relu/seed-1/run.json", tree(&data)))).unwrap()).unwrap();
     assert_eq!(v["status"], "diverged", "{v}");
     assert_eq!(v["epoch"], 1);
     let again = actlab(&study_args(data.to_str().unwrap(), "store", "a"), root);

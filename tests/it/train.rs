@@ -37,7 +37,7 @@ fn same_bits_for_any_thread_count_and_rerun() {
 
 #[test]
 fn resume_equals_never_stopping() {
-    let data = common::synthetic_dataset(256, 128);
+    let data = common::synthetic_dataset(256, 256);
     let cfg = config(Activation::SoftplusLinear, 3, 256);
     let tmp = tempfile::tempdir().unwrap();
     let whole = run_with_threads(&cfg, &data, &tmp.path().join("whole"), 2);

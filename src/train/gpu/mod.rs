@@ -6,7 +6,7 @@ pub mod check;
 
 use super::steps::StepStats;
 use super::trainer::Trainer;
-use super::{Outcome, Reporter, TrainConfig};
+use super::{Ended, Reporter, TrainConfig};
 use crate::activation::Activation;
 use crate::data::{Dataset, Split};
 use crate::engine::cuda::{CudaDevice, Gpu};
@@ -83,17 +83,16 @@ impl<D: Device> Trainer for GpuTrainer<D> {
 /// Train (or resume) the runs `configs[i]` in `dirs[i]` together on `gpu`.
 /// They must share the protocol and the number of epochs already done
 /// (`train::run_all` groups them so).
-pub fn run_together(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, gpu: Gpu, reporter: &Reporter) -> Result<Vec<Outcome>> {
+pub fn run_together(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, gpu: Gpu, reporter: &Reporter, force: bool) -> Result<Vec<Ended>> {
     let name = gpu.name.clone();
-    run_on(configs, dirs, data, &name, |program| CudaDevice::new(gpu, program), reporter)
+    run_on(configs, dirs, data, &name, |program| CudaDevice::new(gpu, program), reporter, force)
 }
 
 /// [`run_together`] on any [`Device`] (`name` goes into `run.json`);
 /// `device` compiles the program it is given.
-pub fn run_on<D: Device + 'static>(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, name: &str, device: impl FnOnce(&str) -> Result<D>, reporter: &Reporter) -> Result<Vec<Outcome>> {
-    let (acts, seeds): (Vec<Activation>, Vec<u64>) = configs.iter().map(|c| (c.activation, c.seed)).unzip();
-    let record_device = super::record::Device::cuda(name, configs.len());
-    super::run_on(configs, dirs, data, record_device, reporter, None, |p, train, test| {
+pub fn run_on<D: Device + 'static>(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, name: &str, device: impl FnOnce(&str) -> Result<D>, reporter: &Reporter, force: bool) -> Result<Vec<Ended>> {
+    super::run_on(configs, dirs, data, super::record::Device::cuda(name, configs.len()), reporter, None, force, |p, runs, train, test| {
+        let (acts, seeds): (Vec<Activation>, Vec<u64>) = runs.iter().map(|c| (c.activation, c.seed)).unzip();
         Ok(Box::new(GpuTrainer::new(&acts, &seeds, p.batch_size, p.optimizer, train, test, device)?) as Box<dyn Trainer>)
     })
 }

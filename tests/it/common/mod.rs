@@ -160,3 +160,51 @@ pub fn shared_cifar(test: &str) -> Option<PathBuf> {
     eprintln!("{test}: skipped: it trains on real images and reads {} (put the dataset there to run it)", p.display());
     None
 }
+
+/// A child process whose stdout and stderr lines are collected as they come.
+pub struct Watched {
+    child: std::process::Child,
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Start collecting the output of `child` (spawned with piped stdout and stderr).
+pub fn watch(mut child: std::process::Child) -> Watched {
+    use std::io::BufRead;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let streams: Vec<Box<dyn std::io::Read + Send>> = [child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|e| Box::new(e) as Box<dyn std::io::Read + Send>)].into_iter().flatten().collect();
+    let readers = streams
+        .into_iter()
+        .map(|r| {
+            let l = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(r).lines().map_while(Result::ok) {
+                    l.lock().unwrap().push(line);
+                }
+            })
+        })
+        .collect();
+    Watched { child, lines, readers }
+}
+
+impl Watched {
+    /// Block until a line containing `needle` has been printed (panics, with
+    /// the output so far, after `timeout`).
+    pub fn wait_for(&self, needle: &str, timeout: std::time::Duration) {
+        let t0 = std::time::Instant::now();
+        while !self.lines.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            assert!(t0.elapsed() < timeout, "no line with `{needle}` in {timeout:?}:\n{}", self.lines.lock().unwrap().join("\n"));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Wait for the process to end: its exit status and everything it printed.
+    pub fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        for r in self.readers {
+            r.join().unwrap();
+        }
+        let text = self.lines.lock().unwrap().join("\n");
+        (status, text)
+    }
+}
