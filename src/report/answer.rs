@@ -1,33 +1,209 @@
-//! The answer up front (`generated/answer.md`, included by the landing
-//! page): for each protocol, what the verdicts say so far and one chart of
-//! every function's plateau val_accuracy with its interval. Nothing here is
-//! typed by hand: the sentences are the verdicts of [`super::rules`], and
-//! protocols are never mixed (the study's own first, then each reduction).
+//! The answer up front: `generated/answer.md`, which the landing page opens
+//! with, and `generated/verdicts-all.md`, every verdict of every study.
+//!
+//! The answer is a few sentences with numbers about the article's own study
+//! (the index's first) at its own protocol — each function's level, seed by
+//! seed where its seeds split — then its hypothesis, where the follow-up
+//! stands, one chart of every seed, and what is left to compute. Nothing
+//! here is typed by hand: the numbers come from [`super::data`], the
+//! judgements from [`super::rules`] and [`super::hypothesis`], and
+//! protocols are never mixed (each study × protocol appears once).
 
-use super::charts::{Interval, IntervalChart, Rgb};
+use super::charts::{Reference, Rgb, SeedRow, SeedsChart};
 use super::data::StudyData;
 use super::hypothesis;
 use super::messages::{Messages, fill};
-use super::rules::{self, values};
-use super::stats::describe;
+use super::rules::{self, CHANCE_ACCURACY, cohort, split};
+use super::stats::{ALPHA, describe, difference};
 use super::text;
 use crate::activation::Activation;
 use crate::io::write_atomic;
 use crate::study::spec::Metric;
+use crate::train::record::median_epoch_seconds;
+use crate::train::state::RunState;
 use anyhow::Result;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The answer for the studies at one protocol; `prefix` is the path from
-/// the landing page to these studies' pages, `img` where the chart goes.
-fn at_protocol(m: &Messages, group: &[&StudyData], prefix: &dyn Fn(&StudyData) -> String, colors: &dyn Fn(Activation) -> Rgb, dir: &Path, img: &str) -> Result<String> {
+const METRIC: Metric = Metric::PlateauValAccuracy;
+
+/// The grey of reference lines.
+const REFERENCE_GREY: Rgb = plotters::style::RGBColor(90, 90, 90);
+
+/// One function of the lead study, in a sentence: its level, and against the
+/// baseline the paired difference (or, seeds that split, each seed).
+fn function_line(m: &Messages, d: &StudyData, a: Activation) -> Option<String> {
+    let base = d.study.baseline;
+    let test = d.test_images();
+    let mine = cohort(d, a, METRIC);
+    if mine.is_empty() {
+        return None;
+    }
+    let f3 = |v: f64| format!("{v:.3}");
+    let signed3 = |v: f64| format!("{v:+.3}");
+    let interval3 = |(lo, hi): (f64, f64)| format!("[{}, {}]", signed3(lo), signed3(hi));
+    if a == base {
+        let s = describe(&mine.iter().map(|x| x.1).collect::<Vec<_>>());
+        let ci = if s.n < 2 { "–".into() } else { format!("[{}, {}]", f3(s.ci_low.max(0.0)), f3(s.ci_high.min(1.0))) };
+        return Some(fill(&m.answer_baseline, &[("function", a.name()), ("value", &f3(s.mean)), ("n", &s.n.to_string()), ("interval", &ci)]));
+    }
+    let theirs = rules::values(d, base, METRIC);
+    if let Some(sp) = split(d, a, METRIC) {
+        let learned: Vec<String> = mine
+            .iter()
+            .map(|(s, v)| {
+                let vs = theirs.iter().find(|x| x.0 == *s).map_or("–".into(), |x| signed3(v - x.1));
+                fill(&m.answer_seed_learned, &[("seed", &s.to_string()), ("value", &f3(*v)), ("d", &vs), ("baseline", base.name())])
+            })
+            .collect();
+        let never: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| fill(&m.answer_seed_not_learned, &[("seed", &s.to_string()), ("value", &text::value_words(m, *v, test))])).collect();
+        return Some(fill(&m.answer_split, &[("function", a.name()), ("learned", &learned.join(&m.list_separator)), ("never", &never.join(&m.list_separator)), ("rate", &text::rate(m, sp.did_not_learn.len(), sp.of))]));
+    }
+    let level = describe(&mine.iter().map(|x| x.1).collect::<Vec<_>>());
+    let (va, vb, _) = rules::comparable(d, a, base, METRIC).ok()?;
+    let Some(diff) = difference(&va, &vb) else {
+        return Some(fill(&m.answer_level_only, &[("function", a.name()), ("value", &f3(level.mean)), ("n", &level.n.to_string())]));
+    };
+    let (lo, hi) = diff.interval(ALPHA);
+    let key = if hi < 0.0 {
+        &m.answer_below
+    } else if lo > 0.0 {
+        &m.answer_above
+    } else {
+        &m.answer_not_apart
+    };
+    Some(fill(
+        key,
+        &[("function", a.name()), ("value", &f3(level.mean)), ("baseline", base.name()), ("d", &signed3(diff.estimate)), ("interval", &interval3((lo, hi))), ("method", &text::method(m, &diff))],
+    ))
+}
+
+/// Every seed of the lead study's functions, with the baseline's level and chance.
+fn seeds_chart(m: &Messages, d: &StudyData, colors: &dyn Fn(Activation) -> Rgb, dir: &Path, img: &str) -> Result<bool> {
+    let mut rows = Vec::new();
+    for f in &d.study.functions {
+        let points: Vec<(f64, bool)> = d.measures(f.activation).into_iter().map(|(_, ms)| (ms.plateau_val_accuracy, rules::learned(&ms, METRIC))).collect();
+        if !points.is_empty() {
+            rows.push(SeedRow { label: f.activation.name().to_string(), points, color: colors(f.activation) });
+        }
+    }
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    let base = d.study.baseline;
+    let mut references = Vec::new();
+    let b = cohort(d, base, METRIC);
+    if !b.is_empty() {
+        let mean = b.iter().map(|x| x.1).sum::<f64>() / b.len() as f64;
+        references.push(Reference { label: fill(&m.answer_reference_baseline, &[("function", base.name()), ("value", &format!("{mean:.3}"))]), at: mean, color: colors(base) });
+    }
+    references.push(Reference { label: fill(&m.answer_reference_chance, &[("value", &CHANCE_ACCURACY.to_string())]), at: CHANCE_ACCURACY, color: REFERENCE_GREY });
+    let measure = text::last_epochs_measure(m, d.protocol.epochs);
+    let chart = SeedsChart { title: fill(&m.answer_chart_title, &[("measure", &measure)]), x_label: measure, rows, references, x_range: (0.0, 1.0) };
+    write_atomic(&dir.join(img), chart.render()?.as_bytes())?;
+    Ok(true)
+}
+
+/// The runs of every study at its own protocol that are not finished (each
+/// run once, however many studies share it), and the hours they need at the
+/// median pace of finished runs of each protocol (None where no run of a
+/// protocol has finished).
+fn left(data: &[StudyData]) -> (usize, f64, usize) {
+    let mut seen: Vec<&PathBuf> = Vec::new();
+    let (mut count, mut hours, mut unknown) = (0, 0.0, 0);
+    for d in data {
+        for r in &d.runs {
+            if seen.contains(&&r.dir) || matches!(r.state, RunState::Finished(_) | RunState::Diverged(..)) {
+                continue;
+            }
+            seen.push(&r.dir);
+            count += 1;
+            let pace = median_epoch_seconds(data.iter().filter(|o| o.protocol == d.protocol).flat_map(|o| o.runs.iter().filter_map(|r| r.record())));
+            let done = match r.state {
+                RunState::Partial(k) => k,
+                _ => 0,
+            };
+            match pace {
+                Some(s) => hours += s * d.protocol.epochs.saturating_sub(done) as f64 / 3600.0,
+                None => unknown += 1,
+            }
+        }
+    }
+    (count, hours, unknown)
+}
+
+/// The landing page's answer.
+pub fn answer(m: &Messages, data: &[StudyData], colors: &dyn Fn(Activation) -> Rgb, dir: &Path) -> Result<String> {
+    let mut p = format!("<div class=\"actlab-answer\">\n\n## {}\n\n", m.answer_title);
+    let Some(lead) = data.first() else {
+        let _ = writeln!(p, "{}\n\n</div>", m.answer_none);
+        return Ok(p);
+    };
+    let dataset = lead.runs.iter().find_map(|r| r.record()).map_or(String::new(), |r| r.dataset.dataset.clone());
+    let _ = writeln!(
+        p,
+        "{}\n",
+        fill(&m.answer_lead, &[("study", lead.study.title_in(&m.lang)), ("results", &format!("generated/{}/results.md", lead.study.name)), ("protocol", &text::protocol(m, &lead.protocol)), ("dataset", &dataset), ("seeds", &lead.study.seeds.len().to_string())])
+    );
+    let lines: Vec<String> = lead.study.functions.iter().filter_map(|f| function_line(m, lead, f.activation)).collect();
+    if lines.is_empty() {
+        let _ = writeln!(p, "{}\n", m.answer_none);
+    }
+    for l in &lines {
+        let _ = writeln!(p, "- {l}");
+    }
+    p.push('\n');
+    if let (Some(v), Some(h)) = (hypothesis::verdict(lead), lead.study.hypothesis_in(&m.lang)) {
+        let _ = writeln!(p, "{}\n", fill(&m.answer_hypothesis, &[("hypothesis", h), ("verdict", &text::verdict(m, &v)), ("verdicts", &format!("generated/{}/verdicts.md", lead.study.name))]));
+    }
+    // Where the follow-up stands: every other study's hypothesis at its own protocol, once.
+    let follow: Vec<String> = data[1..]
+        .iter()
+        .filter_map(|d| {
+            let (v, h) = (hypothesis::verdict(d)?, d.study.hypothesis_in(&m.lang)?);
+            let finished = d.runs.iter().filter(|r| r.usable()).count();
+            Some(fill(
+                &m.answer_follow_up,
+                &[
+                    ("hypothesis", h),
+                    ("title", d.study.title_in(&m.lang)),
+                    ("verdicts", &format!("generated/{}/verdicts.md", d.study.name)),
+                    ("verdict", &text::verdict(m, &v)),
+                    ("finished", &finished.to_string()),
+                    ("total", &d.runs.len().to_string()),
+                    ("protocol", &text::protocol(m, &d.protocol)),
+                ],
+            ))
+        })
+        .collect();
+    if !follow.is_empty() {
+        let _ = writeln!(p, "{}\n", m.answer_follow_up_intro);
+        for f in follow {
+            let _ = writeln!(p, "- {f}");
+        }
+        p.push('\n');
+    }
+    let img = format!("img/answer-{}.svg", lead.protocol.slug());
+    if seeds_chart(m, lead, colors, dir, &img)? {
+        let _ = writeln!(p, "[![{}](generated/{img})](generated/{img})\n\n{}\n", m.answer_chart_alt, m.answer_chart_caption);
+    }
+    let (count, hours, unknown) = left(data);
+    if count > 0 {
+        let time = if unknown == count { m.answer_left_unknown.clone() } else { text::duration(m, hours) };
+        let _ = writeln!(p, "{}\n", fill(&m.answer_left, &[("count", &count.to_string()), ("time", &time)]));
+    }
+    let _ = writeln!(p, "[{}](generated/verdicts-all.md)\n\n</div>", m.answer_all_verdicts);
+    Ok(p)
+}
+
+/// Every verdict of the studies at one protocol, and every seed on one chart.
+fn at_protocol(m: &Messages, group: &[&StudyData], prefix: &str, colors: &dyn Fn(Activation) -> Rgb, dir: &Path) -> Result<String> {
     let protocol = &group[0].protocol;
-    let mut p = format!("### {}\n\n", fill(&m.answer_protocol, &[("protocol", &text::protocol(m, protocol))]));
-    let mut rows: Vec<Interval> = Vec::new();
-    let mut shown: Vec<Activation> = Vec::new();
+    let mut p = format!("## {}\n\n", fill(&m.answer_protocol, &[("protocol", &text::protocol(m, protocol))]));
+    let mut rows: Vec<SeedRow> = Vec::new();
     for d in group {
         let usable = d.runs.iter().filter(|r| r.usable()).count();
-        let link = prefix(d);
+        let link = format!("{prefix}{}", if d.protocol == d.study.protocol { d.study.name.clone() } else { format!("{}/{}", d.study.name, d.protocol.slug()) });
         let progress = fill(&m.answer_progress, &[("usable", &usable.to_string()), ("total", &d.runs.len().to_string())]);
         let _ = writeln!(
             p,
@@ -44,49 +220,57 @@ fn at_protocol(m: &Messages, group: &[&StudyData], prefix: &dyn Fn(&StudyData) -
             let _ = writeln!(
                 p,
                 "  - {}",
-                fill(&m.answer_claim, &[("function", j.function.name()), ("claim", &text::claim(m, j.claim.metric, j.claim.expect, j.claim.than)), ("verdict", &text::verdict(m, &j.verdict))])
+                fill(&m.answer_claim, &[("function", j.function.name()), ("claim", &text::claim(m, j.claim.metric, j.claim.expect, j.claim.than, d.protocol.epochs)), ("verdict", &text::verdict(m, &j.verdict))])
             );
         }
         for f in &d.study.functions {
-            let v: Vec<f64> = values(d, f.activation, Metric::PlateauValAccuracy).into_iter().map(|x| x.1).collect();
-            if v.is_empty() || shown.contains(&f.activation) {
+            if rows.iter().any(|r| r.label == f.activation.name()) {
                 continue;
             }
-            shown.push(f.activation);
-            let s = describe(&v);
-            rows.push(Interval { label: format!("{} (n = {})", f.activation, s.n), mean: s.mean, lo: s.ci_low, hi: s.ci_high, color: colors(f.activation) });
+            let points: Vec<(f64, bool)> = d.measures(f.activation).into_iter().map(|(_, ms)| (ms.plateau_val_accuracy, rules::learned(&ms, METRIC))).collect();
+            if !points.is_empty() {
+                rows.push(SeedRow { label: f.activation.name().to_string(), points, color: colors(f.activation) });
+            }
         }
     }
     if rows.is_empty() {
         let _ = writeln!(p, "\n{}\n", m.answer_none);
         return Ok(p);
     }
-    let chart = IntervalChart { title: m.answer_chart_title.clone(), x_label: m.metric_plateau.clone(), rows, x_range: (0.0, 1.0) };
-    write_atomic(&dir.join(img), chart.render()?.as_bytes())?;
-    let _ = writeln!(p, "\n[![{}](generated/{img})](generated/{img})\n\n{}\n", m.answer_chart_title, m.answer_chart_caption);
+    let measure = text::last_epochs_measure(m, protocol.epochs);
+    let references = vec![Reference { label: fill(&m.answer_reference_chance, &[("value", &CHANCE_ACCURACY.to_string())]), at: CHANCE_ACCURACY, color: REFERENCE_GREY }];
+    let img = format!("img/verdicts-{}.svg", protocol.slug());
+    let chart = SeedsChart { title: fill(&m.answer_chart_title, &[("measure", &measure)]), x_label: measure, rows, references, x_range: (0.0, 1.0) };
+    write_atomic(&dir.join(&img), chart.render()?.as_bytes())?;
+    let _ = writeln!(p, "\n[![{}]({img})]({img})\n\n{}\n", m.answer_chart_alt, m.answer_chart_caption);
     Ok(p)
 }
 
-/// The whole answer: the studies' own protocol, then each reduction.
-pub fn answer(m: &Messages, data: &[StudyData], appendix: &[StudyData], colors: &dyn Fn(Activation) -> Rgb, dir: &Path) -> Result<String> {
-    let mut p = format!("<div class=\"actlab-answer\">\n\n## {}\n\n{}\n\n", m.answer_title, m.answer_intro);
-    let own: Vec<&StudyData> = data.iter().collect();
-    if !own.is_empty() {
-        // Studies may differ in protocol: one block per distinct protocol.
-        let mut protocols: Vec<_> = own.iter().map(|d| d.protocol).collect();
-        protocols.dedup();
-        for pr in protocols {
-            let group: Vec<&StudyData> = own.iter().copied().filter(|d| d.protocol == pr).collect();
-            p.push_str(&at_protocol(m, &group, &|d| format!("generated/{}", d.study.name), colors, dir, &format!("img/answer-{}.svg", pr.slug()))?);
+/// `generated/verdicts-all.md`: the studies' own protocols, each once, then
+/// each reduction apart.
+pub fn all_verdicts(m: &Messages, data: &[StudyData], appendix: &[StudyData], colors: &dyn Fn(Activation) -> Rgb, dir: &Path) -> Result<String> {
+    let mut p = format!("# {}\n\n{}\n\n", m.answer_all_verdicts, m.answer_intro);
+    // Each distinct protocol once, in the order studies first use it.
+    let mut protocols = Vec::new();
+    for d in data {
+        if !protocols.contains(&d.protocol) {
+            protocols.push(d.protocol);
         }
     }
-    let mut slugs: Vec<String> = appendix.iter().map(|d| d.protocol.slug()).collect();
-    slugs.dedup();
-    for slug in slugs {
-        let group: Vec<&StudyData> = appendix.iter().filter(|d| d.protocol.slug() == slug).collect();
-        let _ = writeln!(p, "{}\n", m.answer_reduced);
-        p.push_str(&at_protocol(m, &group, &|d| format!("generated/{}/{}", d.study.name, d.protocol.slug()), colors, dir, &format!("img/answer-{slug}.svg"))?);
+    for pr in protocols {
+        let group: Vec<&StudyData> = data.iter().filter(|d| d.protocol == pr).collect();
+        p.push_str(&at_protocol(m, &group, "", colors, dir)?);
     }
-    p.push_str("</div>\n");
+    let mut reduced = Vec::new();
+    for d in appendix {
+        if !reduced.contains(&d.protocol) {
+            reduced.push(d.protocol);
+        }
+    }
+    for pr in reduced {
+        let group: Vec<&StudyData> = appendix.iter().filter(|d| d.protocol == pr).collect();
+        let _ = writeln!(p, "{}\n", m.answer_reduced);
+        p.push_str(&at_protocol(m, &group, "", colors, dir)?);
+    }
     Ok(p)
 }

@@ -228,37 +228,45 @@ fn pad((lo, hi): (f64, f64)) -> (f64, f64) {
     (lo - d, hi + d)
 }
 
-/// One row of an [`IntervalChart`]: a mean and its interval.
-pub struct Interval {
+/// One row of a [`SeedsChart`]: a function's value on each seed.
+pub struct SeedRow {
     pub label: String,
-    pub mean: f64,
-    /// NaN when there is one seed (a dot without a bar).
-    pub lo: f64,
-    pub hi: f64,
+    /// (value, learned): a filled dot for a seed that learned, a hollow one for one that did not.
+    pub points: Vec<(f64, bool)>,
     pub color: RGBColor,
 }
 
-/// Means with their intervals, one row each, labelled on the left.
-pub struct IntervalChart {
+/// A labelled vertical line (relu's level, chance).
+pub struct Reference {
+    pub label: String,
+    pub at: f64,
+    pub color: RGBColor,
+}
+
+/// Every seed's value, one row per function, labelled on the left, with
+/// reference lines: nothing is averaged, so seeds that split show as such.
+pub struct SeedsChart {
     pub title: String,
     pub x_label: String,
-    pub rows: Vec<Interval>,
+    pub rows: Vec<SeedRow>,
+    pub references: Vec<Reference>,
     pub x_range: (f64, f64),
 }
 
-impl IntervalChart {
+impl SeedsChart {
     pub fn render(&self) -> Result<String> {
         // 600 px wide like an overlay, so the same 18 px text.
         let text = 18u32;
         let label_width = self.rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(4) as u32 * text * 6 / 10 + 16;
-        let height = 100 + 32 * self.rows.len() as u32;
+        let height = 110 + 34 * self.rows.len() as u32 + 26 * self.references.len() as u32;
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, (600, height)).into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
+            let (plot, strip) = root.split_vertically(height as i32 - 26 * self.references.len() as i32 - 6);
             let n = self.rows.len();
             let labels: Vec<String> = self.rows.iter().map(|r| r.label.clone()).collect();
-            let mut chart = ChartBuilder::on(&root)
+            let mut chart = ChartBuilder::on(&plot)
                 .caption(&self.title, (FONT, text + 1))
                 .margin(10)
                 .x_label_area_size(2 * text + 12)
@@ -280,15 +288,25 @@ impl IntervalChart {
                 .disable_y_mesh()
                 .draw()
                 .map_err(err)?;
+            for r in &self.references {
+                let style = ShapeStyle { color: r.color.to_rgba(), filled: false, stroke_width: 2 };
+                chart.draw_series(DashedLineSeries::new(vec![(r.at, -0.5), (r.at, n as f64 - 0.5)], 8, 5, style)).map_err(err)?;
+            }
             for (i, r) in self.rows.iter().enumerate() {
                 let y = (n - 1 - i) as f64;
-                let style = ShapeStyle { color: r.color.to_rgba(), filled: true, stroke_width: 3 };
-                if r.lo.is_finite() && r.hi.is_finite() {
-                    chart.draw_series(std::iter::once(PathElement::new(vec![(r.lo.max(self.x_range.0), y), (r.hi.min(self.x_range.1), y)], style))).map_err(err)?;
+                let k = r.points.len();
+                for (j, (v, learned)) in r.points.iter().enumerate() {
+                    // Seeds side by side within the row, so equal values stay visible.
+                    let dy = if k > 1 { (j as f64 / (k - 1) as f64 - 0.5) * 0.4 } else { 0.0 };
+                    let style = ShapeStyle { color: r.color.to_rgba(), filled: *learned, stroke_width: 2 };
+                    chart.draw_series(std::iter::once(Circle::new((v.clamp(self.x_range.0, self.x_range.1), y + dy), 6, style))).map_err(err)?;
                 }
-                if r.mean.is_finite() {
-                    chart.draw_series(std::iter::once(Circle::new((r.mean, y), 6, style))).map_err(err)?;
-                }
+            }
+            for (i, r) in self.references.iter().enumerate() {
+                let y = 12 + i as i32 * 26;
+                let style = ShapeStyle { color: r.color.to_rgba(), filled: false, stroke_width: 2 };
+                strip.draw(&plotters::element::DashedPathElement::new(vec![(label_width as i32 + 4, y), (label_width as i32 + 34, y)], 7, 4, style)).map_err(err)?;
+                strip.draw(&Text::new(r.label.clone(), (label_width as i32 + 40, y - text as i32 / 2), (FONT, text).into_font())).map_err(err)?;
             }
             root.present().map_err(err)?;
         }

@@ -62,6 +62,7 @@ fn diagnostic_index(column: &str) -> usize {
     diagnostic_columns().position(|c| c == column).unwrap_or_else(|| panic!("no diagnostics column `{column}`"))
 }
 
+#[derive(Clone)]
 pub struct Run {
     pub activation: Activation,
     pub seed: u64,
@@ -109,7 +110,7 @@ impl Run {
     }
 
     /// One steps.csv column: its value at each logged step, in order.
-    fn step_column(&self, column: &str) -> Vec<f64> {
+    pub fn step_column(&self, column: &str) -> Vec<f64> {
         let i = crate::train::steps::header().split(',').position(|c| c == column).unwrap_or_else(|| panic!("no steps column `{column}`"));
         self.steps.iter().map(|r| r[i]).collect()
     }
@@ -118,6 +119,9 @@ impl Run {
 /// The last epochs averaged into a run's plateau: one evaluation of the
 /// test set is noisy, and the best of 50 of them is biased upward.
 pub const PLATEAU_EPOCHS: usize = 5;
+/// The last epochs whose val_accuracy trend (a least-squares slope) says
+/// whether a curve is still rising: two plateau windows.
+pub const TREND_EPOCHS: usize = 2 * PLATEAU_EPOCHS;
 
 /// What the book measures on one run's history.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -125,9 +129,10 @@ pub struct Measures {
     pub epochs: usize,
     /// Mean val_accuracy over the last [`PLATEAU_EPOCHS`] epochs.
     pub plateau_val_accuracy: f64,
-    /// Mean val_accuracy over the [`PLATEAU_EPOCHS`] epochs before those
-    /// (NaN when the run is shorter than twice the window).
-    pub previous_val_accuracy: f64,
+    /// The least-squares slope of val_accuracy per epoch over the last
+    /// [`TREND_EPOCHS`] epochs, its standard error from the residuals and
+    /// their degrees of freedom (all NaN when the run is shorter).
+    pub trend: (f64, f64, f64),
     pub best_val_accuracy: f64,
     /// The first epoch (from 1) that reached the best.
     pub best_epoch: usize,
@@ -145,7 +150,11 @@ impl Measures {
         let w = PLATEAU_EPOCHS.min(h.len());
         let mean = |s: &[Epoch], f: fn(&Epoch) -> f64| s.iter().map(f).sum::<f64>() / s.len() as f64;
         let tail = &h[h.len() - w..];
-        let previous = if h.len() >= 2 * PLATEAU_EPOCHS { mean(&h[h.len() - 2 * w..h.len() - w], |e| e.val_accuracy) } else { f64::NAN };
+        let trend = if h.len() >= TREND_EPOCHS {
+            crate::report::stats::slope(&h[h.len() - TREND_EPOCHS..].iter().map(|e| e.val_accuracy).collect::<Vec<_>>())
+        } else {
+            (f64::NAN, f64::NAN, f64::NAN)
+        };
         let (mut best, mut best_epoch) = (f64::NEG_INFINITY, 0);
         for (i, e) in h.iter().enumerate() {
             if e.val_accuracy > best {
@@ -155,7 +164,7 @@ impl Measures {
         Some(Measures {
             epochs: h.len(),
             plateau_val_accuracy: mean(tail, |e| e.val_accuracy),
-            previous_val_accuracy: previous,
+            trend,
             best_val_accuracy: best,
             best_epoch,
             final_val_accuracy: last.val_accuracy,
@@ -183,6 +192,11 @@ pub struct Band {
 }
 
 impl StudyData {
+    /// How many test images each evaluation saw (for the binomial band of chance).
+    pub fn test_images(&self) -> usize {
+        self.protocol.test_limit.or_else(|| self.runs.iter().find_map(|r| r.record()).map(|r| r.dataset.test_images)).unwrap_or(10_000)
+    }
+
     /// How many last epochs the plateau averages at this protocol (all of
     /// them when there are fewer than [`PLATEAU_EPOCHS`]).
     pub fn plateau_window(&self) -> usize {
@@ -199,9 +213,19 @@ impl StudyData {
         self.usable(a).filter_map(|r| Some((r.seed, r.measures()?))).collect()
     }
 
-    /// A history column over seeds, per epoch; an epoch counts the runs that reached it.
+    /// The usable runs of `a` that may be averaged together, and those set
+    /// aside: when some seeds learned and some did not (by the plateau,
+    /// [`crate::report::rules::split`]), the ones that did not. Every mean,
+    /// band and diagnostic of a function is over the first group only.
+    pub fn cohorts(&self, a: Activation) -> (Vec<&Run>, Vec<&Run>) {
+        let split = crate::report::rules::split(self, a, crate::study::spec::Metric::PlateauValAccuracy);
+        self.usable(a).partition(|r| !split.as_ref().is_some_and(|sp| sp.did_not_learn.iter().any(|x| x.0 == r.seed)))
+    }
+
+    /// A history column over seeds (the cohort that may be averaged), per
+    /// epoch; an epoch counts the runs that reached it.
     pub fn band(&self, a: Activation, column: &str) -> Band {
-        let runs: Vec<&Run> = self.usable(a).collect();
+        let runs: Vec<&Run> = self.cohorts(a).0;
         let epochs = runs.iter().map(|r| r.history.len()).max().unwrap_or(0);
         let mut b = Band::default();
         for e in 0..epochs {
@@ -213,9 +237,10 @@ impl StudyData {
         b
     }
 
-    /// A diagnostics column of one layer, averaged over seeds: (epoch, mean).
+    /// A diagnostics column of one layer, averaged over the seeds that may
+    /// be averaged ([`Self::cohorts`]): (epoch, mean).
     pub fn diagnostic(&self, a: Activation, layer: &str, column: &str) -> Vec<(usize, f64)> {
-        let per_run: Vec<Vec<(usize, f64)>> = self.usable(a).map(|r| r.diagnostic(layer, column)).filter(|v| !v.is_empty()).collect();
+        let per_run: Vec<Vec<(usize, f64)>> = self.cohorts(a).0.into_iter().map(|r| r.diagnostic(layer, column)).filter(|v| !v.is_empty()).collect();
         let mut epochs: Vec<usize> = per_run.iter().flatten().map(|x| x.0).collect();
         epochs.sort_unstable();
         epochs.dedup();
@@ -231,7 +256,7 @@ impl StudyData {
     /// A steps.csv column over the seeds that logged it, per step: the band,
     /// and how many runs it averages.
     pub fn step_band(&self, a: Activation, column: &str) -> (Band, usize) {
-        let cols: Vec<Vec<f64>> = self.usable(a).map(|r| r.step_column(column)).filter(|c| !c.is_empty()).collect();
+        let cols: Vec<Vec<f64>> = self.cohorts(a).0.into_iter().map(|r| r.step_column(column)).filter(|c| !c.is_empty()).collect();
         let steps = cols.iter().map(Vec::len).min().unwrap_or(0);
         let mut b = Band::default();
         for i in 0..steps {
@@ -430,11 +455,11 @@ mod tests {
         let h: Vec<Epoch> = (1..=10).map(|i| epoch(i as f64 / 10.0 + 0.05, i as f64 / 10.0)).collect();
         let m = Measures::of(&h).unwrap();
         assert_eq!((m.epochs, m.best_epoch), (10, 10));
-        assert!((m.plateau_val_accuracy - 0.8).abs() < 1e-12 && (m.previous_val_accuracy - 0.3).abs() < 1e-12);
+        assert!((m.plateau_val_accuracy - 0.8).abs() < 1e-12 && (m.trend.0 - 0.1).abs() < 1e-12 && m.trend.1.abs() < 1e-12);
         assert!((m.overfit_gap - 0.05).abs() < 1e-12 && (m.first_val_accuracy - 0.1).abs() < 1e-12);
         assert!((m.min_val_loss - 0.0).abs() < 1e-12);
-        // Too short for two windows: no previous plateau.
-        assert!(Measures::of(&h[..6]).unwrap().previous_val_accuracy.is_nan());
+        // Too short for the trend window: no trend.
+        assert!(Measures::of(&h[..6]).unwrap().trend.0.is_nan());
         // The first epoch reaching the best counts.
         let m = Measures::of(&[epoch(0.5, 0.4), epoch(0.5, 0.6), epoch(0.5, 0.6)]).unwrap();
         assert_eq!(m.best_epoch, 2);

@@ -7,7 +7,7 @@
 
 use super::data::StudyData;
 use super::messages::{Messages, fill};
-use super::rules::{Verdict, values};
+use super::rules::{NotApplicable, Verdict, cohort, comparable};
 use super::stats::{ALPHA, Difference, describe, difference};
 use super::text;
 use crate::activation::Activation;
@@ -35,9 +35,11 @@ pub fn hypothesis_verdict(d: Option<&Difference>, margin: f64) -> Verdict {
     }
 }
 
-/// (with − without) of plateau val_accuracy, paired by seed where it can be.
+/// (with − without) of plateau val_accuracy, paired by seed where it can
+/// be, on the seeds where both learned when either side's seeds split.
 fn effect(data: &StudyData, with: Activation, without: Activation) -> Option<Difference> {
-    difference(&values(data, with, METRIC), &values(data, without, METRIC))
+    let (a, b, _) = comparable(data, with, without, METRIC).ok()?;
+    difference(&a, &b)
 }
 
 fn difference_text(m: &Messages, d: Option<&Difference>) -> (String, String) {
@@ -48,8 +50,20 @@ fn difference_text(m: &Messages, d: Option<&Difference>) -> (String, String) {
 }
 
 /// The verdict on the design's hypothesis: the effect of removing the
-/// credited property, judged by [`hypothesis_verdict`].
+/// credited property, judged by [`hypothesis_verdict`] — where the design
+/// can tell anything at all. The cell with neither property (for ReLU's
+/// negative side: a linear network) must score below the function with
+/// both; where the interval of that difference does not lie above 0, these
+/// runs are too short or small for the properties to matter, and no
+/// verdict applies.
 pub fn verdict(data: &StudyData, d: &Design) -> Verdict {
+    let (both, neither) = (d.cell(true, true), d.cell(false, false));
+    if let Some(e) = effect(data, both, neither) {
+        let (low, high) = e.interval(ALPHA);
+        if low <= 0.0 {
+            return Verdict::NotApplicable(NotApplicable::ControlMatches { control: neither, baseline: both, low: -high, high: -low });
+        }
+    }
     let (both, without) = d.removing(d.credited);
     hypothesis_verdict(effect(data, both, without).as_ref(), data.study.similar_margin)
 }
@@ -77,6 +91,7 @@ pub fn verdict_sentence(m: &Messages, data: &StudyData, d: &Design) -> String {
             ("interval", &interval),
             ("d2", &diff2),
             ("interval2", &interval2),
+            ("measure", &text::last_epochs_measure(m, data.protocol.epochs)),
         ],
     )
 }
@@ -106,9 +121,9 @@ fn why_table(m: &Messages, data: &StudyData, d: &Design) -> String {
 /// The section that opens the results chapter of a study with a design.
 pub fn section(m: &Messages, data: &StudyData, d: &Design) -> String {
     let (hypothesis, factors) = data.study.design_words_in(&m.lang).expect("a study with a design");
-    let mut p = format!("## {}\n\n{}\n\n", m.title_design, fill(&m.design_intro, &[("hypothesis", hypothesis)]));
+    let mut p = format!("## {}\n\n{}\n\n", m.title_design, fill(&m.design_intro, &[("hypothesis", hypothesis), ("measure", &text::last_epochs_measure(m, data.protocol.epochs))]));
     let cell = |a: Activation| {
-        let s = describe(&values(data, a, METRIC).into_iter().map(|x| x.1).collect::<Vec<_>>());
+        let s = describe(&cohort(data, a, METRIC).into_iter().map(|x| x.1).collect::<Vec<_>>());
         let value = match s.n {
             0 => "–".to_string(),
             1 => text::num(s.mean),
@@ -122,7 +137,7 @@ pub fn section(m: &Messages, data: &StudyData, d: &Design) -> String {
         p.push_str(&text::row(&[format!("**{}**", level(r)), cell(d.cell(r, true)), cell(d.cell(r, false))]));
     }
     let _ = writeln!(p, "\n{}\n", verdict_sentence(m, data, d));
-    let _ = writeln!(p, "{}\n", fill(&m.design_rule, &[("margin", &data.study.similar_margin.to_string())]));
+    let _ = writeln!(p, "{}\n", fill(&m.design_rule, &[("margin", &data.study.similar_margin.to_string()), ("measure", &text::last_epochs_measure(m, data.protocol.epochs))]));
 
     // Every removal: each property, with the other present and absent.
     p.push_str(&text::header(&[&m.col_removed, &m.col_comparison, &m.col_difference, &m.col_interval]));

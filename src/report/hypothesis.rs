@@ -29,9 +29,14 @@ fn combine(verdicts: &[Verdict]) -> Verdict {
     first(|v| matches!(v, Verdict::NotApplicable(_))).or_else(|| first(|v| matches!(v, Verdict::TooFewSeeds { .. }))).unwrap_or(Verdict::Inconclusive)
 }
 
-/// The judged claims that decide a `[hypothesis]` (None without one).
-fn deciding_claims(data: &StudyData) -> Option<Vec<Judged>> {
+/// The judged claims that decide a `[hypothesis]` (None without one): its
+/// own claims (their own Holm family), or those of the functions it names.
+pub fn deciding_claims(data: &StudyData) -> Option<Vec<Judged>> {
     let h = data.study.hypothesis.as_ref()?;
+    if !h.claims.is_empty() {
+        let own: Vec<_> = h.claims.iter().map(|(f, c)| (*f, c)).collect();
+        return Some(rules::judge_claims(data, &own));
+    }
     Some(rules::judge(data).into_iter().filter(|j| h.decided_by.contains(&j.function)).collect())
 }
 
@@ -57,7 +62,7 @@ pub fn sentence(m: &Messages, data: &StudyData) -> Option<String> {
     let judged = deciding_claims(data)?;
     let claims: Vec<String> = judged
         .iter()
-        .map(|j| fill(&m.answer_claim, &[("function", j.function.name()), ("claim", &text::claim(m, j.claim.metric, j.claim.expect, j.claim.than)), ("verdict", &text::verdict(m, &j.verdict))]))
+        .map(|j| fill(&m.answer_claim, &[("function", j.function.name()), ("claim", &text::claim(m, j.claim.metric, j.claim.expect, j.claim.than, data.protocol.epochs)), ("verdict", &text::verdict(m, &j.verdict))]))
         .collect();
     Some(fill(
         &m.hypothesis_verdict,

@@ -11,7 +11,8 @@
 //! from `book/i18n/<lang>.toml`; hand-written prose lives in
 //! `book/src/<lang>/` (`introduction.md`, `reproduce.md`,
 //! `notes/<study>.md` for a study's own protocol and
-//! `notes/<study>.<protocol>.md` for a reduction) and is only ever read.
+//! `notes/<study>.<protocol>.md` for a reduction, whose numbers are
+//! placeholders that [`notes`] fills) and is only ever read.
 //! Each edition is staged in `book/build/<lang>/` (rebuilt from scratch
 //! every time) and built there.
 
@@ -23,6 +24,7 @@ pub mod design;
 pub mod hypothesis;
 pub mod links;
 pub mod messages;
+pub mod notes;
 pub mod observations;
 pub mod rules;
 pub mod stats;
@@ -208,15 +210,22 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
     }
     let colors = move |a: Activation| -> Rgb { PALETTE[seen.iter().position(|x| *x == a).unwrap_or(0) % PALETTE.len()] };
     let generated = src.join("generated");
-    let mut summary = format!("# Summary\n\n[{}](introduction.md)\n[{}](reproduce.md)\n\n", m.title_introduction, m.title_reproduce);
+    let mut summary = format!("# Summary\n\n[{}](introduction.md)\n[{}](generated/verdicts-all.md)\n[{}](reproduce.md)\n\n", m.title_introduction, m.answer_all_verdicts, m.title_reproduce);
     let mut repro = format!("# {}\n\n{}\n\n", m.title_reproducibility, m.reproducibility_intro);
     let mut front = text::header(&[&m.front_study, &m.front_runs, &m.front_protocol, &m.front_dataset, &m.front_engine]);
-    let notes = |study: &str, protocol: Option<&Protocol>| {
+    // A study's hand-written note, its placeholders filled from `d` (and,
+    // for runs of other studies, from every study at its own protocol).
+    let notes = |d: &StudyData, protocol: Option<&Protocol>| -> Result<Option<String>> {
         let file = match protocol {
-            None => format!("{study}.md"),
-            Some(p) => format!("{study}.{}.md", p.slug()),
+            None => format!("{}.md", d.study.name),
+            Some(p) => format!("{}.{}.md", d.study.name, p.slug()),
         };
-        std::fs::read_to_string(hand.join("notes").join(file)).ok()
+        let path = hand.join("notes").join(&file);
+        match std::fs::read_to_string(&path) {
+            Ok(note) => Ok(Some(notes::fill(&note, &format!("book/src/{}/notes/{file}", m.lang), d, data)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("reading {}", path.display()))),
+        }
     };
     for d in data {
         let study = &d.study;
@@ -227,7 +236,7 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
             ("predictions.md", &m.title_predictions, pages.predictions()),
             ("results.md", &m.title_results, pages.results()?),
             ("verdicts.md", &m.title_verdicts, pages.verdicts()),
-            ("discussion.md", &m.title_discussion, pages.discussion(notes(&study.name, None).as_deref())?),
+            ("discussion.md", &m.title_discussion, pages.discussion(notes(d, None)?.as_deref())?),
         ];
         let _ = writeln!(summary, "# {}\n", study.title_in(&m.lang));
         for (file, title, text) in files {
@@ -248,7 +257,7 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
             let title = fill(&m.appendix_study, &[("study", study.title_in(&m.lang)), ("protocol", &text::protocol(m, &d.protocol))]);
             let _ = writeln!(summary, "- [{title}](generated/{}/{slug}/results.md)", study.name);
             write_atomic(&dir.join("results.md"), pages.results()?.as_bytes())?;
-            for (file, title, text) in [("verdicts.md", &m.title_verdicts, pages.verdicts()), ("discussion.md", &m.title_discussion, pages.discussion(notes(&study.name, Some(&d.protocol)).as_deref())?)] {
+            for (file, title, text) in [("verdicts.md", &m.title_verdicts, pages.verdicts()), ("discussion.md", &m.title_discussion, pages.discussion(notes(d, Some(&d.protocol))?.as_deref())?)] {
                 write_atomic(&dir.join(file), text.as_bytes())?;
                 let _ = writeln!(summary, "  - [{title}](generated/{}/{slug}/{file})", study.name);
             }
@@ -259,7 +268,8 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
     let _ = writeln!(summary, "# {}\n\n- [{}](generated/reproducibility.md)", m.title_reproducibility, m.title_runs_hashes);
     write_atomic(&generated.join("reproducibility.md"), repro.as_bytes())?;
     write_atomic(&generated.join("front.md"), front.as_bytes())?;
-    write_atomic(&generated.join("answer.md"), answer::answer(m, data, appendix, &colors, &generated)?.as_bytes())?;
+    write_atomic(&generated.join("answer.md"), answer::answer(m, data, &colors, &generated)?.as_bytes())?;
+    write_atomic(&generated.join("verdicts-all.md"), answer::all_verdicts(m, data, appendix, &colors, &generated)?.as_bytes())?;
     write_atomic(&src.join("SUMMARY.md"), summary.as_bytes())?;
 
     let mut config = mdbook_driver::config::Config::from_disk(opts.book.join("book.toml")).map_err(|e| anyhow::anyhow!("{e:#}"))?;

@@ -1,10 +1,10 @@
 //! How numbers, states, verdicts and table rows are written in the book.
 //! Only formatting: the numbers come from `data`, the judgements from `rules`.
 
-use super::data::{PLATEAU_EPOCHS as PLATEAU_WINDOW, Run};
+use super::data::{PLATEAU_EPOCHS as PLATEAU_WINDOW, Run, TREND_EPOCHS as TREND_WINDOW};
 use super::messages::{Messages, fill};
 use super::observations::{Measured, Outcome, Untestable};
-use super::rules::{NotApplicable, Verdict};
+use super::rules::{self, Judged, NotApplicable, RISING_SLOPE, Split, Verdict};
 use super::stats::{Describe, Difference, Method};
 use crate::activation::Activation;
 use crate::study::spec::{Direction, Metric, Observation, ObservationKind};
@@ -30,8 +30,54 @@ pub fn mean_sd(d: &Describe) -> String {
     }
 }
 
+/// The interval of an accuracy: the t interval, cut at 0 and 1 (the
+/// limits of an accuracy; with few seeds a t interval can reach past them).
 pub fn ci(d: &Describe) -> String {
-    if d.n < 2 { "–".into() } else { format!("[{}, {}]", num(d.ci_low), num(d.ci_high)) }
+    if d.n < 2 { "–".into() } else { format!("[{}, {}]", num(d.ci_low.max(0.0)), num(d.ci_high.min(1.0))) }
+}
+
+/// The interval of a difference-like quantity (a train − val gap, a drop):
+/// signed, and not cut.
+pub fn signed_ci(d: &Describe) -> String {
+    if d.n < 2 { "–".into() } else { interval((d.ci_low, d.ci_high)) }
+}
+
+/// A rate seen `k` times in `n`, with its exact 95 % interval in percent.
+pub fn rate(m: &Messages, k: usize, n: usize) -> String {
+    let (lo, hi) = super::stats::binomial_interval(k, n);
+    fill(&m.rate, &[("k", &k.to_string()), ("n", &n.to_string()), ("lo", &format!("{:.0}", lo * 100.0)), ("hi", &format!("{:.0}", hi * 100.0))])
+}
+
+/// An accuracy, saying "at chance" only when it is (the binomial band).
+pub fn value_words(m: &Messages, v: f64, test_images: usize) -> String {
+    let key = if rules::at_chance(v, test_images) { &m.value_at_chance } else { &m.value_plain };
+    fill(key, &[("value", &format!("{v:.3}"))])
+}
+
+/// One seed's value ([`value_words`]).
+pub fn seed_value(m: &Messages, seed: u64, v: f64, test_images: usize) -> String {
+    fill(&m.seed_value, &[("seed", &seed.to_string()), ("value", &value_words(m, v, test_images))])
+}
+
+/// The seeds of a function that did not learn, set aside.
+pub fn split(m: &Messages, sp: &Split, test_images: usize) -> String {
+    let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| seed_value(m, *s, *v, test_images)).collect();
+    fill(&m.split_note, &[("function", sp.function.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(", "))])
+}
+
+/// How a claim was compared: the method, or "identical on every seed"; and
+/// the seeds set aside because they did not learn.
+pub fn judged_method(m: &Messages, j: &Judged, test_images: usize) -> String {
+    let mut out = match (&j.difference, j.exact) {
+        (Some(d), true) if d.estimate == 0.0 => fill(&m.exact_identical, &[("n", &d.n.to_string())]),
+        (Some(d), true) => fill(&m.exact_same_difference, &[("n", &d.n.to_string()), ("d", &signed(d.estimate))]),
+        (Some(d), false) => method(m, d),
+        (None, _) => "–".into(),
+    };
+    for sp in &j.splits {
+        out.push_str(&format!("; {}", split(m, sp, test_images)));
+    }
+    out
 }
 
 pub fn interval((lo, hi): (f64, f64)) -> String {
@@ -82,37 +128,62 @@ pub fn verdict(m: &Messages, v: &Verdict) -> String {
 
 pub fn not_applicable(m: &Messages, why: &NotApplicable) -> String {
     match why {
-        NotApplicable::AtChance { function, seed, value } => fill(&m.na_at_chance, &[("function", function.name()), ("seed", &seed.to_string()), ("value", &format!("{value:.3}"))]),
-        NotApplicable::StillRising { function, seed, rise } => {
-            fill(&m.na_still_rising, &[("function", function.name()), ("seed", &seed.to_string()), ("rise", &format!("{rise:+.3}")), ("window", &epochs(m, PLATEAU_WINDOW))])
-        }
-        NotApplicable::TooShort { function, epochs: n } => fill(&m.na_too_short, &[("function", function.name()), ("epochs", &epochs(m, *n)), ("window", &epochs(m, 2 * PLATEAU_WINDOW))]),
+        NotApplicable::DidNotLearn { function, seeds } => fill(&m.na_did_not_learn, &[("function", function.name()), ("seeds", &seeds.to_string()), ("chance", &rules::AT_CHANCE_MAX.to_string())]),
+        NotApplicable::StillRising { function, slope, low, high } => fill(
+            &m.na_still_rising,
+            &[
+                ("function", function.name()),
+                ("slope", &format!("{slope:+.4}")),
+                ("interval", &interval((*low, *high))),
+                ("threshold", &RISING_SLOPE.to_string()),
+                ("window", &epochs(m, TREND_WINDOW)),
+            ],
+        ),
+        NotApplicable::TooShort { function, epochs: n } => fill(&m.na_too_short, &[("function", function.name()), ("epochs", &epochs(m, *n)), ("window", &epochs(m, TREND_WINDOW))]),
+        NotApplicable::ControlMatches { control, baseline, low, high } => fill(&m.na_control_matches, &[("control", control.name()), ("baseline", baseline.name()), ("interval", &interval((*low, *high)))]),
     }
 }
 
-pub fn metric(m: &Messages, metric: Metric) -> &str {
+/// Runs at least this long level off enough for the mean of their last
+/// epochs to be called a plateau; shorter ones say what it is.
+pub const PLATEAU_MIN_EPOCHS: usize = 4 * PLATEAU_WINDOW;
+
+/// The name of the mean of the last epochs at a protocol of `n` epochs:
+/// "plateau val_accuracy" for long runs, "mean val_accuracy of the last k
+/// epochs" for short ones, "val_accuracy after 1 epoch" for one.
+pub fn last_epochs_measure(m: &Messages, n: usize) -> String {
+    match n {
+        1 => m.metric_after_one.clone(),
+        n if n < PLATEAU_MIN_EPOCHS => fill(&m.metric_mean_last, &[("window", &epochs(m, PLATEAU_WINDOW.min(n)))]),
+        _ => m.metric_plateau.clone(),
+    }
+}
+
+/// A metric's name at a protocol of `n` epochs.
+pub fn metric(m: &Messages, metric: Metric, n: usize) -> String {
     match metric {
-        Metric::PlateauValAccuracy => &m.metric_plateau,
-        Metric::BestValAccuracy => &m.metric_best,
-        Metric::FinalValAccuracy => &m.metric_final,
-        Metric::OverfitGap => &m.metric_gap,
-        Metric::FirstValAccuracy => &m.metric_first,
+        Metric::PlateauValAccuracy => last_epochs_measure(m, n),
+        Metric::BestValAccuracy => m.metric_best.clone(),
+        Metric::FinalValAccuracy => m.metric_final.clone(),
+        Metric::OverfitGap => m.metric_gap.clone(),
+        Metric::FirstValAccuracy => m.metric_first.clone(),
     }
 }
 
-pub fn claim(m: &Messages, what: Metric, expect: Direction, than: Activation) -> String {
+pub fn claim(m: &Messages, what: Metric, expect: Direction, than: Activation, n: usize) -> String {
     let template = match expect {
         Direction::Higher => &m.expect_higher,
         Direction::Lower => &m.expect_lower,
         Direction::Similar => &m.expect_similar,
     };
-    fill(template, &[("metric", metric(m, what)), ("than", than.name())])
+    fill(template, &[("metric", &metric(m, what, n)), ("than", than.name())])
 }
 
 /// An observation's outcome in words.
 pub fn outcome(m: &Messages, o: &Outcome) -> String {
     match o {
         Outcome::Reproduced => m.obs_reproduced.clone(),
+        Outcome::Partly { k, n } => fill(&m.obs_partly, &[("k", &k.to_string()), ("n", &n.to_string())]),
         Outcome::NotReproduced => m.obs_not_reproduced.clone(),
         Outcome::NotTestable(why) => fill(
             &m.obs_not_testable,
@@ -129,20 +200,40 @@ pub fn outcome(m: &Messages, o: &Outcome) -> String {
     }
 }
 
-/// What was measured for an observation, with its interval.
-pub fn measured(m: &Messages, o: &Observation, what: &Measured) -> String {
-    let with_ci = |d: &Describe| format!("{}{}", mean_sd(d), if d.n >= 2 { format!(" {}", ci(d)) } else { String::new() });
+/// What was measured for an observation, seed by seed where the rule is,
+/// with its interval, and the seeds set aside.
+pub fn measured(m: &Messages, o: &Observation, what: &Measured, test_images: usize) -> String {
+    let set_aside = |sp: Option<&Split>| sp.map_or(String::new(), |sp| format!("; {}", split(m, sp, test_images)));
     match what {
         Measured::None => "–".into(),
-        Measured::Stall { first, plateau } => fill(&m.measured_stall, &[("first", &with_ci(first)), ("plateau", &with_ci(plateau))]),
-        Measured::Gap(g) => fill(&m.measured_gap, &[("gap", &with_ci(g))]),
-        Measured::Plateau(p) => fill(&m.measured_plateau, &[("plateau", &with_ci(p))]),
-        Measured::Difference(d) => {
+        Measured::Stall { seeds, epochs: n } => seeds
+            .iter()
+            .map(|s| match (s.stalled, s.left_at) {
+                (false, _) => fill(&m.stall_seed_no_stall, &[("seed", &s.seed.to_string())]),
+                (true, Some(e)) => fill(&m.stall_seed_left, &[("seed", &s.seed.to_string()), ("epoch", &e.to_string())]),
+                (true, None) => fill(&m.stall_seed_never, &[("seed", &s.seed.to_string()), ("epochs", &epochs(m, *n))]),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Measured::Gap(g, sp) => format!("{}{}", fill(&m.measured_gap, &[("gap", &format!("{} {}", mean_sd(g), signed_ci(g)))]), set_aside(sp.as_ref())),
+        Measured::GapBySeed { seeds, window, split: sp } => {
+            let each: Vec<String> = seeds.iter().map(|s| fill(&m.gap_seed, &[("seed", &s.seed.to_string()), ("min", &format!("{:.3}", s.min)), ("max", &format!("{:.3}", s.max))])).collect();
+            format!("{}{}", fill(&m.measured_gap_by_seed, &[("window", &epochs(m, *window)), ("seeds", &each.join(", "))]), set_aside(sp.as_ref()))
+        }
+        Measured::Levels(levels, sp) => {
+            let each: Vec<String> = levels.iter().map(|(s, v)| seed_value(m, *s, *v, test_images)).collect();
+            format!("{}{}", fill(&m.measured_levels, &[("levels", &each.join(", "))]), set_aside(sp.as_ref()))
+        }
+        Measured::Difference(d, splits) => {
             let than = match &o.kind {
                 ObservationKind::Below { than } => than.name(),
                 _ => "",
             };
-            fill(&m.measured_difference, &[("than", than), ("d", &signed(d.estimate)), ("interval", &interval(d.interval(super::stats::ALPHA))), ("method", &method(m, d))])
+            let mut out = fill(&m.measured_difference, &[("measure", &m.metric_plateau), ("than", than), ("d", &signed(d.estimate)), ("interval", &interval(d.interval(super::stats::ALPHA))), ("method", &method(m, d))]);
+            for sp in splits {
+                out.push_str(&format!("; {}", split(m, sp, test_images)));
+            }
+            out
         }
     }
 }

@@ -121,19 +121,36 @@ struct RawDesign {
 #[serde(deny_unknown_fields)]
 struct RawHypothesis {
     text: String,
-    /// The functions whose claims decide it.
-    decided_by: Spanned<Vec<Spanned<String>>>,
+    /// The functions whose claims decide it…
+    #[serde(default)]
+    decided_by: Option<Spanned<Vec<Spanned<String>>>>,
+    /// …or claims of its own (`{ function, metric, than, expect }`), judged
+    /// apart from the functions' predictions.
+    #[serde(default)]
+    claims: Option<Spanned<Vec<RawHypothesisClaim>>>,
     /// Another study asking the same question with another design.
     #[serde(default)]
     same_question_as: Option<String>,
 }
 
-/// A study's hypothesis, decided by the claims of some of its functions
-/// (the rule is `report::hypothesis::verdict`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHypothesisClaim {
+    function: Spanned<String>,
+    metric: Metric,
+    than: Spanned<String>,
+    expect: Direction,
+}
+
+/// A study's hypothesis, decided by the claims of some of its functions, or
+/// by claims of its own (the rule is `report::hypothesis::verdict`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hypothesis {
     pub text: String,
+    /// The functions whose prediction claims decide it (empty when it has its own claims).
     pub decided_by: Vec<Activation>,
+    /// Its own claims: (function, claim).
+    pub claims: Vec<(Activation, Claim)>,
     /// The name of another study that tests the same hypothesis with another design.
     pub same_question_as: Option<String>,
 }
@@ -400,18 +417,35 @@ impl Study {
             None => None,
             Some(_) if raw.design.is_some() => return Err(at(raw.name.span(), "hypothesis", "a study with a `[design]` states its hypothesis there; drop `[hypothesis]`".into())),
             Some(h) => {
-                let mut decided_by = Vec::new();
-                for n in h.decided_by.get_ref() {
-                    let f = functions.iter().find(|f| f.activation.name() == n.get_ref()).ok_or_else(|| at(n.span(), "hypothesis.decided_by", format!("`{}` is not one of the study's functions ({names})", n.get_ref())))?;
-                    if f.claims.is_empty() {
-                        return Err(at(n.span(), "hypothesis.decided_by", format!("`{}` has no claims to decide the hypothesis with", n.get_ref())));
+                let function = |n: &Spanned<String>, field: &str| functions.iter().find(|f| f.activation.name() == n.get_ref()).ok_or_else(|| at(n.span(), field, format!("`{}` is not one of the study's functions ({names})", n.get_ref())));
+                let (mut decided_by, mut claims) = (Vec::new(), Vec::new());
+                match (&h.decided_by, &h.claims) {
+                    (Some(_), Some(c)) => return Err(at(c.span(), "hypothesis.claims", "a hypothesis is decided by `decided_by` or by its own `claims`, not both".into())),
+                    (None, None) => return Err(at(raw.name.span(), "hypothesis", "say what decides it: `decided_by` (functions whose claims decide it) or `claims`".into())),
+                    (Some(d), None) => {
+                        for n in d.get_ref() {
+                            let f = function(n, "hypothesis.decided_by")?;
+                            if f.claims.is_empty() {
+                                return Err(at(n.span(), "hypothesis.decided_by", format!("`{}` has no claims to decide the hypothesis with", n.get_ref())));
+                            }
+                            decided_by.push(f.activation);
+                        }
+                        if decided_by.is_empty() {
+                            return Err(at(d.span(), "hypothesis.decided_by", "name at least one function whose claims decide the hypothesis".into()));
+                        }
                     }
-                    decided_by.push(f.activation);
+                    (None, Some(c)) => {
+                        for rc in c.get_ref() {
+                            let f = function(&rc.function, "hypothesis.claims.function")?.activation;
+                            let than = function(&rc.than, "hypothesis.claims.than")?.activation;
+                            claims.push((f, Claim { metric: rc.metric, than, expect: rc.expect }));
+                        }
+                        if claims.is_empty() {
+                            return Err(at(c.span(), "hypothesis.claims", "list at least one claim".into()));
+                        }
+                    }
                 }
-                if decided_by.is_empty() {
-                    return Err(at(h.decided_by.span(), "hypothesis.decided_by", "name at least one function whose claims decide the hypothesis".into()));
-                }
-                Some(Hypothesis { text: h.text.trim().to_string(), decided_by, same_question_as: h.same_question_as.clone() })
+                Some(Hypothesis { text: h.text.trim().to_string(), decided_by, claims, same_question_as: h.same_question_as.clone() })
             }
         };
         let p = &raw.protocol;

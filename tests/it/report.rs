@@ -204,7 +204,7 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     }
     assert!(table_widths_agree("| a | b |\n|---|---|\n| mean |x| | y |\n").is_err(), "the check catches a split row");
     let verdicts = std::fs::read_to_string(pages.join("verdicts.md")).unwrap();
-    assert!(verdicts.contains("plateau val_accuracy higher than relu") && verdicts.contains("paired by seed, n = 3") && ["supported", "contradicted", "inconclusive"].iter().any(|v| verdicts.contains(&format!("**{v}**"))), "{verdicts}");
+    assert!(verdicts.contains("mean val_accuracy of the last 2 epochs higher than relu") && verdicts.contains("paired by seed, n = 3") && ["supported", "contradicted", "inconclusive"].iter().any(|v| verdicts.contains(&format!("**{v}**"))), "{verdicts}");
     // The rule for "similar" claims is stated only where the study has a margin for them.
     assert_eq!(verdicts.contains("two one-sided tests"), f.study.similar_margin.is_finite(), "{verdicts}");
     assert!(!verdicts.contains("±–"), "{verdicts}");
@@ -220,6 +220,18 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     build(&f);
     assert!(std::fs::read_to_string(pages.join("discussion.md")).unwrap().contains("A note by a person."));
     assert_eq!(std::fs::read_to_string(f.root.join("book/src/en/notes/tiny.md")).unwrap(), "A note by a person.");
+    // A note's numbers come from the runs: a placeholder is filled from history.csv,
+    // one that names no run fails the build, and so does a number typed by hand.
+    let history = std::fs::read_to_string(f.run_dir("relu", 2).join("history.csv")).unwrap();
+    let last = history.lines().last().unwrap().split(',').last().unwrap().parse::<f64>().unwrap();
+    std::fs::write(f.root.join("book/src/en/notes/tiny.md"), "relu seed 2 ends at {{history relu/seed-2 val_accuracy last :4}}.").unwrap();
+    build(&f);
+    assert!(std::fs::read_to_string(pages.join("discussion.md")).unwrap().contains(&format!("relu seed 2 ends at {last:.4}.")));
+    for (note, says) in [("{{history relu/seed-9 val_accuracy 1}}", "no run relu seed 9"), ("{{history relu/seed-1 val_acc 1}}", "`val_acc` is not one of"), ("relu ends at 0.61.", "`0.61` is typed by hand")] {
+        std::fs::write(f.root.join("book/src/en/notes/tiny.md"), note).unwrap();
+        let e = format!("{:#}", report::build(&options(&f)).err().expect("the build fails"));
+        assert!(e.contains("book/src/en/notes/tiny.md") && e.contains(says), "{e}");
+    }
 }
 
 #[test]
@@ -315,4 +327,115 @@ fn every_catalogue_has_every_key_with_the_same_placeholders() {
     std::fs::write(tmp.path().join("ja.toml"), cut).unwrap();
     let e = format!("{:#}", Messages::load(tmp.path(), "ja").unwrap_err());
     assert!(e.contains("title_verdicts"), "{e}");
+}
+
+/// Every Markdown file under `dir`, recursively.
+fn markdown_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "md") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The unsigned intervals in `text` (`[0.757, 0.787]`, `1–91 %`): accuracies
+/// and rates, as (low, high, scale). Signed ones (`[-0.05, +0.02]`) are differences.
+fn unsigned_intervals(text: &str) -> Vec<(f64, f64, f64)> {
+    let number = |s: &str| s.parse::<f64>().ok();
+    let mut out = vec![];
+    for part in text.split('[').skip(1) {
+        let Some(inner) = part.split(']').next() else { continue };
+        if let [a, b] = inner.split(", ").collect::<Vec<_>>()[..] {
+            if let (Some(lo), Some(hi)) = (number(a), number(b)) {
+                if a.starts_with(|c: char| c.is_ascii_digit()) && b.starts_with(|c: char| c.is_ascii_digit()) {
+                    out.push((lo, hi, 1.0));
+                }
+            }
+        }
+    }
+    for part in text.split(" %").collect::<Vec<_>>().iter().rev().skip(1) {
+        let tail: String = part.chars().rev().take_while(|c| c.is_ascii_digit() || *c == '–').collect::<Vec<_>>().into_iter().rev().collect();
+        if let Some((a, b)) = tail.split_once('–') {
+            if let (Some(lo), Some(hi)) = (number(a), number(b)) {
+                out.push((lo, hi, 100.0));
+            }
+        }
+    }
+    out
+}
+
+/// The book built from this repository's own studies and artifacts: what
+/// `make report` publishes, read page by page in both editions.
+#[test]
+fn the_published_book_has_no_impossible_interval_and_each_block_once() {
+    assert_eq!(unsigned_intervals("a [0.75, 0.79] b [-0.3, +0.2] c (1–91 %) d [−0.348, 1.327]"), vec![(0.75, 0.79, 1.0), (1.0, 91.0, 100.0)]);
+    assert_eq!(unsigned_intervals("[0.5, 1.327]"), vec![(0.5, 1.327, 1.0)], "an accuracy above 1 is found");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let book = tmp.path().join("book");
+    let mut stack = vec![repo.join("book")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(repo.join("book")).unwrap();
+            if rel.starts_with("book") || rel.starts_with("build") {
+                continue; // outputs of an earlier build
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                std::fs::create_dir_all(book.join(rel).parent().unwrap()).unwrap();
+                std::fs::copy(&p, book.join(rel)).unwrap();
+            }
+        }
+    }
+    let opts = report::Options { studies: repo.join("studies"), artifacts: repo.join("artifacts"), book: book.clone(), langs: None, repository: None, dataset: None, allow_damaged: false };
+    let built = report::build(&opts).unwrap(); // every note's placeholders resolve
+    assert!(built.runs_used > 0);
+    for lang in ["en", "ja"] {
+        let src = book.join("build").join(lang).join("src");
+        for page in markdown_files(&src) {
+            let text = std::fs::read_to_string(&page).unwrap();
+            for (lo, hi, scale) in unsigned_intervals(&text) {
+                assert!(0.0 <= lo && lo <= hi && hi <= scale, "{}: interval {lo}–{hi} outside [0, {scale}]", page.display());
+            }
+        }
+        // The landing page: each study x protocol once, each chart once.
+        let answer = std::fs::read_to_string(src.join("generated/answer.md")).unwrap();
+        let mut links: Vec<&str> = answer.match_indices("](generated/").map(|(i, _)| answer[i + 2..].split(')').next().unwrap()).filter(|l| l.ends_with(".md")).collect();
+        let n = links.len();
+        links.sort();
+        links.dedup();
+        assert_eq!(links.len(), n, "{lang}: a block repeats on the landing page:\n{answer}");
+        let all = std::fs::read_to_string(src.join("generated/verdicts-all.md")).unwrap();
+        let (mut heading, mut blocks) = ("", vec![]);
+        for line in all.lines() {
+            if line.starts_with("## ") {
+                assert!(!blocks.iter().any(|(h, _)| *h == line), "{lang}: protocol `{line}` twice in verdicts-all.md");
+                heading = line;
+            } else if line.starts_with("- **[") {
+                assert!(!blocks.contains(&(heading, line)), "{lang}: `{line}` twice under `{heading}` in verdicts-all.md");
+            }
+            blocks.push((heading, line));
+        }
+        // Each of the article's observations quotes its own words, in either edition.
+        for name in ["positive-only"] {
+            let study = Study::load(repo.join(format!("studies/{name}.toml")).to_str().unwrap()).unwrap();
+            let mut quotes: Vec<(String, &str)> = study.observations.iter().map(|o| (o.function.name().to_string(), o.article_in(lang))).collect();
+            let n = quotes.len();
+            quotes.sort();
+            quotes.dedup();
+            assert_eq!(quotes.len(), n, "{lang}: {name} quotes one sentence for two checks of a function");
+        }
+        let summary = std::fs::read_to_string(src.join("SUMMARY.md")).unwrap();
+        assert_eq!(summary.matches("generated/answer.md").count(), 0, "{lang}: the answer is part of the introduction, not a chapter of its own");
+    }
 }

@@ -6,7 +6,7 @@ use super::results::{DIAGNOSTICS_ANCHOR, SUMMARY_ANCHOR};
 use crate::activation::Activation;
 use crate::nn::arch::ACTIVATED;
 use crate::report::messages::fill;
-use crate::report::rules::{self, CHANCE_ACCURACY, OVERFIT_GAP, Overfitting, Peak, Start};
+use crate::report::rules::{self, OVERFIT_GAP, Overfitting, Peak, Start};
 use crate::report::stats::{ALPHA, difference};
 use crate::report::text;
 use crate::study::spec::Metric;
@@ -31,12 +31,14 @@ impl StudyPages<'_> {
         let f3 = |v: f64| format!("{v:.3}");
         let window = text::epochs(m, data.plateau_window());
 
-        // The ranking, and whether the top two are told apart.
+        // The ranking (of the seeds that learned, where a function's seeds
+        // split), and whether the top two are told apart.
+        let test = data.test_images();
         let mut ranked: Vec<(Activation, f64)> = self
             .acts()
             .into_iter()
             .filter_map(|a| {
-                let v = rules::values(data, a, Metric::PlateauValAccuracy);
+                let v = rules::cohort(data, a, Metric::PlateauValAccuracy);
                 (!v.is_empty()).then(|| (a, v.iter().map(|x| x.1).sum::<f64>() / v.len() as f64))
             })
             .collect();
@@ -45,19 +47,37 @@ impl StudyPages<'_> {
             let _ = writeln!(p, "{}", m.no_finished_runs);
             return Ok(p);
         }
-        let order: Vec<String> = ranked.iter().map(|(a, v)| format!("{a} ({})", f3(*v))).collect();
+        let measure = text::last_epochs_measure(m, data.protocol.epochs);
+        let order: Vec<String> = ranked
+            .iter()
+            .map(|(a, v)| match rules::split(data, *a, Metric::PlateauValAccuracy) {
+                Some(sp) => fill(&m.ranking_split_entry, &[("function", a.name()), ("value", &f3(*v)), ("learned", &(sp.of - sp.did_not_learn.len()).to_string()), ("n", &sp.of.to_string())]),
+                None => format!("{a} ({})", f3(*v)),
+            })
+            .collect();
         if let [(first, _), (next, _), ..] = ranked.as_slice() {
-            let _ = write!(p, "- {}", fill(&m.ranking, &[("function", first.name()), ("ranking", &order.join(" > ")), ("window", &window), ("table", &summary)]));
-            let plateau = |a| rules::values(data, a, Metric::PlateauValAccuracy);
-            match difference(&plateau(*first), &plateau(*next)) {
-                Some(d) => {
+            let _ = write!(p, "- {}", fill(&m.ranking, &[("function", first.name()), ("measure", &measure), ("ranking", &order.join(" > ")), ("window", &window), ("table", &summary)]));
+            let compared = rules::comparable(data, *first, *next, Metric::PlateauValAccuracy).ok().and_then(|(a, b, splits)| Some((difference(&a, &b)?, splits)));
+            match compared {
+                Some((d, splits)) => {
                     let (lo, hi) = d.interval(ALPHA);
                     let key = if lo > 0.0 { &m.ranking_resolved } else { &m.ranking_unresolved };
-                    let _ = write!(p, " {}", fill(key, &[("next", next.name()), ("d", &text::signed(d.estimate)), ("interval", &text::interval((lo, hi))), ("method", &text::method(m, &d))]));
+                    let mut method = text::method(m, &d);
+                    for sp in &splits {
+                        method.push_str(&format!("; {}", text::split(m, sp, test)));
+                    }
+                    let _ = write!(p, " {}", fill(key, &[("next", next.name()), ("d", &text::signed(d.estimate)), ("interval", &text::interval((lo, hi))), ("method", &method)]));
                 }
                 None => p.push_str(&format!(" {}", m.ranking_one_seed)),
             }
             p.push('\n');
+        }
+        // A function whose seeds split is said to, with the rate of not learning.
+        for a in self.acts() {
+            if let Some(sp) = rules::split(data, a, Metric::PlateauValAccuracy) {
+                let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| text::seed_value(m, *s, *v, test)).collect();
+                let _ = writeln!(p, "- {}", fill(&m.split_sentence, &[("function", a.name()), ("rate", &text::rate(m, sp.did_not_learn.len(), sp.of)), ("seeds", &seeds.join(", ")), ("table", &summary)]));
+            }
         }
 
         for a in self.acts() {
@@ -67,21 +87,21 @@ impl StudyPages<'_> {
                     let _ = writeln!(
                         p,
                         "- {}",
-                        fill(&m.overfits, &[("function", name), ("gap", &f3(d.mean)), ("interval", &text::ci(&d)), ("threshold", &OVERFIT_GAP.to_string()), ("window", &window), ("table", &summary)])
+                        fill(&m.overfits, &[("function", name), ("gap", &f3(d.mean)), ("interval", &text::signed_ci(&d)), ("threshold", &OVERFIT_GAP.to_string()), ("window", &window), ("table", &summary)])
                     );
                 }
                 Some(Overfitting::Little(d)) => {
                     let _ = writeln!(
                         p,
                         "- {}",
-                        fill(&m.little_overfitting, &[("function", name), ("gap", &f3(d.mean)), ("interval", &text::ci(&d)), ("threshold", &OVERFIT_GAP.to_string()), ("table", &summary)])
+                        fill(&m.little_overfitting, &[("function", name), ("gap", &f3(d.mean)), ("interval", &text::signed_ci(&d)), ("threshold", &OVERFIT_GAP.to_string()), ("table", &summary)])
                     );
                 }
                 Some(Overfitting::Unclear(d)) => {
                     let _ = writeln!(
                         p,
                         "- {}",
-                        fill(&m.overfit_unclear, &[("function", name), ("gap", &f3(d.mean)), ("interval", &text::ci(&d)), ("threshold", &OVERFIT_GAP.to_string()), ("table", &summary)])
+                        fill(&m.overfit_unclear, &[("function", name), ("gap", &f3(d.mean)), ("interval", &text::signed_ci(&d)), ("threshold", &OVERFIT_GAP.to_string()), ("table", &summary)])
                     );
                 }
                 Some(Overfitting::NotApplicable(why)) => {
@@ -90,7 +110,7 @@ impl StudyPages<'_> {
                 None => {}
             }
             if let Some(Peak::FellBack { drop, epoch }) = rules::peak(data, a) {
-                let _ = writeln!(p, "  {}", fill(&m.peaked, &[("epoch", &format!("{epoch:.0}")), ("drop", &f3(drop.mean)), ("interval", &text::ci(&drop))]));
+                let _ = writeln!(p, "  {}", fill(&m.peaked, &[("epoch", &format!("{epoch:.0}")), ("drop", &f3(drop.mean)), ("interval", &text::signed_ci(&drop))]));
             }
         }
 
@@ -98,7 +118,15 @@ impl StudyPages<'_> {
         for a in self.acts() {
             let Some(start) = rules::slow_start(data, a) else { continue };
             let sentence = match &start {
-                Start::AtChance(d) => fill(&m.starts_at_chance, &[("function", a.name()), ("value", &f3(d.mean)), ("chance", &CHANCE_ACCURACY.to_string())]),
+                Start::Stalled { low, high, seeds } => {
+                    let range = if low == high { f3(*low) } else { format!("{}–{}", f3(*low), f3(*high)) };
+                    let what = if rules::at_chance(*low, test) && rules::at_chance(*high, test) { m.at_chance_words.clone() } else { fill(&m.did_not_learn_words, &[("chance", &rules::AT_CHANCE_MAX.to_string())]) };
+                    fill(&m.starts_stalled, &[("function", a.name()), ("range", &range), ("n", &seeds.to_string()), ("what", &what)])
+                }
+                Start::SomeStalled(sp) => {
+                    let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| text::seed_value(m, *s, *v, test)).collect();
+                    fill(&m.starts_some_stalled, &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(", "))])
+                }
                 Start::Behind { own, baseline, difference } => fill(
                     &m.starts_behind,
                     &[("function", a.name()), ("baseline", base.name()), ("value", &f3(own.mean)), ("base_value", &f3(baseline.mean)), ("interval", &text::interval(difference.interval(ALPHA)))],
@@ -139,12 +167,26 @@ impl StudyPages<'_> {
             let last = |l: &str, c: &str| data.diagnostic_last(a, l, c);
             let dead: Vec<String> =
                 ACTIVATED.iter().filter_map(|l| last(l.name, "dead_units").map(|v| (l.name, v))).filter(|(_, v)| *v > DEAD_UNITS_NOTABLE).map(|(l, v)| format!("{l} {:.0} %", v * 100.0)).collect();
+            let (cohort, set_aside) = data.cohorts(a);
+            let seeds = |runs: &[&crate::report::data::Run]| runs.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(", ");
             if !dead.is_empty() {
-                let _ = writeln!(p, "- {}", fill(&m.dead_units_end, &[("function", a.name()), ("layers", &dead.join(", ")), ("table", &diagnostics)]));
+                let _ = writeln!(p, "- {}", fill(&m.dead_units_end, &[("function", a.name()), ("layers", &dead.join(", ")), ("seeds", &seeds(&cohort)), ("table", &diagnostics)]));
+            }
+            // Each seed set aside on its own: never averaged with the others.
+            for r in &set_aside {
+                let dead: Vec<String> = ACTIVATED
+                    .iter()
+                    .filter_map(|l| r.diagnostic(l.name, "dead_units").last().map(|x| (l.name, x.1)))
+                    .filter(|(_, v)| *v > DEAD_UNITS_NOTABLE)
+                    .map(|(l, v)| format!("{l} {:.0} %", v * 100.0))
+                    .collect();
+                if !dead.is_empty() {
+                    let _ = writeln!(p, "- {}", fill(&m.dead_units_end_seed, &[("function", a.name()), ("seed", &r.seed.to_string()), ("layers", &dead.join(", ")), ("table", &diagnostics)]));
+                }
             }
             let sparse = ACTIVATED.iter().filter_map(|l| last(l.name, "sparsity")).fold(0.0f64, f64::max);
             if sparse > SPARSITY_NOTABLE {
-                let _ = writeln!(p, "- {}", fill(&m.exact_zeros, &[("function", a.name()), ("percent", &format!("{:.0}", sparse * 100.0)), ("table", &diagnostics)]));
+                let _ = writeln!(p, "- {}", fill(&m.exact_zeros, &[("function", a.name()), ("percent", &format!("{:.0}", sparse * 100.0)), ("seeds", &seeds(&cohort)), ("table", &diagnostics)]));
             }
         }
         if let Some(n) = notes {

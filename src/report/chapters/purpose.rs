@@ -74,7 +74,7 @@ impl StudyPages<'_> {
         for f in &self.data.study.functions {
             let _ = writeln!(p, "- **{}**: {}", f.activation, self.data.study.prediction_in(f.activation, &m.lang).unwrap_or(&m.no_prediction));
             for c in &f.claims {
-                let _ = writeln!(p, "  - {}", fill(&m.checked_as, &[("claim", &text::claim(m, c.metric, c.expect, c.than))]));
+                let _ = writeln!(p, "  - {}", fill(&m.checked_as, &[("claim", &text::claim(m, c.metric, c.expect, c.than, self.data.protocol.epochs))]));
             }
         }
         p

@@ -69,6 +69,12 @@ impl StudyPages<'_> {
             let color = (self.colors)(a);
             c.bands.push(Band { xs: epochs(b.mean.len()), lo: b.min, hi: b.max, color });
             c.series.push(Series { name: a.name().into(), xs: epochs(b.mean.len()), ys: b.mean, color, thick: true, dashed: metric.starts_with("val_"), legend: true });
+            // Seeds that did not learn while others did: each its own thin line, never in the mean.
+            for r in self.data.cohorts(a).1 {
+                let ys: Vec<f64> = r.history.iter().map(|e| e.get(metric)).collect();
+                let name = fill(&self.m.legend_set_aside, &[("function", a.name()), ("seed", &r.seed.to_string())]);
+                c.series.push(Series { name, xs: epochs(ys.len()), ys, color, thick: false, dashed: true, legend: true });
+            }
         }
         c.log_y = c.needs_log();
         self.svg(&format!("overlay-{metric}.svg"), &c)
@@ -115,14 +121,76 @@ impl StudyPages<'_> {
             return Ok(String::new());
         }
         let steps = self.data.runs.iter().map(|r| r.steps.len()).max().unwrap_or(0);
-        Ok(format!("<a id=\"{FIRST_STEPS_ANCHOR}\"></a>\n\n## {}\n\n{}\n\n{}\n", m.title_first_steps, fill(&m.first_steps_intro, &[("steps", &steps.to_string())]), charts.join("\n")))
+        Ok(format!(
+            "<a id=\"{FIRST_STEPS_ANCHOR}\"></a>\n\n## {}\n\n{}\n\n{}\n{}",
+            m.title_first_steps,
+            fill(&m.first_steps_intro, &[("steps", &steps.to_string())]),
+            charts.join("\n"),
+            self.layer_order()
+        ))
     }
 
-    /// One diagnostic of one function: a line per layer (epoch 0: before training).
-    fn diagnostic_chart(&self, a: Activation, metric: &str, title: &str) -> Result<String> {
-        let mut c = LineChart::new(&format!("{} — {title}", a.name()), &self.m.axis_epoch, metric);
+    /// Which layer goes flat first: per run, the first logged step at which
+    /// each layer's mean pre-activation is below [`FLAT_PRE_MEAN`], and per
+    /// function, how often each layer is the first.
+    fn layer_order(&self) -> String {
+        let m = self.m;
+        let threshold = crate::report::rules::FLAT_PRE_MEAN;
+        let mut table = text::header(&std::iter::once(m.col_function.clone()).chain(std::iter::once(m.col_seed.clone())).chain(ACTIVATED.iter().map(|l| l.name.to_string())).collect::<Vec<_>>());
+        let mut words = Vec::new();
+        for a in self.acts() {
+            let runs: Vec<_> = self.data.usable(a).filter(|r| !r.steps.is_empty()).collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let mut firsts = vec![0usize; ACTIVATED.len()];
+            let mut none = 0;
+            for r in &runs {
+                let steps = r.step_column("step");
+                let passes: Vec<Option<f64>> = ACTIVATED
+                    .iter()
+                    .map(|l| r.step_column(&format!("{}_pre_mean", l.name)).iter().position(|v| *v < threshold).map(|i| steps[i]))
+                    .collect();
+                match passes.iter().flatten().cloned().fold(None, |lo: Option<f64>, s| Some(lo.map_or(s, |lo| lo.min(s)))) {
+                    // Every layer that passes first (a tie counts for each).
+                    Some(first) => passes.iter().enumerate().filter(|(_, p)| **p == Some(first)).for_each(|(i, _)| firsts[i] += 1),
+                    None => none += 1,
+                }
+                let cells = passes.iter().map(|p| p.map_or("–".to_string(), |s| format!("{s:.0}")));
+                table.push_str(&text::row(&[format!("`{a}`"), r.seed.to_string()].into_iter().chain(cells).collect::<Vec<_>>()));
+            }
+            let n = runs.len();
+            let mut parts: Vec<String> = ACTIVATED
+                .iter()
+                .zip(&firsts)
+                .filter(|(_, k)| **k > 0)
+                .map(|(l, k)| fill(&m.layer_first, &[("layer", l.name), ("rate", &text::rate(m, *k, n))]))
+                .collect();
+            if none > 0 {
+                parts.push(fill(&m.layer_none, &[("rate", &text::rate(m, none, n))]));
+            }
+            words.push(format!("- {}", fill(&m.function_item, &[("function", a.name()), ("text", &parts.join(&m.list_separator))])));
+        }
+        if words.is_empty() {
+            return String::new();
+        }
+        format!("\n### {}\n\n{}\n\n{}\n\n{}\n", m.title_layer_order, fill(&m.layer_order_intro, &[("threshold", &format!("{threshold}")), ("slope", &format!("{:.3}", 2.0 * crate::engine::math::sigmoid(threshold as f32)))]), words.join("\n"), table)
+    }
+
+    /// One diagnostic of one function (averaged over the seeds that may be
+    /// averaged), or of one seed set aside: a line per layer (epoch 0:
+    /// before training).
+    fn diagnostic_chart(&self, a: Activation, seed: Option<u64>, metric: &str, title: &str) -> Result<String> {
+        let who = match seed {
+            None => a.name().to_string(),
+            Some(s) => fill(&self.m.legend_set_aside, &[("function", a.name()), ("seed", &s.to_string())]),
+        };
+        let mut c = LineChart::new(&format!("{who} — {title}"), &self.m.axis_epoch, metric);
         for (i, layer) in ACTIVATED.iter().enumerate() {
-            let v = self.data.diagnostic(a, layer.name, metric);
+            let v = match seed {
+                None => self.data.diagnostic(a, layer.name, metric),
+                Some(s) => self.data.usable(a).find(|r| r.seed == s).map(|r| r.diagnostic(layer.name, metric)).unwrap_or_default(),
+            };
             c.series.push(Series {
                 name: layer.name.to_string(),
                 xs: v.iter().map(|x| x.0 as f64).collect(),
@@ -134,7 +202,11 @@ impl StudyPages<'_> {
             });
         }
         c.log_y = metric == "grad_in_mean_abs" && c.series.iter().flat_map(|s| &s.ys).all(|v| *v > 0.0);
-        self.svg(&format!("diag-{metric}-{}.svg", a.name()), &c)
+        let file = match seed {
+            None => format!("diag-{metric}-{}.svg", a.name()),
+            Some(s) => format!("diag-{metric}-{}-seed-{s}.svg", a.name()),
+        };
+        self.svg(&file, &c)
     }
 
     /// A shared loss axis for all functions (the article gave softplus_linear a taller one).
@@ -214,7 +286,7 @@ impl StudyPages<'_> {
         p.push_str(&text::header(&[
             &m.col_function,
             &m.col_runs,
-            &fill(&m.col_plateau, &[("window", &text::epochs(m, self.data.plateau_window()))]),
+            &fill(&m.col_plateau, &[("measure", &text::last_epochs_measure(m, self.data.protocol.epochs))]),
             &m.col_ci,
             &m.col_best,
             &m.col_best_epoch,
@@ -222,16 +294,23 @@ impl StudyPages<'_> {
             &m.col_final_loss,
             &m.col_training,
         ]));
+        let test = self.data.test_images();
         for a in &acts {
-            let ms: Vec<_> = self.data.measures(*a).into_iter().map(|x| x.1).collect();
+            // A function whose seeds split: its numbers are those of the seeds that learned.
+            let (cohort, _) = self.data.cohorts(*a);
+            let ms: Vec<_> = cohort.iter().filter_map(|r| r.measures()).collect();
             let d = |f: fn(&crate::report::data::Measures) -> f64| describe(&ms.iter().map(f).collect::<Vec<_>>());
             let plateau = d(|x| x.plateau_val_accuracy);
             // Training seconds add up across resumes (a run's wall time is its last process's only).
             let training = median_epoch_seconds(self.data.usable(*a).filter_map(|r| r.record())).map(|s| s * self.data.protocol.epochs as f64);
             let total = self.data.runs.iter().filter(|r| r.activation == *a).count();
+            let name = match crate::report::rules::split(self.data, *a, crate::study::spec::Metric::PlateauValAccuracy) {
+                Some(sp) => format!("`{a}`<br>{}", text::split(m, &sp, test)),
+                None => format!("`{a}`"),
+            };
             p.push_str(&text::row(&[
-                format!("`{a}`"),
-                format!("{}/{total}", ms.len()),
+                name,
+                format!("{}/{total}", self.data.usable(*a).count()),
                 text::mean_sd(&plateau),
                 text::ci(&plateau),
                 text::mean_sd(&d(|x| x.best_val_accuracy)),
@@ -241,7 +320,7 @@ impl StudyPages<'_> {
                 training.map_or("–".into(), |s| format!("{s:.0}")),
             ]));
         }
-        let _ = writeln!(p, "\n{}\n", fill(&m.ci_note, &[("window", &text::epochs(m, self.data.plateau_window()))]));
+        let _ = writeln!(p, "\n{}\n", fill(&m.ci_note, &[("window", &text::epochs(m, self.data.plateau_window())), ("chance", &crate::report::rules::AT_CHANCE_MAX.to_string())]));
 
         let incomplete: Vec<_> = self.data.runs.iter().filter(|r| !r.usable()).collect();
         if !incomplete.is_empty() {
@@ -265,8 +344,12 @@ impl StudyPages<'_> {
         for (metric, title, what) in diagnostics(m) {
             let _ = writeln!(p, "### {title}\n\n{what}\n");
             for a in acts.iter().filter(|a| self.data.usable(**a).next().is_some()) {
-                let img = self.diagnostic_chart(*a, metric, title)?;
+                let img = self.diagnostic_chart(*a, None, metric, title)?;
                 let _ = write!(p, "[![{a} {metric}]({img})]({img}) ");
+                for r in self.data.cohorts(*a).1 {
+                    let img = self.diagnostic_chart(*a, Some(r.seed), metric, title)?;
+                    let _ = write!(p, "[![{a} seed {} {metric}]({img})]({img}) ", r.seed);
+                }
             }
             p.push_str("\n\n");
         }

@@ -6,7 +6,8 @@ use crate::report::data::PLATEAU_EPOCHS;
 use crate::report::hypothesis;
 use crate::report::messages::fill;
 use crate::report::observations;
-use crate::report::rules::{self, AT_CHANCE_MAX, STILL_RISING};
+use crate::report::data::TREND_EPOCHS;
+use crate::report::rules::{self, AT_CHANCE_MAX, OVERFIT_GAP, RISING_SLOPE};
 use crate::report::stats::{ALPHA, CONFIDENCE_PERCENT};
 use crate::report::text;
 use std::fmt::Write as _;
@@ -37,7 +38,6 @@ impl StudyPages<'_> {
                     ("alpha", &ALPHA.to_string()),
                     ("window", &text::epochs(m, PLATEAU_EPOCHS)),
                     ("chance", &AT_CHANCE_MAX.to_string()),
-                    ("rising", &STILL_RISING.to_string()),
                 ]
             )
         );
@@ -45,11 +45,12 @@ impl StudyPages<'_> {
             let _ = writeln!(p, "{line}\n");
         }
         p.push_str(&text::header(&[&m.col_function, &m.col_claim, &m.col_method, &m.col_difference, &m.col_interval, &m.col_p, &m.col_p_holm, &m.col_verdict]));
+        let (epochs, test) = (self.data.protocol.epochs, self.data.test_images());
         for j in rules::judge(self.data) {
             p.push_str(&text::row(&[
                 format!("`{}`", j.function),
-                text::claim(m, j.claim.metric, j.claim.expect, j.claim.than),
-                j.difference.as_ref().map_or("–".into(), |d| text::method(m, d)),
+                text::claim(m, j.claim.metric, j.claim.expect, j.claim.than, epochs),
+                text::judged_method(m, &j, test),
                 j.difference.as_ref().map_or("–".into(), |d| text::signed(d.estimate)),
                 j.interval().map_or("–".into(), text::interval),
                 text::p_value(j.p),
@@ -58,11 +59,20 @@ impl StudyPages<'_> {
             ]));
         }
         if !s.observations.is_empty() {
-            let _ = writeln!(p, "\n<a id=\"{OBSERVATIONS_ANCHOR}\"></a>\n\n## {}\n\n{}\n", m.title_observations, fill(&m.observations_intro, &[("chance", &AT_CHANCE_MAX.to_string())]));
+            let intro = fill(
+                &m.observations_intro,
+                &[
+                    ("chance", &AT_CHANCE_MAX.to_string()),
+                    ("gap", &OVERFIT_GAP.to_string()),
+                    ("window", &text::epochs(m, TREND_EPOCHS)),
+                    ("rising", &RISING_SLOPE.to_string()),
+                ],
+            );
+            let _ = writeln!(p, "\n<a id=\"{OBSERVATIONS_ANCHOR}\"></a>\n\n## {}\n\n{intro}\n", m.title_observations);
             p.push_str(&text::header(&[&m.col_function, &m.col_article_words, &m.col_measured, &m.col_result]));
             for o in &s.observations {
                 let (what, outcome) = observations::check(self.data, o);
-                p.push_str(&text::row(&[format!("`{}`", o.function), fill(&m.quote, &[("text", o.article_in(&m.lang))]), text::measured(m, o, &what), format!("**{}**", text::outcome(m, &outcome))]));
+                p.push_str(&text::row(&[format!("`{}`", o.function), fill(&m.quote, &[("text", o.article_in(&m.lang))]), text::measured(m, o, &what, test), format!("**{}**", text::outcome(m, &outcome))]));
             }
         }
         p

@@ -1,0 +1,256 @@
+//! Hand-written notes, with every number filled in from the runs.
+//!
+//! A note (`book/src/<lang>/notes/<study>[.<protocol>].md`) never types a
+//! measured value: it names it with a placeholder, and `actlab report`
+//! writes the value in. A placeholder that names no run, column, epoch or
+//! step fails the build, and so does a decimal number typed outside one, so
+//! a note cannot drift from the artifacts it describes.
+//!
+//! `{{KIND RUN ARGUMENTS [:DECIMALS]}}`, where RUN is `function/seed-N` (a run
+//! of the note's own study at its protocol) or `study/function/seed-N` (of
+//! another study, at that study's own protocol):
+//!
+//! | placeholder | value |
+//! |---|---|
+//! | `{{history RUN COLUMN EPOCH}}` | history.csv (`loss accuracy val_loss val_accuracy`), EPOCH from 1 or `last` |
+//! | `{{measure RUN NAME}}` | `plateau_val_accuracy best_val_accuracy best_epoch overfit_gap final_val_loss first_val_accuracy left_chance` |
+//! | `{{diagnostic RUN LAYER COLUMN EPOCH}}` | diagnostics.csv, EPOCH 0 = before training |
+//! | `{{step RUN COLUMN STEP}}` | steps.csv, STEP from 0 |
+//! | `{{first_epoch RUN LAYER COLUMN OP VALUE}}` | the first diagnostics epoch where COLUMN OP VALUE (`< <= == >= >`) |
+//! | `{{first_step RUN COLUMN OP VALUE}}` | the first logged step where it holds |
+//! | `{{engine sigmoid_zero_below}}` | the largest x whose sigmoid is exactly 0 in the engine's float32 |
+//!
+//! Values print with 3 decimals (epochs and steps as integers) unless
+//! `:DECIMALS` says otherwise; `:%` prints a fraction as a whole percentage. mdBook's own `{{#include …}}` is left alone.
+
+use super::data::{Run, StudyData};
+use super::rules::AT_CHANCE_MAX;
+use anyhow::{Result, anyhow, bail};
+
+/// `note` with its placeholders filled from `here` (the note's study at its
+/// protocol) and `all` (every study, for runs of another one). `file` names
+/// the note in errors.
+pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
+    let mut out = String::with_capacity(note.len());
+    let mut rest = note;
+    while let Some(start) = rest.find("{{") {
+        let (before, after) = rest.split_at(start);
+        check_typed(before, file)?;
+        out.push_str(before);
+        if after.starts_with("{{#") {
+            out.push_str("{{#");
+            rest = &after[3..];
+            continue;
+        }
+        let end = after.find("}}").ok_or_else(|| anyhow!("{file}: a placeholder is not closed: `{}`", after.lines().next().unwrap_or("")))?;
+        let inner = &after[2..end];
+        out.push_str(&resolve(inner, here, all).map_err(|e| anyhow!("{file}: {{{{{inner}}}}}: {e}"))?);
+        rest = &after[end + 2..];
+    }
+    check_typed(rest, file)?;
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A decimal number typed by hand (outside code spans) is a value that
+/// should have been a placeholder.
+fn check_typed(text: &str, file: &str) -> Result<()> {
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            continue; // inside a code span
+        }
+        let b = part.as_bytes();
+        for j in 1..b.len().saturating_sub(1) {
+            if b[j] == b'.' && b[j - 1].is_ascii_digit() && b[j + 1].is_ascii_digit() {
+                let from = part[..j].rfind(|c: char| !(c.is_ascii_digit() || c == '.')).map_or(0, |k| k + 1);
+                let to = part[j..].find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or(part.len(), |k| j + k);
+                bail!("{file}: `{}` is typed by hand; name the value with a placeholder (see `actlab::report::notes`)", part[from..to].trim_end_matches('.'));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
+    let mut words: Vec<&str> = inner.split_whitespace().collect();
+    let percent = words.last() == Some(&":%");
+    if percent {
+        words.pop();
+    }
+    let decimals = match words.last().and_then(|w| w.strip_prefix(':')) {
+        Some(d) => {
+            let d = d.parse::<usize>().map_err(|_| anyhow!("`:{d}` is not a number of decimals"))?;
+            words.pop();
+            Some(d)
+        }
+        None => None,
+    };
+    let real = |v: f64| if percent { format!("{:.0} %", v * 100.0) } else { format!("{v:.*}", decimals.unwrap_or(3)) };
+    let whole = |v: usize| match decimals {
+        Some(d) => format!("{:.*}", d, v as f64),
+        None => v.to_string(),
+    };
+    let args = |n: usize, usage: &str| -> Result<()> {
+        if words.len() != n {
+            bail!("expected `{usage}`");
+        }
+        Ok(())
+    };
+    match words.first().copied() {
+        Some("engine") => {
+            args(2, "engine sigmoid_zero_below")?;
+            match words[1] {
+                "sigmoid_zero_below" => Ok(real(sigmoid_zero_below() as f64)),
+                other => bail!("no engine constant `{other}` (there is sigmoid_zero_below)"),
+            }
+        }
+        Some("history") => {
+            args(4, "history RUN COLUMN EPOCH")?;
+            let run = find(words[1], here, all)?;
+            let column = one_of(words[2], &super::data::HISTORY_COLUMNS)?;
+            let epoch = epoch_of(words[3], run.history.len())?;
+            Ok(real(run.history[epoch - 1].get(column)))
+        }
+        Some("measure") => {
+            args(3, "measure RUN NAME")?;
+            let run = find(words[1], here, all)?;
+            let m = run.measures().ok_or_else(|| anyhow!("{} has no history", words[1]))?;
+            Ok(match words[2] {
+                "plateau_val_accuracy" => real(m.plateau_val_accuracy),
+                "best_val_accuracy" => real(m.best_val_accuracy),
+                "best_epoch" => whole(m.best_epoch),
+                "overfit_gap" => real(m.overfit_gap),
+                "final_val_loss" => real(m.final_val_loss),
+                "first_val_accuracy" => real(m.first_val_accuracy),
+                "left_chance" => whole(run.history.iter().position(|e| e.val_accuracy > AT_CHANCE_MAX).map(|i| i + 1).ok_or_else(|| anyhow!("{} never left chance", words[1]))?),
+                other => bail!("no measure `{other}`"),
+            })
+        }
+        Some("diagnostic") => {
+            args(5, "diagnostic RUN LAYER COLUMN EPOCH")?;
+            let run = find(words[1], here, all)?;
+            let series = diagnostic(run, words[2], words[3])?;
+            let epoch: usize = words[4].parse().map_err(|_| anyhow!("`{}` is not an epoch", words[4]))?;
+            let v = series.iter().find(|x| x.0 == epoch).ok_or_else(|| anyhow!("{} has no diagnostics at epoch {epoch}", words[1]))?;
+            Ok(real(v.1))
+        }
+        Some("step") => {
+            args(4, "step RUN COLUMN STEP")?;
+            let run = find(words[1], here, all)?;
+            let (steps, values) = step_series(run, words[2])?;
+            let step: f64 = words[3].parse().map_err(|_| anyhow!("`{}` is not a step", words[3]))?;
+            let i = steps.iter().position(|s| *s == step).ok_or_else(|| anyhow!("{} logged no step {step}", words[1]))?;
+            Ok(real(values[i]))
+        }
+        Some("first_epoch") => {
+            args(6, "first_epoch RUN LAYER COLUMN OP VALUE")?;
+            let run = find(words[1], here, all)?;
+            let holds = condition(words[4], words[5])?;
+            let series = diagnostic(run, words[2], words[3])?;
+            let e = series.iter().find(|x| holds(x.1)).ok_or_else(|| anyhow!("it never holds in {}", words[1]))?;
+            Ok(whole(e.0))
+        }
+        Some("first_step") => {
+            args(5, "first_step RUN COLUMN OP VALUE")?;
+            let run = find(words[1], here, all)?;
+            let holds = condition(words[3], words[4])?;
+            let (steps, values) = step_series(run, words[2])?;
+            let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
+            Ok(whole(steps[i] as usize))
+        }
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step or engine"),
+    }
+}
+
+/// The run `[study/]function/seed-N`: of the note's study, or of another.
+fn find<'a>(name: &str, here: &'a StudyData, all: &'a [StudyData]) -> Result<&'a Run> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let (data, function, seed) = match parts.as_slice() {
+        [f, s] => (here, *f, *s),
+        [study, f, s] => (all.iter().find(|d| d.study.name == *study && d.protocol == d.study.protocol).ok_or_else(|| anyhow!("no study `{study}`"))?, *f, *s),
+        _ => bail!("`{name}` is not `function/seed-N` or `study/function/seed-N`"),
+    };
+    let seed: u64 = seed.strip_prefix("seed-").and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("`{seed}` is not `seed-N`"))?;
+    let run = data.runs.iter().find(|r| r.activation.name() == function && r.seed == seed).ok_or_else(|| anyhow!("study {} has no run {function} seed {seed}", data.study.name))?;
+    if run.history.is_empty() {
+        bail!("{name} has not finished (study {}, {})", data.study.name, data.protocol.slug());
+    }
+    Ok(run)
+}
+
+fn one_of<'a>(word: &str, allowed: &[&'a str]) -> Result<&'a str> {
+    allowed.iter().find(|c| **c == word).copied().ok_or_else(|| anyhow!("`{word}` is not one of {}", allowed.join(", ")))
+}
+
+fn epoch_of(word: &str, epochs: usize) -> Result<usize> {
+    let e = if word == "last" { epochs } else { word.parse().map_err(|_| anyhow!("`{word}` is not an epoch (a number from 1, or last)"))? };
+    if e == 0 || e > epochs {
+        bail!("epoch {e} is not among the run's 1–{epochs}");
+    }
+    Ok(e)
+}
+
+fn diagnostic(run: &Run, layer: &str, column: &str) -> Result<Vec<(usize, f64)>> {
+    let columns: Vec<&str> = crate::train::diagnostics::HEADER.split(',').skip(2).collect();
+    one_of(column, &columns)?;
+    let series = run.diagnostic(layer, column);
+    if series.is_empty() {
+        bail!("no diagnostics of layer `{layer}` in this run");
+    }
+    Ok(series)
+}
+
+/// (step, value) of one steps.csv column.
+fn step_series(run: &Run, column: &str) -> Result<(Vec<f64>, Vec<f64>)> {
+    let header = crate::train::steps::header();
+    let columns: Vec<&str> = header.split(',').skip(1).collect();
+    one_of(column, &columns)?;
+    if run.steps.is_empty() {
+        bail!("this run kept no steps.csv");
+    }
+    Ok((run.step_column("step"), run.step_column(column)))
+}
+
+fn condition(op: &str, value: &str) -> Result<Box<dyn Fn(f64) -> bool>> {
+    let v: f64 = value.parse().map_err(|_| anyhow!("`{value}` is not a number"))?;
+    Ok(match op {
+        "<" => Box::new(move |x| x < v),
+        "<=" => Box::new(move |x| x <= v),
+        "==" => Box::new(move |x| x == v),
+        ">=" => Box::new(move |x| x >= v),
+        ">" => Box::new(move |x| x > v),
+        _ => bail!("`{op}` is not one of < <= == >= >"),
+    })
+}
+
+/// The largest float32 x whose sigmoid the engine computes as exactly 0:
+/// below it, softplus is flat to the last bit and passes no gradient.
+pub fn sigmoid_zero_below() -> f32 {
+    let (mut zero, mut nonzero) = (-1000.0f32, 0.0f32);
+    while nonzero - zero > 1e-3 {
+        let mid = (zero + nonzero) / 2.0;
+        if crate::engine::math::sigmoid(mid) == 0.0 { zero = mid } else { nonzero = mid }
+    }
+    zero
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_decimals_are_refused_and_code_spans_are_not_prose() {
+        assert!(check_typed("seed 2 and 50 epochs, 2·ln 2", "n.md").is_ok());
+        assert!(check_typed("`lr = 0.001` is a setting", "n.md").is_ok());
+        let e = check_typed("val_accuracy 0.692 on seed 1", "n.md").unwrap_err().to_string();
+        assert!(e.contains("n.md") && e.contains("`0.692`"), "{e}");
+    }
+
+    #[test]
+    fn sigmoid_underflows_where_float32_runs_out() {
+        // e^x falls below half the smallest float32 subnormal (2^-150) at x = -150 ln 2.
+        let x = sigmoid_zero_below() as f64;
+        assert!((x + 150.0 * std::f64::consts::LN_2).abs() < 0.01, "{x}");
+        assert!(crate::engine::math::sigmoid(x as f32 + 0.01) > 0.0);
+    }
+}
