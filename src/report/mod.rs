@@ -215,7 +215,12 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
     let mut front = text::header(&[&m.front_study, &m.front_runs, &m.front_protocol, &m.front_dataset, &m.front_engine]);
     // A study's hand-written note, its placeholders filled from `d` (and,
     // for runs of other studies, from every study at its own protocol).
+    // The notes describe the committed runs: a book of other data leaves them out.
+    let of_committed_data = opts.dataset.as_deref().is_none_or(|d| d == crate::data::JPEG_Q75_TENSORS_SHA256);
     let notes = |d: &StudyData, protocol: Option<&Protocol>| -> Result<Option<String>> {
+        if !of_committed_data {
+            return Ok(None);
+        }
         let file = match protocol {
             None => format!("{}.md", d.study.name),
             Some(p) => format!("{}.{}.md", d.study.name, p.slug()),

@@ -214,22 +214,23 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     assert!(f.root.join("book/book/en/generated/tiny/csv/tiny-all-runs.csv").exists(), "one download of every run");
     let index = std::fs::read_to_string(f.root.join("book/book/en/index.html")).unwrap();
     assert!(index.contains("A tiny study") && index.contains("actlab 0."), "front page lists the study and engine");
-    // Hand-written notes are included, never overwritten.
+    // Hand-written notes describe the committed runs: a book of other data leaves them out, untouched.
     std::fs::create_dir_all(f.root.join("book/src/en/notes")).unwrap();
-    std::fs::write(f.root.join("book/src/en/notes/tiny.md"), "A note by a person.").unwrap();
+    std::fs::write(f.root.join("book/src/en/notes/tiny.md"), "A note by a person, {{history relu/seed-9 val_accuracy 1}}.").unwrap();
     build(&f);
-    assert!(std::fs::read_to_string(pages.join("discussion.md")).unwrap().contains("A note by a person."));
-    assert_eq!(std::fs::read_to_string(f.root.join("book/src/en/notes/tiny.md")).unwrap(), "A note by a person.");
+    assert!(!std::fs::read_to_string(pages.join("discussion.md")).unwrap().contains("A note by a person"));
+    assert!(std::fs::read_to_string(f.root.join("book/src/en/notes/tiny.md")).unwrap().starts_with("A note by a person"));
     // A note's numbers come from the runs: a placeholder is filled from history.csv,
-    // one that names no run fails the build, and so does a number typed by hand.
+    // one that names no run is an error naming the note, and so is a number typed by hand.
+    let d = data::load(&f.study, &f.artifacts(), &f.study.protocol).unwrap();
+    let all = [d];
+    let fill = |note: &str| report::notes::fill(note, "book/src/en/notes/tiny.md", &all[0], &all);
     let history = std::fs::read_to_string(f.run_dir("relu", 2).join("history.csv")).unwrap();
     let last = history.lines().last().unwrap().split(',').last().unwrap().parse::<f64>().unwrap();
-    std::fs::write(f.root.join("book/src/en/notes/tiny.md"), "relu seed 2 ends at {{history relu/seed-2 val_accuracy last :4}}.").unwrap();
-    build(&f);
-    assert!(std::fs::read_to_string(pages.join("discussion.md")).unwrap().contains(&format!("relu seed 2 ends at {last:.4}.")));
-    for (note, says) in [("{{history relu/seed-9 val_accuracy 1}}", "no run relu seed 9"), ("{{history relu/seed-1 val_acc 1}}", "`val_acc` is not one of"), ("relu ends at 0.61.", "`0.61` is typed by hand")] {
-        std::fs::write(f.root.join("book/src/en/notes/tiny.md"), note).unwrap();
-        let e = format!("{:#}", report::build(&options(&f)).err().expect("the build fails"));
+    assert_eq!(fill("relu seed 2 ends at {{history relu/seed-2 val_accuracy last :4}}.").unwrap(), format!("relu seed 2 ends at {last:.4}."));
+    assert_eq!(fill("{{#include x.md}} stays").unwrap(), "{{#include x.md}} stays", "mdBook's own syntax is left alone");
+    for (note, says) in [("{{history relu/seed-9 val_accuracy 1}}", "no run relu seed 9"), ("{{history relu/seed-1 val_acc 1}}", "`val_acc` is not one of"), ("relu ends at 0.61.", "`0.61` is typed by hand"), ("{{history tiny/relu/seed-1 loss 3}}", "epoch 3 is not among")] {
+        let e = format!("{:#}", fill(note).unwrap_err());
         assert!(e.contains("book/src/en/notes/tiny.md") && e.contains(says), "{e}");
     }
 }
