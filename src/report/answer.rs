@@ -19,6 +19,7 @@ use super::text;
 use crate::activation::Activation;
 use crate::io::write_atomic;
 use crate::study::spec::Metric;
+use crate::train::config::Protocol;
 use crate::train::record::median_epoch_seconds;
 use crate::train::state::RunState;
 use anyhow::Result;
@@ -246,31 +247,30 @@ fn at_protocol(m: &Messages, group: &[&StudyData], prefix: &str, colors: &dyn Fn
     Ok(p)
 }
 
+/// `studies` grouped by protocol, each protocol once, in the order the
+/// studies first use it.
+fn by_protocol(studies: &[StudyData]) -> Vec<(Protocol, Vec<&StudyData>)> {
+    let mut groups: Vec<(Protocol, Vec<&StudyData>)> = Vec::new();
+    for d in studies {
+        match groups.iter_mut().find(|(pr, _)| *pr == d.protocol) {
+            Some((_, g)) => g.push(d),
+            None => groups.push((d.protocol, vec![d])),
+        }
+    }
+    groups
+}
+
 /// `generated/verdicts-all.md`: the studies' own protocols, each once, then
 /// each reduction apart.
 pub fn all_verdicts(m: &Messages, data: &[StudyData], appendix: &[StudyData], colors: &dyn Fn(Activation) -> Rgb, dir: &Path) -> Result<String> {
     let mut p = format!("# {}\n\n{}\n\n", m.answer_all_verdicts, m.answer_intro);
-    // Each distinct protocol once, in the order studies first use it.
-    let mut protocols = Vec::new();
-    for d in data {
-        if !protocols.contains(&d.protocol) {
-            protocols.push(d.protocol);
+    for (studies, heading) in [(data, None), (appendix, Some(&m.answer_reduced))] {
+        for (_, group) in by_protocol(studies) {
+            if let Some(h) = heading {
+                let _ = writeln!(p, "{h}\n");
+            }
+            p.push_str(&at_protocol(m, &group, "", colors, dir)?);
         }
-    }
-    for pr in protocols {
-        let group: Vec<&StudyData> = data.iter().filter(|d| d.protocol == pr).collect();
-        p.push_str(&at_protocol(m, &group, "", colors, dir)?);
-    }
-    let mut reduced = Vec::new();
-    for d in appendix {
-        if !reduced.contains(&d.protocol) {
-            reduced.push(d.protocol);
-        }
-    }
-    for pr in reduced {
-        let group: Vec<&StudyData> = appendix.iter().filter(|d| d.protocol == pr).collect();
-        let _ = writeln!(p, "{}\n", m.answer_reduced);
-        p.push_str(&at_protocol(m, &group, "", colors, dir)?);
     }
     Ok(p)
 }

@@ -189,17 +189,8 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     assert_eq!(broken[0].1, "generated/nowhere.html");
     // Every generated table, in both editions, keeps its columns (a `|` in a cell would split it).
     for lang in ["en", "ja"] {
-        let dir = f.root.join(format!("book/build/{lang}/src/generated"));
-        let mut stack = vec![dir];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "md") {
-                    table_widths_agree(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                }
-            }
+        for p in markdown_files(&f.root.join(format!("book/build/{lang}/src/generated"))) {
+            table_widths_agree(&std::fs::read_to_string(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         }
     }
     assert!(table_widths_agree("| a | b |\n|---|---|\n| mean |x| | y |\n").is_err(), "the check catches a split row");
