@@ -69,6 +69,43 @@ impl Runs {
         Runs { root: self.root.clone(), base, dataset: tensors_sha256.into() }
     }
 
+    /// The full tensors sha256 a user means by `given`: the hash itself, or
+    /// any unique prefix of it (at least 6 hex digits), with or without the
+    /// `data-` of its folder: the prefix is matched against the committed
+    /// runs' data and each `data-<hash>` subtree, and a subtree's full hash
+    /// is read from one of its runs.
+    pub fn resolve_dataset(&self, given: &str) -> Result<String> {
+        let prefix = given.trim().strip_prefix(DATA_PREFIX).unwrap_or(given.trim()).to_ascii_lowercase();
+        if prefix.len() < 6 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            anyhow::bail!("--dataset {given:?}: expected the sha256 of a dataset's tensors (64 hex digits, or a unique prefix of 6 or more: `tensors sha256` in `actlab data`'s output, or the name of a data-<hash> folder under {})", self.root.display());
+        }
+        if prefix.len() == 64 {
+            return Ok(prefix);
+        }
+        let mut candidates: Vec<(String, String)> = Vec::new();
+        if crate::data::JPEG_Q75_TENSORS_SHA256.starts_with(&prefix) {
+            candidates.push((crate::data::JPEG_Q75_TENSORS_SHA256.into(), "the committed runs' data".into()));
+        }
+        for dir in sorted_dirs(&self.root)? {
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let Some(short) = name.strip_prefix(DATA_PREFIX) else { continue };
+            if !(short.starts_with(&prefix) || prefix.starts_with(short)) {
+                continue;
+            }
+            let subtree = Runs { root: self.root.clone(), base: dir.clone(), dataset: String::new() };
+            if let Some((_, rec)) = subtree.finished()?.into_iter().next() {
+                if rec.dataset.tensors_sha256.starts_with(&prefix) {
+                    candidates.push((rec.dataset.tensors_sha256.clone(), name));
+                }
+            }
+        }
+        match candidates.as_slice() {
+            [(full, _)] => Ok(full.clone()),
+            [] => anyhow::bail!("--dataset {given}: no published runs on a dataset whose tensors sha256 starts so, under {}", self.root.display()),
+            many => anyhow::bail!("--dataset {given}: several datasets start so ({}); give more digits", many.iter().map(|(h, w)| format!("{h} in {w}")).collect::<Vec<_>>().join(", ")),
+        }
+    }
+
     /// A folder relative to the tree's root, for messages and pages (no local path).
     pub fn relative(&self, dir: &Path) -> String {
         dir.strip_prefix(&self.root).unwrap_or(dir).display().to_string()

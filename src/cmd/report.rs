@@ -20,7 +20,8 @@ struct BookPaths {
     #[arg(long, value_name = "URL")]
     repository: Option<String>,
     /// Show the runs computed on another dataset: the sha256 of its tensors (`tensors sha256`
-    /// in `actlab data`'s output); default: the committed runs' data, CIFAR-10 (JPEG q75).
+    /// in `actlab data`'s output) or a unique prefix of it, such as the hash of its
+    /// `data-<hash>` folder; default: the committed runs' data, CIFAR-10 (JPEG q75).
     #[arg(long, value_name = "SHA256")]
     dataset: Option<String>,
     /// Build even if published runs are damaged (each is named on stderr and marked in the book).

@@ -9,7 +9,7 @@
 //! judgements from [`super::rules`] and [`super::hypothesis`], and
 //! protocols are never mixed (each study × protocol appears once).
 
-use super::charts::{Reference, Rgb, SeedRow, SeedsChart};
+use super::charts::{Reference, Rgb, SeedRow, SeedsChart, REFERENCE_GREY};
 use super::data::StudyData;
 use super::hypothesis;
 use super::messages::{Messages, fill};
@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 const METRIC: Metric = Metric::PlateauValAccuracy;
 
 /// The grey of reference lines.
-const REFERENCE_GREY: Rgb = plotters::style::RGBColor(90, 90, 90);
 
 /// One function of the lead study, in a sentence: its level, and against the
 /// baseline the paired difference (or, seeds that split, each seed).
@@ -190,8 +189,8 @@ pub fn answer(m: &Messages, data: &[StudyData], colors: &dyn Fn(Activation) -> R
     }
     let (count, hours, unknown) = left(data);
     if count > 0 {
-        let time = if unknown == count { m.answer_left_unknown.clone() } else { text::duration(m, hours) };
-        let _ = writeln!(p, "{}\n", fill(&m.answer_left, &[("count", &count.to_string()), ("time", &time)]));
+        let left = if unknown == count { &m.answer_left_unknown } else { &m.answer_left };
+        let _ = writeln!(p, "{}\n", fill(left, &[("count", &count.to_string()), ("time", &text::duration(m, hours))]));
     }
     let _ = writeln!(p, "[{}](generated/verdicts-all.md)\n\n</div>", m.answer_all_verdicts);
     Ok(p)

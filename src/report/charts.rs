@@ -2,49 +2,35 @@
 //! at build time and the browser renders the labels.
 //!
 //! Readability rules, applied to every chart: text sizes are chosen for the
-//! width the book displays a chart at (`book/actlab.css` shows a chart in a
-//! table at 300 px, a small multiple at its own 340 px, and an overlay at
-//! most at its own 600 px, or the width of a phone column: 14 px text on a
-//! 340 px chart and 18 px on a 600 px one stay at least 11 px on screen);
-//! the legend sits in a
-//! strip beside the data, never over it; epochs are whole numbers; a
-//! function keeps its colour on every chart of the book; and training vs
-//! validation is told by the dash, not by colour.
+//! narrowest width the book displays a chart at: 320 px, a 390 px
+//! phone's column inside the answer's box (`book/actlab.css` never
+//! shows a chart wider than its own size, and in a table at 300 px): a
+//! chart's text scaled to that width stays at least 11 px (the test below
+//! checks every size); the legend sits in a strip beside
+//! the data or below it, never over it; epochs are whole numbers; a
+//! function keeps its colour on every chart of the book (see
+//! [`super::colors`]); and training vs validation is told by the dash, not
+//! by colour.
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
 pub type Rgb = RGBColor;
 
-/// Colours for functions, in the order they first appear in the book.
-pub const PALETTE: [RGBColor; 20] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-    RGBColor(0, 0, 0),
-    RGBColor(128, 128, 0),
-    RGBColor(174, 199, 232),
-    RGBColor(255, 187, 120),
-    RGBColor(152, 223, 138),
-    RGBColor(255, 152, 150),
-    RGBColor(197, 176, 213),
-    RGBColor(196, 156, 148),
-    RGBColor(247, 182, 210),
-    RGBColor(158, 218, 229),
-];
+/// Reference lines (chance, the baseline's level): grey, apart from every
+/// function's colour.
+pub const REFERENCE_GREY: RGBColor = RGBColor(90, 90, 90);
+
 
 /// Font families tried in order by the browser.
 const FONT: &str = "Noto Sans CJK JP, Hiragino Sans, Yu Gothic, Meiryo, sans-serif";
 /// The standard chart: 340 × 270 with 14 px text (three side by side fill a desktop column).
 const SIZE: (u32, u32) = (340, 270);
 const TEXT: u32 = 14;
+/// A chart of every function at once (overlays, the answer's seeds chart).
+pub const WIDE: (u32, u32) = (480, 360);
+pub const WIDE_TEXT: u32 = 18;
+
 
 pub struct Series {
     pub name: String,
@@ -75,6 +61,9 @@ pub struct LineChart {
     pub bands: Vec<Band>,
     /// Fixed y range; None fits the data.
     pub y_range: Option<(f64, f64)>,
+    /// Horizontal reference lines (chance, relu's level), drawn thin and
+    /// grey under the curves, each labelled at its left end.
+    pub references: Vec<Reference>,
     /// A logarithmic y axis (for curves spanning orders of magnitude).
     pub log_y: bool,
     /// x counts epochs: whole-number ticks.
@@ -94,18 +83,25 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
 
 impl LineChart {
     pub fn new(title: &str, x_label: &str, y_label: &str) -> LineChart {
-        LineChart { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series: vec![], bands: vec![], y_range: None, log_y: false, integer_x: true, size: SIZE, text: TEXT }
+        LineChart { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series: vec![], bands: vec![], references: vec![], y_range: None, log_y: false, integer_x: true, size: SIZE, text: TEXT }
     }
 
-    /// Whether the curves span so many orders of magnitude that a linear
-    /// axis would flatten all but one (the largest is over 50× the median).
-    pub fn needs_log(&self) -> bool {
-        let mut peaks: Vec<f64> = self.series.iter().filter(|s| s.thick).map(|s| finite(s.ys.iter().copied()).into_iter().fold(0.0, f64::max)).filter(|v| *v > 0.0).collect();
+    /// Whether one curve would flatten the rest on a linear axis: the
+    /// highest curve's peak is over `ratio` times the lowest curve's
+    /// (curves: the series in the legend, i.e. the means; peaks of |y|).
+    pub fn flattened(&self, ratio: f64) -> bool {
+        let mut peaks: Vec<f64> = self.series.iter().filter(|s| s.legend).map(|s| finite(s.ys.iter().map(|v| v.abs())).into_iter().fold(0.0, f64::max)).filter(|v| *v > 0.0).collect();
         if peaks.len() < 2 {
             return false;
         }
         peaks.sort_by(f64::total_cmp);
-        peaks[peaks.len() - 1] > 50.0 * peaks[peaks.len() / 2]
+        peaks[peaks.len() - 1] > ratio * peaks[0]
+    }
+
+    /// Whether a logarithmic axis is the cure: the curves are [`flattened`](Self::flattened)
+    /// and every value is positive (a log axis cannot show 0).
+    pub fn needs_log(&self, ratio: f64) -> bool {
+        self.flattened(ratio) && self.series.iter().flat_map(|s| finite(s.ys.iter().copied())).all(|v| v > 0.0)
     }
 
     fn y(&self, v: f64) -> f64 {
@@ -115,8 +111,6 @@ impl LineChart {
     pub fn render(&self) -> Result<String> {
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, self.size).into_drawing_area();
-            root.fill(&WHITE).map_err(err)?;
             let legends: Vec<&Series> = self.series.iter().filter(|s| s.legend).collect();
             let (text, title) = (self.text, self.text + 1);
             // The legend strip: as wide as its longest label (about 0.6 em a character, 1 em for CJK).
@@ -127,10 +121,14 @@ impl LineChart {
             let columns = if below { (self.size.0 / strip_width).max(1) as usize } else { 1 };
             let line_height = text as i32 + 8;
             let legend_rows = legends.len().div_ceil(columns);
+            // A legend below adds its height to the chart's: the plot keeps its size.
+            let legend_height = if below && !legends.is_empty() { legend_rows as u32 * line_height as u32 + 8 } else { 0 };
+            let root = SVGBackend::with_string(&mut svg, (self.size.0, self.size.1 + legend_height)).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
             let (plot, strip) = if legends.is_empty() {
                 (root.clone(), None)
             } else if below {
-                let (a, b) = root.split_vertically(self.size.1 as i32 - legend_rows as i32 * line_height - 8);
+                let (a, b) = root.split_vertically(self.size.1 as i32);
                 (a, Some(b))
             } else {
                 let (a, b) = root.split_horizontally(self.size.0.saturating_sub(strip_width));
@@ -160,6 +158,16 @@ impl LineChart {
                 mesh.x_labels(if span <= 10 { span + 1 } else { 6 }).x_label_formatter(&x_fmt);
             }
             mesh.draw().map_err(err)?;
+            for r in &self.references {
+                let y = self.y(r.at);
+                if !(y0..=y1).contains(&y) {
+                    continue;
+                }
+                let style = ShapeStyle { color: r.color.to_rgba(), filled: false, stroke_width: 1 };
+                chart.draw_series(DashedLineSeries::new(vec![(x0, y), (x1, y)], 4, 4, style)).map_err(err)?;
+                let label = Text::new(r.label.clone(), (x0 + (x1 - x0) * 0.02, y), (FONT, text).into_font().color(&r.color).pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Left, plotters::style::text_anchor::VPos::Bottom)));
+                chart.draw_series(std::iter::once(label)).map_err(err)?;
+            }
             for b in &self.bands {
                 let mut pts: Vec<(f64, f64)> = b.xs.iter().zip(&b.hi).map(|(x, y)| (*x, self.y(*y))).collect();
                 pts.extend(b.xs.iter().zip(&b.lo).rev().map(|(x, y)| (*x, self.y(*y))));
@@ -255,13 +263,13 @@ pub struct SeedsChart {
 
 impl SeedsChart {
     pub fn render(&self) -> Result<String> {
-        // 600 px wide like an overlay, so the same 18 px text.
-        let text = 18u32;
+        // As wide as an overlay, so the same text.
+        let text = WIDE_TEXT;
         let label_width = self.rows.iter().map(|r| r.label.chars().count()).max().unwrap_or(4) as u32 * text * 6 / 10 + 16;
         let height = 110 + 34 * self.rows.len() as u32 + 26 * self.references.len() as u32;
         let mut svg = String::new();
         {
-            let root = SVGBackend::with_string(&mut svg, (600, height)).into_drawing_area();
+            let root = SVGBackend::with_string(&mut svg, (WIDE.0, height)).into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
             let (plot, strip) = root.split_vertically(height as i32 - 26 * self.references.len() as i32 - 6);
             let n = self.rows.len();
@@ -285,6 +293,9 @@ impl SeedsChart {
                 .light_line_style(RGBColor(235, 235, 235))
                 .y_labels(2 * n + 1)
                 .y_label_formatter(&y_fmt)
+                // As many x ticks as fit beside the row labels (about 2.5 em each), never run together.
+                .x_labels(((WIDE.0.saturating_sub(label_width + 20)) / (text * 5 / 2)).clamp(3, 11) as usize)
+                .x_label_formatter(&|v: &f64| if self.x_range.1 - self.x_range.0 > 10.0 { format!("{v:.0}") } else { format!("{v:.1}") })
                 .disable_y_mesh()
                 .draw()
                 .map_err(err)?;
@@ -311,5 +322,22 @@ impl SeedsChart {
             root.present().map_err(err)?;
         }
         Ok(svg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The narrowest a chart is shown at, and the smallest its text may then be.
+    const PHONE_COLUMN: u32 = 320;
+    const MIN_TEXT_ON_SCREEN: f64 = 11.0;
+
+    #[test]
+    fn chart_text_stays_readable_at_a_phone_column() {
+        for (width, text) in [(SIZE.0, TEXT), (WIDE.0, WIDE_TEXT)] {
+            let shown = text as f64 * PHONE_COLUMN.min(width) as f64 / width as f64;
+            assert!(shown >= MIN_TEXT_ON_SCREEN, "{text} px text on a {width} px chart shows at {shown:.1} px in a {PHONE_COLUMN} px column");
+        }
     }
 }

@@ -44,7 +44,7 @@ fn effect(data: &StudyData, with: Activation, without: Activation) -> Option<Dif
 
 fn difference_text(m: &Messages, d: Option<&Difference>) -> (String, String) {
     match d {
-        Some(d) => (text::signed(d.estimate), format!("{} ({})", text::interval(d.interval(ALPHA)), text::method(m, d))),
+        Some(d) => (text::signed(d.estimate), fill(&m.interval_method, &[("interval", &text::interval(d.interval(ALPHA))), ("method", &text::method(m, d))])),
         None => ("–".into(), "–".into()),
     }
 }

@@ -66,7 +66,7 @@ pub fn sentence(m: &Messages, data: &StudyData) -> Option<String> {
         .collect();
     Some(fill(
         &m.hypothesis_verdict,
-        &[("hypothesis", s.hypothesis_in(&m.lang).unwrap_or("")), ("verdict", &text::verdict(m, &combined(&judged))), ("claims", &claims.join("; "))],
+        &[("hypothesis", s.hypothesis_in(&m.lang).unwrap_or("")), ("verdict", &text::verdict(m, &combined(&judged))), ("claims", &claims.join(&m.clause_separator))],
     ))
 }
 

@@ -19,6 +19,7 @@
 pub mod answer;
 pub mod chapters;
 pub mod charts;
+pub mod colors;
 pub mod data;
 pub mod design;
 pub mod hypothesis;
@@ -26,7 +27,9 @@ pub mod links;
 pub mod messages;
 pub mod notes;
 pub mod observations;
+pub mod reproduce;
 pub mod rules;
+pub mod search;
 pub mod stats;
 pub mod text;
 
@@ -36,7 +39,7 @@ use crate::store::Runs;
 use crate::train::config::Protocol;
 use crate::activation::Activation;
 use chapters::StudyPages;
-use charts::{Rgb, PALETTE};
+use charts::Rgb;
 use data::StudyData;
 use messages::{fill, Messages};
 use std::fmt::Write as _;
@@ -45,7 +48,7 @@ use std::path::{Path, PathBuf};
 pub struct Options {
     pub studies: PathBuf,
     pub artifacts: PathBuf,
-    /// The book folder: book.toml, i18n/<lang>.toml, src/<lang>/ (hand-written), actlab.css.
+    /// The book folder: book.toml, i18n/<lang>.toml, src/<lang>/ (hand-written), actlab.css and actlab.js.
     pub book: PathBuf,
     /// Editions to build; None builds one per message catalogue.
     pub langs: Option<Vec<String>>,
@@ -69,7 +72,7 @@ pub struct Built {
 }
 
 /// Files the HTML of every edition uses, copied beside each staged book.
-const THEME_FILES: [&str; 1] = ["actlab.css"];
+const THEME_FILES: [&str; 2] = ["actlab.css", "actlab.js"];
 
 /// A script that puts a link to every other edition in each page's menu bar
 /// (the same page in the other language: `/en/` ↔ `/ja/` in the path), and,
@@ -127,7 +130,8 @@ pub fn build(opts: &Options) -> Result<Built> {
     };
     let catalogues: Vec<Messages> = langs.iter().map(|l| Messages::load(&i18n, l)).collect::<Result<_>>()?;
     let studies = crate::study::index::load(&opts.studies)?;
-    let runs = match &opts.dataset {
+    let dataset = opts.dataset.as_deref().map(|d| Runs::at(&opts.artifacts).resolve_dataset(d)).transpose()?;
+    let runs = match &dataset {
         Some(d) => Runs::at(&opts.artifacts).on(d),
         None => Runs::at(&opts.artifacts),
     };
@@ -162,7 +166,7 @@ pub fn build(opts: &Options) -> Result<Built> {
     }
     let switch = language_switch(&catalogues, opts.repository.as_deref());
     for m in &catalogues {
-        edition(opts, m, &data, &appendix, &out.join(&m.lang), &switch)?;
+        edition(opts, runs.dataset == crate::data::JPEG_Q75_TENSORS_SHA256, m, &data, &appendix, &out.join(&m.lang), &switch)?;
     }
     // The site's root sends readers to the first edition.
     let first = &catalogues.first().context("no languages to build")?.lang;
@@ -187,7 +191,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// One language's book: hand-written pages of `book/src/<lang>/` plus the
 /// generated chapters, staged in `book/build/<lang>/` and built into `out`.
-fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyData], out: &Path, switch: &str) -> Result<()> {
+fn edition(opts: &Options, of_committed_data: bool, m: &Messages, data: &[StudyData], appendix: &[StudyData], out: &Path, switch: &str) -> Result<()> {
     let stage = opts.book.join("build").join(&m.lang);
     if stage.exists() {
         std::fs::remove_dir_all(&stage).with_context(|| format!("cannot clear {}", stage.display()))?;
@@ -199,16 +203,10 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
         std::fs::copy(opts.book.join(f), stage.join(f)).with_context(|| format!("cannot copy {}", opts.book.join(f).display()))?;
     }
     write_atomic(&stage.join("lang-switch.js"), switch.as_bytes())?;
-    // One colour per function across the whole book, in order of first appearance.
-    let mut seen: Vec<Activation> = Vec::new();
-    for d in data {
-        for f in &d.study.functions {
-            if !seen.contains(&f.activation) {
-                seen.push(f.activation);
-            }
-        }
-    }
-    let colors = move |a: Activation| -> Rgb { PALETTE[seen.iter().position(|x| *x == a).unwrap_or(0) % PALETTE.len()] };
+    // One colour per function across the whole book, none shared within a study.
+    let studies: Vec<Vec<Activation>> = data.iter().map(|d| d.study.functions.iter().map(|f| f.activation).collect()).collect();
+    let palette = colors::function_colors(&studies);
+    let colors = move |a: Activation| -> Rgb { palette.iter().find(|(f, _)| *f == a).map_or(colors::PALETTE[0], |(_, c)| *c) };
     let generated = src.join("generated");
     let mut summary = format!("# Summary\n\n[{}](introduction.md)\n[{}](generated/verdicts-all.md)\n[{}](reproduce.md)\n\n", m.title_introduction, m.answer_all_verdicts, m.title_reproduce);
     let mut repro = format!("# {}\n\n{}\n\n", m.title_reproducibility, m.reproducibility_intro);
@@ -216,7 +214,6 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
     // A study's hand-written note, its placeholders filled from `d` (and,
     // for runs of other studies, from every study at its own protocol).
     // The notes describe the committed runs: a book of other data leaves them out.
-    let of_committed_data = opts.dataset.as_deref().is_none_or(|d| d == crate::data::JPEG_Q75_TENSORS_SHA256);
     let notes = |d: &StudyData, protocol: Option<&Protocol>| -> Result<Option<String>> {
         if !of_committed_data {
             return Ok(None);
@@ -273,6 +270,7 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
     let _ = writeln!(summary, "# {}\n\n- [{}](generated/reproducibility.md)", m.title_reproducibility, m.title_runs_hashes);
     write_atomic(&generated.join("reproducibility.md"), repro.as_bytes())?;
     write_atomic(&generated.join("front.md"), front.as_bytes())?;
+    write_atomic(&generated.join("reproduce-facts.md"), reproduce::facts(m, data, appendix).as_bytes())?;
     write_atomic(&generated.join("answer.md"), answer::answer(m, data, &colors, &generated)?.as_bytes())?;
     write_atomic(&generated.join("verdicts-all.md"), answer::all_verdicts(m, data, appendix, &colors, &generated)?.as_bytes())?;
     write_atomic(&src.join("SUMMARY.md"), summary.as_bytes())?;
@@ -286,7 +284,8 @@ fn edition(opts: &Options, m: &Messages, data: &[StudyData], appendix: &[StudyDa
     }
     config.build.build_dir = std::path::absolute(out)?;
     let book = mdbook_driver::MDBook::load_with_config(&stage, config).map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("cannot load the `{}` book in {}", m.lang, stage.display()))?;
-    book.build().map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("mdBook failed to build the `{}` edition", m.lang))
+    book.build().map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("mdBook failed to build the `{}` edition", m.lang))?;
+    search::finish(out, m)
 }
 
 /// The first 12 characters of a hash, the whole of it on hover.
@@ -298,11 +297,19 @@ fn short_hash(h: &str) -> String {
 fn front_row(m: &Messages, d: &StudyData, appendix: &[StudyData]) -> String {
     let study = &d.study;
     let n_used = d.runs.iter().filter(|r| r.usable()).count();
-    let seeds = study.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+    let seeds = study.seeds.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(&m.list_separator);
     let protocol = fill(&m.front_protocol_cell, &[("protocol", &text::protocol(m, &d.protocol)), ("seeds", &seeds)]);
     let rec = d.runs.iter().find_map(|r| r.record()).or_else(|| appendix.iter().filter(|a| a.study.name == study.name).flat_map(|a| &a.runs).find_map(|r| r.record()));
     let ds = rec.map_or("–".to_string(), |r| format!("{} ({})", r.dataset.dataset, short_hash(&r.dataset.tensors_sha256)));
-    let engine = rec.map_or("–".to_string(), |r| format!("actlab {} {}, {} {}", r.engine.version, r.engine.git_commit.as_deref().map_or(String::new(), short_hash), r.device.class, r.device.name));
+    let mut commits: Vec<&str> = d.runs.iter().filter_map(|r| r.record()?.engine.git_commit.as_deref()).collect();
+    commits.sort();
+    commits.dedup();
+    let commit = match commits.as_slice() {
+        [one] => short_hash(one),
+        [] => String::new(),
+        many => fill(&m.front_engine_commits, &[("n", &many.len().to_string())]),
+    };
+    let engine = rec.map_or("–".to_string(), |r| format!("actlab {} {commit}{}{} {}", r.engine.version, m.list_separator, r.device.class.to_uppercase(), r.device.name));
     text::row(&[format!("[{}](generated/{}/results.md)", study.title_in(&m.lang), study.name), format!("{n_used}/{}", d.runs.len()), protocol, ds, engine])
 }
 
@@ -313,9 +320,9 @@ fn repro_table(m: &Messages, d: &StudyData, pages: &StudyPages) -> String {
     let recs: Vec<_> = d.runs.iter().filter_map(|r| r.record()).collect();
     if let Some(first) = recs.first() {
         let same = |f: &dyn Fn(&crate::train::record::RunRecord) -> String| recs.iter().all(|r| f(r) == f(first));
-        let ds = |r: &crate::train::record::RunRecord| format!("{} (tensors sha256 {})", r.dataset.dataset, short_hash(&r.dataset.tensors_sha256));
+        let ds = |r: &crate::train::record::RunRecord| fill(&m.dataset_tensors, &[("dataset", &r.dataset.dataset), ("hash", &short_hash(&r.dataset.tensors_sha256))]);
         if same(&ds) {
-            let _ = writeln!(t, "{}: {}\n", m.col_dataset, ds(first));
+            let _ = writeln!(t, "{}\n", fill(&m.label_value, &[("label", &m.col_dataset), ("value", &ds(first))]));
         }
     }
     t.push_str(&text::header(&[&m.col_function, &m.col_seed, &m.col_state, &m.col_epochs, &m.col_engine, &m.col_device, &m.col_history_sha]));
@@ -327,7 +334,7 @@ fn repro_table(m: &Messages, d: &StudyData, pages: &StudyPages) -> String {
                 text::run_state(m, r),
                 rec.epochs_completed.to_string(),
                 format!("{} {}", rec.engine.version, rec.engine.git_commit.as_deref().map_or(String::new(), short_hash)),
-                format!("{} ({})", rec.device.class, rec.device.threads),
+                format!("{} ({})", rec.device.class.to_uppercase(), rec.device.threads),
                 short_hash(&rec.history_sha256),
             ]),
             None => text::row(&[r.activation.name().to_string(), r.seed.to_string(), text::run_state(m, r), String::new(), String::new(), String::new(), String::new()]),
@@ -335,7 +342,7 @@ fn repro_table(m: &Messages, d: &StudyData, pages: &StudyPages) -> String {
     }
     let missing = pages.missing();
     if !missing.is_empty() && missing.len() < d.runs.len() {
-        let _ = writeln!(t, "\n{}", fill(&m.not_finished, &[("runs", &missing.join("; "))]));
+        let _ = writeln!(t, "\n{}", fill(&m.not_finished, &[("runs", &missing.join(&m.list_separator))]));
     }
     t.push('\n');
     t

@@ -19,6 +19,7 @@
 //! | `{{first_epoch RUN LAYER COLUMN OP VALUE}}` | the first diagnostics epoch where COLUMN OP VALUE (`< <= == >= >`) |
 //! | `{{first_step RUN COLUMN OP VALUE}}` | the first logged step where it holds |
 //! | `{{engine sigmoid_zero_below}}` | the largest x whose sigmoid is exactly 0 in the engine's float32 |
+//! | `{{at_chance [study/]FUNCTION}}` | of its finished seeds, how many never left chance: `k/n (lo–hi %)`, the binomial 95 % interval |
 //!
 //! Values print with 3 decimals (epochs and steps as integers) unless
 //! `:DECIMALS` says otherwise; `:%` prints a fraction as a whole percentage. mdBook's own `{{#include …}}` is left alone.
@@ -104,6 +105,20 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
                 other => bail!("no engine constant `{other}` (there is sigmoid_zero_below)"),
             }
         }
+        Some("at_chance") => {
+            args(2, "at_chance [study/]FUNCTION")?;
+            let (data, function) = match words[1].split_once('/') {
+                Some((study, f)) => (all.iter().find(|d| d.study.name == study && d.protocol == d.study.protocol).ok_or_else(|| anyhow!("no study `{study}`"))?, f),
+                None => (here, words[1]),
+            };
+            let levels: Vec<f64> = data.runs.iter().filter(|r| r.activation.name() == function && r.usable()).filter_map(|r| r.measures()).map(|m| m.plateau_val_accuracy).collect();
+            if levels.is_empty() {
+                bail!("study {} has no finished run of `{function}`", data.study.name);
+            }
+            let k = levels.iter().filter(|v| **v <= AT_CHANCE_MAX).count();
+            let (lo, hi) = super::stats::binomial_interval(k, levels.len());
+            Ok(format!("{k}/{} ({:.0}–{:.0} %)", levels.len(), lo * 100.0, hi * 100.0))
+        }
         Some("history") => {
             args(4, "history RUN COLUMN EPOCH")?;
             let run = find(words[1], here, all)?;
@@ -158,7 +173,7 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
             let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
             Ok(whole(steps[i] as usize))
         }
-        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step or engine"),
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance or engine"),
     }
 }
 

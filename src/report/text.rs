@@ -62,7 +62,7 @@ pub fn seed_value(m: &Messages, seed: u64, v: f64, test_images: usize) -> String
 /// The seeds of a function that did not learn, set aside.
 pub fn split(m: &Messages, sp: &Split, test_images: usize) -> String {
     let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| seed_value(m, *s, *v, test_images)).collect();
-    fill(&m.split_note, &[("function", sp.function.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(", "))])
+    fill(&m.split_note, &[("function", sp.function.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(&m.list_separator))])
 }
 
 /// How a claim was compared: the method, or "identical on every seed"; and
@@ -75,7 +75,8 @@ pub fn judged_method(m: &Messages, j: &Judged, test_images: usize) -> String {
         (None, _) => "–".into(),
     };
     for sp in &j.splits {
-        out.push_str(&format!("; {}", split(m, sp, test_images)));
+        out.push_str(&m.clause_separator);
+        out.push_str(&split(m, sp, test_images));
     }
     out
 }
@@ -203,7 +204,7 @@ pub fn outcome(m: &Messages, o: &Outcome) -> String {
 /// What was measured for an observation, seed by seed where the rule is,
 /// with its interval, and the seeds set aside.
 pub fn measured(m: &Messages, o: &Observation, what: &Measured, test_images: usize) -> String {
-    let set_aside = |sp: Option<&Split>| sp.map_or(String::new(), |sp| format!("; {}", split(m, sp, test_images)));
+    let set_aside = |sp: Option<&Split>| sp.map_or(String::new(), |sp| format!("{}{}", m.clause_separator, split(m, sp, test_images)));
     match what {
         Measured::None => "–".into(),
         Measured::Stall { seeds, epochs: n } => seeds
@@ -214,15 +215,15 @@ pub fn measured(m: &Messages, o: &Observation, what: &Measured, test_images: usi
                 (true, None) => fill(&m.stall_seed_never, &[("seed", &s.seed.to_string()), ("epochs", &epochs(m, *n))]),
             })
             .collect::<Vec<_>>()
-            .join("; "),
+            .join(&m.clause_separator),
         Measured::Gap(g, sp) => format!("{}{}", fill(&m.measured_gap, &[("gap", &format!("{} {}", mean_sd(g), signed_ci(g)))]), set_aside(sp.as_ref())),
         Measured::GapBySeed { seeds, window, split: sp } => {
             let each: Vec<String> = seeds.iter().map(|s| fill(&m.gap_seed, &[("seed", &s.seed.to_string()), ("min", &format!("{:.3}", s.min)), ("max", &format!("{:.3}", s.max))])).collect();
-            format!("{}{}", fill(&m.measured_gap_by_seed, &[("window", &epochs(m, *window)), ("seeds", &each.join(", "))]), set_aside(sp.as_ref()))
+            format!("{}{}", fill(&m.measured_gap_by_seed, &[("window", &epochs(m, *window)), ("seeds", &each.join(&m.list_separator))]), set_aside(sp.as_ref()))
         }
         Measured::Levels(levels, sp) => {
             let each: Vec<String> = levels.iter().map(|(s, v)| seed_value(m, *s, *v, test_images)).collect();
-            format!("{}{}", fill(&m.measured_levels, &[("levels", &each.join(", "))]), set_aside(sp.as_ref()))
+            format!("{}{}", fill(&m.measured_levels, &[("levels", &each.join(&m.list_separator))]), set_aside(sp.as_ref()))
         }
         Measured::Difference(d, splits) => {
             let than = match &o.kind {
@@ -231,7 +232,8 @@ pub fn measured(m: &Messages, o: &Observation, what: &Measured, test_images: usi
             };
             let mut out = fill(&m.measured_difference, &[("measure", &m.metric_plateau), ("than", than), ("d", &signed(d.estimate)), ("interval", &interval(d.interval(super::stats::ALPHA))), ("method", &method(m, d))]);
             for sp in splits {
-                out.push_str(&format!("; {}", split(m, sp, test_images)));
+                out.push_str(&m.clause_separator);
+                out.push_str(&split(m, sp, test_images));
             }
             out
         }
@@ -314,7 +316,9 @@ pub fn epochs(m: &Messages, n: usize) -> String {
 /// A duration given in hours, in the unit that reads well: whole minutes
 /// under two hours, whole hours above.
 pub fn duration(m: &Messages, hours: f64) -> String {
-    if hours < 2.0 {
+    if hours * 60.0 < 2.0 {
+        fill(&m.duration_seconds, &[("n", &format!("{:.0}", (hours * 3600.0).max(1.0)))])
+    } else if hours < 2.0 {
         fill(&m.duration_minutes, &[("n", &format!("{:.0}", (hours * 60.0).max(1.0)))])
     } else {
         fill(&m.duration_hours, &[("n", &format!("{hours:.0}"))])

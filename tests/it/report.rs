@@ -50,7 +50,7 @@ fn fixture(seeds_done: usize) -> Fixture {
     }
     // The repository's book skeleton: config, style, catalogues, hand-written pages.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("book");
-    for f in ["book.toml", "actlab.css", "i18n/en.toml", "i18n/ja.toml", "src/en/introduction.md", "src/en/reproduce.md", "src/ja/introduction.md", "src/ja/reproduce.md"] {
+    for f in ["book.toml", "actlab.css", "actlab.js", "i18n/en.toml", "i18n/ja.toml", "src/en/introduction.md", "src/en/reproduce.md", "src/ja/introduction.md", "src/ja/reproduce.md"] {
         let dst = root.join("book").join(f);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(repo.join(f), dst).unwrap();
@@ -89,6 +89,29 @@ fn options(f: &Fixture) -> report::Options {
 
 fn build(f: &Fixture) -> report::Built {
     report::build(&options(f)).unwrap()
+}
+
+/// `report --dataset` takes the hash a user has at hand: the full one, or
+/// the prefix that names its `data-<hash>` folder.
+#[test]
+fn a_dataset_is_named_by_its_hash_or_any_unique_prefix() {
+    let f = fixture(1);
+    let full = f.data.manifest.tensors_sha256.clone();
+    let tree = Runs::at(f.root.join("artifacts"));
+    assert_eq!(tree.resolve_dataset(&full).unwrap(), full);
+    assert_eq!(tree.resolve_dataset(&full[..12]).unwrap(), full);
+    assert_eq!(tree.resolve_dataset(&format!("data-{}", &full[..12])).unwrap(), full, "the folder's own name");
+    assert_eq!(tree.resolve_dataset(&full[..8].to_uppercase()).unwrap(), full);
+    let jpeg = actlab::data::JPEG_Q75_TENSORS_SHA256;
+    assert_eq!(tree.resolve_dataset(&jpeg[..10]).unwrap(), jpeg);
+    let other = if full.starts_with("000000") { "ffffff" } else { "000000" };
+    let e = tree.resolve_dataset(other).unwrap_err().to_string();
+    assert!(e.contains("no published runs"), "{e}");
+    let e = tree.resolve_dataset("abc").unwrap_err().to_string();
+    assert!(e.contains("64 hex digits"), "{e}");
+    let mut o = options(&f);
+    o.dataset = Some(full[..12].to_string());
+    assert!(report::build(&o).unwrap().runs_used > 0, "a book of the prefix's runs");
 }
 
 #[test]
@@ -220,6 +243,19 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     let last = history.lines().last().unwrap().split(',').last().unwrap().parse::<f64>().unwrap();
     assert_eq!(fill("relu seed 2 ends at {{history relu/seed-2 val_accuracy last :4}}.").unwrap(), format!("relu seed 2 ends at {last:.4}."));
     assert_eq!(fill("{{#include x.md}} stays").unwrap(), "{{#include x.md}} stays", "mdBook's own syntax is left alone");
+    // The seeds at chance, counted from the histories by hand (two epochs: the plateau is their mean).
+    let at_chance = (1..=3)
+        .filter(|s| {
+            let text = std::fs::read_to_string(f.run_dir("relu", *s).join("history.csv")).unwrap();
+            let v: Vec<f64> = text.lines().skip(1).map(|l| l.split(',').nth(3).unwrap().parse().unwrap()).collect();
+            v.iter().sum::<f64>() / v.len() as f64 <= 0.15
+        })
+        .count();
+    // Clopper–Pearson 95 % intervals of k of 3, in whole percent.
+    let interval = ["0–71", "1–91", "9–99", "29–100"][at_chance];
+    assert_eq!(fill("{{at_chance relu}}").unwrap(), format!("{at_chance}/3 ({interval} %)"));
+    assert_eq!(fill("{{at_chance tiny/relu}}").unwrap(), fill("{{at_chance relu}}").unwrap());
+    assert!(format!("{:#}", fill("{{at_chance gelu}}").unwrap_err()).contains("no finished run of `gelu`"));
     for (note, says) in [("{{history relu/seed-9 val_accuracy 1}}", "no run relu seed 9"), ("{{history relu/seed-1 val_acc 1}}", "`val_acc` is not one of"), ("relu ends at 0.61.", "`0.61` is typed by hand"), ("{{history tiny/relu/seed-1 loss 3}}", "epoch 3 is not among")] {
         let e = format!("{:#}", fill(note).unwrap_err());
         assert!(e.contains("book/src/en/notes/tiny.md") && e.contains(says), "{e}");
@@ -429,5 +465,74 @@ fn the_published_book_has_no_impossible_interval_and_each_block_once() {
         }
         let summary = std::fs::read_to_string(src.join("SUMMARY.md")).unwrap();
         assert_eq!(summary.matches("generated/answer.md").count(), 0, "{lang}: the answer is part of the introduction, not a chapter of its own");
+        if lang == "ja" {
+            let mut foreign = Vec::new();
+            for page in markdown_files(&src).into_iter().filter(|p| !p.starts_with(src.join("notes"))) {
+                let text = std::fs::read_to_string(&page).unwrap();
+                for w in latin_words(&text).into_iter().filter(|w| !allowed_in_japanese(w)) {
+                    foreign.push(format!("{}: {w}", page.strip_prefix(&src).unwrap().display()));
+                }
+            }
+            foreign.dedup();
+            assert!(foreign.is_empty(), "English words in Japanese prose (translate them, or put code in backticks):\n{}", foreign.join("\n"));
+        }
     }
+}
+
+/// The Latin-script words of a page's prose: code (spans, blocks,
+/// `<code>`), HTML tags, link targets and mdBook directives left out.
+fn latin_words(markdown: &str) -> Vec<String> {
+    let mut prose = String::new();
+    let mut in_block = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+        } else if !in_block && !line.starts_with("# Summary") && !line.contains("{{#") {
+            prose.push_str(line);
+            prose.push('\n');
+        }
+    }
+    let mut cut = |open: &str, close: &str| {
+        while let Some(a) = prose.find(open) {
+            let Some(b) = prose[a + open.len()..].find(close) else { break };
+            prose.replace_range(a..a + open.len() + b + close.len(), " ");
+        }
+    };
+    cut("<code", "</code>");
+    cut("`", "`");
+    cut("<", ">");
+    cut("](", ")");
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in prose.chars().chain([' ']) {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            if word.chars().any(|c| c.is_ascii_alphabetic()) {
+                words.push(std::mem::take(&mut word));
+            }
+            word.clear();
+        }
+    }
+    words
+}
+
+/// Latin script that belongs in the Japanese edition: names (anything with
+/// a digit or `_`: functions, layers, CSV columns, hashes, units like q75),
+/// one-letter symbols, and the proper nouns, metric names and formula words
+/// below. Every other Latin word is untranslated English.
+fn allowed_in_japanese(word: &str) -> bool {
+    const NAMES: &[&str] = &[
+        // functions and their families
+        "relu", "ReLU", "tanh", "softplus", "softmax", "sqrt", "sign", "leaky", "identity", "gelu", "silu", "mish", "elu", "GELU", "SiLU", "Mish", "ELU", "PReLU",
+        // the article's own word, in its quotes
+        "linear",
+        // formula words and Keras's metric names
+        "ln", "max", "min", "exp", "lr", "momentum", "loss", "accuracy",
+        // software, hardware, formats, people, methods
+        "actlab", "Keras", "keras", "datasets", "Adam", "SGD", "CIFAR", "JPEG", "CSV", "CNN", "GPU", "CPU", "CUDA", "NVIDIA", "Rust", "mdBook", "GitHub", "README",
+        "SLURM", "Kubernetes", "Indexed", "Job", "Intel", "Xeon", "AMD", "EPYC", "Processor", "R",
+        "Glorot", "Bengio", "Maas", "He", "Xu", "Student", "Welch", "Holm",
+    ];
+    word.len() == 1 || word.chars().any(|c| c.is_ascii_digit() || c == '_') || NAMES.contains(&word)
 }

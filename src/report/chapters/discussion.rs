@@ -64,7 +64,8 @@ impl StudyPages<'_> {
                     let key = if lo > 0.0 { &m.ranking_resolved } else { &m.ranking_unresolved };
                     let mut method = text::method(m, &d);
                     for sp in &splits {
-                        method.push_str(&format!("; {}", text::split(m, sp, test)));
+                        method.push_str(&m.clause_separator);
+                        method.push_str(&text::split(m, sp, test));
                     }
                     let _ = write!(p, " {}", fill(key, &[("next", next.name()), ("d", &text::signed(d.estimate)), ("interval", &text::interval((lo, hi))), ("method", &method)]));
                 }
@@ -76,7 +77,7 @@ impl StudyPages<'_> {
         for a in self.acts() {
             if let Some(sp) = rules::split(data, a, Metric::PlateauValAccuracy) {
                 let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| text::seed_value(m, *s, *v, test)).collect();
-                let _ = writeln!(p, "- {}", fill(&m.split_sentence, &[("function", a.name()), ("rate", &text::rate(m, sp.did_not_learn.len(), sp.of)), ("seeds", &seeds.join(", ")), ("table", &summary)]));
+                let _ = writeln!(p, "- {}", fill(&m.split_sentence, &[("function", a.name()), ("rate", &text::rate(m, sp.did_not_learn.len(), sp.of)), ("seeds", &seeds.join(&m.list_separator)), ("table", &summary)]));
             }
         }
 
@@ -125,7 +126,7 @@ impl StudyPages<'_> {
                 }
                 Start::SomeStalled(sp) => {
                     let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| text::seed_value(m, *s, *v, test)).collect();
-                    fill(&m.starts_some_stalled, &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(", "))])
+                    fill(&m.starts_some_stalled, &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(&m.list_separator))])
                 }
                 Start::Behind { own, baseline, difference } => fill(
                     &m.starts_behind,
@@ -168,9 +169,9 @@ impl StudyPages<'_> {
             let dead: Vec<String> =
                 ACTIVATED.iter().filter_map(|l| last(l.name, "dead_units").map(|v| (l.name, v))).filter(|(_, v)| *v > DEAD_UNITS_NOTABLE).map(|(l, v)| format!("{l} {:.0} %", v * 100.0)).collect();
             let (cohort, set_aside) = data.cohorts(a);
-            let seeds = |runs: &[&crate::report::data::Run]| runs.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(", ");
+            let seeds = |runs: &[&crate::report::data::Run]| runs.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(&m.list_separator);
             if !dead.is_empty() {
-                let _ = writeln!(p, "- {}", fill(&m.dead_units_end, &[("function", a.name()), ("layers", &dead.join(", ")), ("seeds", &seeds(&cohort)), ("table", &diagnostics)]));
+                let _ = writeln!(p, "- {}", fill(&m.dead_units_end, &[("function", a.name()), ("layers", &dead.join(&m.list_separator)), ("seeds", &seeds(&cohort)), ("table", &diagnostics)]));
             }
             // Each seed set aside on its own: never averaged with the others.
             for r in &set_aside {
@@ -181,7 +182,7 @@ impl StudyPages<'_> {
                     .map(|(l, v)| format!("{l} {:.0} %", v * 100.0))
                     .collect();
                 if !dead.is_empty() {
-                    let _ = writeln!(p, "- {}", fill(&m.dead_units_end_seed, &[("function", a.name()), ("seed", &r.seed.to_string()), ("layers", &dead.join(", ")), ("table", &diagnostics)]));
+                    let _ = writeln!(p, "- {}", fill(&m.dead_units_end_seed, &[("function", a.name()), ("seed", &r.seed.to_string()), ("layers", &dead.join(&m.list_separator)), ("table", &diagnostics)]));
                 }
             }
             let sparse = ACTIVATED.iter().filter_map(|l| last(l.name, "sparsity")).fold(0.0f64, f64::max);

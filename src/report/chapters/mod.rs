@@ -77,7 +77,7 @@ impl<'a> StudyPages<'a> {
 
     /// Runs that are not finished, for the reproducibility chapter.
     pub fn missing(&self) -> Vec<String> {
-        self.data.runs.iter().filter(|r| !matches!(r.state, RunState::Finished(_))).map(|r| format!("{} seed {}: {}", r.activation, r.seed, text::state(self.m, &r.state))).collect()
+        self.data.runs.iter().filter(|r| !matches!(r.state, RunState::Finished(_))).map(|r| format!("{} {}", r.activation, fill(&self.m.seed_state, &[("seed", &r.seed.to_string()), ("state", &text::state(self.m, &r.state))]))).collect()
     }
 
     /// Whether any run at this protocol can be shown.

@@ -36,7 +36,7 @@ impl StudyPages<'_> {
         let optimizer = |p: &Protocol| text::optimizer(m, &p.optimizer);
         let ds = self.data.runs.iter().find_map(|r| r.record()).map(|r| r.dataset.clone());
         let dataset = ds.as_ref().map_or(m.no_runs_yet.clone(), |d| fill(&m.dataset_detail, &[("name", &d.dataset), ("source", &d.source_sha256[..12]), ("tensors", &d.tensors_sha256[..12])]));
-        let seeds = s.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
+        let seeds = s.seeds.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(&m.list_separator);
         p.push_str(&text::header(&["", m.col_article.as_str(), m.col_these_runs.as_str()]));
         for row in [
             [m.row_epochs.clone(), article.epochs.to_string(), ours.epochs.to_string()],
@@ -72,7 +72,7 @@ impl StudyPages<'_> {
         let m = self.m;
         let mut p = format!("# {}\n\n{}{}\n\n", m.title_predictions, self.banners(), m.predictions_intro);
         for f in &self.data.study.functions {
-            let _ = writeln!(p, "- **{}**: {}", f.activation, self.data.study.prediction_in(f.activation, &m.lang).unwrap_or(&m.no_prediction));
+            let _ = writeln!(p, "- {}", fill(&m.label_value, &[("label", &format!("**{}**", f.activation)), ("value", self.data.study.prediction_in(f.activation, &m.lang).unwrap_or(&m.no_prediction))]));
             for c in &f.claims {
                 let _ = writeln!(p, "  - {}", fill(&m.checked_as, &[("claim", &text::claim(m, c.metric, c.expect, c.than, self.data.protocol.epochs))]));
             }

@@ -6,7 +6,9 @@ use super::StudyPages;
 use crate::activation::Activation;
 use crate::io::write_atomic;
 use crate::nn::arch::ACTIVATED;
-use crate::report::charts::{Band, LineChart, PALETTE, Series};
+use crate::report::charts::{Band, LineChart, Reference, SeedRow, SeedsChart, Series, REFERENCE_GREY, WIDE, WIDE_TEXT};
+use crate::report::rules::CHANCE_ACCURACY;
+use crate::report::colors::LAYER_COLORS;
 use crate::report::data::HISTORY_COLUMNS;
 use crate::report::design;
 use crate::report::messages::fill;
@@ -52,6 +54,9 @@ impl StudyPages<'_> {
         let title = fill(&m.chart_one_seed, &[("function", a.name()), ("metric", metric), ("seed", &run.seed.to_string())]);
         let mut c = LineChart::new(&title, &m.axis_epoch, metric);
         c.y_range = y_range;
+        if metric == "accuracy" {
+            c.references = self.accuracy_references(a);
+        }
         let color = (self.colors)(a);
         for (column, dashed, label) in [(metric.to_string(), false, &m.legend_train), (format!("val_{metric}"), true, &m.legend_val)] {
             let ys: Vec<f64> = run.history.iter().map(|e| e.get(&column)).collect();
@@ -60,31 +65,58 @@ impl StudyPages<'_> {
         self.svg(&format!("{metric}-{}.svg", a.name()), &c)
     }
 
+    /// The lines an accuracy chart of `a` is read against: chance, and
+    /// relu's level (the mean plateau of its seeds that learned; the
+    /// study's baseline where relu is not in it), unless `a` is that
+    /// function or the level is too near chance to tell apart.
+    fn accuracy_references(&self, a: Activation) -> Vec<Reference> {
+        let m = self.m;
+        let mut refs = vec![Reference { label: fill(&m.answer_reference_chance, &[("value", &CHANCE_ACCURACY.to_string())]), at: CHANCE_ACCURACY, color: REFERENCE_GREY }];
+        let has_relu = self.data.study.functions.iter().any(|f| f.activation == Activation::Relu);
+        let base = if has_relu { Activation::Relu } else { self.data.study.baseline };
+        let levels: Vec<f64> = self.data.cohorts(base).0.iter().filter_map(|r| r.measures()).map(|x| x.plateau_val_accuracy).collect();
+        let mean = levels.iter().sum::<f64>() / levels.len().max(1) as f64;
+        if a != base && !levels.is_empty() && mean - CHANCE_ACCURACY > 0.05 {
+            refs.push(Reference { label: fill(&m.answer_reference_baseline, &[("function", base.name()), ("value", &format!("{mean:.3}"))]), at: mean, color: REFERENCE_GREY });
+        }
+        refs
+    }
+
     /// Every function's mean over seeds, with the min–max band.
     fn overlay(&self, metric: &str) -> Result<String> {
         let mut c = LineChart::new(&fill(&self.m.overlay_title, &[("metric", metric)]), &self.m.axis_epoch, metric);
-        (c.size, c.text) = ((600, 400), 18);
+        (c.size, c.text) = (WIDE, WIDE_TEXT);
+        if metric.ends_with("accuracy") {
+            // relu is one of the curves: chance is the only line.
+            c.references = self.accuracy_references(Activation::Relu).into_iter().take(1).collect();
+        }
         for a in self.acts() {
             let b = self.data.band(a, metric);
             let color = (self.colors)(a);
             c.bands.push(Band { xs: epochs(b.mean.len()), lo: b.min, hi: b.max, color });
             c.series.push(Series { name: a.name().into(), xs: epochs(b.mean.len()), ys: b.mean, color, thick: true, dashed: metric.starts_with("val_"), legend: true });
-            // Seeds that did not learn while others did: each its own thin line, never in the mean.
-            for r in self.data.cohorts(a).1 {
+            // Seeds that did not learn while others did: each its own thin line,
+            // never in the mean; one legend entry names them all.
+            let set_aside = self.data.cohorts(a).1;
+            let seeds = set_aside.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(&self.m.list_separator);
+            for (i, r) in set_aside.iter().enumerate() {
                 let ys: Vec<f64> = r.history.iter().map(|e| e.get(metric)).collect();
-                let name = fill(&self.m.legend_set_aside, &[("function", a.name()), ("seed", &r.seed.to_string())]);
-                c.series.push(Series { name, xs: epochs(ys.len()), ys, color, thick: false, dashed: true, legend: true });
+                let name = fill(&self.m.legend_set_aside, &[("function", a.name()), ("seed", &seeds)]);
+                c.series.push(Series { name, xs: epochs(ys.len()), ys, color, thick: false, dashed: true, legend: i == 0 });
             }
         }
-        c.log_y = c.needs_log();
+        c.log_y = c.needs_log(50.0);
         self.svg(&format!("overlay-{metric}.svg"), &c)
     }
 
     /// One steps.csv column of every function that logged it: the mean over
-    /// seeds per step, with the min–max band.
-    fn steps_overlay(&self, column: &str, title: &str) -> Result<Option<String>> {
+    /// seeds per step, with the min–max band. Where one function's curve
+    /// would flatten the others (a stall's loss of 10 and more beside relu's
+    /// 2.3) the axis is logarithmic; where it cannot be (a gradient that is
+    /// exactly 0), each function gets its own small chart and scale.
+    fn steps_overlay(&self, column: &str, title: &str) -> Result<Vec<String>> {
         let mut c = LineChart::new(title, &self.m.axis_step, column);
-        (c.size, c.text) = ((600, 400), 18);
+        (c.size, c.text) = (WIDE, WIDE_TEXT);
         for a in self.acts() {
             let (b, n) = self.data.step_band(a, column);
             if n == 0 {
@@ -96,10 +128,23 @@ impl StudyPages<'_> {
             c.series.push(Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, thick: false, dashed: false, legend: true });
         }
         if c.series.is_empty() {
-            return Ok(None);
+            return Ok(vec![]);
         }
-        c.log_y = c.needs_log();
-        Ok(Some(self.svg(&format!("steps-{column}.svg"), &c)?))
+        const FLATTENS: f64 = 3.0;
+        c.log_y = c.needs_log(FLATTENS);
+        if c.log_y || !c.flattened(FLATTENS) {
+            return Ok(vec![self.svg(&format!("steps-{column}.svg"), &c)?]);
+        }
+        let mut small = Vec::new();
+        for (series, band) in c.series.into_iter().zip(c.bands) {
+            let function = series.name.split(' ').next().unwrap_or_default().to_string();
+            // The column is on the y axis; the small title names the function.
+            let mut one = LineChart::new(&series.name, &self.m.axis_step, column);
+            one.bands.push(band);
+            one.series.push(Series { legend: false, ..series });
+            small.push(self.svg(&format!("steps-{column}-{function}.svg"), &one)?);
+        }
+        Ok(small)
     }
 
     /// The first logged steps, one by one: what happens before epoch 1 ends.
@@ -113,8 +158,9 @@ impl StudyPages<'_> {
         ];
         let mut charts = Vec::new();
         for (column, title) in &columns {
-            if let Some(img) = self.steps_overlay(column, title)? {
-                charts.push(format!("[![{column}]({img})]({img})\n"));
+            let imgs = self.steps_overlay(column, title)?;
+            if !imgs.is_empty() {
+                charts.push(format!("{}\n", imgs.iter().map(|img| format!("[![{title}]({img})]({img})")).collect::<Vec<_>>().join(" ")));
             }
         }
         if charts.is_empty() {
@@ -126,20 +172,24 @@ impl StudyPages<'_> {
             m.title_first_steps,
             fill(&m.first_steps_intro, &[("steps", &steps.to_string())]),
             charts.join("\n"),
-            self.layer_order()
+            self.layer_order()?
         ))
     }
 
     /// Which layer goes flat first: per run, the first logged step at which
     /// each layer's mean pre-activation is below [`FLAT_PRE_MEAN`], and per
     /// function, how often each layer is the first.
-    fn layer_order(&self) -> String {
+    fn layer_order(&self) -> Result<String> {
         let m = self.m;
         let threshold = crate::report::rules::FLAT_PRE_MEAN;
         let mut table = text::header(&std::iter::once(m.col_function.clone()).chain(std::iter::once(m.col_seed.clone())).chain(ACTIVATED.iter().map(|l| l.name.to_string())).collect::<Vec<_>>());
         let mut words = Vec::new();
+        // The timeline: a row per function and layer that any seed took into the tail, a dot per seed at its step.
+        let mut rows: Vec<SeedRow> = Vec::new();
+        let mut last_step: f64 = 1.0;
         for a in self.acts() {
             let runs: Vec<_> = self.data.usable(a).filter(|r| !r.steps.is_empty()).collect();
+            let mut by_layer: Vec<Vec<f64>> = vec![Vec::new(); ACTIVATED.len()];
             if runs.is_empty() {
                 continue;
             }
@@ -156,8 +206,15 @@ impl StudyPages<'_> {
                     Some(first) => passes.iter().enumerate().filter(|(_, p)| **p == Some(first)).for_each(|(i, _)| firsts[i] += 1),
                     None => none += 1,
                 }
+                for (i, p) in passes.iter().enumerate() {
+                    by_layer[i].extend(*p);
+                }
+                last_step = last_step.max(steps.last().copied().unwrap_or(0.0));
                 let cells = passes.iter().map(|p| p.map_or("–".to_string(), |s| format!("{s:.0}")));
                 table.push_str(&text::row(&[format!("`{a}`"), r.seed.to_string()].into_iter().chain(cells).collect::<Vec<_>>()));
+            }
+            for (layer, points) in ACTIVATED.iter().zip(by_layer).filter(|(_, p)| !p.is_empty()) {
+                rows.push(SeedRow { label: format!("{a} · {}", layer.name), points: points.into_iter().map(|s| (s, true)).collect(), color: (self.colors)(a) });
             }
             let n = runs.len();
             let mut parts: Vec<String> = ACTIVATED
@@ -172,9 +229,16 @@ impl StudyPages<'_> {
             words.push(format!("- {}", fill(&m.function_item, &[("function", a.name()), ("text", &parts.join(&m.list_separator))])));
         }
         if words.is_empty() {
-            return String::new();
+            return Ok(String::new());
         }
-        format!("\n### {}\n\n{}\n\n{}\n\n{}\n", m.title_layer_order, fill(&m.layer_order_intro, &[("threshold", &format!("{threshold}")), ("slope", &format!("{:.3}", 2.0 * crate::engine::math::sigmoid(threshold as f32)))]), words.join("\n"), table)
+        let timeline = if rows.is_empty() {
+            String::new()
+        } else {
+            let chart = SeedsChart { title: m.title_layer_order.clone(), x_label: m.axis_step.clone(), rows, references: vec![], x_range: (0.0, last_step) };
+            write_atomic(&self.dir.join("img/layer-order.svg"), chart.render()?.as_bytes())?;
+            format!("[![{}](img/layer-order.svg)](img/layer-order.svg)\n\n{}\n\n", m.title_layer_order, m.layer_order_caption)
+        };
+        Ok(format!("\n### {}\n\n{}\n\n{}\n\n{timeline}{}\n", m.title_layer_order, fill(&m.layer_order_intro, &[("threshold", &format!("{threshold}")), ("slope", &format!("{:.3}", 2.0 * crate::engine::math::sigmoid(threshold as f32)))]), words.join("\n"), table))
     }
 
     /// One diagnostic of one function (averaged over the seeds that may be
@@ -195,7 +259,7 @@ impl StudyPages<'_> {
                 name: layer.name.to_string(),
                 xs: v.iter().map(|x| x.0 as f64).collect(),
                 ys: v.iter().map(|x| x.1).collect(),
-                color: PALETTE[i],
+                color: LAYER_COLORS[i],
                 thick: true,
                 dashed: false,
                 legend: true,
@@ -268,10 +332,10 @@ impl StudyPages<'_> {
             let usable = self.data.usable(*a).count();
             let total = self.data.runs.iter().filter(|r| r.activation == *a).count();
             let name = fill(&m.runs_of, &[("function", a.name()), ("usable", &usable.to_string()), ("total", &total.to_string())]);
-            let _ = writeln!(p, "### {name}\n\n{}: {}\n", m.row_csv, self.csv_links(*a)?.replace("<br>", " · "));
+            let _ = writeln!(p, "### {name}\n\n{}\n", fill(&m.label_value, &[("label", &m.row_csv), ("value", &self.csv_links(*a)?.replace("<br>", " · "))]));
             let _ = write!(p, "{} ", fig(&self.function_chart(*a)?, a.name()));
             if usable > 0 {
-                let _ = write!(p, "{} {}", fig(&self.history_chart(*a, "accuracy", Some((0.0, 1.0)))?, &format!("{a} accuracy")), fig(&self.history_chart(*a, "loss", Some((0.0, max_loss)))?, &format!("{a} loss")));
+                let _ = write!(p, "{} {}", fig(&self.history_chart(*a, "accuracy", Some((0.0, 1.0)))?, &format!("{a} — {}", m.row_accuracy)), fig(&self.history_chart(*a, "loss", Some((0.0, max_loss)))?, &format!("{a} — {}", m.row_loss_curves)));
             }
             p.push_str("\n\n");
         }
@@ -345,10 +409,11 @@ impl StudyPages<'_> {
             let _ = writeln!(p, "### {title}\n\n{what}\n");
             for a in acts.iter().filter(|a| self.data.usable(**a).next().is_some()) {
                 let img = self.diagnostic_chart(*a, None, metric, title)?;
-                let _ = write!(p, "[![{a} {metric}]({img})]({img}) ");
+                let _ = write!(p, "[![{a} — {title}]({img})]({img}) ");
                 for r in self.data.cohorts(*a).1 {
                     let img = self.diagnostic_chart(*a, Some(r.seed), metric, title)?;
-                    let _ = write!(p, "[![{a} seed {} {metric}]({img})]({img}) ", r.seed);
+                    let who = fill(&m.legend_set_aside, &[("function", a.name()), ("seed", &r.seed.to_string())]);
+                    let _ = write!(p, "[![{who} — {title}]({img})]({img}) ");
                 }
             }
             p.push_str("\n\n");
