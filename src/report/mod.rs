@@ -148,7 +148,10 @@ pub fn build(opts: &Options) -> Result<Built> {
             appendix.push(read(&p)?);
         }
     }
-    let damaged: Vec<String> = data.iter().chain(&appendix).flat_map(|d| &d.runs).filter_map(|r| r.damage().map(|why| format!("{}: {why}", runs.relative(&r.dir)))).collect();
+    // A run shared by several studies is read once per study: named once.
+    let mut damaged: Vec<String> = data.iter().chain(&appendix).flat_map(|d| &d.runs).filter_map(|r| r.damage().map(|why| format!("{}: {why}", runs.relative(&r.dir)))).collect();
+    damaged.sort();
+    damaged.dedup();
     for d in &damaged {
         eprintln!("damaged run: {d}");
     }
