@@ -9,11 +9,11 @@
 //! judgements from [`super::rules`] and [`super::hypothesis`], and
 //! protocols are never mixed (each study × protocol appears once).
 
-use super::charts::{Reference, Rgb, SeedRow, SeedsChart, REFERENCE_GREY};
+use super::charts::{Reference, Rgb, SeedRow, SeedsChart};
 use super::data::StudyData;
 use super::hypothesis;
 use super::messages::{Messages, fill};
-use super::rules::{self, CHANCE_ACCURACY, cohort, split};
+use super::rules::{self, cohort, split};
 use super::stats::{ALPHA, describe, difference};
 use super::text;
 use crate::activation::Activation;
@@ -91,13 +91,8 @@ fn seeds_chart(m: &Messages, d: &StudyData, colors: &dyn Fn(Activation) -> Rgb, 
         return Ok(false);
     }
     let base = d.study.baseline;
-    let mut references = Vec::new();
-    let b = cohort(d, base, METRIC);
-    if !b.is_empty() {
-        let mean = b.iter().map(|x| x.1).sum::<f64>() / b.len() as f64;
-        references.push(Reference { label: fill(&m.answer_reference_baseline, &[("function", base.name()), ("value", &format!("{mean:.3}"))]), at: mean, color: colors(base) });
-    }
-    references.push(Reference { label: fill(&m.answer_reference_chance, &[("value", &CHANCE_ACCURACY.to_string())]), at: CHANCE_ACCURACY, color: REFERENCE_GREY });
+    let levels: Vec<f64> = cohort(d, base, METRIC).into_iter().map(|x| x.1).collect();
+    let references: Vec<Reference> = Reference::mean_level(m, base, &levels, colors(base)).into_iter().chain([Reference::chance(m)]).collect();
     let measure = text::last_epochs_measure(m, d.protocol.epochs);
     let chart = SeedsChart { title: fill(&m.answer_chart_title, &[("measure", &measure)]), x_label: measure, rows, references, x_range: (0.0, 1.0) };
     write_atomic(&dir.join(img), chart.render()?.as_bytes())?;
@@ -238,7 +233,7 @@ fn at_protocol(m: &Messages, group: &[&StudyData], prefix: &str, colors: &dyn Fn
         return Ok(p);
     }
     let measure = text::last_epochs_measure(m, protocol.epochs);
-    let references = vec![Reference { label: fill(&m.answer_reference_chance, &[("value", &CHANCE_ACCURACY.to_string())]), at: CHANCE_ACCURACY, color: REFERENCE_GREY }];
+    let references = vec![Reference::chance(m)];
     let img = format!("img/verdicts-{}.svg", protocol.slug());
     let chart = SeedsChart { title: fill(&m.answer_chart_title, &[("measure", &measure)]), x_label: measure, rows, references, x_range: (0.0, 1.0) };
     write_atomic(&dir.join(&img), chart.render()?.as_bytes())?;

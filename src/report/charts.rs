@@ -12,6 +12,9 @@
 //! [`super::colors`]); and training vs validation is told by the dash, not
 //! by colour.
 
+use super::messages::{Messages, fill};
+use super::rules::CHANCE_ACCURACY;
+use crate::activation::Activation;
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
@@ -249,6 +252,23 @@ pub struct Reference {
     pub label: String,
     pub at: f64,
     pub color: RGBColor,
+}
+
+impl Reference {
+    /// Chance accuracy, grey: every accuracy chart is read against it.
+    pub fn chance(m: &Messages) -> Reference {
+        Reference { label: fill(&m.answer_reference_chance, &[("value", &CHANCE_ACCURACY.to_string())]), at: CHANCE_ACCURACY, color: REFERENCE_GREY }
+    }
+
+    /// `function`'s mean over `values` (its seeds that learned), labelled
+    /// with it; None without any.
+    pub fn mean_level(m: &Messages, function: Activation, values: &[f64], color: RGBColor) -> Option<Reference> {
+        if values.is_empty() {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        Some(Reference { label: fill(&m.answer_reference_baseline, &[("function", function.name()), ("value", &format!("{mean:.3}"))]), at: mean, color })
+    }
 }
 
 /// Every seed's value, one row per function, labelled on the left, with

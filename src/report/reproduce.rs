@@ -8,7 +8,7 @@ use super::data::StudyData;
 use super::messages::{fill, Messages};
 use super::text;
 use crate::train::config::Protocol;
-use crate::train::record::{median_epoch_seconds, RunRecord};
+use crate::train::record::{median, median_epoch_seconds, RunRecord};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -29,12 +29,6 @@ fn distinct_runs<'a>(all: &[&'a StudyData]) -> Vec<&'a RunRecord> {
 /// A whole hash, allowed to wrap anywhere (`actlab.css`).
 fn hash(h: &str) -> String {
     format!("<code class=\"actlab-hash\">{h}</code>")
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
 pub fn facts(m: &Messages, data: &[StudyData], appendix: &[StudyData]) -> String {
@@ -77,15 +71,15 @@ pub fn facts(m: &Messages, data: &[StudyData], appendix: &[StudyData]) -> String
 
     let _ = writeln!(p, "\n## {}\n\n{}\n", m.repro_engine_title, m.repro_engine_intro);
     p.push_str(&text::header(&[&m.col_commit, &m.col_engine, &m.col_arithmetic, &m.col_runs, &m.col_studies]));
+    // An engine: its commit, version and arithmetic.
+    let engine = |r: &RunRecord| (r.engine.git_commit.clone().unwrap_or_else(|| "–".into()), r.engine.version.clone(), r.engine.arithmetic);
     let mut commits: BTreeMap<(String, String, u32), (usize, Vec<String>)> = BTreeMap::new();
     for r in &runs {
-        let key = (r.engine.git_commit.clone().unwrap_or_else(|| "–".into()), r.engine.version.clone(), r.engine.arithmetic);
-        commits.entry(key).or_default().0 += 1;
+        commits.entry(engine(r)).or_default().0 += 1;
     }
     for d in &all {
         for r in d.runs.iter().filter_map(|r| r.record()) {
-            let key = (r.engine.git_commit.clone().unwrap_or_else(|| "–".into()), r.engine.version.clone(), r.engine.arithmetic);
-            let studies = &mut commits.get_mut(&key).expect("every record was counted").1;
+            let studies = &mut commits.get_mut(&engine(r)).expect("every record was counted").1;
             let name = format!("`{}`", d.study.name);
             if !studies.contains(&name) {
                 studies.push(name);

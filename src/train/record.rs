@@ -143,8 +143,12 @@ impl RunRecord {
 /// a run trained beside a build or on a slower machine is several times
 /// slower than a quiet one, and a mean lets one such run set the estimate.
 pub fn median_epoch_seconds<'a>(records: impl IntoIterator<Item = &'a RunRecord>) -> Option<f64> {
-    let mut paces: Vec<f64> = records.into_iter().filter(|r| r.epochs_completed > 0 && r.train_seconds > 0.0).map(|r| r.train_seconds / r.epochs_completed as f64).collect();
-    paces.sort_by(f64::total_cmp);
-    let n = paces.len();
-    (n > 0).then(|| if n % 2 == 1 { paces[n / 2] } else { (paces[n / 2 - 1] + paces[n / 2]) / 2.0 })
+    median(records.into_iter().filter(|r| r.epochs_completed > 0 && r.train_seconds > 0.0).map(|r| r.train_seconds / r.epochs_completed as f64).collect())
+}
+
+/// The median (the mean of the middle two for an even count); None of nothing.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }

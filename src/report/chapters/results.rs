@@ -71,15 +71,11 @@ impl StudyPages<'_> {
     /// function or the level is too near chance to tell apart.
     fn accuracy_references(&self, a: Activation) -> Vec<Reference> {
         let m = self.m;
-        let mut refs = vec![Reference { label: fill(&m.answer_reference_chance, &[("value", &CHANCE_ACCURACY.to_string())]), at: CHANCE_ACCURACY, color: REFERENCE_GREY }];
         let has_relu = self.data.study.functions.iter().any(|f| f.activation == Activation::Relu);
         let base = if has_relu { Activation::Relu } else { self.data.study.baseline };
-        let levels: Vec<f64> = self.data.cohorts(base).0.iter().filter_map(|r| r.measures()).map(|x| x.plateau_val_accuracy).collect();
-        let mean = levels.iter().sum::<f64>() / levels.len().max(1) as f64;
-        if a != base && !levels.is_empty() && mean - CHANCE_ACCURACY > 0.05 {
-            refs.push(Reference { label: fill(&m.answer_reference_baseline, &[("function", base.name()), ("value", &format!("{mean:.3}"))]), at: mean, color: REFERENCE_GREY });
-        }
-        refs
+        let levels: Vec<f64> = crate::report::rules::cohort(self.data, base, crate::study::spec::Metric::PlateauValAccuracy).into_iter().map(|x| x.1).collect();
+        let level = Reference::mean_level(m, base, &levels, REFERENCE_GREY).filter(|r| a != base && r.at - CHANCE_ACCURACY > 0.05);
+        std::iter::once(Reference::chance(m)).chain(level).collect()
     }
 
     /// Every function's mean over seeds, with the min–max band.
@@ -88,7 +84,7 @@ impl StudyPages<'_> {
         (c.size, c.text) = (WIDE, WIDE_TEXT);
         if metric.ends_with("accuracy") {
             // relu is one of the curves: chance is the only line.
-            c.references = self.accuracy_references(Activation::Relu).into_iter().take(1).collect();
+            c.references = vec![Reference::chance(self.m)];
         }
         for a in self.acts() {
             let b = self.data.band(a, metric);
@@ -117,11 +113,14 @@ impl StudyPages<'_> {
     fn steps_overlay(&self, column: &str, title: &str) -> Result<Vec<String>> {
         let mut c = LineChart::new(title, &self.m.axis_step, column);
         (c.size, c.text) = (WIDE, WIDE_TEXT);
+        // The functions drawn, in the order of their series.
+        let mut drawn = Vec::new();
         for a in self.acts() {
             let (b, n) = self.data.step_band(a, column);
             if n == 0 {
                 continue;
             }
+            drawn.push(a);
             let xs: Vec<f64> = (0..b.mean.len()).map(|i| i as f64).collect();
             let color = (self.colors)(a);
             c.bands.push(Band { xs: xs.clone(), lo: b.min, hi: b.max, color });
@@ -136,13 +135,12 @@ impl StudyPages<'_> {
             return Ok(vec![self.svg(&format!("steps-{column}.svg"), &c)?]);
         }
         let mut small = Vec::new();
-        for (series, band) in c.series.into_iter().zip(c.bands) {
-            let function = series.name.split(' ').next().unwrap_or_default().to_string();
+        for ((a, series), band) in drawn.into_iter().zip(c.series).zip(c.bands) {
             // The column is on the y axis; the small title names the function.
             let mut one = LineChart::new(&series.name, &self.m.axis_step, column);
             one.bands.push(band);
             one.series.push(Series { legend: false, ..series });
-            small.push(self.svg(&format!("steps-{column}-{function}.svg"), &one)?);
+            small.push(self.svg(&format!("steps-{column}-{}.svg", a.name()), &one)?);
         }
         Ok(small)
     }
