@@ -19,6 +19,7 @@
 //! | `{{first_epoch RUN LAYER COLUMN OP VALUE}}` | the first diagnostics epoch where COLUMN OP VALUE (`< <= == >= >`) |
 //! | `{{first_step RUN COLUMN OP VALUE}}` | the first logged step where it holds |
 //! | `{{engine sigmoid_zero_below}}` | the largest x whose sigmoid is exactly 0 in the engine's float32 |
+//! | `{{learning_rate [STUDY]}}` | the learning rate of the study's own protocol, as the book writes it (`1e-3`) |
 //! | `{{at_chance [study/]FUNCTION}}` | of its finished seeds, how many never left chance: `k/n (lo–hi %)`, the binomial 95 % interval |
 //!
 //! Values print with 3 decimals (epochs and steps as integers) unless
@@ -53,19 +54,28 @@ pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData]) -> Resu
     Ok(out)
 }
 
-/// A decimal number typed by hand (outside code spans) is a value that
-/// should have been a placeholder.
+/// A decimal number typed by hand (outside code spans), `0.69` or `1e-3`,
+/// is a value that should have been a placeholder.
 fn check_typed(text: &str, file: &str) -> Result<()> {
+    let number = |c: char| c.is_ascii_digit() || matches!(c, '.' | 'e' | '-' | '+');
     for (i, part) in text.split('`').enumerate() {
         if i % 2 == 1 {
             continue; // inside a code span
         }
         let b = part.as_bytes();
         for j in 1..b.len().saturating_sub(1) {
-            if b[j] == b'.' && b[j - 1].is_ascii_digit() && b[j + 1].is_ascii_digit() {
+            let fraction = b[j] == b'.' && b[j - 1].is_ascii_digit() && b[j + 1].is_ascii_digit();
+            // An exponent: digits, `e`, an optional sign, digits; not inside a word (`e8-b64`, `n8192`).
+            let exponent = b[j] == b'e' && b[j - 1].is_ascii_digit() && {
+                let start = part[..j].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |k| k + 1);
+                let after = &b[j + 1..];
+                let digits = if matches!(after[0], b'-' | b'+') { &after[1..] } else { after };
+                digits.first().is_some_and(u8::is_ascii_digit) && !part[..start].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            };
+            if fraction || exponent {
                 let from = part[..j].rfind(|c: char| !(c.is_ascii_digit() || c == '.')).map_or(0, |k| k + 1);
-                let to = part[j..].find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or(part.len(), |k| j + k);
-                bail!("{file}: `{}` is typed by hand; name the value with a placeholder (see `actlab::report::notes`)", part[from..to].trim_end_matches('.'));
+                let to = part[j + 1..].find(|c: char| !number(c)).map_or(part.len(), |k| j + 1 + k);
+                bail!("{file}: `{}` is typed by hand; name the value with a placeholder (see `actlab::report::notes`)", part[from..to].trim_end_matches(['.', '-', '+']));
             }
         }
     }
@@ -104,6 +114,14 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
                 "sigmoid_zero_below" => Ok(real(sigmoid_zero_below() as f64)),
                 other => bail!("no engine constant `{other}` (there is sigmoid_zero_below)"),
             }
+        }
+        Some("learning_rate") => {
+            let data = match words.len() {
+                1 => here,
+                2 => all.iter().find(|d| d.study.name == words[1]).ok_or_else(|| anyhow!("no study `{}`", words[1]))?,
+                _ => bail!("expected `learning_rate [STUDY]`"),
+            };
+            Ok(format!("{:e}", data.study.protocol.optimizer.learning_rate()))
         }
         Some("at_chance") => {
             args(2, "at_chance [study/]FUNCTION")?;
@@ -173,7 +191,7 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
             let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
             Ok(whole(steps[i] as usize))
         }
-        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance or engine"),
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, learning_rate or engine"),
     }
 }
 
@@ -259,6 +277,9 @@ mod tests {
         assert!(check_typed("`lr = 0.001` is a setting", "n.md").is_ok());
         let e = check_typed("val_accuracy 0.692 on seed 1", "n.md").unwrap_err().to_string();
         assert!(e.contains("n.md") && e.contains("`0.692`"), "{e}");
+        let e = check_typed("at Adam learning rate 3e-4 instead", "n.md").unwrap_err().to_string();
+        assert!(e.contains("`3e-4`"), "{e}");
+        assert!(check_typed("the e8-b64-n8192 runs, float32, 2e", "n.md").is_ok(), "names with digits are not numbers");
     }
 
     #[test]

@@ -255,6 +255,9 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     let interval = ["0–71", "1–91", "9–99", "29–100"][at_chance];
     assert_eq!(fill("{{at_chance relu}}").unwrap(), format!("{at_chance}/3 ({interval} %)"));
     assert_eq!(fill("{{at_chance tiny/relu}}").unwrap(), fill("{{at_chance relu}}").unwrap());
+    // The study's protocol: Keras' Adam, learning rate 0.001, written as the book writes it.
+    assert_eq!(fill("at {{learning_rate}} and {{learning_rate tiny}}").unwrap(), "at 1e-3 and 1e-3");
+    assert!(format!("{:#}", fill("{{learning_rate nowhere}}").unwrap_err()).contains("no study `nowhere`"));
     assert!(format!("{:#}", fill("{{at_chance gelu}}").unwrap_err()).contains("no finished run of `gelu`"));
     for (note, says) in [("{{history relu/seed-9 val_accuracy 1}}", "no run relu seed 9"), ("{{history relu/seed-1 val_acc 1}}", "`val_acc` is not one of"), ("relu ends at 0.61.", "`0.61` is typed by hand"), ("{{history tiny/relu/seed-1 loss 3}}", "epoch 3 is not among")] {
         let e = format!("{:#}", fill(note).unwrap_err());
