@@ -2,6 +2,7 @@
 //! on synthetic images (speed does not depend on the pixels).
 
 use crate::activation::Activation;
+use crate::engine::cpu::simd::Isa;
 use crate::engine::profile::{self, Total, WHOLE};
 use crate::engine::rng::{Purpose, Rng};
 use crate::nn::optim::{Optimizer, OptimizerConfig};
@@ -35,34 +36,19 @@ fn fma_peak(threads: usize) -> (f64, &'static str) {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     // The best of three: a busy neighbour can only lower a measurement.
     let best = (0..3).map(|_| pool.broadcast(per_thread).iter().sum::<f64>()).fold(0.0, f64::max);
-    (best / 1e9, isa_name())
-}
-
-fn isa_name() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            return "AVX-512";
-        }
-        if is_x86_feature_detected!("avx") && is_x86_feature_detected!("fma") {
-            return "AVX + FMA";
-        }
-    }
-    "scalar"
+    (best / 1e9, Isa::detected().name())
 }
 
 /// Flops done by `iters` rounds of 12 independent vector FMAs.
 fn fma_loop(iters: usize) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the feature was just detected.
-            return unsafe { fma_loop_avx512(iters) };
-        }
-        if is_x86_feature_detected!("avx") && is_x86_feature_detected!("fma") {
-            // SAFETY: the features were just detected.
-            return unsafe { fma_loop_avx(iters) };
-        }
+    // The kernels' own instruction set, so the peak is theirs.
+    match Isa::detected() {
+        // SAFETY (both): the detected instruction set.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => return unsafe { fma_loop_avx512(iters) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => return unsafe { fma_loop_avx(iters) },
+        _ => {}
     }
     let mut acc = [1.0f32; 12];
     for _ in 0..iters * 4 {
@@ -90,7 +76,7 @@ unsafe fn fma_loop_avx512(iters: usize) -> f64 {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,fma")]
+#[target_feature(enable = "avx,avx2,fma")]
 unsafe fn fma_loop_avx(iters: usize) -> f64 {
     use std::arch::x86_64::*;
     let (b, c) = (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(1e-7));
@@ -230,7 +216,7 @@ fn breakdown(act: Activation, steps: usize, peak: f64) -> String {
         let rate = if t.flops > 0.0 { format!("{:>9.1} {:>6.1}%", t.flops / t.seconds / 1e9, t.flops / t.seconds / 1e9 / peak * 100.0) } else { String::new() };
         let _ = writeln!(s, "{stage:<22} {:<24} {:>8.2} {:>6.1}% {rate}", if t.part == WHOLE { "(all)" } else { t.part }, secs * 1e3, secs / total * 100.0);
     };
-    let mut gemm = Total { stage: "", part: "all GEMMs", seconds: 0.0, flops: 0.0 };
+    let mut gemm = Total { stage: "", part: "all GEMMs", seconds: 0.0, flops: 0.0, path: String::new() };
     for whole in totals.iter().filter(|t| t.part == WHOLE) {
         let parts: Vec<&Total> = totals.iter().filter(|t| t.stage == whole.stage && t.part != WHOLE).collect();
         row(&mut s, whole.stage, whole);
@@ -243,9 +229,15 @@ fn breakdown(act: Activation, steps: usize, peak: f64) -> String {
         }
     }
     row(&mut s, "GEMMs", &gemm);
-    let outside = Total { stage: "", part: "outside GEMMs", seconds: total * rounds - gemm.seconds, flops: 0.0 };
+    let outside = Total { stage: "", part: "outside GEMMs", seconds: total * rounds - gemm.seconds, flops: 0.0, path: String::new() };
     row(&mut s, "", &outside);
     let _ = writeln!(s, "{:<22} {:<24} {:>8.2}", "step", "(all stages)", total * 1e3);
+    // How each product was computed here, so a figure from another machine
+    // (another instruction set, so other blocks) can be read against these.
+    let _ = writeln!(s, "\nthe path each GEMM took on this machine:");
+    for t in totals.iter().filter(|t| t.flops > 0.0) {
+        let _ = writeln!(s, "{:<22} {:<24} {}", t.stage, t.part, t.path);
+    }
     s
 }
 

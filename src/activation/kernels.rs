@@ -54,7 +54,7 @@ impl Saved {
 }
 
 /// Lanes per step of the kernels below.
-const W: usize = 16;
+const W: usize = 32;
 
 /// The function to apply, looked up once per call (an expression's registry
 /// entry, not once per element).
@@ -182,25 +182,73 @@ pub fn forward_eval(act: Activation, g: Groups, x: &[f32], y: &mut [f32], mins_s
     } else {
         &[]
     };
-    let (f, isa, ps) = (Resolved::of(act), Isa::detected(), g.per_sample());
+    let (f, isa, ps, linear) = (Resolved::of(act), Isa::detected(), g.per_sample(), act.linear_above_zero());
     y[..n].par_chunks_mut(ps).zip(x[..n].par_chunks(ps)).enumerate().for_each(|(s, (ys, xs))| {
         // SAFETY: the detected instruction set.
-        unsafe { eval_sample(isa, &f, g, s, xs, ys, mins) }
+        unsafe { eval_sample(isa, &f, g, s, xs, ys, mins, linear) }
     });
 }
 
 isa_compiled! {
-    fn eval_sample(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32]) => eval_sample_with
+    fn eval_sample(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32], linear: Option<f32>) => eval_sample_with
 }
 
 #[inline(always)]
-fn eval_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32]) {
+fn eval_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32], linear: Option<f32>) {
     with_kernel!(f, f => {
+        if let Some(c) = linear {
+            // The function needs evaluating only where x <= 0.
+            for (y, &v) in y.iter_mut().zip(x) {
+                *y = v + c;
+            }
+            let mut below = AtOrBelowZero { x, next: 0 };
+            while let Some((at, n)) = below.batch() {
+                let v = f.eval(gather(x, &at, n), Lanes([0.0; W]));
+                for (j, &i) in at[..n].iter().enumerate() {
+                    y[i] = v.0[j];
+                }
+            }
+            return;
+        }
         for (k, (ys, xs)) in y.chunks_mut(W).zip(x.chunks(W)).enumerate() {
             let v = f.eval(lanes(xs), lane_mins(mins, g, s, k * W));
             store(ys, v);
         }
     })
+}
+
+/// The positions of the elements where `x <= 0` (false for NaN), `W` at a
+/// time (`n` of them valid; fewer only in the last batch). Branch-free: a
+/// sample's signs are as good as random, and a mispredicted branch per
+/// element cost more than the function it saved. (An iterator, not a
+/// function taking a closure: a closure's body would be compiled without
+/// the kernel's vector instructions.)
+struct AtOrBelowZero<'a> {
+    x: &'a [f32],
+    next: usize,
+}
+
+impl AtOrBelowZero<'_> {
+    #[inline(always)]
+    fn batch(&mut self) -> Option<([usize; W], usize)> {
+        let (mut at, mut n) = ([0usize; W], 0);
+        while self.next < self.x.len() {
+            let i = self.next;
+            self.next += 1;
+            at[n] = i;
+            n += (self.x[i] <= 0.0) as usize;
+            if n == W {
+                return Some((at, W));
+            }
+        }
+        (n > 0).then_some((at, n))
+    }
+}
+
+/// The first `n` of the elements at `at` as lanes (zeros after them, as [`lanes`] pads).
+#[inline(always)]
+fn gather(x: &[f32], at: &[usize; W], n: usize) -> Lanes<W> {
+    Lanes(lanes_of(|j| if j < n { x[at[j]] } else { 0.0 }))
 }
 
 /// Training: `y = f(x, m)` and the derivatives the backward pass needs.
@@ -210,26 +258,44 @@ pub fn forward_train(act: Activation, g: Groups, x: &[f32], y: &mut [f32], saved
     if lw {
         group_mins(&x[..n], g, &mut saved.mins);
     }
-    let (f, isa, ps) = (Resolved::of(act), Isa::detected(), g.per_sample());
+    let (f, isa, ps, linear) = (Resolved::of(act), Isa::detected(), g.per_sample(), act.linear_above_zero());
     let mins: &[f32] = &saved.mins;
     // SAFETY (both calls): the detected instruction set.
     let per_sample = y[..n].par_chunks_mut(ps).zip(saved.dydx[..n].par_chunks_mut(ps)).zip(x[..n].par_chunks(ps)).enumerate();
     if lw {
         // Layer-wise functions also keep ∂f/∂m.
-        per_sample.zip(saved.dydm[..n].par_chunks_mut(ps)).for_each(|((s, ((ys, ds), xs)), dms)| unsafe { train_sample(isa, &f, g, s, xs, ys, ds, dms, mins) });
+        per_sample.zip(saved.dydm[..n].par_chunks_mut(ps)).for_each(|((s, ((ys, ds), xs)), dms)| unsafe { train_sample(isa, &f, g, s, xs, ys, ds, dms, mins, None) });
     } else {
-        per_sample.for_each(|(s, ((ys, ds), xs))| unsafe { train_sample(isa, &f, g, s, xs, ys, ds, &mut [], mins) });
+        per_sample.for_each(|(s, ((ys, ds), xs))| unsafe { train_sample(isa, &f, g, s, xs, ys, ds, &mut [], mins, linear) });
     }
 }
 
 isa_compiled! {
-    fn train_sample(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], dydx: &mut [f32], dydm: &mut [f32], mins: &[f32]) => train_sample_with
+    fn train_sample(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], dydx: &mut [f32], dydm: &mut [f32], mins: &[f32], linear: Option<f32>) => train_sample_with
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)] // the sample's inputs and its three outputs
-fn train_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], dydx: &mut [f32], dydm: &mut [f32], mins: &[f32]) {
+#[allow(clippy::too_many_arguments)] // the sample's inputs, its three outputs, and the linear side
+fn train_sample_with(f: &Resolved, g: Groups, s: usize, x: &[f32], y: &mut [f32], dydx: &mut [f32], dydm: &mut [f32], mins: &[f32], linear: Option<f32>) {
     with_kernel!(f, f => {
+        if let Some(c) = linear {
+            // x + c with slope 1 everywhere first, then the definition where x <= 0.
+            for ((y, d), &v) in y.iter_mut().zip(dydx.iter_mut()).zip(x) {
+                *y = v + c;
+                *d = 1.0;
+            }
+            let mut below = AtOrBelowZero { x, next: 0 };
+            while let Some((at, n)) = below.batch() {
+                let (xv, m) = (gather(x, &at, n), Lanes([0.0; W]));
+                let r = f.eval(DualOf::var(xv), DualOf::constant(m));
+                let d = f.slope(xv, m, r.d);
+                for (j, &i) in at[..n].iter().enumerate() {
+                    y[i] = r.v.0[j];
+                    dydx[i] = d.0[j];
+                }
+            }
+            return;
+        }
         for (k, xs) in x.chunks(W).enumerate() {
             let (i0, len) = (k * W, xs.len());
             let (xv, m) = (lanes(xs), lane_mins(mins, g, s, k * W));
@@ -296,6 +362,30 @@ pub fn curve(act: Activation, xs: &[f32], m: f32) -> Vec<(f32, f32, f32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A function evaluated only where x <= 0 (softplus_linear) gives each
+    /// element the bits of its definition, in training and in inference,
+    /// whatever the mix of signs: NaN, ±0, ±∞, and runs longer than a batch.
+    #[test]
+    fn evaluating_only_at_or_below_zero_keeps_the_bits() {
+        let act = Activation::SoftplusLinear;
+        let g = Groups { samples: 3, spatial: 37, channels: 5 };
+        let mut x: Vec<f32> = (0..g.len()).map(|i| (((i * 7919) % 201) as f32 - 100.0) / 9.0).collect();
+        x[3..9].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0]);
+        for v in &mut x[100..100 + 3 * W] {
+            *v = -v.abs() - 0.1;
+        }
+        let mut saved = Saved::with_capacity(act, g);
+        let mut y = vec![0.0; g.len()];
+        forward_train(act, g, &x, &mut y, &mut saved);
+        let mut inferred = vec![0.0; g.len()];
+        forward_eval(act, g, &x, &mut inferred, &mut Vec::new());
+        for (i, &v) in x.iter().enumerate() {
+            let r = act.eval(Dual::var(v), Dual::constant(0.0));
+            let bits = (y[i].to_bits(), saved.dydx[i].to_bits(), inferred[i].to_bits());
+            assert_eq!(bits, (r.v.to_bits(), r.d.to_bits(), r.v.to_bits()), "element {i} = {v}");
+        }
+    }
 
     /// The layer-wise gradient (through the minimum) against central differences.
     #[test]

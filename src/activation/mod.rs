@@ -177,6 +177,18 @@ impl Activation {
         }
     }
 
+    /// `Some(c)` when, wherever `x <= 0` is false (x > 0, or NaN), the
+    /// function is `x + c` with slope exactly 1: the CPU kernels then
+    /// evaluate the definition only for the other elements (for
+    /// softplus_linear, half the exponentials and logarithms of a learning
+    /// run). A test checks the claim against the definition, bit for bit.
+    pub fn linear_above_zero(self) -> Option<f32> {
+        match self {
+            Activation::SoftplusLinear => Some(SOFTPLUS_LINEAR_OFFSET),
+            _ => None,
+        }
+    }
+
     /// The definition, evaluated over any number type.
     #[inline(always)]
     pub fn eval<T: Real>(self, x: T, m: T) -> T {
@@ -249,6 +261,24 @@ pub fn reflection_linear<T: Real>(x: T) -> T {
 mod tests {
     use super::*;
     use crate::engine::real::Dual;
+
+    /// Where a built-in says it is `x + c` with slope 1, its definition
+    /// gives exactly those bits: positive values of every size, ∞ and NaN.
+    #[test]
+    fn linear_above_zero_is_the_definition() {
+        let mut xs = vec![f32::MIN_POSITIVE / 4.0, 1e-30, 1e-7, 0.5, 1.0, 3.0, 1e4, 1e30, f32::MAX, f32::INFINITY, f32::NAN];
+        xs.extend((1..2000).map(|i| i as f32 * 0.0137));
+        let mut claimed = 0;
+        for act in Activation::ALL {
+            let Some(c) = act.linear_above_zero() else { continue };
+            claimed += 1;
+            for &x in &xs {
+                let r = act.eval(Dual::var(x), Dual::constant(0.0));
+                assert_eq!((r.v.to_bits(), r.d.to_bits()), ((x + c).to_bits(), 1f32.to_bits()), "{act} at {x}");
+            }
+        }
+        assert!(claimed > 0, "softplus_linear makes the claim");
+    }
 
     /// Central difference in f64 of the f32 definition, away from kinks.
     #[test]

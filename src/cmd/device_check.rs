@@ -2,26 +2,11 @@
 //! compiled by NVRTC and compared with the CPU bit for bit.
 
 use super::Global;
-use actlab::activation::Activation;
 use actlab::engine::cuda::{CudaDevice, Gpu};
 use actlab::engine::device::{self, Selected};
 use actlab::nn::optim::{OptimizerConfig, SgdConfig};
 use anyhow::Result;
 use std::path::Path;
-
-/// The functions checked: every built-in and, run from a checkout, every
-/// function the studies define.
-fn functions() -> Vec<Activation> {
-    let mut acts = Activation::ALL.to_vec();
-    for study in actlab::study::index::load(Path::new("studies")).unwrap_or_default() {
-        for a in study.functions.iter().map(|f| f.activation) {
-            if !acts.contains(&a) {
-                acts.push(a);
-            }
-        }
-    }
-    acts
-}
 
 pub fn execute(g: &Global) -> Result<()> {
     let ordinal = match device::select(g.device)? {
@@ -37,7 +22,8 @@ pub fn execute(g: &Global) -> Result<()> {
     };
     let gpu = Gpu::open(ordinal)?;
     println!("device: cuda:{ordinal} {} (compute capability {}.{})", gpu.name, gpu.capability.0, gpu.capability.1);
-    let acts = functions();
+    // Every built-in and, run from a checkout, every function the studies define.
+    let acts = actlab::study::index::functions(Path::new("studies"));
     let t = std::time::Instant::now();
     // The activation kernels and the network's, in one program.
     let dev = CudaDevice::new(gpu, &actlab::nn::gpu::program(&acts))?;

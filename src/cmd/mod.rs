@@ -131,6 +131,29 @@ impl OptimizerArgs {
 
 /// `base` with the flags' changes, checked by `Protocol::check` (the error
 /// names the flag).
+/// `--define NAME=EXPR`: functions by expression, for this process.
+#[derive(Args)]
+pub struct Define {
+    /// Define a function by expression, NAME=EXPR or NAME=EXPR;GRAD (GRAD replaces the
+    /// derivative, e.g. `ste=max(x,0);1`). Example: `leaky=where(x<0, 0.1*x, x)`.
+    #[arg(long = "define", value_name = "NAME=EXPR")]
+    define: Vec<String>,
+}
+
+impl Define {
+    pub fn apply(&self) -> Result<()> {
+        for d in &self.define {
+            let (name, body) = d.split_once('=').ok_or_else(|| anyhow::anyhow!("--define `{d}`: write NAME=EXPR or NAME=EXPR;GRAD"))?;
+            let (expr, grad) = match body.split_once(';') {
+                Some((e, g)) => (e.to_string(), Some(g.to_string())),
+                None => (body.to_string(), None),
+            };
+            actlab::activation::define(name.trim(), &actlab::activation::Definition { expr, grad }).map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
+    }
+}
+
 pub fn protocol_with(base: Protocol, epochs: Option<usize>, batch_size: Option<usize>, limits: &Limits) -> Result<Protocol> {
     let p = Protocol {
         epochs: epochs.unwrap_or(base.epochs),

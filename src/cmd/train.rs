@@ -1,10 +1,10 @@
 //! `actlab train`: one run, written into the store (or `--out`).
 
-use super::{protocol_with, DataSource, Global, Limits, OptimizerArgs, Store};
-use actlab::activation::{self, Activation, Definition};
+use super::{protocol_with, DataSource, Define, Global, Limits, OptimizerArgs, Store};
+use actlab::activation::Activation;
 use actlab::engine::device;
 use actlab::train::{self, Protocol, Reporter, TrainConfig};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -13,10 +13,8 @@ pub struct Args {
     /// reflection_linear, zero_fit_linear) or a name given to --define.
     #[arg(long = "act", value_name = "NAME")]
     act: String,
-    /// Define a function by expression, NAME=EXPR or NAME=EXPR;GRAD (GRAD replaces the
-    /// derivative, e.g. `ste=max(x,0);1`). Example: `leaky=where(x<0, 0.1*x, x)`.
-    #[arg(long = "define", value_name = "NAME=EXPR")]
-    define: Vec<String>,
+    #[command(flatten)]
+    define: Define,
     /// The run's seed: initial weights, shuffles and dropout masks derive from it.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -42,21 +40,8 @@ pub struct Args {
     force: bool,
 }
 
-/// `NAME=EXPR` or `NAME=EXPR;GRAD`, defined for this process.
-fn define(d: &str) -> Result<()> {
-    let (name, body) = d.split_once('=').with_context(|| format!("--define `{d}`: write NAME=EXPR or NAME=EXPR;GRAD"))?;
-    let (expr, grad) = match body.split_once(';') {
-        Some((e, g)) => (e.to_string(), Some(g.to_string())),
-        None => (body.to_string(), None),
-    };
-    activation::define(name.trim(), &Definition { expr, grad }).map_err(anyhow::Error::msg)?;
-    Ok(())
-}
-
 pub fn execute(a: Args, g: &Global) -> Result<()> {
-    for d in &a.define {
-        define(d)?;
-    }
+    a.define.apply()?;
     let act = Activation::parse_arg(&a.act).map_err(anyhow::Error::msg)?;
     let device = device::select(g.device)?;
     let base = Protocol { optimizer: a.optimizer.apply(Protocol::ARTICLE.optimizer)?, ..Protocol::ARTICLE };

@@ -16,6 +16,8 @@ static TOTALS: Mutex<Vec<Total>> = Mutex::new(Vec::new());
 
 thread_local! {
     static STAGE: Cell<&'static str> = const { Cell::new("other") };
+    /// How the open part computed its product (see [`path`]).
+    static PATH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Time summed over every mark with the same stage and part.
@@ -28,6 +30,9 @@ pub struct Total {
     pub seconds: f64,
     /// Floating-point operations done (a GEMM's 2·m·n·k; 0 for data movement).
     pub flops: f64,
+    /// How the engine computed it: instruction set, block shape, operands
+    /// (what [`path`] said inside the part; empty if nothing).
+    pub path: String,
 }
 
 /// An open mark; its time is added when it is dropped.
@@ -66,6 +71,22 @@ pub fn part(name: &'static str, flops: f64) -> Mark {
     open(stage, name, flops, stage)
 }
 
+/// Say how the open part computes its product (the engine's kernels call
+/// this with their instruction set and blocking), so a figure from another
+/// machine can be read. Successive calls within one part are joined with
+/// "; ". `describe` runs only while [`record`] does.
+pub fn path(describe: impl FnOnce() -> String) {
+    if ON.load(Ordering::Relaxed) {
+        PATH.with(|p| {
+            let mut p = p.borrow_mut();
+            if !p.is_empty() {
+                p.push_str("; ");
+            }
+            p.push_str(&describe());
+        });
+    }
+}
+
 /// The floating-point operations of a GEMM `[m×k]·[k×n]`.
 pub fn gemm_flops(m: usize, n: usize, k: usize) -> f64 {
     2.0 * m as f64 * n as f64 * k as f64
@@ -76,13 +97,18 @@ impl Drop for Mark {
         let Some((t, stage, part, flops, restore)) = self.open.take() else { return };
         let seconds = t.elapsed().as_secs_f64();
         STAGE.with(|s| s.set(restore));
+        // A part takes the path said inside it; a stage leaves it to its parts.
+        let path = if part == WHOLE { String::new() } else { PATH.with(|p| std::mem::take(&mut *p.borrow_mut())) };
         let mut totals = TOTALS.lock().unwrap();
         match totals.iter_mut().find(|x| x.stage == stage && x.part == part) {
             Some(x) => {
                 x.seconds += seconds;
                 x.flops += flops;
+                if x.path.is_empty() {
+                    x.path = path;
+                }
             }
-            None => totals.push(Total { stage, part, seconds, flops }),
+            None => totals.push(Total { stage, part, seconds, flops, path }),
         }
     }
 }
@@ -106,9 +132,11 @@ mod tests {
         let ((), totals) = record(|| {
             let _s = stage("conv1 forward");
             let _g = part("GEMM", gemm_flops(2, 3, 4));
+            path(|| "transposed".into());
+            path(|| "AVX".into());
         });
         let g = totals.iter().find(|t| t.part == "GEMM").unwrap();
-        assert_eq!((g.stage, g.flops), ("conv1 forward", 48.0));
+        assert_eq!((g.stage, g.flops, g.path.as_str()), ("conv1 forward", 48.0, "transposed; AVX"));
         assert!(totals.iter().any(|t| t.stage == "conv1 forward" && t.part == WHOLE));
         // Outside `record` nothing is kept.
         drop(stage("x"));

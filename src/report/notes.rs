@@ -137,6 +137,13 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
             let (lo, hi) = super::stats::binomial_interval(k, levels.len());
             Ok(format!("{k}/{} ({:.0}–{:.0} %)", levels.len(), lo * 100.0, hi * 100.0))
         }
+        Some("stays_at_chance") => {
+            args(3, "stays_at_chance FUNCTION EPOCHS")?;
+            let epochs: usize = words[2].parse().map_err(|_| anyhow!("`{}` is not a number of epochs", words[2]))?;
+            let (k, n) = stays_at_chance(words[1], epochs, here, all)?;
+            let (lo, hi) = super::stats::binomial_interval(k, n);
+            Ok(format!("{k}/{n} ({:.0}–{:.0} %)", lo * 100.0, hi * 100.0))
+        }
         Some("history") => {
             args(4, "history RUN COLUMN EPOCH")?;
             let run = find(words[1], here, all)?;
@@ -191,8 +198,33 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
             let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
             Ok(whole(steps[i] as usize))
         }
-        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, learning_rate or engine"),
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, learning_rate or engine"),
     }
+}
+
+/// Of the seeds of `function` trained for `epochs` epochs or more, how many
+/// were still at chance after epoch `epochs`: `(stayed, seeds)`. Only the
+/// first `epochs` epochs of each run count, so a 50-epoch run and a
+/// 20-epoch run of one seed are the same training (no schedule depends on
+/// the length) and are counted once. Runs of other networks, optimizers,
+/// batch sizes or subsets than the note's study are not counted (a book
+/// holds one dataset's runs).
+fn stays_at_chance(function: &str, epochs: usize, here: &StudyData, all: &[StudyData]) -> Result<(usize, usize)> {
+    let same = |p: &crate::train::Protocol| {
+        let h = &here.protocol;
+        (p.batch_size, &p.optimizer, p.train_limit, p.test_limit, p.network) == (h.batch_size, &h.optimizer, h.train_limit, h.test_limit, h.network)
+    };
+    let mut stayed: std::collections::BTreeMap<u64, bool> = std::collections::BTreeMap::new();
+    for data in all.iter().filter(|d| same(&d.protocol)) {
+        for run in data.runs.iter().filter(|r| r.activation.name() == function && r.usable() && r.history.len() >= epochs) {
+            let at_chance = run.history[..epochs].iter().all(|e| e.val_accuracy <= AT_CHANCE_MAX);
+            stayed.insert(run.seed, at_chance);
+        }
+    }
+    if stayed.is_empty() {
+        bail!("no finished run of `{function}` has {epochs} epochs or more");
+    }
+    Ok((stayed.values().filter(|v| **v).count(), stayed.len()))
 }
 
 /// The run `[study/]function/seed-N`: of the note's study, or of another.

@@ -2,6 +2,7 @@
 //! chapters and the queue's work both follow it.
 
 use super::Study;
+use crate::activation::Activation;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,21 @@ pub const FILE: &str = "index.toml";
 #[serde(deny_unknown_fields)]
 struct Index {
     studies: Vec<String>,
+}
+
+/// Every built-in function and every function the studies in `dir` define
+/// (defining them for this process); only the built-ins where `dir` holds
+/// no readable studies (a binary run outside a checkout).
+pub fn functions(dir: &Path) -> Vec<Activation> {
+    let mut acts = Activation::ALL.to_vec();
+    for study in load(dir).unwrap_or_default() {
+        for a in study.functions.iter().map(|f| f.activation) {
+            if !acts.contains(&a) {
+                acts.push(a);
+            }
+        }
+    }
+    acts
 }
 
 /// The studies `dir/index.toml` names, in its order, each loaded from

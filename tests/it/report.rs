@@ -255,6 +255,15 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     let interval = ["0–71", "1–91", "9–99", "29–100"][at_chance];
     assert_eq!(fill("{{at_chance relu}}").unwrap(), format!("{at_chance}/3 ({interval} %)"));
     assert_eq!(fill("{{at_chance tiny/relu}}").unwrap(), fill("{{at_chance relu}}").unwrap());
+    // Still at chance through epoch 1: each seed's first val_accuracy, by hand.
+    let stayed = (1..=3)
+        .filter(|s| {
+            let text = std::fs::read_to_string(f.run_dir("relu", *s).join("history.csv")).unwrap();
+            text.lines().nth(1).unwrap().split(',').nth(3).unwrap().parse::<f64>().unwrap() <= 0.15
+        })
+        .count();
+    assert_eq!(fill("{{stays_at_chance relu 1}}").unwrap(), format!("{stayed}/3 ({} %)", ["0–71", "1–91", "9–99", "29–100"][stayed]));
+    assert!(format!("{:#}", fill("{{stays_at_chance relu 3}}").unwrap_err()).contains("has 3 epochs or more"));
     // The study's protocol: Keras' Adam, learning rate 0.001, written as the book writes it.
     assert_eq!(fill("at {{learning_rate}} and {{learning_rate tiny}}").unwrap(), "at 1e-3 and 1e-3");
     assert!(format!("{:#}", fill("{{learning_rate nowhere}}").unwrap_err()).contains("no study `nowhere`"));

@@ -19,6 +19,7 @@
 use super::simd::{Isa, Simd};
 use super::tile::{tile, Finish, Start};
 use super::{isa_dispatch, thread_scratch, with_packed, SendPtr};
+use crate::engine::profile;
 use rayon::prelude::*;
 
 /// The shape of a convolution layer.
@@ -162,7 +163,7 @@ fn pack_panels(b: &[f32], rows: usize, cols: usize, nr: usize, out: &mut [f32]) 
 fn panel_width(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 32,
-        Isa::Avx => 16,
+        Isa::Avx2 => 16,
         Isa::Scalar => 4,
     }
 }
@@ -171,7 +172,7 @@ fn panel_width(isa: Isa) -> usize {
 fn block_rows(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 12,
-        Isa::Avx => 6,
+        Isa::Avx2 => 6,
         Isa::Scalar => 4,
     }
 }
@@ -195,6 +196,7 @@ fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y
     let (kd, rows) = (g.kdim(), n * g.positions());
     assert!(x.len() >= n * g.in_len() && w.len() == kd * g.cout && bias.len() == g.cout && y.len() >= rows * g.cout);
     let (nr, mr) = (panel_width(isa), block_rows(isa));
+    profile::path(|| format!("{}, {mr}×{nr} blocks, im2col rows built per block (k = {kd})", isa.name()));
     with_packed(g.cout.div_ceil(nr) * kd * nr, |wp| {
         pack_panels(w, kd, g.cout, nr, wp);
         let f = Forward { g, n, x, w: wp, bias, y: SendPtr(y.as_mut_ptr()) };
@@ -255,6 +257,7 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
     assert!(w.len() == kd * g.cout && dy.len() >= n * per * g.cout && dx.len() >= n * g.in_len());
     let nr = panel_width(isa);
     let panels = g.cin.div_ceil(nr);
+    profile::path(|| format!("{}, {}×{nr} blocks per tap, col2im adds (k = {})", isa.name(), block_rows(isa), g.cout));
     with_packed(g.k * g.k * panels * g.cout * nr, |wt| {
         // Tap t's block of w is `[cin][cout]`; its transpose, as panels over cin.
         for t in 0..g.k * g.k {
@@ -330,9 +333,6 @@ struct WeightGrad<'a> {
     n: usize,
     x: &'a [f32],
     dy: &'a [f32],
-    /// The whole im2col matrix, `ldt` values per row, when a tap is narrower
-    /// than a panel (else empty: B's rows are read from `x` in place).
-    col: &'a [f32],
     /// The result transposed, `[cout][kd]` padded to whole panels.
     dwt: SendPtr,
     ldt: usize,
@@ -356,7 +356,13 @@ pub fn weight_grad(g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (kd, per) = (g.kdim(), g.positions());
     assert!(x.len() >= n * g.in_len() && dy.len() >= n * per * g.cout && dw.len() == kd * g.cout);
-    let (nr, mr) = (panel_width(isa), wg_rows(isa));
+    let nr = panel_width(isa);
+    if !g.cin.is_multiple_of(nr) {
+        // A tap narrower than a panel (conv1's 3 channels): B's rows cannot
+        // be read from x in place.
+        return weight_grad_narrow(isa, g, n, x, dy, dw);
+    }
+    let mr = wg_rows(isa);
     let panels = kd.div_ceil(nr);
     let ldt = panels * nr;
     // Tasks are (group of output channels, range of panels), all about the
@@ -369,16 +375,9 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     let groups = g.cout.div_ceil(group);
     let panel_run = panels.div_ceil(threads.div_ceil(groups).min(panels));
     let dwt_len = g.cout.div_ceil(mr) * mr * ldt;
-    let col_len = if g.cin.is_multiple_of(nr) { 0 } else { n * per * ldt };
-    with_packed(dwt_len + col_len, |packed| {
-        let (dwt, col) = packed.split_at_mut(dwt_len);
-        if col_len > 0 {
-            // Built once by all threads: every task reads all of it.
-            let c = Cols { g, x, ld: ldt, rows: n * per, out: SendPtr(col.as_mut_ptr()) };
-            // SAFETY: each chunk writes its own rows of col.
-            (0..c.rows.div_ceil(COL_CHUNK)).into_par_iter().for_each(|i| unsafe { im2col_chunk(isa, &c, i) });
-        }
-        let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], col, dwt: SendPtr(dwt.as_mut_ptr()), ldt, group, panel_run };
+    profile::path(|| format!("{}, {mr}×{nr} blocks, x read in place (k = {})", isa.name(), n * per));
+    with_packed(dwt_len, |dwt| {
+        let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], dwt: SendPtr(dwt.as_mut_ptr()), ldt, group, panel_run };
         let tasks = groups * panels.div_ceil(panel_run);
         // SAFETY: each task writes its own (channels × panels) part of dwt.
         (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { weight_grad_task(isa, &f, t) });
@@ -390,11 +389,93 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     });
 }
 
+/// Rows of x's im2col matrix per block of [`weight_grad_narrow`]. Each
+/// block joins the threads twice (build, then multiply), so blocks are
+/// large: at 2,048 rows, conv1's 32 blocks spent longer waking threads than
+/// multiplying. At 8,192 a block's matrix is about 1 MB (L3).
+const NARROW_BLOCK: usize = 8192;
+
+/// The weight gradient for inputs with taps narrower than a panel, as the
+/// product `dw[kd × cout] = colᵀ·dy` with `dy`'s rows as B: the im2col
+/// matrix `col` is built a block of rows at a time (by all threads), and
+/// each (block of kd rows, panel of channels) continues its chains over
+/// the block. Each element's chain is the one [`weight_grad_task`] runs
+/// (`fma(x, dy, ·)` rather than `fma(dy, x, ·)`: one exact product, one
+/// rounding), so the bits are the same. Building the whole matrix first
+/// (8 MB for conv1) and reading it back ran at 14 % of the peak.
+fn weight_grad_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (kd, rows) = (g.kdim(), n * g.positions());
+    let (mr, nr) = (block_rows(isa), panel_width(isa));
+    // col's rows are padded to whole blocks of kd (zeros; their results are dropped),
+    // dy's to whole panels when cout is not a multiple (a copy per block).
+    let (ld, ldy) = (kd.div_ceil(mr) * mr, g.cout.div_ceil(nr) * nr);
+    let wide = ldy != g.cout;
+    profile::path(|| format!("{}, {mr}×{nr} blocks, x's im2col matrix {NARROW_BLOCK} rows at a time (k = {rows})", isa.name()));
+    let block = NARROW_BLOCK.min(rows);
+    with_packed(block * ld + if wide { block * ldy } else { 0 }, |packed| {
+        let (col, dy_wide) = packed.split_at_mut(block * ld);
+        for r0 in (0..rows).step_by(block) {
+            let kc = block.min(rows - r0);
+            let c = Cols { g, x, ld, first: r0, rows: r0 + kc, out: SendPtr(col.as_mut_ptr()) };
+            // SAFETY: each chunk writes its own rows of col.
+            (0..kc.div_ceil(COL_CHUNK)).into_par_iter().for_each(|i| unsafe { im2col_chunk(isa, &c, i) });
+            let b = if wide {
+                for (i, dst) in dy_wide.chunks_mut(ldy).take(kc).enumerate() {
+                    dst[..g.cout].copy_from_slice(&dy[(r0 + i) * g.cout..][..g.cout]);
+                    dst[g.cout..].fill(0.0);
+                }
+                &dy_wide[..]
+            } else {
+                &dy[r0 * g.cout..]
+            };
+            let job = Narrow { g, col, b, ldb: ldy, kc, ld, dw: SendPtr(dw.as_mut_ptr()), start: if r0 == 0 { Start::Zero } else { Start::C } };
+            let tiles = (ld / mr) * ldy / nr;
+            // SAFETY: each (kd block, panel) pair writes its own part of dw.
+            (0..tiles).into_par_iter().for_each(|t| unsafe { narrow_tile(isa, &job, t) });
+        }
+    });
+}
+
+/// One block of rows of [`weight_grad_narrow`].
+struct Narrow<'a> {
+    g: Conv,
+    /// The block's im2col rows, `ld` values each.
+    col: &'a [f32],
+    /// The block's rows of dy, `ldb` values each (whole panels).
+    b: &'a [f32],
+    ldb: usize,
+    kc: usize,
+    ld: usize,
+    dw: SendPtr,
+    start: Start,
+}
+
+isa_dispatch! {
+    fn narrow_tile(f: &Narrow, t: usize) => narrow_tile_with { avx512: (12, 2), avx: (6, 2), scalar: (4, 4) }
+}
+
+#[inline(always)]
+unsafe fn narrow_tile_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow, t: usize) {
+    let (g, nr) = (f.g, NV * S::LANES);
+    let panels = f.ldb / nr;
+    let (i0, j0) = (t / panels * MR, t % panels * nr);
+    let (kd, b, dw) = (g.kdim(), f.b.as_ptr().add(j0), f.dw.0.add(j0));
+    tile::<S, MR, NV>(
+        f.kc,
+        (f.col.as_ptr().add(i0), 1, f.ld),
+        |k| b.add(k * f.ldb),
+        g.cout - j0,
+        |i| if i0 + i < kd { dw.add((i0 + i) * g.cout) } else { std::ptr::null_mut() },
+        f.start,
+        Finish::Store,
+    );
+}
+
 /// Output channels per block of the weight gradient (a divisor of 32 and 64).
 fn wg_rows(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 8,
-        Isa::Avx => 4,
+        Isa::Avx2 => 4,
         Isa::Scalar => 4,
     }
 }
@@ -411,9 +492,6 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
     let (q0, c0) = (t % runs * f.panel_run, t / runs * f.group);
     let (q1, c1) = ((q0 + f.panel_run).min(panels), (c0 + f.group).min(g.cout));
     let rows = f.n * g.positions();
-    // B's rows are read in place when the panel lies inside one tap;
-    // otherwise (a tap narrower than a panel) from the im2col matrix.
-    let in_place = f.col.is_empty();
     // dy's rows, widened to whole blocks of MR channels when cout is not a multiple.
     let ld = g.cout.div_ceil(MR) * MR;
     let wide = thread_scratch(if ld == g.cout { 0 } else { WG_BLOCK * ld });
@@ -435,14 +513,11 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
         for q in q0..q1 {
             let (tap, c_off) = ((q * nr) / g.cin, (q * nr) % g.cin);
             let mut at = first;
-            for (i, b) in table.iter_mut().enumerate().take(kc) {
-                *b = if in_place {
-                    match g.source(at.pos(), tap / g.k, tap % g.k) {
-                        Some(px) => f.x.as_ptr().add(at.s * g.in_len() + px * g.cin + c_off),
-                        None => ZEROS.as_ptr(),
-                    }
-                } else {
-                    f.col.as_ptr().add((r0 + i) * f.ldt + q * nr)
+            // B's rows, read in place: the panel lies inside one tap.
+            for b in table.iter_mut().take(kc) {
+                *b = match g.source(at.pos(), tap / g.k, tap % g.k) {
+                    Some(px) => f.x.as_ptr().add(at.s * g.in_len() + px * g.cin + c_off),
+                    None => ZEROS.as_ptr(),
                 };
                 at.next(&g);
             }
@@ -464,12 +539,13 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
     }
 }
 
-/// The im2col matrix for [`weight_grad`]: `rows` rows of `ld` values,
-/// zero-padded beyond the row's `kdim`.
+/// Rows `first..rows` of the im2col matrix for [`weight_grad_narrow`],
+/// `ld` values each (zero-padded beyond the row's `kdim`), from `out`.
 struct Cols<'a> {
     g: Conv,
     x: &'a [f32],
     ld: usize,
+    first: usize,
     rows: usize,
     out: SendPtr,
 }
@@ -485,10 +561,10 @@ isa_dispatch! {
 #[inline(always)]
 unsafe fn im2col_chunk_with<S: Simd, const MR: usize, const NV: usize>(c: &Cols, i: usize) {
     let (g, kd) = (c.g, c.g.kdim());
-    let r0 = i * COL_CHUNK;
+    let r0 = c.first + i * COL_CHUNK;
     let mut at = Cursor::at(&g, r0);
     for r in r0..(r0 + COL_CHUNK).min(c.rows) {
-        let row = std::slice::from_raw_parts_mut(c.out.0.add(r * c.ld), c.ld);
+        let row = std::slice::from_raw_parts_mut(c.out.0.add((r - c.first) * c.ld), c.ld);
         g.im2col::<S>(&c.x[at.s * g.in_len()..][..g.in_len()], at.pos(), row);
         zero_lanes::<S>(row.as_mut_ptr().add(kd), c.ld - kd);
         at.next(&g);
@@ -551,7 +627,11 @@ mod tests {
             Conv { h: 5, w: 5, cin: 17, cout: 40, k: 3, pad: 0 },
             // One block of channels: the weight gradient splits its panels among the threads.
             Conv { h: 6, w: 5, cin: 32, cout: 8, k: 3, pad: 1 },
+            // conv1's channels: 3 samples of 56×56 are 9,408 rows, more than one
+            // block of the narrow weight gradient (its chains continue across blocks).
+            Conv { h: 56, w: 56, cin: 3, cout: 32, k: 3, pad: 1 },
         ];
+        assert!(3 * 56 * 56 > NARROW_BLOCK, "the last shape must span more than one block");
         for (i, &g) in shapes.iter().enumerate() {
             let n = 3;
             let x = fill(n * g.in_len(), 1 + i as u32);

@@ -19,6 +19,7 @@
 use super::simd::{Isa, Simd};
 use super::tile::{tile, Finish, Start};
 use super::{isa_dispatch, with_packed, SendPtr};
+use crate::engine::profile;
 use rayon::prelude::*;
 
 /// A read-only strided matrix view: element (i, j) is `data[i*rs + j*cs]`.
@@ -53,7 +54,7 @@ const KC: usize = 256;
 fn block_shape(isa: Isa) -> (usize, usize) {
     match isa {
         Isa::Avx512 => (12, 32),
-        Isa::Avx => (6, 16),
+        Isa::Avx2 => (6, 16),
         Isa::Scalar => (4, 4),
     }
 }
@@ -88,11 +89,25 @@ fn gemm_on(isa: Isa, m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut
     if !b_in_place && m * k + m * n < k * n {
         // Packing B would cost more than computing Cᵀ = Bᵀ·Aᵀ (whose B is
         // the small Aᵀ) and transposing it: the same products, the same chains.
+        profile::path(|| "computed as Cᵀ = Bᵀ·Aᵀ".to_string());
         return via_transpose(isa, m, n, k, a, b, c, ldc, accumulate);
     }
     // A is read in place, but for a last, partial row block, copied with zero rows.
     let partial = !m.is_multiple_of(mr);
-    let kc_max = if b_in_place { k } else { KC.min(k) };
+    // k in blocks of KC, B in place or not: a block's panel of B stays in L1
+    // while the row blocks pass over it (dense1's whole 2304-deep panel did
+    // not, and ran at a third of the peak).
+    let kc_max = KC.min(k);
+    // Tasks walk down A's row blocks with B's panel fixed, unless A's block
+    // is the larger operand (dense1's weight gradient: 2304 rows of A, 64
+    // deep): then across the panels with A's row block fixed, so neither
+    // is streamed again from memory once per block of the other.
+    let rows_inner = m <= n;
+    profile::path(|| {
+        let b = if b_in_place { "B read in place" } else { "B packed" };
+        let order = if rows_inner { "row blocks within a panel" } else { "panels within a row block" };
+        format!("{}, {mr}×{nr} blocks, {b}, k in blocks of {kc_max}, {order}", isa.name())
+    });
     let (a_len, b_len) = (if partial { kc_max * mr } else { 0 }, if b_in_place { 0 } else { panels * kc_max * nr });
     let cp = SendPtr(c.as_mut_ptr());
     with_packed(a_len + b_len, |packed| {
@@ -110,7 +125,7 @@ fn gemm_on(isa: Isa, m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut
                 pb[..panels * kc * nr].par_chunks_mut(kc * nr).enumerate().for_each(|(q, dst)| pack(bt, q * nr, n, k0, kc, nr, dst));
                 (&pb[..], nr)
             };
-            let job = Job { a, pa, k0, b: b_rows, b_ks, b_in_place, kc, mr, nr, m, n, c: cp, ldc, start: if k0 == 0 && !accumulate { Start::Zero } else { Start::C } };
+            let job = Job { a, pa, k0, b: b_rows, b_ks, b_in_place, kc, mr, nr, m, n, c: cp, ldc, rows_inner, start: if k0 == 0 && !accumulate { Start::Zero } else { Start::C } };
             // SAFETY: each (row block, panel) pair writes its own part of C, checked above.
             (0..row_blocks * panels).into_par_iter().with_min_len(4).for_each(|t| unsafe { block(isa, &job, t) });
         }
@@ -186,6 +201,8 @@ struct Job<'a> {
     n: usize,
     c: SendPtr,
     ldc: usize,
+    /// Task order: row blocks within a panel (else panels within a row block).
+    rows_inner: bool,
     start: Start,
 }
 
@@ -196,9 +213,10 @@ isa_dispatch! {
 #[inline(always)]
 unsafe fn block_with<S: Simd, const MR: usize, const NV: usize>(job: &Job, t: usize) {
     debug_assert!(job.mr == MR && job.nr == NV * S::LANES);
-    // Consecutive tasks share a panel of B (it stays in cache) and differ in A's row block.
-    let row_blocks = job.m.div_ceil(MR);
-    let (q, rb) = (t / row_blocks, t % row_blocks);
+    // Consecutive tasks share a panel of B and differ in A's row block, or
+    // the reverse (see `Job::rows_inner`).
+    let (row_blocks, panels) = (job.m.div_ceil(MR), job.n.div_ceil(job.nr));
+    let (q, rb) = if job.rows_inner { (t / row_blocks, t % row_blocks) } else { (t % panels, t / panels) };
     let (i0, j0) = (rb * MR, q * job.nr);
     let rows = MR.min(job.m - i0);
     let a = if rows == MR { (job.a.data.as_ptr().add(i0 * job.a.rs + job.k0 * job.a.cs), job.a.rs, job.a.cs) } else { (job.pa.as_ptr(), 1, MR) };

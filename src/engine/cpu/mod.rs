@@ -31,16 +31,16 @@ macro_rules! isa_dispatch {
                 $generic::<$crate::engine::cpu::simd::Avx512, $mr1, $nv1>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx,fma")]
+            #[target_feature(enable = "avx,avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx($($arg: $ty),*) {
-                $generic::<$crate::engine::cpu::simd::Avx, $mr2, $nv2>($($arg),*)
+                $generic::<$crate::engine::cpu::simd::Avx2, $mr2, $nv2>($($arg),*)
             }
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 $crate::engine::cpu::simd::Isa::Avx512 => avx512($($arg),*),
                 #[cfg(target_arch = "x86_64")]
-                $crate::engine::cpu::simd::Isa::Avx => avx($($arg),*),
+                $crate::engine::cpu::simd::Isa::Avx2 => avx($($arg),*),
                 _ => $generic::<$crate::engine::cpu::simd::Scalar, $mr3, $nv3>($($arg),*),
             }
         }
@@ -64,7 +64,7 @@ macro_rules! isa_compiled {
                 $body($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx,fma")]
+            #[target_feature(enable = "avx,avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx($($arg: $ty),*) {
                 $body($($arg),*)
@@ -74,7 +74,7 @@ macro_rules! isa_compiled {
                 #[cfg(target_arch = "x86_64")]
                 $crate::engine::cpu::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
-                $crate::engine::cpu::simd::Isa::Avx => unsafe { avx($($arg),*) },
+                $crate::engine::cpu::simd::Isa::Avx2 => unsafe { avx($($arg),*) },
                 _ => $body($($arg),*),
             }
         }

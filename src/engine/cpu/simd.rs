@@ -16,8 +16,11 @@ use std::sync::OnceLock;
 pub enum Isa {
     /// AVX-512F: 16 f32 lanes, 32 registers.
     Avx512,
-    /// AVX with FMA: 8 f32 lanes, 16 registers.
-    Avx,
+    /// AVX2 with FMA: 8 f32 lanes, 16 registers. AVX2's integer vectors
+    /// matter to the f64 math of the activations (exponent bits, masks) and
+    /// to building masks for partial vectors; without them each such step
+    /// was split into 128-bit halves or became a call.
+    Avx2,
     /// Neither: plain scalar loops (`f32::mul_add`).
     Scalar,
 }
@@ -32,8 +35,8 @@ impl Isa {
                 if is_x86_feature_detected!("avx512f") {
                     return Isa::Avx512;
                 }
-                if is_x86_feature_detected!("avx") && is_x86_feature_detected!("fma") {
-                    return Isa::Avx;
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    return Isa::Avx2;
                 }
             }
             Isa::Scalar
@@ -43,8 +46,8 @@ impl Isa {
     /// Every instruction set this CPU can run, widest first (tests run them all).
     pub fn available() -> Vec<Isa> {
         match Isa::detected() {
-            Isa::Avx512 => vec![Isa::Avx512, Isa::Avx, Isa::Scalar],
-            Isa::Avx => vec![Isa::Avx, Isa::Scalar],
+            Isa::Avx512 => vec![Isa::Avx512, Isa::Avx2, Isa::Scalar],
+            Isa::Avx2 => vec![Isa::Avx2, Isa::Scalar],
             Isa::Scalar => vec![Isa::Scalar],
         }
     }
@@ -52,7 +55,7 @@ impl Isa {
     pub fn name(self) -> &'static str {
         match self {
             Isa::Avx512 => "AVX-512",
-            Isa::Avx => "AVX + FMA",
+            Isa::Avx2 => "AVX2 + FMA",
             Isa::Scalar => "scalar",
         }
     }
@@ -80,7 +83,7 @@ pub trait Simd: Copy {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub use x86::{Avx, Avx512};
+pub use x86::{Avx2, Avx512};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -133,9 +136,9 @@ mod x86 {
     }
 
     #[derive(Clone, Copy)]
-    pub struct Avx;
+    pub struct Avx2;
 
-    impl Simd for Avx {
+    impl Simd for Avx2 {
         type V = __m256;
         const LANES: usize = 8;
         #[inline(always)]
