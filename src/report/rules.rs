@@ -23,6 +23,7 @@ use super::data::{Measures, StudyData};
 use super::stats::{self, ALPHA, Describe, Difference, difference, holm, seeds_for_equivalence};
 use crate::activation::Activation;
 use crate::study::spec::{Claim, Direction, Metric};
+use crate::train::state::RunState;
 
 /// CIFAR-10 has ten classes: a model that has learned nothing scores 0.1.
 pub const CHANCE_ACCURACY: f64 = 0.1;
@@ -69,6 +70,11 @@ pub enum NotApplicable {
     StillRising { function: Activation, slope: f64, low: f64, high: f64 },
     /// Too few epochs to tell whether a curve has levelled off.
     TooShort { function: Activation, epochs: usize },
+    /// Some seeds of the function diverged: training stopped at the first
+    /// epoch whose loss or val_loss was not finite (seed, epoch), of `of`
+    /// seeds. A diverged run is a result, shown as such; it is not averaged
+    /// with the others or left out, so the function is not compared.
+    Diverged { function: Activation, seeds: Vec<(u64, usize)>, of: usize },
     /// A design's control (the cell with neither property) is not told
     /// apart from the function with both: (low, high) is the 95 % interval
     /// of control − function.
@@ -153,6 +159,13 @@ pub fn cohort(data: &StudyData, a: Activation, metric: Metric) -> Vec<(u64, f64)
 /// far as two are left), and the splits that set seeds aside. An
 /// overfitting gap of a function that never learned is no comparison.
 pub fn comparable(data: &StudyData, a: Activation, b: Activation, metric: Metric) -> Result<(Vec<(u64, f64)>, Vec<(u64, f64)>, Vec<Split>), NotApplicable> {
+    for f in [a, b] {
+        let runs: Vec<_> = data.usable(f).collect();
+        let seeds: Vec<(u64, usize)> = runs.iter().filter_map(|r| if let RunState::Diverged(_, e) = r.state { Some((r.seed, e)) } else { None }).collect();
+        if !seeds.is_empty() {
+            return Err(NotApplicable::Diverged { function: f, seeds, of: runs.len() });
+        }
+    }
     if metric == Metric::OverfitGap {
         for f in [a, b] {
             let ms = data.measures(f);
@@ -494,6 +507,22 @@ mod tests {
         assert_eq!(v[0], Verdict::Contradicted);
         assert_eq!(v[1], Verdict::NotApplicable(NotApplicable::DidNotLearn { function: Tanh, seeds: 3 }));
         assert!(split(&d, Tanh, Metric::PlateauValAccuracy).is_none(), "all at chance is no split");
+    }
+
+    /// A function that diverged on any seed is judged as "diverged on k of
+    /// n", in every claim that involves it, and never averaged.
+    #[test]
+    fn a_diverged_seed_is_a_result_not_a_value() {
+        let mut runs = three(Relu, [0.60, 0.70, 0.65], 0.10, 0.0);
+        let mut tanh = three(Tanh, [0.651, 0.75, 0.699], 0.02, 0.0);
+        let RunState::Finished(rec) = tanh[1].state.clone() else { unreachable!() };
+        tanh[1].state = RunState::Diverged(rec, 7);
+        runs.extend(tanh);
+        runs.extend(three(SignedSqrt, [0.601, 0.699, 0.652], 0.10, 0.0));
+        let v = verdicts(&data(runs));
+        let diverged = Verdict::NotApplicable(NotApplicable::Diverged { function: Tanh, seeds: vec![(2, 7)], of: 3 });
+        assert_eq!((&v[0], &v[1]), (&diverged, &diverged));
+        assert!(!matches!(v[2], Verdict::NotApplicable(_)), "signed_sqrt against relu is still judged: {:?}", v[2]);
     }
 
     #[test]
