@@ -26,8 +26,8 @@ fn step_flops() -> f64 {
 
 /// The machine's FMA peak in f32 GFLOP/s: a loop of independent FMAs on
 /// registers only, on `threads` threads at once, with the widest vectors the
-/// CPU has (what the GEMM kernels use), and which vectors those are.
-fn fma_peak(threads: usize) -> (f64, &'static str) {
+/// CPU has (what the GEMM kernels use).
+fn fma_peak(threads: usize) -> f64 {
     let per_thread = |_: rayon::BroadcastContext<'_>| {
         let t = Instant::now();
         let flops = fma_loop(200_000_000 / 16);
@@ -36,7 +36,7 @@ fn fma_peak(threads: usize) -> (f64, &'static str) {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     // The best of three: a busy neighbour can only lower a measurement.
     let best = (0..3).map(|_| pool.broadcast(per_thread).iter().sum::<f64>()).fold(0.0, f64::max);
-    (best / 1e9, Isa::detected().name())
+    best / 1e9
 }
 
 /// Flops done by `iters` rounds of 12 independent vector FMAs.
@@ -47,7 +47,7 @@ fn fma_loop(iters: usize) -> f64 {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => return unsafe { fma_loop_avx512(iters) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => return unsafe { fma_loop_avx(iters) },
+        Isa::Avx2 => return unsafe { fma_loop_avx2(iters) },
         _ => {}
     }
     let mut acc = [1.0f32; 12];
@@ -77,7 +77,7 @@ unsafe fn fma_loop_avx512(iters: usize) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,avx2,fma")]
-unsafe fn fma_loop_avx(iters: usize) -> f64 {
+unsafe fn fma_loop_avx2(iters: usize) -> f64 {
     use std::arch::x86_64::*;
     let (b, c) = (_mm256_set1_ps(1.000_000_1), _mm256_set1_ps(1e-7));
     let mut a = [_mm256_set1_ps(1.0); 12];
@@ -158,8 +158,7 @@ fn probe_seconds(act: Activation) -> f64 {
 
 pub fn run(acts: &[Activation], steps: usize) -> Result<()> {
     let threads = rayon::current_num_threads();
-    let (peak1, isa) = fma_peak(1);
-    let (peak, _) = fma_peak(threads);
+    let (peak1, peak, isa) = (fma_peak(1), fma_peak(threads), Isa::detected().name());
     let flops = step_flops();
     println!("machine: {} ({threads} threads), {isa}", crate::train::record::Device::cpu().name);
     println!("FMA peak (registers only): {peak1:.0} GFLOP/s on 1 thread, {peak:.0} GFLOP/s on {threads}");

@@ -129,8 +129,6 @@ impl OptimizerArgs {
     }
 }
 
-/// `base` with the flags' changes, checked by `Protocol::check` (the error
-/// names the flag).
 /// `--define NAME=EXPR`: functions by expression, for this process.
 #[derive(Args)]
 pub struct Define {
@@ -154,6 +152,8 @@ impl Define {
     }
 }
 
+/// `base` with the flags' changes, checked by `Protocol::check` (the error
+/// names the flag).
 pub fn protocol_with(base: Protocol, epochs: Option<usize>, batch_size: Option<usize>, limits: &Limits) -> Result<Protocol> {
     let p = Protocol {
         epochs: epochs.unwrap_or(base.epochs),

@@ -3,8 +3,9 @@
 //! A note (`book/src/<lang>/notes/<study>[.<protocol>].md`) never types a
 //! measured value: it names it with a placeholder, and `actlab report`
 //! writes the value in. A placeholder that names no run, column, epoch or
-//! step fails the build, and so does a decimal number typed outside one, so
-//! a note cannot drift from the artifacts it describes.
+//! step fails the build, and so does a decimal number (`0.69`, `3e-4`,
+//! `8,192`) typed outside one, so a note cannot drift from the artifacts it
+//! describes.
 //!
 //! `{{KIND RUN ARGUMENTS [:DECIMALS]}}`, where RUN is `function/seed-N` (a run
 //! of the note's own study at its protocol) or `study/function/seed-N` (of
@@ -21,6 +22,8 @@
 //! | `{{engine sigmoid_zero_below}}` | the largest x whose sigmoid is exactly 0 in the engine's float32 |
 //! | `{{learning_rate [STUDY]}}` | the learning rate of the study's own protocol, as the book writes it (`1e-3`) |
 //! | `{{at_chance [study/]FUNCTION}}` | of its finished seeds, how many never left chance: `k/n (lo–hi %)`, the binomial 95 % interval |
+//! | `{{stays_at_chance FUNCTION EPOCHS}}` | of its seeds with EPOCHS epochs or more (any study at the note's protocol but for the length), how many were still at chance after epoch EPOCHS, as above |
+//! | `{{protocol FIELD}}` | the protocol of the note's runs: `epochs batch_size train_images test_images` |
 //!
 //! Values print with 3 decimals (epochs and steps as integers) unless
 //! `:DECIMALS` says otherwise; `:%` prints a fraction as a whole percentage. mdBook's own `{{#include …}}` is left alone.
@@ -54,10 +57,10 @@ pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData]) -> Resu
     Ok(out)
 }
 
-/// A decimal number typed by hand (outside code spans), `0.69` or `1e-3`,
-/// is a value that should have been a placeholder.
+/// A decimal number typed by hand (outside code spans), `0.69`, `1e-3` or
+/// `8,192`, is a value that should have been a placeholder.
 fn check_typed(text: &str, file: &str) -> Result<()> {
-    let number = |c: char| c.is_ascii_digit() || matches!(c, '.' | 'e' | '-' | '+');
+    let number = |c: char| c.is_ascii_digit() || matches!(c, '.' | ',' | 'e' | '-' | '+');
     for (i, part) in text.split('`').enumerate() {
         if i % 2 == 1 {
             continue; // inside a code span
@@ -72,10 +75,12 @@ fn check_typed(text: &str, file: &str) -> Result<()> {
                 let digits = if matches!(after[0], b'-' | b'+') { &after[1..] } else { after };
                 digits.first().is_some_and(u8::is_ascii_digit) && !part[..start].ends_with(|c: char| c.is_alphanumeric() || c == '_')
             };
-            if fraction || exponent {
-                let from = part[..j].rfind(|c: char| !(c.is_ascii_digit() || c == '.')).map_or(0, |k| k + 1);
+            // Digits grouped by thousands: a comma and exactly three digits.
+            let grouped = b[j] == b',' && b[j - 1].is_ascii_digit() && b.len() >= j + 4 && b[j + 1..j + 4].iter().all(u8::is_ascii_digit) && !b.get(j + 4).is_some_and(u8::is_ascii_digit);
+            if fraction || exponent || grouped {
+                let from = part[..j].rfind(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | ','))).map_or(0, |k| k + 1);
                 let to = part[j + 1..].find(|c: char| !number(c)).map_or(part.len(), |k| j + 1 + k);
-                bail!("{file}: `{}` is typed by hand; name the value with a placeholder (see `actlab::report::notes`)", part[from..to].trim_end_matches(['.', '-', '+']));
+                bail!("{file}: `{}` is typed by hand; name the value with a placeholder (see `actlab::report::notes`)", part[from..to].trim_end_matches(['.', ',', '-', '+']));
             }
         }
     }
@@ -133,16 +138,25 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
             if levels.is_empty() {
                 bail!("study {} has no finished run of `{function}`", data.study.name);
             }
-            let k = levels.iter().filter(|v| **v <= AT_CHANCE_MAX).count();
-            let (lo, hi) = super::stats::binomial_interval(k, levels.len());
-            Ok(format!("{k}/{} ({:.0}–{:.0} %)", levels.len(), lo * 100.0, hi * 100.0))
+            Ok(rate(levels.iter().filter(|v| **v <= AT_CHANCE_MAX).count(), levels.len()))
         }
         Some("stays_at_chance") => {
             args(3, "stays_at_chance FUNCTION EPOCHS")?;
             let epochs: usize = words[2].parse().map_err(|_| anyhow!("`{}` is not a number of epochs", words[2]))?;
             let (k, n) = stays_at_chance(words[1], epochs, here, all)?;
-            let (lo, hi) = super::stats::binomial_interval(k, n);
-            Ok(format!("{k}/{n} ({:.0}–{:.0} %)", lo * 100.0, hi * 100.0))
+            Ok(rate(k, n))
+        }
+        Some("protocol") => {
+            args(2, "protocol FIELD")?;
+            let p = &here.protocol;
+            let all_of = |what: &str| anyhow!("the note's runs use all the {what} images; there is no number to write");
+            Ok(whole(match words[1] {
+                "epochs" => p.epochs,
+                "batch_size" => p.batch_size,
+                "train_images" => p.train_limit.ok_or_else(|| all_of("training"))?,
+                "test_images" => p.test_limit.ok_or_else(|| all_of("test"))?,
+                other => bail!("no protocol field `{other}` (there are epochs, batch_size, train_images, test_images)"),
+            }))
         }
         Some("history") => {
             args(4, "history RUN COLUMN EPOCH")?;
@@ -198,8 +212,14 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
             let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
             Ok(whole(steps[i] as usize))
         }
-        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, learning_rate or engine"),
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, protocol, learning_rate or engine"),
     }
+}
+
+/// `k` of `n` seeds with the binomial 95 % interval, `k/n (lo–hi %)`.
+fn rate(k: usize, n: usize) -> String {
+    let (lo, hi) = super::stats::binomial_interval(k, n);
+    format!("{k}/{n} ({:.0}–{:.0} %)", lo * 100.0, hi * 100.0)
 }
 
 /// Of the seeds of `function` trained for `epochs` epochs or more, how many
@@ -312,6 +332,9 @@ mod tests {
         let e = check_typed("at Adam learning rate 3e-4 instead", "n.md").unwrap_err().to_string();
         assert!(e.contains("`3e-4`"), "{e}");
         assert!(check_typed("the e8-b64-n8192 runs, float32, 2e", "n.md").is_ok(), "names with digits are not numbers");
+        let e = check_typed("on 8,192 training images", "n.md").unwrap_err().to_string();
+        assert!(e.contains("`8,192`"), "{e}");
+        assert!(check_typed("seeds 1,2 and 3, 40 and 1,2345", "n.md").is_ok(), "a list is not a grouped number");
     }
 
     #[test]

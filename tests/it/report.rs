@@ -264,6 +264,10 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
         .count();
     assert_eq!(fill("{{stays_at_chance relu 1}}").unwrap(), format!("{stayed}/3 ({} %)", ["0–71", "1–91", "9–99", "29–100"][stayed]));
     assert!(format!("{:#}", fill("{{stays_at_chance relu 3}}").unwrap_err()).contains("has 3 epochs or more"));
+    // The protocol's length, as the runs' histories have it.
+    let epochs = std::fs::read_to_string(f.run_dir("relu", 1).join("history.csv")).unwrap().lines().count() - 1;
+    assert_eq!(fill("{{protocol epochs}} epochs").unwrap(), format!("{epochs} epochs"));
+    assert!(format!("{:#}", fill("{{protocol seeds}}").unwrap_err()).contains("no protocol field `seeds`"));
     // The study's protocol: Keras' Adam, learning rate 0.001, written as the book writes it.
     assert_eq!(fill("at {{learning_rate}} and {{learning_rate tiny}}").unwrap(), "at 1e-3 and 1e-3");
     assert!(format!("{:#}", fill("{{learning_rate nowhere}}").unwrap_err()).contains("no study `nowhere`"));

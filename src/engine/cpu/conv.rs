@@ -207,7 +207,7 @@ fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y
 }
 
 isa_dispatch! {
-    fn forward_block(f: &Forward, t: usize) => forward_block_with { avx512: (12, 2), avx: (6, 2), scalar: (4, 4) }
+    fn forward_block(f: &Forward, t: usize) => forward_block_with { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) }
 }
 
 #[inline(always)]
@@ -278,7 +278,7 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
 }
 
 isa_dispatch! {
-    fn input_grad_sample(f: &InputGrad, s: usize) => input_grad_sample_with { avx512: (12, 2), avx: (6, 2), scalar: (4, 4) }
+    fn input_grad_sample(f: &InputGrad, s: usize) => input_grad_sample_with { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) }
 }
 
 #[inline(always)]
@@ -451,7 +451,7 @@ struct Narrow<'a> {
 }
 
 isa_dispatch! {
-    fn narrow_tile(f: &Narrow, t: usize) => narrow_tile_with { avx512: (12, 2), avx: (6, 2), scalar: (4, 4) }
+    fn narrow_tile(f: &Narrow, t: usize) => narrow_tile_with { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) }
 }
 
 #[inline(always)]
@@ -481,7 +481,7 @@ fn wg_rows(isa: Isa) -> usize {
 }
 
 isa_dispatch! {
-    fn weight_grad_task(f: &WeightGrad, t: usize) => weight_grad_task_with { avx512: (8, 2), avx: (4, 2), scalar: (4, 4) }
+    fn weight_grad_task(f: &WeightGrad, t: usize) => weight_grad_task_with { avx512: (8, 2), avx2: (4, 2), scalar: (4, 4) }
 }
 
 #[inline(always)]
@@ -555,7 +555,7 @@ const COL_CHUNK: usize = 256;
 
 isa_dispatch! {
     // A copy, not a product: the block shape is unused.
-    fn im2col_chunk(c: &Cols, i: usize) => im2col_chunk_with { avx512: (1, 1), avx: (1, 1), scalar: (1, 1) }
+    fn im2col_chunk(c: &Cols, i: usize) => im2col_chunk_with { avx512: (1, 1), avx2: (1, 1), scalar: (1, 1) }
 }
 
 #[inline(always)]

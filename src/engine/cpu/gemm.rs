@@ -207,7 +207,7 @@ struct Job<'a> {
 }
 
 isa_dispatch! {
-    fn block(job: &Job, t: usize) => block_with { avx512: (12, 2), avx: (6, 2), scalar: (4, 4) }
+    fn block(job: &Job, t: usize) => block_with { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) }
 }
 
 #[inline(always)]

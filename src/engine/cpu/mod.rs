@@ -19,7 +19,7 @@ use std::cell::RefCell;
 /// per instruction set.
 macro_rules! isa_dispatch {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $generic:ident {
-        avx512: ($mr1:expr, $nv1:expr), avx: ($mr2:expr, $nv2:expr), scalar: ($mr3:expr, $nv3:expr) $(,)?
+        avx512: ($mr1:expr, $nv1:expr), avx2: ($mr2:expr, $nv2:expr), scalar: ($mr3:expr, $nv3:expr) $(,)?
     }) => {
         $(#[$m])*
         #[allow(clippy::too_many_arguments)]
@@ -33,14 +33,14 @@ macro_rules! isa_dispatch {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx,avx2,fma")]
             #[allow(clippy::too_many_arguments)]
-            unsafe fn avx($($arg: $ty),*) {
+            unsafe fn avx2($($arg: $ty),*) {
                 $generic::<$crate::engine::cpu::simd::Avx2, $mr2, $nv2>($($arg),*)
             }
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 $crate::engine::cpu::simd::Isa::Avx512 => avx512($($arg),*),
                 #[cfg(target_arch = "x86_64")]
-                $crate::engine::cpu::simd::Isa::Avx2 => avx($($arg),*),
+                $crate::engine::cpu::simd::Isa::Avx2 => avx2($($arg),*),
                 _ => $generic::<$crate::engine::cpu::simd::Scalar, $mr3, $nv3>($($arg),*),
             }
         }
@@ -66,7 +66,7 @@ macro_rules! isa_compiled {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx,avx2,fma")]
             #[allow(clippy::too_many_arguments)]
-            unsafe fn avx($($arg: $ty),*) {
+            unsafe fn avx2($($arg: $ty),*) {
                 $body($($arg),*)
             }
             // SAFETY: the caller vouches for `isa`.
@@ -74,7 +74,7 @@ macro_rules! isa_compiled {
                 #[cfg(target_arch = "x86_64")]
                 $crate::engine::cpu::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
-                $crate::engine::cpu::simd::Isa::Avx2 => unsafe { avx($($arg),*) },
+                $crate::engine::cpu::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
                 _ => $body($($arg),*),
             }
         }

@@ -18,8 +18,8 @@ pub enum Isa {
     Avx512,
     /// AVX2 with FMA: 8 f32 lanes, 16 registers. AVX2's integer vectors
     /// matter to the f64 math of the activations (exponent bits, masks) and
-    /// to building masks for partial vectors; without them each such step
-    /// was split into 128-bit halves or became a call.
+    /// to building masks for partial vectors: compiled for AVX alone, a
+    /// mask's comparison was a function call on every masked copy.
     Avx2,
     /// Neither: plain scalar loops (`f32::mul_add`).
     Scalar,
