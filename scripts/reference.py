@@ -28,7 +28,8 @@ The formula (both sides):
     u(s, i)  = (h >> 11) / 2^53, in [0, 1)
     input    = (h >> 40) / 2^24                    (exact in f32)
     weight   = f32((2u - 1) * sqrt(6 / (fan_in + fan_out)))   (Glorot uniform)
-    bias     = f32((2u - 1) * 0.05)
+    bias, β, moving mean = f32((2u - 1) * 0.05)
+    γ, moving variance   = f32(1 + (2u - 1) * 0.05)
     label i  = h(255, i) mod 10
 """
 import argparse
@@ -47,14 +48,40 @@ SAMPLES_SPACED = 24
 SAMPLES_LARGEST = 8
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "reference" / "reference.json"
 
-# name, shape (OIHW / [out, in]), fan_in, fan_out; the order is the stream number.
+# name, cin, cout, padding of each convolution.
 CONVS = [("conv1", 3, 32, 1), ("conv2", 32, 32, 0), ("conv3", 32, 64, 1), ("conv4", 64, 64, 0)]
-PARAMS = []
-for name, cin, cout, _ in CONVS:
-    PARAMS.append((f"{name}.weight", (cout, cin, 3, 3), 9 * cin, 9 * cout))
-    PARAMS.append((f"{name}.bias", (cout,), 0, 0))
-PARAMS += [("dense1.weight", (512, 2304), 2304, 512), ("dense1.bias", (512,), 0, 0),
-           ("dense2.weight", (10, 512), 512, 10), ("dense2.bias", (10,), 0, 0)]
+# Batch normalisation (the `article-bn` network): Keras 3's BatchNormalization
+# in training, after each convolution and dense1, before the activation.
+BN_MOMENTUM, BN_EPSILON = 0.99, 1e-3
+
+
+def params_of(network):
+    """(name, shape (OIHW / [out, in]), init) in the flat vector's order, the
+    order giving the stream number; init is ("glorot", fan_in, fan_out),
+    ("zeros",) or ("ones",) as in actlab's table (`nn/arch.rs`)."""
+    bn = network == "article-bn"
+    out = []
+
+    def norm(k, c):
+        out.extend([(f"bn{k}.gamma", (c,), ("ones",)), (f"bn{k}.beta", (c,), ("zeros",)),
+                    (f"bn{k}.moving_mean", (c,), ("zeros",)), (f"bn{k}.moving_variance", (c,), ("ones",))])
+
+    for k, (name, cin, cout, _) in enumerate(CONVS, start=1):
+        out.append((f"{name}.weight", (cout, cin, 3, 3), ("glorot", 9 * cin, 9 * cout)))
+        if bn:
+            norm(k, cout)
+        else:
+            out.append((f"{name}.bias", (cout,), ("zeros",)))
+    out.append(("dense1.weight", (512, 2304), ("glorot", 2304, 512)))
+    if bn:
+        norm(5, 512)
+    else:
+        out.append(("dense1.bias", (512,), ("zeros",)))
+    out += [("dense2.weight", (10, 512), ("glorot", 512, 10)), ("dense2.bias", (10,), ("zeros",))]
+    return out
+
+
+PARAMS = params_of("article")
 
 
 def splitmix64(x):
@@ -80,10 +107,11 @@ def unit(h):
 def inputs():
     x = (hashes(0, BATCH * 3 * 32 * 32) >> np.uint64(40)).astype(np.float64) / 2.0**24
     params = {}
-    for s, (name, shape, fan_in, fan_out) in enumerate(PARAMS, start=1):
+    for s, (name, shape, init) in enumerate(PARAMS, start=1):
         u = unit(hashes(s, math.prod(shape)))
-        scale = math.sqrt(6.0 / (fan_in + fan_out)) if fan_in else 0.05
-        params[name] = ((2.0 * u - 1.0) * scale).astype(np.float32).reshape(shape)
+        scale = math.sqrt(6.0 / (init[1] + init[2])) if init[0] == "glorot" else 0.05
+        v = (2.0 * u - 1.0) * scale + (1.0 if init[0] == "ones" else 0.0)
+        params[name] = v.astype(np.float32).reshape(shape)
     labels = (hashes(255, BATCH) % np.uint64(10)).astype(np.int64)
     return x.astype(np.float32).reshape(BATCH, 3, 32, 32), params, labels
 
@@ -101,20 +129,41 @@ def activation(name):
     }[name]
 
 
-def forward(act, x, p):
+def batch_norm(h, p, k, moving):
+    """Training mode: the batch's mean and biased variance over every axis
+    but the channels'; the moving statistics after the pass go to `moving`."""
+    dims, shape = ((0, 2, 3), (1, -1, 1, 1)) if h.dim() == 4 else ((0,), (1, -1))
+    mean = h.mean(dim=dims, keepdim=True)
+    var = ((h - mean) ** 2).mean(dim=dims, keepdim=True)
+    for stat, batch in (("moving_mean", mean), ("moving_variance", var)):
+        old = p[f"bn{k}.{stat}"].detach()
+        moving[f"bn{k}.{stat}"] = BN_MOMENTUM * old + (1 - BN_MOMENTUM) * batch.detach().reshape(-1)
+    return p[f"bn{k}.gamma"].view(shape) * (h - mean) / torch.sqrt(var + BN_EPSILON) + p[f"bn{k}.beta"].view(shape)
+
+
+def forward(act, x, p, network):
+    """The logits, each layer's output by name, and (article-bn) the moving statistics after the pass."""
     f = activation(act)
-    layers = {}
+    bn = network == "article-bn"
+    layers, moving = {}, {}
+
+    def bias(name):
+        return None if bn else p[f"{name}.bias"]
+
+    def norm(k, h):
+        return batch_norm(h, p, k, moving) if bn else h
+
     h = x
     for i, (name, _, _, pad) in enumerate(CONVS):
-        h = f(F.conv2d(h, p[f"{name}.weight"], p[f"{name}.bias"], padding=pad))
+        h = f(norm(i + 1, F.conv2d(h, p[f"{name}.weight"], bias(name), padding=pad)))
         layers[name] = h
         if i % 2 == 1:
             h = F.max_pool2d(h, 2)
             layers[f"pool{i // 2 + 1}"] = h
-    h = f(F.linear(h.flatten(1), p["dense1.weight"], p["dense1.bias"]))
+    h = f(norm(5, F.linear(h.flatten(1), p["dense1.weight"], bias("dense1"))))
     layers["dense1"] = h
     logits = F.linear(h, p["dense2.weight"], p["dense2.bias"])
-    return logits, layers
+    return logits, layers, moving
 
 
 def sample(t):
@@ -133,15 +182,22 @@ def main():
     global SEED
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0, help="the formula's seed (0: the committed reference)")
-    ap.add_argument("--out", type=pathlib.Path, default=OUT, help=f"where to write (default {OUT})")
+    ap.add_argument("--network", choices=["article", "article-bn"], default="article",
+                    help="the article's network, or it with batch normalisation (default file: reference-article-bn.json)")
+    ap.add_argument("--out", type=pathlib.Path, help=f"where to write (default {OUT})")
     args = ap.parse_args()
     SEED = args.seed
+    global PARAMS
+    PARAMS = params_of(args.network)
+    if args.out is None:
+        args.out = OUT if args.network == "article" else OUT.with_name(f"reference-{args.network}.json")
     x32, p32, labels = inputs()
     x = torch.from_numpy(x32.astype(np.float64))
     out = {
         "about": "scripts/reference.py: the article's CNN in float64 (PyTorch " + torch.__version__ +
                  "); inputs and parameters from the formula in that script; conventions of ../shared/fixtures/README.md",
         "seed": SEED,
+        "network": args.network,
         "batch": BATCH,
         "labels": labels.tolist(),
         # What the formula gave, so that a Rust side that computes it differently fails at once and says so.
@@ -149,18 +205,22 @@ def main():
                          | {f"param.{k}": sample(torch.from_numpy(v.astype(np.float64))) for k, v in p32.items()},
         "activations": {},
     }
-    for act in ["relu", "tanh", "signed_sqrt", "softplus_linear", "reflection_linear", "zero_fit_linear"]:
-        p = {k: torch.from_numpy(v.astype(np.float64)).requires_grad_(True) for k, v in p32.items()}
-        logits, layers = forward(act, x, p)
+    functions = ["relu", "tanh", "signed_sqrt", "softplus_linear", "reflection_linear", "zero_fit_linear"]
+    for act in functions if args.network == "article" else ["relu", "softplus_linear", "zero_fit_linear"]:
+        p = {k: torch.from_numpy(v.astype(np.float64)).requires_grad_("moving" not in k) for k, v in p32.items()}
+        logits, layers, moving = forward(act, x, p, args.network)
         loss = F.cross_entropy(logits, torch.from_numpy(labels))
         loss.backward()
         out["activations"][act] = {
             "loss": float(loss.detach()),
             "logits": [float(v) for v in logits.detach().reshape(-1)],
             "layers": {k: sample(v) for k, v in layers.items()},
-            "grads": {k: sample(v.grad) for k, v in p.items()},
+            # The moving statistics are not trained: their gradient is 0.
+            "grads": {k: sample(v.grad if v.grad is not None else torch.zeros_like(v)) for k, v in p.items()},
         }
-        if act == "relu":
+        if moving:
+            out["activations"][act]["moving"] = {k: sample(v) for k, v in moving.items()}
+        if act == "relu" and args.network == "article":
             # One Keras Adam step from zero moments (step 1, lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-7).
             lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-7
             alpha = lr * math.sqrt(1 - b2) / (1 - b1)

@@ -5,6 +5,7 @@ use crate::activation::Activation;
 use crate::engine::cpu::simd::Isa;
 use crate::engine::profile::{self, Total, WHOLE};
 use crate::engine::rng::{Purpose, Rng};
+use crate::nn::arch::Architecture;
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::model::{Model, IMAGE_LEN};
 use crate::train::gpu::GpuTrainer;
@@ -126,7 +127,7 @@ fn measure_on(trainer: &mut dyn Trainer, batches: usize, steps: usize) -> Result
 
 /// Glorot weights and fresh Adam moments for every run of `trainer`.
 fn init(trainer: &mut dyn Trainer, act: Activation) -> Result<()> {
-    let mut m = Model::new(act, 1);
+    let mut m = Model::new(Architecture::Article, act, 1);
     m.init_glorot(&Rng::new(1));
     for r in 0..trainer.runs() {
         trainer.load(r, &m.params, &Optimizer::new(OptimizerConfig::ARTICLE, m.params.len()))?;
@@ -137,14 +138,14 @@ fn init(trainer: &mut dyn Trainer, act: Activation) -> Result<()> {
 /// Images per second of one run's training steps on the CPU.
 pub fn measure(act: Activation, steps: usize) -> f64 {
     let data = synthetic(1);
-    let mut t = CpuTrainer::new(&[act], &[1], BATCH, OptimizerConfig::ARTICLE, &data, &data);
+    let mut t = CpuTrainer::new(Architecture::Article, &[act], &[1], BATCH, OptimizerConfig::ARTICLE, &data, &data);
     init(&mut t, act).and_then(|()| measure_on(&mut t, 1, steps)).expect("the CPU trainer does not fail")
 }
 
 /// Seconds for one diagnostics probe (see `train::diagnostics`).
 fn probe_seconds(act: Activation) -> f64 {
     let rng = Rng::new(1);
-    let mut model = Model::new(act, BATCH);
+    let mut model = Model::new(Architecture::Article, act, BATCH);
     model.init_glorot(&rng);
     let n = crate::train::diagnostics::PROBE_IMAGES;
     let mut px = vec![0f32; n * IMAGE_LEN];
@@ -246,7 +247,7 @@ fn measure_gpu(gpu: crate::engine::cuda::Gpu, act: Activation, runs: usize, step
     let batches = 4;
     let data = synthetic(batches);
     let seeds: Vec<u64> = (1..=runs as u64).collect();
-    let mut t = GpuTrainer::new(&vec![act; runs], &seeds, BATCH, OptimizerConfig::ARTICLE, &data, &data, |p| crate::engine::cuda::CudaDevice::new(gpu, p))?;
+    let mut t = GpuTrainer::new(Architecture::Article, &vec![act; runs], &seeds, BATCH, OptimizerConfig::ARTICLE, &data, &data, |p| crate::engine::cuda::CudaDevice::new(gpu, p))?;
     init(&mut t, act)?;
     measure_on(&mut t, batches, steps)
 }

@@ -4,6 +4,7 @@
 use super::Global;
 use actlab::engine::cuda::{CudaDevice, Gpu};
 use actlab::engine::device::{self, Selected};
+use actlab::nn::arch::Architecture;
 use actlab::nn::optim::{OptimizerConfig, SgdConfig};
 use anyhow::Result;
 use std::path::Path;
@@ -42,10 +43,11 @@ pub fn execute(g: &Global) -> Result<()> {
     let gemm = actlab::train::gpu::check::check_gemm(&dev)?;
     println!("GEMM kernels vs CPU GEMM: {}", if gemm.is_empty() { "bit-identical".to_string() } else { format!("{} cases DIFFER", gemm.len()) });
     let mut training = Vec::new();
-    for optimizer in [OptimizerConfig::ARTICLE, OptimizerConfig::Sgd(SgdConfig { learning_rate: 0.01, momentum: 0.9 })] {
+    let cases = [(Architecture::Article, OptimizerConfig::ARTICLE), (Architecture::Article, OptimizerConfig::Sgd(SgdConfig { learning_rate: 0.01, momentum: 0.9 })), (Architecture::ArticleBn, OptimizerConfig::ARTICLE)];
+    for (network, optimizer) in cases {
         let gpu = Gpu::open(ordinal)?;
-        let d = actlab::train::gpu::check::check_training(optimizer, |p| CudaDevice::new(gpu, p))?;
-        println!("3 runs trained together ({}), 2 epochs, vs 3 CPU runs: {}", optimizer.name(), if d.is_empty() { "bit-identical".to_string() } else { format!("{} differences", d.len()) });
+        let d = actlab::train::gpu::check::check_training(network, optimizer, |p| CudaDevice::new(gpu, p))?;
+        println!("3 runs of the {} network trained together ({}), 2 epochs, vs 3 CPU runs: {}", network.name(), optimizer.name(), if d.is_empty() { "bit-identical".to_string() } else { format!("{} differences", d.len()) });
         training.extend(d);
     }
     for d in gemm.iter().chain(&training) {

@@ -113,6 +113,7 @@ enum Value {
     I32(i32),
     I64(i64),
     F32(f32),
+    F64(f64),
 }
 
 impl Device for CudaDevice {
@@ -153,6 +154,7 @@ impl Device for CudaDevice {
                 Arg::I64(v) => Value::I64(*v),
                 Arg::U64(v) => Value::U64(*v),
                 Arg::F32(v) => Value::F32(*v),
+                Arg::F64(v) => Value::F64(*v),
             })
             .collect();
         let mut b = s.launch_builder(&f);
@@ -162,6 +164,7 @@ impl Device for CudaDevice {
                 Value::I32(x) => b.arg(x),
                 Value::I64(x) => b.arg(x),
                 Value::F32(x) => b.arg(x),
+                Value::F64(x) => b.arg(x),
             };
         }
         let cfg = LaunchConfig { grid_dim: (grid[0], grid[1], grid[2]), block_dim: (block, 1, 1), shared_mem_bytes: 0 };

@@ -15,6 +15,7 @@ pub enum Arg<'a, B> {
     I64(i64),
     U64(u64),
     F32(f32),
+    F64(f64),
 }
 
 // By hand: a derive would ask for `B: Copy`, but only a reference to B is held.

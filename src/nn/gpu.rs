@@ -8,16 +8,18 @@
 //! those of the same run trained alone, and those of the CPU ([`Model`] and
 //! [`Adam`]): `network.cu` mirrors the CPU kernels operation for operation.
 //!
-//! The sequence of launches below mirrors `Model::forward` / `Model::backward`
-//! line for line; read them side by side.
+//! The passes are the CPU's (`pass.rs`): this file supplies their
+//! operations as launches, with the same per-layer state, kept by the plan.
 //!
 //! [`Model`]: super::model::Model
 //! [`Adam`]: super::adam::Adam
 
 use super::optim::{Optimizer, OptimizerConfig};
 use super::loss::BatchStats;
-use super::arch::{self, ACTIVATED};
-use super::model::{param_count, param_ranges, Conv1, Conv2, Conv3, Conv4, Dense1, Dense2, Pool1, Pool2, CLASSES, DROPOUT_RATES, IMAGE_LEN};
+use super::arch::Architecture;
+use super::layers::{BatchNorm, Conv2d, Dense, MaxPool2};
+use super::pass::{self, Mode, Ops};
+use super::plan::{Grad, Op, Plan, Value, Weights};
 use crate::engine::cpu::conv::Conv;
 use crate::activation::{cuda as act_cuda, Activation};
 use crate::data::Split;
@@ -52,28 +54,9 @@ pub fn program(acts: &[Activation]) -> String {
     src
 }
 
-/// The convolutions' and poolings' shapes, and each activated layer's
-/// (spatial, channels) groups, from the network's table.
-const CONVS: [Conv; arch::CONVS] = {
-    let mut out = [arch::conv(0); arch::CONVS];
-    let mut i = 0;
-    while i < out.len() {
-        out[i] = arch::conv(i);
-        i += 1;
-    }
-    out
-};
-
-/// A pooling layer's input shape (h, w, c).
-const POOLS: [[usize; 3]; arch::POOLS] = [arch::pool(0), arch::pool(1)];
-
 /// Values of one sample's im2col matrix.
 fn col_len(c: &Conv) -> usize {
     c.positions() * c.kdim()
-}
-
-fn pool_out_len(p: &[usize; 3]) -> usize {
-    (p[0] / 2) * (p[1] / 2) * p[2]
 }
 
 /// A dataset split resident on the device, with one sample order per run.
@@ -86,30 +69,52 @@ pub struct DeviceSplit<D: Device> {
     pub len: usize,
 }
 
-/// The activations, saved values and scratch for R runs of up to `max_batch`.
+/// The plan's tensors, each layer's state and scratch for R runs of up to
+/// `max_batch` samples.
 struct Workspace<D: Device> {
-    x: DeviceVec<D, f32>,
+    /// The plan's values.
+    values: Vec<DeviceVec<D, f32>>,
     labels: DeviceVec<D, u8>,
-    col: [DeviceVec<D, f32>; 4],
-    /// Pre-activations of the 5 activated layers.
-    pre: [DeviceVec<D, f32>; 5],
-    /// Post-activations.
-    post: [DeviceVec<D, f32>; 5],
-    dydx: [DeviceVec<D, f32>; 5],
-    dydm: [DeviceVec<D, f32>; 5],
-    mins: [DeviceVec<D, f32>; 5],
-    pooled: [DeviceVec<D, f32>; 2],
-    argmax: [DeviceVec<D, u8>; 2],
-    masks: [DeviceVec<D, f32>; 3],
-    logits: DeviceVec<D, f32>,
-    dlogits: DeviceVec<D, f32>,
-    g1: DeviceVec<D, f32>,
-    g2: DeviceVec<D, f32>,
+    /// Per convolution: its im2col matrix, kept for the weight gradient.
+    col: Vec<DeviceVec<D, f32>>,
+    /// Per activated layer: ∂f/∂x, ∂f/∂m and the group minima.
+    dydx: Vec<DeviceVec<D, f32>>,
+    dydm: Vec<DeviceVec<D, f32>>,
+    mins: Vec<DeviceVec<D, f32>>,
+    /// Per pooling: which input won each output.
+    argmax: Vec<DeviceVec<D, u8>>,
+    /// Per dropout: the mask of the last training pass.
+    masks: Vec<DeviceVec<D, f32>>,
+    /// Per batch normalisation: what its backward pass needs.
+    norms: Vec<NormState<D>>,
+    /// The bias of a layer that has none.
+    zeros: DeviceVec<D, f32>,
+    /// The gradient buffers, by [`Grad`]: the logits', then two for the layers.
+    grads: [DeviceVec<D, f32>; 3],
     dcol: DeviceVec<D, f32>,
     loss: DeviceVec<D, f64>,
     correct: DeviceVec<D, u8>,
     loss_total: DeviceVec<D, f64>,
     correct_total: DeviceVec<D, u64>,
+}
+
+/// A batch normalisation's saved values, per run: x̂, and μ and 1/σ per channel.
+struct NormState<D: Device> {
+    xhat: DeviceVec<D, f32>,
+    mean: DeviceVec<D, f32>,
+    inv_std: DeviceVec<D, f32>,
+    /// Whether the last forward pass used the batch's statistics.
+    batch_statistics: bool,
+}
+
+impl<D: Device> Workspace<D> {
+    fn value(&self, v: Value) -> &DeviceVec<D, f32> {
+        &self.values[v.0]
+    }
+
+    fn grad(&self, g: Grad) -> &DeviceVec<D, f32> {
+        &self.grads[g.index()]
+    }
 }
 
 pub struct GpuRuns<D: Device> {
@@ -120,6 +125,7 @@ pub struct GpuRuns<D: Device> {
     act_index: Vec<usize>,
     acts: Vec<Activation>,
     optimizer: OptimizerConfig,
+    plan: &'static Plan,
     /// Steps taken (the same for every run).
     pub t: u64,
     params: DeviceVec<D, f32>,
@@ -137,41 +143,48 @@ fn grid(count: usize) -> [u32; 3] {
 impl<D: Device> GpuRuns<D> {
     /// R runs (one per entry of `acts`/`seeds`); `device` compiles the
     /// [`program`] it is given and returns the device to run it on.
-    pub fn new(acts: &[Activation], seeds: &[u64], max_batch: usize, optimizer: OptimizerConfig, device: impl FnOnce(&str) -> Result<D>) -> Result<Self> {
+    pub fn new(network: Architecture, acts: &[Activation], seeds: &[u64], max_batch: usize, optimizer: OptimizerConfig, device: impl FnOnce(&str) -> Result<D>) -> Result<Self> {
         if acts.is_empty() || acts.len() != seeds.len() {
             bail!("GPU runs: {} functions for {} seeds", acts.len(), seeds.len());
         }
+        let plan = network.plan();
         let distinct = distinct(acts);
         let dev = device(&program(acts))?;
         let (r, b) = (acts.len(), max_batch);
-        let p = param_count();
         let z = |len: usize| DeviceVec::<D, f32>::zeros(&dev, r * b * len);
-        let five = |f: &dyn Fn(usize) -> Result<DeviceVec<D, f32>>| -> Result<[DeviceVec<D, f32>; 5]> {
-            Ok([f(ACTIVATED[0].len())?, f(ACTIVATED[1].len())?, f(ACTIVATED[2].len())?, f(ACTIVATED[3].len())?, f(ACTIVATED[4].len())?])
-        };
-        let biggest = [Conv1::OUT_LEN, Conv2::OUT_LEN, Conv3::OUT_LEN, Conv4::OUT_LEN, Conv1::IN_LEN].into_iter().max().unwrap();
+        let (mut col, mut argmax, mut masks, mut norms) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for s in &plan.steps {
+            match s.op {
+                Op::Conv { layer, .. } => col.push(z(col_len(&layer.0))?),
+                Op::MaxPool { layer, .. } => argmax.push(DeviceVec::zeros(&dev, r * b * layer.out_len())?),
+                Op::Dropout { .. } => masks.push(z(plan.len(s.input))?),
+                Op::BatchNorm { layer, .. } => {
+                    let per_run = |len: usize| DeviceVec::<D, f32>::zeros(&dev, r * len);
+                    norms.push(NormState { xhat: z(layer.len())?, mean: per_run(layer.channels)?, inv_std: per_run(layer.channels)?, batch_statistics: false });
+                }
+                _ => {}
+            }
+        }
+        let per_activated = |len: &dyn Fn(usize) -> usize| plan.activated.iter().map(|a| z(len(a.len()))).collect::<Result<Vec<_>>>();
         let ws = Workspace {
-            x: z(IMAGE_LEN)?,
+            values: plan.values.iter().map(|&len| z(len)).collect::<Result<_>>()?,
             labels: DeviceVec::zeros(&dev, r * b)?,
-            col: [z(col_len(&CONVS[0]))?, z(col_len(&CONVS[1]))?, z(col_len(&CONVS[2]))?, z(col_len(&CONVS[3]))?],
-            pre: five(&z)?,
-            post: five(&z)?,
-            dydx: five(&z)?,
-            dydm: five(&z)?,
-            mins: five(&|_| z(64))?,
-            pooled: [z(pool_out_len(&POOLS[0]))?, z(pool_out_len(&POOLS[1]))?],
-            argmax: [DeviceVec::zeros(&dev, r * b * pool_out_len(&POOLS[0]))?, DeviceVec::zeros(&dev, r * b * pool_out_len(&POOLS[1]))?],
-            masks: [z(pool_out_len(&POOLS[0]))?, z(pool_out_len(&POOLS[1]))?, z(Dense1::OUT)?],
-            logits: z(CLASSES)?,
-            dlogits: z(CLASSES)?,
-            g1: z(biggest)?,
-            g2: z(biggest)?,
-            dcol: z(CONVS.iter().map(col_len).max().unwrap())?,
+            dcol: z(col.iter().map(|c| c.len / (r * b)).max().unwrap_or(0))?,
+            col,
+            dydx: per_activated(&|len| len)?,
+            dydm: per_activated(&|len| len)?,
+            mins: plan.activated.iter().map(|a| z(a.channels)).collect::<Result<_>>()?,
+            argmax,
+            masks,
+            norms,
+            zeros: DeviceVec::zeros(&dev, plan.largest())?,
+            grads: [z(plan.classes())?, z(plan.largest())?, z(plan.largest())?],
             loss: DeviceVec::zeros(&dev, r * b)?,
             correct: DeviceVec::zeros(&dev, r * b)?,
             loss_total: DeviceVec::zeros(&dev, r)?,
             correct_total: DeviceVec::zeros(&dev, r)?,
         };
+        let p = plan.param_count();
         let keys: Vec<u32> = seeds.iter().flat_map(|&s| [s as u32, (s >> 32) as u32]).collect();
         Ok(GpuRuns {
             runs: r,
@@ -179,6 +192,7 @@ impl<D: Device> GpuRuns<D> {
             act_index: acts.iter().map(|a| distinct.iter().position(|d| d == a).unwrap()).collect(),
             acts: distinct,
             optimizer,
+            plan,
             t: 0,
             params: DeviceVec::zeros(&dev, r * p)?,
             grads: DeviceVec::zeros(&dev, r * p)?,
@@ -195,7 +209,7 @@ impl<D: Device> GpuRuns<D> {
 
     /// Set run `run`'s parameters and optimizer state (all runs must share `t`).
     pub fn set_state(&mut self, run: usize, params: &[f32], optimizer: &Optimizer) -> Result<()> {
-        let p = param_count();
+        let p = self.plan.param_count();
         assert!(params.len() == p && optimizer.state.iter().all(|s| s.len() == p));
         if optimizer.config != self.optimizer {
             bail!("GPU runs trained together must share the optimizer settings");
@@ -210,7 +224,7 @@ impl<D: Device> GpuRuns<D> {
 
     /// Run `run`'s parameters and optimizer state.
     pub fn state(&self, run: usize) -> Result<(Vec<f32>, Optimizer)> {
-        let p = param_count();
+        let p = self.plan.param_count();
         let params = self.params.read(&self.dev, run * p, p)?;
         let state = self.opt_state.iter().map(|s| s.read(&self.dev, run * p, p)).collect::<Result<_>>()?;
         Ok((params, Optimizer { config: self.optimizer, state, t: self.t }))
@@ -218,7 +232,7 @@ impl<D: Device> GpuRuns<D> {
 
     /// Run `run`'s gradients of the last step.
     pub fn grads(&self, run: usize) -> Result<Vec<f32>> {
-        let p = param_count();
+        let p = self.plan.param_count();
         self.grads.read(&self.dev, run * p, p)
     }
 
@@ -256,7 +270,7 @@ impl<D: Device> GpuRuns<D> {
         let ws = &self.ws;
         self.launch(
             "gather_batch",
-            self.runs * n * IMAGE_LEN,
+            self.runs * n * self.plan.image_len(),
             &[
                 data.images.arg(),
                 data.labels.arg(),
@@ -265,8 +279,8 @@ impl<D: Device> GpuRuns<D> {
                 Arg::I64(start as i64),
                 Arg::I32(n as i32),
                 Arg::I32(self.runs as i32),
-                Arg::I32(IMAGE_LEN as i32),
-                ws.x.arg(),
+                Arg::I32(self.plan.image_len() as i32),
+                ws.value(Value(0)).arg(),
                 ws.labels.arg(),
             ],
         )
@@ -292,26 +306,32 @@ impl<D: Device> GpuRuns<D> {
         )
     }
 
-    /// Offset of parameter tensor `i` in run 0; runs are `param_count()` apart.
+    /// Offset of parameter tensor `i` in run 0; runs are the plan's `param_count()` apart.
     fn param(&self, i: usize) -> usize {
-        param_ranges()[i].start
+        self.plan.ranges[i].start
     }
 
-    /// `y = x·W + b` for every run; x is `rows×inner` per run.
-    fn linear(&self, rows: usize, inner: usize, outs: usize, x: &DeviceVec<D, f32>, w: usize, y: &DeviceVec<D, f32>) -> Result<()> {
-        let p = param_count();
+    /// `y = x·W + b` for every run (b = 0 for a layer without a bias, as
+    /// on the CPU); x is `rows×inner` per run.
+    fn affine(&self, rows: usize, inner: usize, outs: usize, x: &DeviceVec<D, f32>, w: Weights, y: &DeviceVec<D, f32>) -> Result<()> {
+        let p = self.plan.param_count();
         let r = self.runs;
-        self.launch("fill_bias", r * rows * outs, &[y.arg(), self.params.at(self.param(w + 1)), Arg::I64(p as i64), Arg::I64(rows as i64), Arg::I32(outs as i32), Arg::I32(r as i32)])?;
-        self.gemm(rows, outs, inner, (x.arg(), inner, 1, rows * inner), (self.params.at(self.param(w)), outs, 1, p), (y.arg(), outs, rows * outs), true, Arg::Null)
+        let (bias, stride) = match w.bias {
+            Some(b) => (self.params.at(self.param(b)), p),
+            None => (self.ws.zeros.arg(), 0),
+        };
+        self.launch("fill_bias", r * rows * outs, &[y.arg(), bias, Arg::I64(stride as i64), Arg::I64(rows as i64), Arg::I32(outs as i32), Arg::I32(r as i32)])?;
+        self.gemm(rows, outs, inner, (x.arg(), inner, 1, rows * inner), (self.params.at(self.param(w.tensor)), outs, 1, p), (y.arg(), outs, rows * outs), true, Arg::Null)
     }
 
-    /// Weight and bias gradients of a linear map (`rows×inner` input x, upstream dy),
+    /// Weight and bias gradients of an affine map (`rows×inner` input x, upstream dy),
     /// and, when `dx` is given, the input gradient (`rows×inner`).
     #[allow(clippy::too_many_arguments)]
-    fn linear_backward(&self, rows: usize, inner: usize, outs: usize, x: &DeviceVec<D, f32>, w: usize, dy: &DeviceVec<D, f32>, dx: Option<&DeviceVec<D, f32>>) -> Result<()> {
-        let p = param_count();
+    fn affine_backward(&self, rows: usize, inner: usize, outs: usize, x: &DeviceVec<D, f32>, w: Weights, dy: &DeviceVec<D, f32>, dx: Option<&DeviceVec<D, f32>>) -> Result<()> {
+        let p = self.plan.param_count();
         // dW = xᵀ·dy, and db = Σ rows of dy as its extra row of ones.
-        let (dw, db) = (self.grads.at(self.param(w)), self.grads.at(self.param(w + 1)));
+        let (dw, db) = (self.grads.at(self.param(w.tensor)), w.bias.map_or(Arg::Null, |b| self.grads.at(self.param(b))));
+        let w = w.tensor;
         self.gemm(inner, outs, rows, (x.arg(), 1, inner, rows * inner), (dy.arg(), outs, 1, rows * outs), (dw, outs, p), false, db)?;
         if let Some(dx) = dx {
             // dx = dy·Wᵀ
@@ -325,65 +345,9 @@ impl<D: Device> GpuRuns<D> {
         [Arg::I64(samples as i64), i(c.h), i(c.w), i(c.cin), i(c.k), i(c.pad), i(c.oh()), i(c.ow())]
     }
 
-    /// `Conv2d::forward` for conv `l` (0-based) of every run.
-    fn conv(&self, l: usize, n: usize, x: &DeviceVec<D, f32>) -> Result<()> {
-        let c = &CONVS[l];
-        let (col, y) = (&self.ws.col[l], &self.ws.pre[l]);
-        let samples = self.runs * n;
-        let mut args = vec![x.arg(), col.arg()];
-        args.extend(self.conv_args(c, samples));
-        self.launch("im2col", samples * col_len(c), &args)?;
-        self.linear(n * c.positions(), c.kdim(), c.cout, col, arch::conv_weights(l), y)
-    }
-
-    /// `Conv2d::backward` for conv `l`: parameter gradients, and the input gradient into `dx` when given.
-    fn conv_backward(&self, l: usize, n: usize, dy: &DeviceVec<D, f32>, dx: Option<&DeviceVec<D, f32>>) -> Result<()> {
-        let c = &CONVS[l];
-        let dcol = dx.map(|_| &self.ws.dcol);
-        self.linear_backward(n * c.positions(), c.kdim(), c.cout, &self.ws.col[l], arch::conv_weights(l), dy, dcol)?;
-        if let Some(dx) = dx {
-            let samples = self.runs * n;
-            let mut args = vec![self.ws.dcol.arg(), dx.arg()];
-            args.extend(self.conv_args(c, samples));
-            self.launch("col2im", samples * c.in_len(), &args)?;
-        }
-        Ok(())
-    }
-
-    fn pool_args<'a>(&self, p: &[usize; 3], samples: usize) -> [Arg<'a, D::Buf>; 6] {
+    fn pool_args<'a>(&self, p: &MaxPool2, samples: usize) -> [Arg<'a, D::Buf>; 6] {
         let i = |v: usize| Arg::I32(v as i32);
-        [Arg::I64(samples as i64), i(p[0]), i(p[1]), i(p[2]), i(p[0] / 2), i(p[1] / 2)]
-    }
-
-    fn pool(&self, l: usize, n: usize, x: &DeviceVec<D, f32>) -> Result<()> {
-        let p = &POOLS[l];
-        let samples = self.runs * n;
-        let mut args = vec![x.arg(), self.ws.pooled[l].arg(), self.ws.argmax[l].arg()];
-        args.extend(self.pool_args(p, samples));
-        self.launch("maxpool_forward", samples * pool_out_len(p), &args)
-    }
-
-    fn pool_backward(&self, l: usize, n: usize, dy: &DeviceVec<D, f32>, dx: &DeviceVec<D, f32>) -> Result<()> {
-        let p = &POOLS[l];
-        let samples = self.runs * n;
-        let mut args = vec![dy.arg(), self.ws.argmax[l].arg(), dx.arg()];
-        args.extend(self.pool_args(p, samples));
-        self.launch("maxpool_backward", samples * p[0] * p[1] * p[2], &args)
-    }
-
-    /// Dropout `d` (0..3) in place on `x` (`len` features per sample) at global step `step`.
-    fn dropout(&self, d: usize, n: usize, len: usize, x: &DeviceVec<D, f32>, step: u64) -> Result<()> {
-        let rate = DROPOUT_RATES[d];
-        let scale = 1.0 / (1.0 - rate);
-        self.launch(
-            "dropout_forward",
-            self.runs * n * len,
-            &[x.arg(), self.ws.masks[d].arg(), Arg::I64((n * len) as i64), Arg::I32(self.runs as i32), self.keys.arg(), Arg::U64(step * 3 + d as u64), Arg::F32(rate), Arg::F32(scale)],
-        )
-    }
-
-    fn dropout_backward(&self, d: usize, n: usize, len: usize, g: &DeviceVec<D, f32>) -> Result<()> {
-        self.launch("multiply", self.runs * n * len, &[g.arg(), self.ws.masks[d].arg(), Arg::I64((self.runs * n * len) as i64)])
+        [Arg::I64(samples as i64), i(p.h), i(p.w), i(p.c), i(p.oh()), i(p.ow())]
     }
 
     /// Runs `[r0, r1)` that share a function, for one launch each.
@@ -398,109 +362,160 @@ impl<D: Device> GpuRuns<D> {
         }
         spans
     }
+}
 
-    /// The activation of layer `l`: `post = f(pre)`, saving what the backward pass needs when training.
-    fn activate(&self, l: usize, n: usize, train: bool) -> Result<()> {
-        let (spatial, channels) = (ACTIVATED[l].spatial, ACTIVATED[l].channels);
-        let len = spatial * channels;
+/// The passes' operations as launches, each over every run's `n` samples.
+impl<D: Device> Ops for GpuRuns<D> {
+    fn plan(&self) -> &'static Plan {
+        self.plan
+    }
+
+    /// im2col into the conv's own matrix (its weight gradient reads it), then one batched GEMM.
+    fn conv(&mut self, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, y: Value) -> Result<()> {
+        let (c, ws) = (&layer.0, &self.ws);
+        let (col, samples) = (&ws.col[index], self.runs * n);
+        let mut args = vec![ws.value(x).arg(), col.arg()];
+        args.extend(self.conv_args(c, samples));
+        self.launch("im2col", samples * col_len(c), &args)?;
+        self.affine(n * c.positions(), c.kdim(), c.cout, col, weights, ws.value(y))
+    }
+
+    fn conv_backward(&mut self, layer: &Conv2d, index: usize, weights: Weights, n: usize, _x: Value, dy: Grad, dx: Option<Grad>) -> Result<()> {
+        let (c, ws) = (&layer.0, &self.ws);
+        let dcol = dx.map(|_| &ws.dcol);
+        self.affine_backward(n * c.positions(), c.kdim(), c.cout, &ws.col[index], weights, ws.grad(dy), dcol)?;
+        if let Some(dx) = dx {
+            let samples = self.runs * n;
+            let mut args = vec![ws.dcol.arg(), ws.grad(dx).arg()];
+            args.extend(self.conv_args(c, samples));
+            self.launch("col2im", samples * c.in_len(), &args)?;
+        }
+        Ok(())
+    }
+
+    fn linear(&mut self, layer: &Dense, weights: Weights, n: usize, x: Value, y: Value) -> Result<()> {
+        self.affine(n, layer.inputs, layer.outputs, self.ws.value(x), weights, self.ws.value(y))
+    }
+
+    fn linear_backward(&mut self, layer: &Dense, weights: Weights, n: usize, x: Value, dy: Grad, dx: Option<Grad>) -> Result<()> {
         let ws = &self.ws;
-        for (a, r0, r1) in self.same_function_spans() {
+        self.affine_backward(n, layer.inputs, layer.outputs, ws.value(x), weights, ws.grad(dy), dx.map(|g| ws.grad(g)))
+    }
+
+    /// The statistics (the batch's, folded into the moving ones, or the
+    /// moving ones), then `y = γ·x̂ + β`.
+    fn batch_norm(&mut self, layer: &BatchNorm, index: usize, tensors: usize, n: usize, mode: Mode, x: Value, y: Value) -> Result<()> {
+        let (r, c) = (self.runs, layer.channels);
+        let p = Arg::I64(self.plan.param_count() as i64);
+        let at = |k: usize| Arg::I64(self.param(tensors + k) as i64);
+        let (ws, state) = (&self.ws, &self.ws.norms[index]);
+        let (keep, take) = (BatchNorm::MOMENTUM as f32, (1.0 - BatchNorm::MOMENTUM) as f32);
+        if mode.batch_statistics() {
+            let rows = Arg::I64((n * layer.positions) as i64);
+            self.launch("bn_statistics", r * c, &[ws.value(x).arg(), rows, Arg::I32(c as i32), Arg::I32(r as i32), self.params.arg(), p, at(2), at(3), Arg::F32(keep), Arg::F32(take), Arg::F64(BatchNorm::EPSILON), state.mean.arg(), state.inv_std.arg()])?;
+        } else {
+            self.launch("bn_moving", r * c, &[self.params.arg(), p, at(2), at(3), Arg::I32(c as i32), Arg::I32(r as i32), Arg::F64(BatchNorm::EPSILON), state.mean.arg(), state.inv_std.arg()])?;
+        }
+        let xhat = if mode.saves() { state.xhat.arg() } else { Arg::Null };
+        let per_run = Arg::I64((n * layer.len()) as i64);
+        self.launch("bn_normalize", r * n * layer.len(), &[ws.value(x).arg(), ws.value(y).arg(), xhat, state.mean.arg(), state.inv_std.arg(), self.params.arg(), p, at(0), at(1), per_run, Arg::I32(c as i32), Arg::I32(r as i32)])?;
+        self.ws.norms[index].batch_statistics = mode.batch_statistics();
+        Ok(())
+    }
+
+    fn batch_norm_backward(&mut self, layer: &BatchNorm, index: usize, tensors: usize, n: usize, dy: Grad, dx: Grad) -> Result<()> {
+        let (r, c) = (self.runs, layer.channels);
+        let p = Arg::I64(self.plan.param_count() as i64);
+        let at = |k: usize| Arg::I64(self.param(tensors + k) as i64);
+        let (ws, state) = (&self.ws, &self.ws.norms[index]);
+        let rows = n * layer.positions;
+        self.launch("bn_backward_sums", r * c, &[ws.grad(dy).arg(), state.xhat.arg(), Arg::I64(rows as i64), Arg::I32(c as i32), Arg::I32(r as i32), self.grads.arg(), p, at(0), at(1), at(2), at(3)])?;
+        self.launch(
+            "bn_backward",
+            r * n * layer.len(),
+            &[ws.grad(dy).arg(), state.xhat.arg(), state.inv_std.arg(), self.params.arg(), self.grads.arg(), p, at(0), at(1), Arg::I64((n * layer.len()) as i64), Arg::I32(c as i32), Arg::I32(r as i32), Arg::F32(rows as f32), Arg::I32(state.batch_statistics as i32), ws.grad(dx).arg()],
+        )
+    }
+
+    fn activation(&mut self, index: usize, n: usize, train: bool, pre: Value, post: Value) -> Result<()> {
+        let a = self.plan.activated[index];
+        let (spatial, channels, len) = (a.spatial, a.channels, a.len());
+        let ws = &self.ws;
+        let (pre, post) = (ws.value(pre), ws.value(post));
+        for (f, r0, r1) in self.same_function_spans() {
             let (samples, s0) = ((r1 - r0) * n, r0 * n);
             let (e0, g0) = (s0 * len, s0 * channels);
             let (sp, ch) = (Arg::I32(spatial as i32), Arg::I32(channels as i32));
-            if self.acts[a].uses_min() {
-                self.launch(&format!("act{a}_group_mins"), samples * channels, &[ws.pre[l].at(e0), ws.mins[l].at(g0), Arg::I32(samples as i32), Arg::I32(spatial as i32), Arg::I32(channels as i32)])?;
+            if self.acts[f].uses_min() {
+                self.launch(&format!("act{f}_group_mins"), samples * channels, &[pre.at(e0), ws.mins[index].at(g0), Arg::I32(samples as i32), Arg::I32(spatial as i32), Arg::I32(channels as i32)])?;
             }
             let count = Arg::I64((samples * len) as i64);
             if train {
-                self.launch(&format!("act{a}_forward_train"), samples * len, &[ws.pre[l].at(e0), ws.mins[l].at(g0), ws.post[l].at(e0), ws.dydx[l].at(e0), ws.dydm[l].at(e0), count, sp, ch])?;
+                self.launch(&format!("act{f}_forward_train"), samples * len, &[pre.at(e0), ws.mins[index].at(g0), post.at(e0), ws.dydx[index].at(e0), ws.dydm[index].at(e0), count, sp, ch])?;
             } else {
-                self.launch(&format!("act{a}_forward_eval"), samples * len, &[ws.pre[l].at(e0), ws.mins[l].at(g0), ws.post[l].at(e0), count, sp, ch])?;
+                self.launch(&format!("act{f}_forward_eval"), samples * len, &[pre.at(e0), ws.mins[index].at(g0), post.at(e0), count, sp, ch])?;
             }
         }
         Ok(())
     }
 
-    /// `dx = ∂f/∂pre · dy` for layer `l`.
-    fn activate_backward(&self, l: usize, n: usize, dy: &DeviceVec<D, f32>, dx: &DeviceVec<D, f32>) -> Result<()> {
-        let (spatial, channels) = (ACTIVATED[l].spatial, ACTIVATED[l].channels);
-        let len = spatial * channels;
+    /// `dx = ∂f/∂pre · dy`.
+    fn activation_backward(&mut self, index: usize, n: usize, pre: Value, dy: Grad, dx: Grad) -> Result<()> {
+        let a = self.plan.activated[index];
+        let (spatial, channels, len) = (a.spatial, a.channels, a.len());
         let ws = &self.ws;
-        for (a, r0, r1) in self.same_function_spans() {
+        let (pre, dy, dx) = (ws.value(pre), ws.grad(dy), ws.grad(dx));
+        for (f, r0, r1) in self.same_function_spans() {
             let (samples, s0) = ((r1 - r0) * n, r0 * n);
             let (e0, g0) = (s0 * len, s0 * channels);
             self.launch(
-                &format!("act{a}_backward"),
+                &format!("act{f}_backward"),
                 samples * channels,
-                &[ws.pre[l].at(e0), dy.at(e0), ws.dydx[l].at(e0), ws.dydm[l].at(e0), ws.mins[l].at(g0), dx.at(e0), Arg::I32(samples as i32), Arg::I32(spatial as i32), Arg::I32(channels as i32)],
+                &[pre.at(e0), dy.at(e0), ws.dydx[index].at(e0), ws.dydm[index].at(e0), ws.mins[index].at(g0), dx.at(e0), Arg::I32(samples as i32), Arg::I32(spatial as i32), Arg::I32(channels as i32)],
             )?;
         }
         Ok(())
     }
 
-    /// `Model::forward` for every run; `dropout_step` is the global step of a training pass.
-    fn forward(&self, n: usize, dropout_step: Option<u64>, train: bool) -> Result<()> {
-        let ws = &self.ws;
-        self.conv(0, n, &ws.x)?;
-        self.activate(0, n, train)?;
-        self.conv(1, n, &ws.post[0])?;
-        self.activate(1, n, train)?;
-        self.pool(0, n, &ws.post[1])?;
-        if let Some(s) = dropout_step {
-            self.dropout(0, n, Pool1::OUT_LEN, &ws.pooled[0], s)?;
-        }
-        self.conv(2, n, &ws.pooled[0])?;
-        self.activate(2, n, train)?;
-        self.conv(3, n, &ws.post[2])?;
-        self.activate(3, n, train)?;
-        self.pool(1, n, &ws.post[3])?;
-        if let Some(s) = dropout_step {
-            self.dropout(1, n, Pool2::OUT_LEN, &ws.pooled[1], s)?;
-        }
-        self.linear(n, Dense1::IN, Dense1::OUT, &ws.pooled[1], arch::dense_weights(0), &ws.pre[4])?;
-        self.activate(4, n, train)?;
-        if let Some(s) = dropout_step {
-            self.dropout(2, n, Dense1::OUT, &ws.post[4], s)?;
-        }
-        self.linear(n, Dense2::IN, Dense2::OUT, &ws.post[4], arch::dense_weights(1), &ws.logits)
+    fn pool(&mut self, layer: &MaxPool2, index: usize, n: usize, x: Value, y: Value) -> Result<()> {
+        let (ws, samples) = (&self.ws, self.runs * n);
+        let mut args = vec![ws.value(x).arg(), ws.value(y).arg(), ws.argmax[index].arg()];
+        args.extend(self.pool_args(layer, samples));
+        self.launch("maxpool_forward", samples * layer.out_len(), &args)
     }
 
-    /// `Model::backward` for every run; fills the gradients.
-    fn backward(&self, n: usize, dropout: bool) -> Result<()> {
-        let ws = &self.ws;
-        let (ga, gb) = (&ws.g1, &ws.g2);
-        self.linear_backward(n, Dense2::IN, Dense2::OUT, &ws.post[4], arch::dense_weights(1), &ws.dlogits, Some(ga))?;
-        if dropout {
-            self.dropout_backward(2, n, Dense1::OUT, ga)?;
-        }
-        self.activate_backward(4, n, ga, gb)?;
-        self.linear_backward(n, Dense1::IN, Dense1::OUT, &ws.pooled[1], arch::dense_weights(0), gb, Some(ga))?;
-        if dropout {
-            self.dropout_backward(1, n, Pool2::OUT_LEN, ga)?;
-        }
-        self.pool_backward(1, n, ga, gb)?;
-        self.activate_backward(3, n, gb, ga)?;
-        self.conv_backward(3, n, ga, Some(gb))?;
-        self.activate_backward(2, n, gb, ga)?;
-        self.conv_backward(2, n, ga, Some(gb))?;
-        if dropout {
-            self.dropout_backward(0, n, Pool1::OUT_LEN, gb)?;
-        }
-        self.pool_backward(0, n, gb, ga)?;
-        self.activate_backward(1, n, ga, gb)?;
-        self.conv_backward(1, n, gb, Some(ga))?;
-        self.activate_backward(0, n, ga, gb)?;
-        self.conv_backward(0, n, gb, None)
+    fn pool_backward(&mut self, layer: &MaxPool2, index: usize, n: usize, dy: Grad, dx: Grad) -> Result<()> {
+        let (ws, samples) = (&self.ws, self.runs * n);
+        let mut args = vec![ws.grad(dy).arg(), ws.argmax[index].arg(), ws.grad(dx).arg()];
+        args.extend(self.pool_args(layer, samples));
+        self.launch("maxpool_backward", samples * layer.in_len(), &args)
     }
 
+    fn dropout(&mut self, index: usize, rate: f32, stream: u64, n: usize, len: usize, x: Value) -> Result<()> {
+        let scale = 1.0 / (1.0 - rate);
+        let ws = &self.ws;
+        self.launch(
+            "dropout_forward",
+            self.runs * n * len,
+            &[ws.value(x).arg(), ws.masks[index].arg(), Arg::I64((n * len) as i64), Arg::I32(self.runs as i32), self.keys.arg(), Arg::U64(stream), Arg::F32(rate), Arg::F32(scale)],
+        )
+    }
+
+    fn dropout_backward(&mut self, index: usize, n: usize, len: usize, g: Grad) -> Result<()> {
+        let count = self.runs * n * len;
+        self.launch("multiply", count, &[self.ws.grad(g).arg(), self.ws.masks[index].arg(), Arg::I64(count as i64)])
+    }
+}
+
+impl<D: Device> GpuRuns<D> {
     /// Loss per sample (and its gradient when training), added to the runs' totals.
     fn loss(&self, n: usize, grad: bool) -> Result<()> {
         let ws = &self.ws;
-        let dlogits = if grad { ws.dlogits.arg() } else { Arg::Null };
+        let dlogits = if grad { ws.grad(Grad::Logits).arg() } else { Arg::Null };
         self.launch(
             "softmax_xent",
             self.runs * n,
-            &[ws.logits.arg(), ws.labels.arg(), dlogits, ws.loss.arg(), ws.correct.arg(), Arg::I64((self.runs * n) as i64), Arg::I32(CLASSES as i32), Arg::I32(n as i32)],
+            &[ws.value(self.plan.logits).arg(), ws.labels.arg(), dlogits, ws.loss.arg(), ws.correct.arg(), Arg::I64((self.runs * n) as i64), Arg::I32(self.plan.classes() as i32), Arg::I32(n as i32)],
         )?;
         self.launch("add_batch_stats", self.runs, &[ws.loss.arg(), ws.correct.arg(), Arg::I32(n as i32), Arg::I32(self.runs as i32), ws.loss_total.arg(), ws.correct_total.arg()])
     }
@@ -523,11 +538,11 @@ impl<D: Device> GpuRuns<D> {
     pub fn train_step(&mut self, data: &DeviceSplit<D>, start: usize, n: usize, step: u64) -> Result<()> {
         assert!(n <= self.max_batch && start + n <= data.len);
         self.gather(data, start, n)?;
-        self.forward(n, Some(step), true)?;
+        pass::forward(self, n, Mode::Train { dropout_step: Some(step) })?;
         self.loss(n, true)?;
-        self.backward(n, true)?;
+        pass::backward(self, n, true, false)?;
         self.t += 1;
-        let count = self.runs * param_count();
+        let count = self.runs * self.plan.param_count();
         let (p, g) = (self.params.arg(), self.grads.arg());
         match (self.optimizer, self.opt_state.as_slice()) {
             (OptimizerConfig::Adam(c), [m, v]) => self.launch(
@@ -543,9 +558,9 @@ impl<D: Device> GpuRuns<D> {
     /// Loss and gradients without dropout or an update (`Model::loss_and_grads(.., None)`).
     pub fn loss_and_grads(&mut self, data: &DeviceSplit<D>, start: usize, n: usize) -> Result<()> {
         self.gather(data, start, n)?;
-        self.forward(n, None, true)?;
+        pass::forward(self, n, Mode::Train { dropout_step: None })?;
         self.loss(n, true)?;
-        self.backward(n, false)
+        pass::backward(self, n, false, false)
     }
 
     /// What run `run` computed in the last step on `n` samples: its batch's
@@ -556,7 +571,12 @@ impl<D: Device> GpuRuns<D> {
         let correct = ws.correct.read(&self.dev, run * n, n)?;
         // Summed in sample order, as the CPU's loss sums them.
         let stats = BatchStats { loss_sum: loss.iter().fold(0.0, |s, l| s + l), correct: correct.iter().map(|&c| c as usize).sum(), samples: n };
-        let pre = ACTIVATED.iter().zip(&ws.pre).map(|(a, p)| p.read(&self.dev, run * n * a.len(), n * a.len())).collect::<Result<Vec<_>>>()?;
+        let pre = (0..self.plan.activated.len())
+            .map(|i| {
+                let (pre, len) = (self.plan.activation(i).0, self.plan.activated[i].len());
+                ws.value(pre).read(&self.dev, run * n * len, n * len)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok((stats, pre, self.grads(run)?))
     }
 
@@ -567,7 +587,7 @@ impl<D: Device> GpuRuns<D> {
         while start < data.len {
             let n = self.max_batch.min(data.len - start);
             self.gather(data, start, n)?;
-            self.forward(n, None, false)?;
+            pass::forward(self, n, Mode::Eval)?;
             self.loss(n, false)?;
             start += n;
         }
@@ -580,11 +600,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shapes_match_the_cpu_types() {
-        assert_eq!(col_len(&CONVS[1]), Conv2::COL_LEN);
-        assert_eq!(CONVS[3].positions() * CONVS[3].cout, Conv4::OUT_LEN);
-        assert_eq!(CONVS[2].in_len(), Conv3::IN_LEN);
-        assert_eq!(pool_out_len(&POOLS[1]), Pool2::OUT_LEN);
+    fn distinct_keeps_the_first_of_each_function() {
         assert_eq!(distinct(&[Activation::Relu, Activation::Tanh, Activation::Relu]), vec![Activation::Relu, Activation::Tanh]);
     }
 }

@@ -1,8 +1,8 @@
 //! Conversions from the NCHW / OIHW / `[out, in]` layouts used by the
 //! reference fixtures (and PyTorch) to actlab's NHWC / HWIO / `[in, out]`.
 
-use super::arch::{dense_weights, Role, PARAMS};
-use super::model::Pool2;
+use super::arch::{pool, Architecture, Role};
+use super::plan::Op;
 use crate::io::safetensors::SafeTensors;
 use anyhow::{bail, Result};
 
@@ -55,10 +55,15 @@ fn dense_to_in_out(wt: &[f32], out_n: usize, in_n: usize, chw: Option<(usize, us
     out
 }
 
-/// A tensor named `<prefix><layer>.<weight|bias>` in the fixtures' layout,
-/// converted to actlab's layout for parameter `index`.
-pub fn to_actlab_layout(index: usize, shape: &[usize], v: &[f32]) -> Result<Vec<f32>> {
-    let spec = PARAMS[index];
+/// A tensor named `<prefix><layer>.<role>` in the fixtures' layout,
+/// converted to actlab's layout for parameter `index` of `network`.
+pub fn to_actlab_layout(network: Architecture, index: usize, shape: &[usize], v: &[f32]) -> Result<Vec<f32>> {
+    let plan = network.plan();
+    let spec = plan.params[index];
+    let first_dense = plan.steps.iter().find_map(|s| match s.op {
+        Op::Dense { weights, .. } => Some(weights.tensor),
+        _ => None,
+    });
     if v.len() != spec.len {
         bail!("{}: {} values, expected {}", spec.name(), v.len(), spec.len);
     }
@@ -67,20 +72,22 @@ pub fn to_actlab_layout(index: usize, shape: &[usize], v: &[f32]) -> Result<Vec<
         (true, 4) => oihw_to_hwio(v, shape[0], shape[1], shape[2]),
         (true, 2) => {
             // The flattened input of the first dense layer comes from NHWC here, NCHW in the fixtures.
-            let chw = (index == dense_weights(0)).then_some((Pool2::C, Pool2::OH, Pool2::OW));
+            // What the first dense layer flattens: the last pooling's output (both networks).
+            let [h, w, c] = pool(1);
+            let chw = (Some(index) == first_dense).then_some((c, h / 2, w / 2));
             dense_to_in_out(v, shape[0], shape[1], chw)
         }
         _ => bail!("{}: unexpected shape {shape:?}", spec.name()),
     })
 }
 
-/// The flat parameter vector from tensors named `<prefix><layer>.<weight|bias>`.
-pub fn load_params(st: &SafeTensors, prefix: &str) -> Result<Vec<f32>> {
+/// The flat parameter vector of `network` from tensors named `<prefix><layer>.<role>`.
+pub fn load_params(network: Architecture, st: &SafeTensors, prefix: &str) -> Result<Vec<f32>> {
     let mut flat = Vec::new();
-    for (i, spec) in PARAMS.iter().enumerate() {
+    for (i, spec) in network.plan().params.iter().enumerate() {
         let t = st.get(&format!("{prefix}{}", spec.name()))?;
         let v = t.to_f64().into_iter().map(|x| x as f32).collect::<Vec<_>>();
-        flat.extend(to_actlab_layout(i, &t.shape, &v)?);
+        flat.extend(to_actlab_layout(network, i, &t.shape, &v)?);
     }
     Ok(flat)
 }

@@ -6,3 +6,5 @@ pub mod interop;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod pass;
+pub mod plan;

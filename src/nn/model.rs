@@ -1,43 +1,25 @@
-//! The article's CNN (the table in `arch.rs`) as one type, with its
-//! forward and backward passes on the CPU.
+//! The network on the CPU: its buffers, sized from the plan (`plan.rs`),
+//! and the operations the passes (`pass.rs`) call, over the layers of
+//! `layers.rs` and the activation kernels.
 //!
 //! All parameters sit in one flat vector (Keras' order: conv1 kernel, conv1
 //! bias, …, dense2 bias) so the optimizer, checkpoints and fixtures see one
 //! slice. Every buffer is sized once for the largest batch: a training step
 //! allocates nothing.
 
-pub use super::arch::{param_count, param_ranges, ParamSpec, ACTIVATED, DROPOUT_RATES, PARAMS};
-use super::arch::{conv, dense, pool};
-use super::layers::{Conv2d, Dense, Dropout, MaxPool2};
+pub use super::arch::{param_count, param_ranges, ParamSpec, ACTIVATED, CLASSES, DROPOUT_RATES, IMAGE_LEN, PARAMS};
+use super::arch::{Architecture, Init};
+use super::layers::{BatchNorm, BatchNormSaved, Conv2d, Dense, Dropout, MaxPool2, Moving};
 use super::loss::{softmax_cross_entropy, BatchStats};
+use super::pass::{self, Mode, Ops};
+use super::plan::{Grad, Op, Plan, Value, Weights};
 use crate::activation::kernels::{self, Groups, Saved};
 use crate::activation::Activation;
 use crate::engine::profile::{stage, stage_of};
 use crate::engine::rng::{Purpose, Rng};
+use anyhow::Result;
 use rayon::prelude::*;
-
-// The layer types, shapes from the table (`arch.rs`), each layer's input
-// the previous layer's output by construction.
-pub type Conv1 = Conv2d<{ conv(0).h }, { conv(0).w }, { conv(0).cin }, { conv(0).cout }, { conv(0).k }, { conv(0).pad }>;
-pub type Conv2 = Conv2d<{ conv(1).h }, { conv(1).w }, { conv(1).cin }, { conv(1).cout }, { conv(1).k }, { conv(1).pad }>;
-pub type Pool1 = MaxPool2<{ pool(0)[0] }, { pool(0)[1] }, { pool(0)[2] }>;
-pub type Conv3 = Conv2d<{ conv(2).h }, { conv(2).w }, { conv(2).cin }, { conv(2).cout }, { conv(2).k }, { conv(2).pad }>;
-pub type Conv4 = Conv2d<{ conv(3).h }, { conv(3).w }, { conv(3).cin }, { conv(3).cout }, { conv(3).k }, { conv(3).pad }>;
-pub type Pool2 = MaxPool2<{ pool(1)[0] }, { pool(1)[1] }, { pool(1)[2] }>;
-pub type Dense1 = Dense<{ dense(0)[0] }, { dense(0)[1] }>;
-pub type Dense2 = Dense<{ dense(1)[0] }, { dense(1)[1] }>;
-
-pub const IMAGE_LEN: usize = Conv1::IN_LEN;
-pub const CLASSES: usize = Dense2::OUT;
-
-/// Split a flat vector into its tensors.
-fn split<T>(mut v: &mut [T]) -> [&mut [T]; PARAMS.len()] {
-    PARAMS.map(|p| {
-        let (a, b) = std::mem::take(&mut v).split_at_mut(p.len);
-        v = b;
-        a
-    })
-}
+use std::ops::Range;
 
 /// Per-layer statistics gathered during a forward/backward pass (diagnostics).
 #[derive(Clone, Debug, Default)]
@@ -52,68 +34,68 @@ pub struct LayerTap {
     pub input_grad: Vec<f32>,
 }
 
-/// Activations and scratch for one batch size.
+/// The plan's tensors and each layer's state for one batch size.
 struct Workspace {
     max_batch: usize,
-    x: Vec<f32>,
-    pre1: Vec<f32>,
-    a1: Vec<f32>,
-    pre2: Vec<f32>,
-    a2: Vec<f32>,
-    p1: Vec<f32>,
-    arg1: Vec<u8>,
-    mask1: Vec<f32>,
-    pre3: Vec<f32>,
-    a3: Vec<f32>,
-    pre4: Vec<f32>,
-    a4: Vec<f32>,
-    p2: Vec<f32>,
-    arg2: Vec<u8>,
-    mask2: Vec<f32>,
-    pre5: Vec<f32>,
-    a5: Vec<f32>,
-    mask3: Vec<f32>,
-    logits: Vec<f32>,
-    dlogits: Vec<f32>,
-    saved: [Saved; 5],
+    /// The plan's values, `max_batch` samples each.
+    values: Vec<Vec<f32>>,
+    /// The gradient buffers, by [`Grad`]: the logits', then two for the layers.
+    grads: [Vec<f32>; 3],
+    /// Per activated layer: what its backward pass needs.
+    saved: Vec<Saved>,
+    /// Per pooling: which input won each output.
+    argmax: Vec<Vec<u8>>,
+    /// Per dropout: the mask of the last training pass.
+    masks: Vec<Vec<f32>>,
+    /// Per batch normalisation: x̂ and 1/σ.
+    norms: Vec<BatchNormSaved>,
+    /// Inference's group minima (layer-wise functions).
     mins: Vec<f32>,
-    g1: Vec<f32>,
-    g2: Vec<f32>,
+    /// The bias of a layer that has none.
+    zeros: Vec<f32>,
 }
 
 impl Workspace {
-    fn new(act: Activation, b: usize) -> Workspace {
+    fn new(plan: &Plan, act: Activation, b: usize) -> Workspace {
         let z = |n: usize| vec![0f32; b * n];
-        let groups = Model::groups(b);
-        let biggest = [Conv1::OUT_LEN, Conv2::OUT_LEN, Conv3::OUT_LEN, Conv4::OUT_LEN, Conv1::IN_LEN].into_iter().max().unwrap();
+        let (mut argmax, mut masks, mut norms) = (Vec::new(), Vec::new(), Vec::new());
+        for s in &plan.steps {
+            match s.op {
+                Op::MaxPool { layer, .. } => argmax.push(vec![0u8; b * layer.out_len()]),
+                Op::Dropout { .. } => masks.push(z(plan.len(s.input))),
+                Op::BatchNorm { layer, .. } => norms.push(BatchNormSaved { xhat: z(layer.len()), ..Default::default() }),
+                _ => {}
+            }
+        }
         Workspace {
             max_batch: b,
-            x: z(Conv1::IN_LEN),
-            pre1: z(Conv1::OUT_LEN),
-            a1: z(Conv1::OUT_LEN),
-            pre2: z(Conv2::OUT_LEN),
-            a2: z(Conv2::OUT_LEN),
-            p1: z(Pool1::OUT_LEN),
-            arg1: vec![0; b * Pool1::OUT_LEN],
-            mask1: z(Pool1::OUT_LEN),
-            pre3: z(Conv3::OUT_LEN),
-            a3: z(Conv3::OUT_LEN),
-            pre4: z(Conv4::OUT_LEN),
-            a4: z(Conv4::OUT_LEN),
-            p2: z(Pool2::OUT_LEN),
-            arg2: vec![0; b * Pool2::OUT_LEN],
-            mask2: z(Pool2::OUT_LEN),
-            pre5: z(Dense1::OUT),
-            a5: z(Dense1::OUT),
-            mask3: z(Dense1::OUT),
-            logits: z(CLASSES),
-            dlogits: z(CLASSES),
-            saved: groups.map(|g| Saved::with_capacity(act, g)),
+            values: plan.values.iter().map(|&len| z(len)).collect(),
+            grads: [z(plan.classes()), z(plan.largest()), z(plan.largest())],
+            saved: plan.activated.iter().map(|a| Saved::with_capacity(act, Groups { samples: b, spatial: a.spatial, channels: a.channels })).collect(),
+            argmax,
+            masks,
+            norms,
             mins: Vec::new(),
-            g1: z(biggest),
-            g2: z(biggest),
+            zeros: vec![0.0; plan.largest()],
         }
     }
+
+    fn value(&self, v: Value, n: usize, plan: &Plan) -> &[f32] {
+        &self.values[v.0][..n * plan.len(v)]
+    }
+}
+
+/// `values[x]` to read and `values[y]` to write (a step's input precedes its output).
+fn read_write<T>(values: &mut [Vec<T>], x: usize, y: usize) -> (&[T], &mut [T]) {
+    assert!(x < y, "a step reads an earlier value than it writes");
+    let (before, from) = values.split_at_mut(y);
+    (&before[x], &mut from[0])
+}
+
+/// Gradient buffer `dy` to read and `dx` to write.
+fn grad_pair(grads: &mut [Vec<f32>; 3], dy: Grad, dx: Grad) -> (&[f32], &mut [f32]) {
+    let [a, b] = grads.get_disjoint_mut([dy.index(), dx.index()]).expect("two gradient buffers");
+    (a, b)
 }
 
 /// Dropout during a training step: the run's generator and the global step.
@@ -127,33 +109,222 @@ pub struct Model {
     pub act: Activation,
     pub params: Vec<f32>,
     pub grads: Vec<f32>,
+    plan: &'static Plan,
     ws: Workspace,
 }
 
+/// The CPU's operations for one pass: the model, the dropout generator of
+/// a training pass and, when diagnostics probe, where the taps go.
+struct Cpu<'a> {
+    m: &'a mut Model,
+    rng: Option<&'a Rng>,
+    taps: Option<&'a mut [LayerTap]>,
+}
+
+/// A layer's weights and bias (zeros where it has none), and their gradients.
+fn tensors<'a>(ranges: &[Range<usize>], params: &'a [f32], grads: &'a mut [f32], zeros: &'a [f32], w: Weights, outputs: usize) -> (&'a [f32], &'a [f32], &'a mut [f32], Option<&'a mut [f32]>) {
+    let rw = ranges[w.tensor].clone();
+    match w.bias {
+        Some(b) => {
+            let rb = ranges[b].clone();
+            let (gw, gb) = grads[rw.start..rb.end].split_at_mut(rw.len());
+            (&params[rw], &params[rb], gw, Some(gb))
+        }
+        None => (&params[rw.clone()], &zeros[..outputs], &mut grads[rw], None),
+    }
+}
+
+impl Cpu<'_> {
+    fn groups(&self, index: usize, n: usize) -> Groups {
+        let a = self.m.plan.activated[index];
+        Groups { samples: n, spatial: a.spatial, channels: a.channels }
+    }
+
+    /// A parameter layer's forward pass: `f(weights, bias, x, y)`.
+    fn layer_forward(&mut self, weights: Weights, outputs: usize, x: Value, y: Value, f: impl FnOnce(&[f32], &[f32], &[f32], &mut [f32])) {
+        let Model { params, grads, ws, plan, .. } = &mut *self.m;
+        let (w, b, ..) = tensors(&plan.ranges, params, grads, &ws.zeros, weights, outputs);
+        let (x, y) = read_write(&mut ws.values, x.0, y.0);
+        stage_of(weights.stages[0], || f(w, b, x, y));
+    }
+
+    /// A parameter layer's backward pass: `f(weights, x, dy, dw, db, dx)`.
+    #[allow(clippy::type_complexity)] // the layers' own backward signature
+    fn layer_backward(&mut self, weights: Weights, n: usize, x: Value, dy: Grad, dx: Option<Grad>, f: impl FnOnce(&[f32], &[f32], &[f32], &mut [f32], Option<&mut [f32]>, Option<&mut [f32]>)) {
+        let Model { params, grads, ws, plan, .. } = &mut *self.m;
+        let (w, _, gw, gb) = tensors(&plan.ranges, params, grads, &ws.zeros, weights, 0);
+        let x = &ws.values[x.0][..n * plan.len(x)];
+        let (dy, dx) = match dx {
+            Some(dx) => {
+                let (dy, dx) = grad_pair(&mut ws.grads, dy, dx);
+                (dy, Some(dx))
+            }
+            None => (&ws.grads[dy.index()][..], None),
+        };
+        stage_of(weights.stages[1], || f(w, x, dy, gw, gb, dx));
+    }
+}
+
+impl Ops for Cpu<'_> {
+    fn plan(&self) -> &'static Plan {
+        self.m.plan
+    }
+
+    fn conv(&mut self, layer: &Conv2d, _index: usize, weights: Weights, n: usize, x: Value, y: Value) -> Result<()> {
+        self.layer_forward(weights, layer.0.cout, x, y, |w, b, x, y| layer.forward(n, w, b, x, y));
+        Ok(())
+    }
+
+    fn conv_backward(&mut self, layer: &Conv2d, _index: usize, weights: Weights, n: usize, x: Value, dy: Grad, dx: Option<Grad>) -> Result<()> {
+        self.layer_backward(weights, n, x, dy, dx, |w, x, dy, gw, gb, dx| layer.backward(n, w, x, dy, gw, gb, dx));
+        Ok(())
+    }
+
+    fn linear(&mut self, layer: &Dense, weights: Weights, n: usize, x: Value, y: Value) -> Result<()> {
+        self.layer_forward(weights, layer.outputs, x, y, |w, b, x, y| layer.forward(n, w, b, x, y));
+        Ok(())
+    }
+
+    fn linear_backward(&mut self, layer: &Dense, weights: Weights, n: usize, x: Value, dy: Grad, dx: Option<Grad>) -> Result<()> {
+        self.layer_backward(weights, n, x, dy, dx, |w, x, dy, gw, gb, dx| layer.backward(n, w, x, dy, gw, gb, dx));
+        Ok(())
+    }
+
+    fn batch_norm(&mut self, layer: &BatchNorm, index: usize, tensors: usize, n: usize, mode: Mode, x: Value, y: Value) -> Result<()> {
+        let Model { params, ws, plan, .. } = &mut *self.m;
+        let (c, at) = (layer.channels, plan.ranges[tensors].start);
+        let (gamma_beta, moving) = params[at..at + 4 * c].split_at_mut(2 * c);
+        let (gamma, beta) = gamma_beta.split_at(c);
+        let (mean, variance) = moving.split_at_mut(c);
+        let (x, y) = read_write(&mut ws.values, x.0, y.0);
+        let saved = mode.saves().then_some(&mut ws.norms[index]);
+        stage_of("batch normalisation", || layer.forward(n, x, gamma, beta, Moving { mean, variance }, mode.batch_statistics(), y, saved));
+        Ok(())
+    }
+
+    fn batch_norm_backward(&mut self, layer: &BatchNorm, index: usize, tensors: usize, n: usize, dy: Grad, dx: Grad) -> Result<()> {
+        let Model { params, grads, ws, plan, .. } = &mut *self.m;
+        let (c, at) = (layer.channels, plan.ranges[tensors].start);
+        let (dgamma_dbeta, dmoving) = grads[at..at + 4 * c].split_at_mut(2 * c);
+        let (dgamma, dbeta) = dgamma_dbeta.split_at_mut(c);
+        // Not trained: a zero gradient leaves them as the forward pass set them.
+        dmoving.fill(0.0);
+        let (dy, dx) = grad_pair(&mut ws.grads, dy, dx);
+        stage_of("batch normalisation", || layer.backward(n, dy, &params[at..at + c], &ws.norms[index], dgamma, dbeta, dx));
+        Ok(())
+    }
+
+    fn activation(&mut self, index: usize, n: usize, train: bool, pre: Value, post: Value) -> Result<()> {
+        let (act, groups) = (self.m.act, self.groups(index, n));
+        let ws = &mut self.m.ws;
+        let (pre, post) = read_write(&mut ws.values, pre.0, post.0);
+        let _s = stage("activation forward");
+        if train {
+            kernels::forward_train(act, groups, pre, post, &mut ws.saved[index]);
+        } else {
+            kernels::forward_eval(act, groups, pre, post, &mut ws.mins);
+        }
+        Ok(())
+    }
+
+    fn activation_backward(&mut self, index: usize, n: usize, pre: Value, dy: Grad, dx: Grad) -> Result<()> {
+        let (act, groups) = (self.m.act, self.groups(index, n));
+        let ws = &mut self.m.ws;
+        let (dy, dx) = grad_pair(&mut ws.grads, dy, dx);
+        stage_of("activation backward", || kernels::backward(act, groups, &ws.values[pre.0], dy, &ws.saved[index], dx));
+        Ok(())
+    }
+
+    fn pool(&mut self, layer: &MaxPool2, index: usize, n: usize, x: Value, y: Value) -> Result<()> {
+        let ws = &mut self.m.ws;
+        let (x, y) = read_write(&mut ws.values, x.0, y.0);
+        stage_of("pooling & dropout", || layer.forward(n, x, y, &mut ws.argmax[index]));
+        Ok(())
+    }
+
+    fn pool_backward(&mut self, layer: &MaxPool2, index: usize, n: usize, dy: Grad, dx: Grad) -> Result<()> {
+        let ws = &mut self.m.ws;
+        let (dy, dx) = grad_pair(&mut ws.grads, dy, dx);
+        stage_of("pooling & dropout", || layer.backward(n, dy, &ws.argmax[index], dx));
+        Ok(())
+    }
+
+    fn dropout(&mut self, index: usize, rate: f32, stream: u64, n: usize, len: usize, x: Value) -> Result<()> {
+        let rng = self.rng.expect("a training pass's dropout generator");
+        let ws = &mut self.m.ws;
+        let _s = stage("pooling & dropout");
+        Dropout::forward(rng, stream, rate, &mut ws.values[x.0][..n * len], &mut ws.masks[index][..n * len], len);
+        Ok(())
+    }
+
+    fn dropout_backward(&mut self, index: usize, n: usize, len: usize, g: Grad) -> Result<()> {
+        let ws = &mut self.m.ws;
+        stage_of("pooling & dropout", || Dropout::backward(&ws.masks[index][..n * len], &mut ws.grads[g.index()][..n * len]));
+        Ok(())
+    }
+
+    /// An element-wise function takes one pass; a layer-wise one the three,
+    /// as its term through the minimum needs the pooled gradient itself.
+    fn back_through_pool(&mut self, activation: usize, pre: Value, pool: (&MaxPool2, usize), dropout: Option<usize>, n: usize, g: Grad) -> Result<Grad> {
+        if self.m.act.uses_min() {
+            let (layer, index) = pool;
+            if let Some(d) = dropout {
+                self.dropout_backward(d, n, layer.out_len(), g)?;
+            }
+            self.pool_backward(layer, index, n, g, g.spare())?;
+            self.activation_backward(activation, n, pre, g.spare(), g)?;
+            return Ok(g);
+        }
+        let ((layer, index), ws) = (pool, &mut self.m.ws);
+        let len = n * layer.out_len();
+        let mask = dropout.map(|d| &ws.masks[d][..len]);
+        let (dy, dx) = grad_pair(&mut ws.grads, g, g.spare());
+        stage_of("pooling & dropout", || layer.backward_through(n, dy, mask, &ws.argmax[index], &ws.saved[activation].dydx, dx));
+        Ok(g.spare())
+    }
+
+    fn tap_input_grad(&mut self, activation: usize, n: usize, input: Value, g: Grad) {
+        let (plan, ws) = (self.m.plan, &self.m.ws);
+        if let Some(taps) = self.taps.as_deref_mut() {
+            let t = &mut taps[activation].input_grad;
+            t.clear();
+            t.extend_from_slice(&ws.grads[g.index()][..n * plan.len(input)]);
+        }
+    }
+}
+
 impl Model {
-    /// A model with zero parameters, able to process batches of up to `max_batch`.
-    pub fn new(act: Activation, max_batch: usize) -> Model {
-        Model { act, params: vec![0.0; param_count()], grads: vec![0.0; param_count()], ws: Workspace::new(act, max_batch) }
+    /// A model of the article's network with zero parameters, able to
+    /// process batches of up to `max_batch`.
+    pub fn new(network: Architecture, act: Activation, max_batch: usize) -> Model {
+        let plan = network.plan();
+        Model { act, params: vec![0.0; plan.param_count()], grads: vec![0.0; plan.param_count()], plan, ws: Workspace::new(plan, act, max_batch) }
+    }
+
+    /// The network's plan: its tensors, parameters and activated layers.
+    pub fn plan(&self) -> &'static Plan {
+        self.plan
     }
 
     pub fn max_batch(&self) -> usize {
         self.ws.max_batch
     }
 
-    fn groups(n: usize) -> [Groups; ACTIVATED.len()] {
-        ACTIVATED.map(|a| Groups { samples: n, spatial: a.spatial, channels: a.channels })
-    }
-
-    /// Keras' defaults: Glorot-uniform kernels, zero biases.
+    /// Keras' defaults: Glorot-uniform kernels, zero biases and β, γ and
+    /// the moving variance 1, the moving mean 0. Tensor `i` draws from
+    /// stream `i`.
     pub fn init_glorot(&mut self, rng: &Rng) {
-        for ((i, spec), t) in PARAMS.iter().enumerate().zip(split(&mut self.params)) {
-            if spec.fan_in == 0 {
-                t.fill(0.0);
-            } else {
-                let limit = (6.0 / (spec.fan_in + spec.fan_out) as f64).sqrt() as f32;
-                rng.fill_uniform(Purpose::Init, i as u64, t);
-                for v in t.iter_mut() {
-                    *v = (2.0 * *v - 1.0) * limit;
+        for (i, (spec, range)) in self.plan.params.iter().zip(&self.plan.ranges).enumerate() {
+            let t = &mut self.params[range.clone()];
+            match spec.init {
+                Init::Zeros => t.fill(0.0),
+                Init::Ones => t.fill(1.0),
+                Init::Glorot { fan_in, fan_out } => {
+                    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+                    rng.fill_uniform(Purpose::Init, i as u64, t);
+                    for v in t.iter_mut() {
+                        *v = (2.0 * *v - 1.0) * limit;
+                    }
                 }
             }
         }
@@ -164,7 +335,7 @@ impl Model {
         let n = images.len() / IMAGE_LEN;
         assert!(n <= self.ws.max_batch, "batch of {n} exceeds the workspace ({})", self.ws.max_batch);
         let _s = stage("input");
-        self.ws.x[..images.len()].par_iter_mut().zip(images.par_iter()).for_each(|(x, &p)| *x = p as f32 / 255.0);
+        self.ws.values[0][..images.len()].par_iter_mut().zip(images.par_iter()).for_each(|(x, &p)| *x = p as f32 / 255.0);
         n
     }
 
@@ -172,181 +343,129 @@ impl Model {
     pub fn load_input(&mut self, x: &[f32]) -> usize {
         let n = x.len() / IMAGE_LEN;
         assert!(n <= self.ws.max_batch);
-        self.ws.x[..x.len()].copy_from_slice(x);
+        self.ws.values[0][..x.len()].copy_from_slice(x);
         n
     }
 
-    /// Forward pass over the loaded batch. With `dropout` it is a training
-    /// pass (masks drawn, derivatives saved); without, inference.
-    fn forward(&mut self, n: usize, dropout: Option<DropoutKey>, train: bool) {
-        let p = split(&mut self.params);
-        let ws = &mut self.ws;
-        let act = self.act;
-        let groups = Model::groups(n);
-        let apply = |i: usize, pre: &[f32], post: &mut [f32], saved: &mut Saved, mins: &mut Vec<f32>| {
-            let _s = stage("activation forward");
-            if train {
-                kernels::forward_train(act, groups[i], pre, post, saved)
-            } else {
-                kernels::forward_eval(act, groups[i], pre, post, mins)
-            }
-        };
-        let dropout_fwd = |stream: u64, x: &mut [f32], mask: &mut [f32], len: usize, rate: f32| {
-            if let Some(k) = dropout {
-                let _s = stage("pooling & dropout");
-                Dropout::forward(k.rng, k.step * 3 + stream, rate, &mut x[..n * len], &mut mask[..n * len], len);
-            }
-        };
-        let [s1, s2, s3, s4, s5] = &mut ws.saved;
-        stage_of("conv1 forward", || Conv1::forward(n, p[0], p[1], &ws.x, &mut ws.pre1));
-        apply(0, &ws.pre1, &mut ws.a1, s1, &mut ws.mins);
-        stage_of("conv2 forward", || Conv2::forward(n, p[2], p[3], &ws.a1, &mut ws.pre2));
-        apply(1, &ws.pre2, &mut ws.a2, s2, &mut ws.mins);
-        stage_of("pooling & dropout", || Pool1::forward(n, &ws.a2, &mut ws.p1, &mut ws.arg1));
-        dropout_fwd(0, &mut ws.p1, &mut ws.mask1, Pool1::OUT_LEN, DROPOUT_RATES[0]);
-        stage_of("conv3 forward", || Conv3::forward(n, p[4], p[5], &ws.p1, &mut ws.pre3));
-        apply(2, &ws.pre3, &mut ws.a3, s3, &mut ws.mins);
-        stage_of("conv4 forward", || Conv4::forward(n, p[6], p[7], &ws.a3, &mut ws.pre4));
-        apply(3, &ws.pre4, &mut ws.a4, s4, &mut ws.mins);
-        stage_of("pooling & dropout", || Pool2::forward(n, &ws.a4, &mut ws.p2, &mut ws.arg2));
-        dropout_fwd(1, &mut ws.p2, &mut ws.mask2, Pool2::OUT_LEN, DROPOUT_RATES[1]);
-        stage_of("dense1 forward", || Dense1::forward(n, p[8], p[9], &ws.p2, &mut ws.pre5));
-        apply(4, &ws.pre5, &mut ws.a5, s5, &mut ws.mins);
-        // a5 is needed by diagnostics before dropout only; dropout applies in place.
-        dropout_fwd(2, &mut ws.a5, &mut ws.mask3, Dense1::OUT, DROPOUT_RATES[2]);
-        stage_of("dense2 forward", || Dense2::forward(n, p[10], p[11], &ws.a5, &mut ws.logits));
+    /// A pass's operations on this model.
+    fn cpu<'a>(&'a mut self, rng: Option<&'a Rng>, taps: Option<&'a mut [LayerTap]>) -> Cpu<'a> {
+        Cpu { m: self, rng, taps }
     }
 
-    /// Backward pass; fills `self.grads`. Needs a preceding `forward(.., train = true)`.
-    fn backward(&mut self, n: usize, dropout: bool, mut tap: Option<&mut [LayerTap; 5]>) {
-        let act = self.act;
-        let groups = Model::groups(n);
-        let p = split(&mut self.params);
-        let g = split(&mut self.grads);
-        let [gw1, gb1, gw2, gb2, gw3, gb3, gw4, gb4, gw5, gb5, gw6, gb6] = g;
-        let ws = &mut self.ws;
-        let (ga, gb) = (&mut ws.g1, &mut ws.g2);
-        let tapping = tap.is_some();
-        let mut keep = |i: usize, v: &[f32]| {
-            if let Some(t) = tap.as_deref_mut() {
-                t[i].input_grad.clear();
-                t[i].input_grad.extend_from_slice(v);
-            }
-        };
-
-        let act_bwd = |i: usize, x: &[f32], dy: &[f32], saved: &Saved, dx: &mut [f32]| stage_of("activation backward", || kernels::backward(act, groups[i], x, dy, saved, dx));
-        let dropout_bwd = |mask: &[f32], g: &mut [f32]| {
-            if dropout {
-                stage_of("pooling & dropout", || Dropout::backward(mask, g));
-            }
-        };
-
-        stage_of("dense2 backward", || Dense2::backward(n, p[10], &ws.a5, &ws.dlogits, gw6, gb6, Some(ga)));
-        let len5 = n * Dense1::OUT;
-        dropout_bwd(&ws.mask3[..len5], &mut ga[..len5]);
-        act_bwd(4, &ws.pre5, ga, &ws.saved[4], gb);
-        stage_of("dense1 backward", || Dense1::backward(n, p[8], &ws.p2, gb, gw5, gb5, Some(ga)));
-        keep(4, &ga[..n * Dense1::IN]);
-        // Back through dropout, a pooling and the activation of layer $i, from
-        // the gradient in $g (its scratch: $scratch), which then holds the
-        // result. An element-wise function takes one pass; a layer-wise one
-        // keeps the three, as its term through the minimum needs the pooled
-        // gradient itself.
-        macro_rules! back_through_pool {
-            ($pool:ty, $mask:expr, $arg:expr, $i:expr, $pre:expr, $g:ident, $scratch:ident) => {
-                let len = n * <$pool>::OUT_LEN;
-                if act.uses_min() {
-                    dropout_bwd(&$mask[..len], &mut $g[..len]);
-                    stage_of("pooling & dropout", || <$pool>::backward(n, $g, &$arg, $scratch));
-                    act_bwd($i, &$pre, $scratch, &ws.saved[$i], $g);
-                } else {
-                    stage_of("pooling & dropout", || <$pool>::backward_through(n, $g, dropout.then_some(&$mask[..len]), &$arg, &ws.saved[$i].dydx, $scratch));
-                    std::mem::swap($g, $scratch);
-                }
-            };
-        }
-        back_through_pool!(Pool2, ws.mask2, ws.arg2, 3, ws.pre4, ga, gb);
-        stage_of("conv4 backward", || Conv4::backward(n, p[6], &ws.a3, ga, gw4, gb4, Some(gb)));
-        keep(3, &gb[..n * Conv4::IN_LEN]);
-        act_bwd(2, &ws.pre3, gb, &ws.saved[2], ga);
-        stage_of("conv3 backward", || Conv3::backward(n, p[4], &ws.p1, ga, gw3, gb3, Some(gb)));
-        keep(2, &gb[..n * Conv3::IN_LEN]);
-        back_through_pool!(Pool1, ws.mask1, ws.arg1, 1, ws.pre2, gb, ga);
-        stage_of("conv2 backward", || Conv2::backward(n, p[2], &ws.a1, gb, gw2, gb2, Some(ga)));
-        keep(1, &ga[..n * Conv2::IN_LEN]);
-        act_bwd(0, &ws.pre1, ga, &ws.saved[0], gb);
-        // The image gradient is only wanted by diagnostics.
-        stage_of("conv1 backward", || Conv1::backward(n, p[0], &ws.x, gb, gw1, gb1, tapping.then_some(&mut ga[..])));
-        if tapping {
-            keep(0, &ga[..n * Conv1::IN_LEN]);
-        }
+    /// Softmax cross-entropy of the last forward pass, and with `grad` its
+    /// gradient with respect to the logits.
+    fn loss(&mut self, n: usize, labels: &[u8], grad: bool) -> BatchStats {
+        let (logits, ws) = (self.plan.logits, &mut self.ws);
+        let (classes, dlogits) = (self.plan.classes(), &mut ws.grads[Grad::Logits.index()]);
+        let dlogits = grad.then(|| &mut dlogits[..n * classes]);
+        stage_of("loss", || softmax_cross_entropy(&ws.values[logits.0][..n * classes], labels, dlogits))
     }
 
     /// Loss and gradients for the loaded batch. With `dropout` this is a
     /// Keras training step's forward/backward; without, dropout is the
     /// identity (what the fixtures describe).
     pub fn loss_and_grads(&mut self, n: usize, labels: &[u8], dropout: Option<DropoutKey>) -> BatchStats {
-        self.forward(n, dropout, true);
-        let stats = stage_of("loss", || softmax_cross_entropy(&self.ws.logits[..n * CLASSES], labels, Some(&mut self.ws.dlogits[..n * CLASSES])));
-        self.backward(n, dropout.is_some(), None);
+        let (rng, step) = (dropout.map(|k| k.rng), dropout.map(|k| k.step));
+        pass::forward(&mut self.cpu(rng, None), n, Mode::Train { dropout_step: step }).expect("the CPU's passes do not fail");
+        let stats = self.loss(n, labels, true);
+        pass::backward(&mut self.cpu(None, None), n, dropout.is_some(), false).expect("the CPU's passes do not fail");
         stats
     }
 
     /// Inference over the loaded batch.
     pub fn evaluate(&mut self, n: usize, labels: &[u8]) -> BatchStats {
-        self.forward(n, None, false);
-        softmax_cross_entropy(&self.ws.logits[..n * CLASSES], labels, None)
+        pass::forward(&mut self.cpu(None, None), n, Mode::Eval).expect("the CPU's passes do not fail");
+        self.loss(n, labels, false)
     }
 
     /// An inference-mode forward and backward pass that records each
     /// activated layer's values and gradients (for diagnostics).
-    pub fn probe(&mut self, n: usize, labels: &[u8], tap: &mut [LayerTap; 5]) -> BatchStats {
-        self.forward(n, None, true);
-        let stats = softmax_cross_entropy(&self.ws.logits[..n * CLASSES], labels, Some(&mut self.ws.dlogits[..n * CLASSES]));
-        let ws = &self.ws;
-        let layers: [(&[f32], &[f32], usize); 5] = [
-            (&ws.pre1, &ws.a1, Conv1::OUT_LEN),
-            (&ws.pre2, &ws.a2, Conv2::OUT_LEN),
-            (&ws.pre3, &ws.a3, Conv3::OUT_LEN),
-            (&ws.pre4, &ws.a4, Conv4::OUT_LEN),
-            (&ws.pre5, &ws.a5, Dense1::OUT),
-        ];
-        for (i, (pre, post, len)) in layers.into_iter().enumerate() {
-            tap[i].pre.clear();
-            tap[i].pre.extend_from_slice(&pre[..n * len]);
-            tap[i].post.clear();
-            tap[i].post.extend_from_slice(&post[..n * len]);
-            tap[i].slope.clear();
-            tap[i].slope.extend_from_slice(&ws.saved[i].dydx[..n * len]);
+    pub fn probe(&mut self, n: usize, labels: &[u8], taps: &mut [LayerTap]) -> BatchStats {
+        pass::forward(&mut self.cpu(None, None), n, Mode::Probe).expect("the CPU's passes do not fail");
+        let stats = self.loss(n, labels, true);
+        let (plan, ws) = (self.plan, &self.ws);
+        for (i, t) in taps.iter_mut().enumerate() {
+            let (pre, post) = plan.activation(i);
+            let len = n * plan.len(pre);
+            t.pre.clear();
+            t.pre.extend_from_slice(&ws.values[pre.0][..len]);
+            t.post.clear();
+            t.post.extend_from_slice(&ws.values[post.0][..len]);
+            t.slope.clear();
+            t.slope.extend_from_slice(&ws.saved[i].dydx[..len]);
         }
-        self.backward(n, false, Some(tap));
+        pass::backward(&mut self.cpu(None, Some(taps)), n, false, true).expect("the CPU's passes do not fail");
         stats
     }
 
     /// Each activated layer's pre-activations in the last forward pass.
-    pub fn pre_activations(&self, n: usize) -> [&[f32]; ACTIVATED.len()] {
-        let ws = &self.ws;
-        [&ws.pre1[..n * Conv1::OUT_LEN], &ws.pre2[..n * Conv2::OUT_LEN], &ws.pre3[..n * Conv3::OUT_LEN], &ws.pre4[..n * Conv4::OUT_LEN], &ws.pre5[..n * Dense1::OUT]]
+    pub fn pre_activations(&self, n: usize) -> Vec<&[f32]> {
+        (0..self.plan.activated.len()).map(|i| self.ws.value(self.plan.activation(i).0, n, self.plan)).collect()
     }
 
     /// The logits of the last forward pass.
     pub fn logits(&self, n: usize) -> &[f32] {
-        &self.ws.logits[..n * CLASSES]
+        self.ws.value(self.plan.logits, n, self.plan)
     }
 
     /// The outputs of the last forward pass, by name (fixture checks):
     /// `conv1..conv4`, `dense1` (after the activation), `pool1`, `pool2`.
     pub fn layer_output(&self, name: &str, n: usize) -> Option<&[f32]> {
-        let ws = &self.ws;
-        Some(match name {
-            "conv1" => &ws.a1[..n * Conv1::OUT_LEN],
-            "conv2" => &ws.a2[..n * Conv2::OUT_LEN],
-            "pool1" => &ws.p1[..n * Pool1::OUT_LEN],
-            "conv3" => &ws.a3[..n * Conv3::OUT_LEN],
-            "conv4" => &ws.a4[..n * Conv4::OUT_LEN],
-            "pool2" => &ws.p2[..n * Pool2::OUT_LEN],
-            "dense1" => &ws.a5[..n * Dense1::OUT],
-            _ => return None,
-        })
+        Some(self.ws.value(self.plan.named_output(name)?, n, self.plan))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::arch::Role;
+
+    /// The network with batch normalisation, end to end: its gradients
+    /// against central differences of the loss (batch statistics, as in
+    /// training), on the largest gradient of every kind of tensor, and its
+    /// moving statistics moved by a training pass and used by inference.
+    #[test]
+    fn batch_norm_network_gradients_and_moving_statistics() {
+        let n = 3;
+        let mut m = Model::new(Architecture::ArticleBn, Activation::Relu, n);
+        m.init_glorot(&Rng::new(5));
+        let mut x = vec![0f32; n * IMAGE_LEN];
+        Rng::new(6).fill_uniform(Purpose::Synthetic, 0, &mut x);
+        let labels = [1u8, 7, 3];
+        let loss = |m: &mut Model| {
+            m.load_input(&x);
+            m.loss_and_grads(n, &labels, None).mean_loss()
+        };
+        loss(&mut m);
+        let grads = m.grads.clone();
+        let plan = m.plan();
+        for role in [Role::Weight, Role::Gamma, Role::Beta] {
+            for (spec, range) in plan.params.iter().zip(&plan.ranges).filter(|(s, _)| s.role == role && s.layer != "dense2") {
+                let i = range.clone().max_by(|&a, &b| grads[a].abs().total_cmp(&grads[b].abs())).unwrap();
+                let (orig, h) = (m.params[i], 1e-3f32);
+                m.params[i] = orig + h;
+                let up = loss(&mut m);
+                m.params[i] = orig - h;
+                let down = loss(&mut m);
+                m.params[i] = orig;
+                let numeric = (up - down) / (2.0 * h as f64);
+                let analytic = grads[i] as f64;
+                assert!((analytic - numeric).abs() <= 0.05 * analytic.abs() + 1e-4, "{}: analytic {analytic} vs numeric {numeric}", spec.name());
+            }
+        }
+        // The moving statistics are not trained, and each training pass moved them.
+        let moving: Vec<_> = plan.params.iter().zip(&plan.ranges).filter(|(s, _)| matches!(s.role, Role::MovingMean | Role::MovingVariance)).map(|(_, r)| r.clone()).collect();
+        assert_eq!(moving.len(), 10);
+        for r in &moving {
+            assert!(grads[r.clone()].iter().all(|&g| g == 0.0));
+        }
+        let mean = plan.ranges[plan.params.iter().position(|s| s.layer == "bn1" && s.role == Role::MovingMean).unwrap()].clone();
+        assert!(m.params[mean.clone()].iter().any(|&v| v != 0.0), "a training pass moves the moving mean");
+        // Inference normalises by the moving statistics: setting them to a
+        // batch's own would give training's outputs; left near (0, 1) it does not.
+        m.load_input(&x);
+        let eval = m.evaluate(n, &labels).mean_loss();
+        let train = loss(&mut m);
+        assert_ne!(eval, train);
     }
 }

@@ -192,6 +192,95 @@ extern "C" __global__ void maxpool_backward(const float* dy, const unsigned char
     }
 }
 
+// ---------------------------------------------------- BatchNorm --
+// As `BatchNorm` in layers.rs: one thread per (run, channel) sums over the
+// run's rows in row order in f64, so the statistics are the CPU's bits.
+// Parameters are [run][tensor...] with a run stride of p_stride; a layer's
+// γ, β, moving mean and moving variance sit at the given offsets.
+
+// The batch's mean and biased variance, folded into the moving statistics;
+// μ and 1/√(σ² + ε) for the normalisation.
+extern "C" __global__ void bn_statistics(const float* x, long long rows, int channels, int runs, float* params, long long p_stride,
+                                         long long mean_at, long long var_at, float keep, float take, double eps, float* mean_out, float* inv_std) {
+    GRID_STRIDE(i, (long long)runs * channels) {
+        long long r = i / channels;
+        int c = (int)(i % channels);
+        const float* xr = x + r * rows * channels;
+        double sum = 0.0;
+        for (long long k = 0; k < rows; k++) sum += (double)xr[k * channels + c];
+        double mean = sum / (double)rows;
+        double sq = 0.0;
+        for (long long k = 0; k < rows; k++) {
+            double d = (double)xr[k * channels + c] - mean;
+            sq += d * d;
+        }
+        double var = sq / (double)rows;
+        float* pr = params + r * p_stride;
+        pr[mean_at + c] = pr[mean_at + c] * keep + (float)mean * take;
+        pr[var_at + c] = pr[var_at + c] * keep + (float)var * take;
+        mean_out[i] = (float)mean;
+        inv_std[i] = (float)(1.0 / sqrt(var + eps));
+    }
+}
+
+// Inference: μ and 1/√(σ² + ε) from the moving statistics.
+extern "C" __global__ void bn_moving(const float* params, long long p_stride, long long mean_at, long long var_at, int channels, int runs,
+                                     double eps, float* mean_out, float* inv_std) {
+    GRID_STRIDE(i, (long long)runs * channels) {
+        const float* pr = params + (i / channels) * p_stride;
+        int c = (int)(i % channels);
+        mean_out[i] = pr[mean_at + c];
+        inv_std[i] = (float)(1.0 / sqrt((double)pr[var_at + c] + eps));
+    }
+}
+
+// x̂ = (x − μ)·(1/σ), y = γ·x̂ + β; x̂ kept when `xhat` is given.
+extern "C" __global__ void bn_normalize(const float* x, float* y, float* xhat, const float* mean, const float* inv_std, const float* params,
+                                        long long p_stride, long long gamma_at, long long beta_at, long long per_run, int channels, int runs) {
+    GRID_STRIDE(i, (long long)runs * per_run) {
+        long long r = i / per_run;
+        int c = (int)(i % channels);
+        const float* pr = params + r * p_stride;
+        float h = (x[i] - mean[r * channels + c]) * inv_std[r * channels + c];
+        y[i] = pr[gamma_at + c] * h + pr[beta_at + c];
+        if (xhat) xhat[i] = h;
+    }
+}
+
+// dβ = Σ dy, dγ = Σ dy·x̂ (f64, row order); the moving statistics' gradients are 0.
+extern "C" __global__ void bn_backward_sums(const float* dy, const float* xhat, long long rows, int channels, int runs, float* grads, long long p_stride,
+                                            long long gamma_at, long long beta_at, long long mean_at, long long var_at) {
+    GRID_STRIDE(i, (long long)runs * channels) {
+        long long r = i / channels;
+        int c = (int)(i % channels);
+        const float* g = dy + r * rows * channels;
+        const float* h = xhat + r * rows * channels;
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (long long k = 0; k < rows; k++) sum_dy += (double)g[k * channels + c];
+        for (long long k = 0; k < rows; k++) sum_dy_xhat += (double)g[k * channels + c] * (double)h[k * channels + c];
+        float* gr = grads + r * p_stride;
+        gr[beta_at + c] = (float)sum_dy;
+        gr[gamma_at + c] = (float)sum_dy_xhat;
+        gr[mean_at + c] = 0.0f;
+        gr[var_at + c] = 0.0f;
+    }
+}
+
+// dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)) with the batch's statistics, γ/σ · dy with the moving ones.
+extern "C" __global__ void bn_backward(const float* dy, const float* xhat, const float* inv_std, const float* params, const float* grads, long long p_stride,
+                                       long long gamma_at, long long beta_at, long long per_run, int channels, int runs, float rows,
+                                       int batch_statistics, float* dx) {
+    GRID_STRIDE(i, (long long)runs * per_run) {
+        long long r = i / per_run;
+        int c = (int)(i % channels);
+        const float* gr = grads + r * p_stride;
+        float scale = params[r * p_stride + gamma_at + c] * inv_std[r * channels + c];
+        float mean_dy = batch_statistics ? gr[beta_at + c] / rows : 0.0f;
+        float mean_dy_xhat = batch_statistics ? gr[gamma_at + c] / rows : 0.0f;
+        dx[i] = scale * (dy[i] - mean_dy - xhat[i] * mean_dy_xhat);
+    }
+}
+
 // ------------------------------------------------------------- Dropout --
 
 // Philox4x32-10 (`engine/rng.rs`): word w of the block for counter ctr.

@@ -30,7 +30,7 @@ catalogue! {
     lang, language_name, title_purpose_conditions, title_purpose, title_conditions, title_functions,
     title_predictions, title_results, title_summary, title_not_included, title_overlays, title_diagnostics,
     title_verdicts, title_discussion, title_numbers, title_notes, title_reproducibility, title_runs_hashes,
-    title_introduction, title_reproduce, network_intro, row_epochs, row_batch, batch_detail, row_optimizer,
+    title_introduction, title_reproduce, network_intro, network_bn_intro, row_epochs, row_batch, batch_detail, row_optimizer,
     optimizer_detail, optimizer_detail_sgd, protocol_sgd, row_init, init_detail, row_loss, loss_detail, row_inputs, inputs_detail, row_seeds,
     row_dataset, dataset_detail, no_runs_yet, col_function, col_definition, col_graph, zero_fit_graph_note,
     reduced_protocol, all_train, all_test, predictions_intro, no_prediction, checked_as, metric_best,
@@ -68,7 +68,7 @@ catalogue! {
     quote, metric_first, chart_one_seed, answer_study, see_observations, functions_caption,
     axis_step, steps_loss, steps_pre_mean, steps_grad_norm, title_first_steps, first_steps_intro, title_layer_order, layer_order_intro, layer_first, layer_none, function_item,
     hypothesis_verdict, designs_agree, designs_disagree, designs_undecided, sentence_end,
-    duration_minutes, duration_hours, protocol_learning_rate, epoch_count_one,
+    duration_minutes, duration_hours, protocol_learning_rate, protocol_network, epoch_count_one,
     epoch_count, facts_sentence, fact_separator, search_results_one, search_results_none, search_results_many, search_placeholder, dataset_tensors, repro_data_title, repro_data_intro, repro_dataset_item, duration_seconds, clause_separator, interval_method, label_value, layer_order_caption, repro_time_title, repro_time_intro, col_median_run, col_all_runs, repro_verify_time, repro_engine_title, repro_engine_intro, col_commit, col_arithmetic, col_studies, front_engine_commits,
 }
 

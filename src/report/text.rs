@@ -1,6 +1,7 @@
 //! How numbers, states, verdicts and table rows are written in the book.
 //! Only formatting: the numbers come from `data`, the judgements from `rules`.
 
+use crate::nn::arch::Architecture;
 use super::data::{PLATEAU_EPOCHS as PLATEAU_WINDOW, Run, TREND_EPOCHS as TREND_WINDOW};
 use super::messages::{Messages, fill};
 use super::observations::{Measured, Outcome, Untestable};
@@ -279,6 +280,9 @@ pub fn protocol(m: &Messages, p: &Protocol) -> String {
         OptimizerConfig::Adam(a) if a.learning_rate != AdamConfig::KERAS.learning_rate => s.push_str(&fill(&m.protocol_learning_rate, &[("lr", &format!("{:e}", a.learning_rate))])),
         OptimizerConfig::Adam(_) => {}
         OptimizerConfig::Sgd(c) => s.push_str(&fill(&m.protocol_sgd, &[("lr", &c.learning_rate.to_string()), ("momentum", &c.momentum.to_string())])),
+    }
+    if p.network != Architecture::Article {
+        s.push_str(&fill(&m.protocol_network, &[("network", p.network.name())]));
     }
     s
 }

@@ -14,7 +14,7 @@
 //! - `weight_grad_norm`: L2 norm of ∂loss/∂kernel of the layer.
 
 use crate::data::Split;
-use crate::nn::model::{param_ranges, LayerTap, Model, ACTIVATED, IMAGE_LEN};
+use crate::nn::model::{LayerTap, Model, IMAGE_LEN};
 use serde::{Deserialize, Serialize};
 
 pub const HEADER: &str = "epoch,layer,pre_mean,pre_std,post_mean,post_std,sparsity,zero_slope,dead_units,grad_in_mean_abs,weight_grad_norm";
@@ -54,9 +54,9 @@ struct Acc {
 pub fn probe(model: &mut Model, test: &Split, epoch: usize) -> Vec<LayerStats> {
     let total = test.len().min(PROBE_IMAGES);
     let chunk = model.max_batch();
-    let mut taps: [LayerTap; 5] = Default::default();
-    let mut acc: [Acc; 5] = Default::default();
-    let ranges = param_ranges();
+    let plan = model.plan();
+    let mut taps: Vec<LayerTap> = plan.activated.iter().map(|_| LayerTap::default()).collect();
+    let mut acc: Vec<Acc> = plan.activated.iter().map(|_| Acc::default()).collect();
     let mut wgrad = vec![0f64; model.grads.len()];
     let mut start = 0;
     while start < total {
@@ -68,7 +68,7 @@ pub fn probe(model: &mut Model, test: &Split, epoch: usize) -> Vec<LayerStats> {
             *w += *g as f64 * n as f64 / total as f64;
         }
         for (i, (t, a)) in taps.iter().zip(acc.iter_mut()).enumerate() {
-            let u = ACTIVATED[i].units;
+            let u = plan.activated[i].units;
             a.alive.resize(u, false);
             for (j, ((&pre, &post), &slope)) in t.pre.iter().zip(&t.post).zip(&t.slope).enumerate() {
                 a.n += 1.0;
@@ -92,7 +92,7 @@ pub fn probe(model: &mut Model, test: &Split, epoch: usize) -> Vec<LayerStats> {
         .enumerate()
         .map(|(i, a)| LayerStats {
             epoch,
-            layer: ACTIVATED[i].name.to_string(),
+            layer: plan.activated[i].name.to_string(),
             pre_mean: a.pre.0 / a.n,
             pre_std: std(a.pre, a.n),
             post_mean: a.post.0 / a.n,
@@ -101,7 +101,7 @@ pub fn probe(model: &mut Model, test: &Split, epoch: usize) -> Vec<LayerStats> {
             zero_slope: a.flat / a.n,
             dead_units: a.alive.iter().filter(|x| !**x).count() as f64 / a.alive.len() as f64,
             grad_in_mean_abs: a.grad_abs / a.grad_n.max(1.0),
-            weight_grad_norm: wgrad[ranges[ACTIVATED[i].weights].clone()].iter().map(|g| g * g).sum::<f64>().sqrt(),
+            weight_grad_norm: wgrad[plan.ranges[plan.activated[i].weights].clone()].iter().map(|g| g * g).sum::<f64>().sqrt(),
         })
         .collect()
 }

@@ -144,7 +144,7 @@ impl Slot {
                 ck
             }
             None => {
-                let mut model = Model::new(config.activation, 1);
+                let mut model = Model::new(config.protocol.network, config.activation, 1);
                 model.init_glorot(&Rng::new(config.seed));
                 let n = model.params.len();
                 Checkpoint {
@@ -256,7 +256,7 @@ fn remove_bar(reporter: &Reporter, bar: ProgressBar) {
 pub fn run(config: &TrainConfig, data: &Dataset, dir: &Path, reporter: &Reporter, stop_after: Option<usize>) -> Result<Outcome> {
     let ended = run_on(std::slice::from_ref(config), &[dir.to_path_buf()], data, record::Device::cpu(), reporter, stop_after, false, |p, runs, train, test| {
         let (acts, seeds): (Vec<_>, Vec<_>) = runs.iter().map(|c| (c.activation, c.seed)).unzip();
-        Ok(Box::new(trainer::CpuTrainer::new(&acts, &seeds, p.batch_size, p.optimizer, train, test)) as Box<dyn Trainer>)
+        Ok(Box::new(trainer::CpuTrainer::new(p.network, &acts, &seeds, p.batch_size, p.optimizer, train, test)) as Box<dyn Trainer>)
     })?;
     ended.into_iter().next().expect("one run, one end").trained(dir)
 }
@@ -350,7 +350,7 @@ pub fn train_together(slots: &mut [Slot], trainer: &mut dyn Trainer, test: &Spli
         trainer.load(r, &s.ck.params, &s.ck.optimizer)?;
     }
     let rngs: Vec<Rng> = slots.iter().map(|s| Rng::new(s.config.seed)).collect();
-    let mut probes: Vec<Model> = slots.iter().map(|s| Model::new(s.config.activation, p.batch_size)).collect();
+    let mut probes: Vec<Model> = slots.iter().map(|s| Model::new(p.network, s.config.activation, p.batch_size)).collect();
     let mut probe = |params: Vec<&[f32]>, epoch: usize| -> Vec<Vec<LayerStats>> {
         probes
             .par_iter_mut()
@@ -459,7 +459,7 @@ pub fn run_all(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, device
             for (i, (c, d)) in configs.iter().zip(dirs).enumerate() {
                 let ended = run_on(std::slice::from_ref(c), std::slice::from_ref(d), data, record::Device::cpu(), reporter, None, force, |p, runs, train, test| {
                     let (acts, seeds): (Vec<_>, Vec<_>) = runs.iter().map(|c| (c.activation, c.seed)).unzip();
-                    Ok(Box::new(trainer::CpuTrainer::new(&acts, &seeds, p.batch_size, p.optimizer, train, test)) as Box<dyn Trainer>)
+                    Ok(Box::new(trainer::CpuTrainer::new(p.network, &acts, &seeds, p.batch_size, p.optimizer, train, test)) as Box<dyn Trainer>)
                 })
                 .with_context(|| format!("run {} seed {} in {}", c.activation, c.seed, d.display()))?;
                 for e in ended {

@@ -6,7 +6,7 @@
 
 use crate::nn::arch::ACTIVATED;
 use crate::nn::loss::BatchStats;
-use crate::nn::model::param_ranges;
+use crate::nn::plan::Plan;
 use serde::{Deserialize, Serialize};
 
 pub const FILE: &str = "steps.csv";
@@ -37,16 +37,16 @@ impl StepStats {
     /// From a step's batch totals, its pre-activations (one slice per
     /// activated layer) and its gradients (the flat parameter vector). Sums
     /// run in f64 in element order, so every device gives the same numbers.
-    pub fn of(step: u64, batch: &BatchStats, pre: &[&[f32]], grads: &[f32]) -> StepStats {
-        let ranges = param_ranges();
-        let layers = ACTIVATED
+    pub fn of(plan: &Plan, step: u64, batch: &BatchStats, pre: &[&[f32]], grads: &[f32]) -> StepStats {
+        let layers = plan
+            .activated
             .iter()
             .zip(pre)
             .map(|(a, p)| {
                 let n = p.len().max(1) as f64;
                 let (s, s2) = p.iter().fold((0.0f64, 0.0f64), |(s, s2), &v| (s + v as f64, s2 + v as f64 * v as f64));
                 let mean = s / n;
-                let g = &grads[ranges[a.weights].clone()];
+                let g = &grads[plan.ranges[a.weights].clone()];
                 LayerStep { pre_mean: mean, pre_std: (s2 / n - mean * mean).max(0.0).sqrt(), grad_norm: g.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() }
             })
             .collect();
@@ -78,6 +78,7 @@ pub fn to_csv(rows: &[StepStats]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::model::param_ranges;
 
     #[test]
     fn statistics_and_columns() {
@@ -86,7 +87,7 @@ mod tests {
         let mut grads = vec![0.0f32; crate::nn::model::param_count()];
         grads[param_ranges()[ACTIVATED[1].weights].start] = 3.0;
         grads[param_ranges()[ACTIVATED[1].weights].start + 1] = 4.0;
-        let s = StepStats::of(7, &BatchStats { loss_sum: 3.0, correct: 1, samples: 2 }, &pre, &grads);
+        let s = StepStats::of(crate::nn::arch::Architecture::Article.plan(), 7, &BatchStats { loss_sum: 3.0, correct: 1, samples: 2 }, &pre, &grads);
         assert_eq!((s.loss, s.accuracy, s.layers[0].pre_mean, s.layers[0].pre_std), (1.5, 0.5, 2.0, 1.0));
         assert_eq!((s.layers[0].grad_norm, s.layers[1].grad_norm), (0.0, 5.0));
         let csv = to_csv(&[s]);

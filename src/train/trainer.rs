@@ -10,6 +10,7 @@ use super::steps::StepStats;
 use crate::activation::Activation;
 use crate::data::{Split, IMAGE_BYTES};
 use crate::engine::rng::Rng;
+use crate::nn::arch::Architecture;
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::loss::BatchStats;
 use crate::nn::model::{DropoutKey, Model};
@@ -58,8 +59,8 @@ pub struct CpuTrainer<'a> {
 
 impl<'a> CpuTrainer<'a> {
     /// One run per entry of `acts`/`seeds`, on batches of up to `batch`.
-    pub fn new(acts: &[Activation], seeds: &[u64], batch: usize, optimizer: OptimizerConfig, train: &'a Split, test: &'a Split) -> CpuTrainer<'a> {
-        let models: Vec<Model> = acts.iter().map(|&a| Model::new(a, batch)).collect();
+    pub fn new(network: Architecture, acts: &[Activation], seeds: &[u64], batch: usize, optimizer: OptimizerConfig, train: &'a Split, test: &'a Split) -> CpuTrainer<'a> {
+        let models: Vec<Model> = acts.iter().map(|&a| Model::new(network, a, batch)).collect();
         let n = models.first().map_or(0, |m| m.params.len());
         CpuTrainer {
             optimizers: acts.iter().map(|_| Optimizer::new(optimizer, n)).collect(),
@@ -146,7 +147,7 @@ impl Trainer for CpuTrainer<'_> {
     fn last_step(&self, r: usize, global_step: u64) -> Result<StepStats> {
         let (batch, n) = self.last[r];
         let m = &self.models[r];
-        Ok(StepStats::of(global_step, &batch, &m.pre_activations(n), &m.grads))
+        Ok(StepStats::of(m.plan(), global_step, &batch, &m.pre_activations(n), &m.grads))
     }
 
     fn gradients(&mut self, n: usize) -> Result<Vec<Vec<f32>>> {

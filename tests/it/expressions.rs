@@ -3,6 +3,7 @@
 //! and rejection of functions that are not defined everywhere.
 
 use actlab::activation::{define, kernels, Activation, Definition};
+use actlab::nn::arch::{Architecture, Role};
 use actlab::nn::model::{Model, PARAMS, param_ranges};
 
 fn def(expr: &str, grad: Option<&str>) -> Definition {
@@ -13,10 +14,10 @@ fn def(expr: &str, grad: Option<&str>) -> Definition {
 /// small non-zero biases, for `act`: the same for every function, and
 /// needing nothing beside the repository.
 fn model(act: Activation) -> (Model, Vec<u8>) {
-    let mut m = Model::new(act, 4);
+    let mut m = Model::new(Architecture::Article, act, 4);
     m.init_glorot(&actlab::engine::rng::Rng::new(7));
     for (spec, range) in PARAMS.iter().zip(param_ranges()) {
-        if spec.fan_in == 0 {
+        if spec.role == Role::Bias {
             for (k, v) in m.params[range].iter_mut().enumerate() {
                 *v = 0.01 * ((k % 7) as f32 - 3.0);
             }

@@ -9,12 +9,16 @@
 //! reference instead: a file of that kind (`scripts/reference.py --seed N`
 //! writes one for any seed), or a full directory in the `../shared/fixtures`
 //! format (every element of every tensor; see that folder's README).
+//! `tests/reference/reference-article-bn.json` (`scripts/reference.py
+//! --network article-bn`) is the same for the network with batch
+//! normalisation, checked the same way, its moving statistics included.
 
 use actlab::activation::Activation;
 use actlab::io::safetensors::SafeTensors;
 use actlab::nn::optim::{Optimizer, OptimizerConfig, SgdConfig};
 use actlab::nn::interop::{load_params, nchw_to_nhwc, to_actlab_layout};
-use actlab::nn::model::{Model, CLASSES, PARAMS, param_ranges};
+use actlab::nn::arch::{Architecture, Init, Role};
+use actlab::nn::model::{Model, CLASSES};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -61,8 +65,8 @@ fn positions(n: usize, to_actlab: impl Fn(&[f32]) -> Vec<f32>) -> Vec<usize> {
 enum Layout {
     /// A layer output: NCHW → NHWC when 4-dimensional.
     Output,
-    /// Parameter `i` (or its gradient, or its Adam step).
-    Param(usize),
+    /// Parameter `i` of the network (or its gradient, or its Adam step).
+    Param(Architecture, usize),
 }
 
 impl Layout {
@@ -70,7 +74,7 @@ impl Layout {
         match (self, shape) {
             (Layout::Output, [n, c, h, w]) => nchw_to_nhwc(v, *n, *c, *h, *w),
             (Layout::Output, _) => v.to_vec(),
-            (Layout::Param(i), _) => to_actlab_layout(i, shape, v).unwrap(),
+            (Layout::Param(network, i), _) => to_actlab_layout(network, i, shape, v).unwrap(),
         }
     }
 }
@@ -103,6 +107,16 @@ fn reference() -> &'static Reference {
     })
 }
 
+/// `tests/reference/reference-article-bn.json`.
+fn reference_bn() -> &'static Reference {
+    static REFERENCE: OnceLock<Reference> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/reference-article-bn.json");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e} (scripts/reference.py --network article-bn writes it)"));
+        Reference::Compact(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")))
+    })
+}
+
 fn f64s(v: &Value) -> Vec<f64> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
 }
@@ -112,6 +126,14 @@ fn usizes(v: &Value) -> Vec<usize> {
 }
 
 impl Reference {
+    /// The network the reference describes (a full directory: the article's).
+    fn network(&self) -> Architecture {
+        match self {
+            Reference::Directory(_) => Architecture::Article,
+            Reference::Compact(j) => j["network"].as_str().map_or(Architecture::Article, |n| Architecture::from_name(n).unwrap_or_else(|| panic!("the reference is of an unknown network `{n}`"))),
+        }
+    }
+
     fn file<'a>(files: &'a HashMap<String, SafeTensors>, name: &str) -> &'a SafeTensors {
         files.get(name).unwrap_or_else(|| panic!("ACTLAB_FIXTURES has no {name}"))
     }
@@ -153,7 +175,7 @@ impl Reference {
                 let s = &input.shape;
                 let x = nchw_to_nhwc(input.as_f32().unwrap(), s[0], s[1], s[2], s[3]);
                 let labels = st.get("labels").unwrap().to_f64().iter().map(|&v| v as u8).collect();
-                (load_params(st, "param.").unwrap(), x, labels)
+                (load_params(self.network(), st, "param.").unwrap(), x, labels)
             }
             Reference::Compact(j) => {
                 let check = &j["formula_check"];
@@ -162,16 +184,21 @@ impl Reference {
                 let x: Vec<f32> = (0..shape.iter().product()).map(|i| (formula_hash(seed, 0, i) >> 40) as f32 / (1u32 << 24) as f32).collect();
                 let mut tensors = vec![("input".to_string(), shape.clone(), x.clone())];
                 let mut params = Vec::new();
-                for (i, spec) in PARAMS.iter().enumerate() {
+                let network = self.network();
+                for (i, spec) in network.plan().params.iter().enumerate() {
                     let shape = usizes(&check[format!("param.{}", spec.name())]["shape"]);
-                    let scale = if spec.fan_in == 0 { 0.05 } else { (6.0 / (spec.fan_in + spec.fan_out) as f64).sqrt() };
+                    let (scale, offset) = match spec.init {
+                        Init::Glorot { fan_in, fan_out } => ((6.0 / (fan_in + fan_out) as f64).sqrt(), 0.0),
+                        Init::Zeros => (0.05, 0.0),
+                        Init::Ones => (0.05, 1.0),
+                    };
                     let v: Vec<f32> = (0..spec.len)
                         .map(|k| {
                             let u = (formula_hash(seed, i as u64 + 1, k) >> 11) as f64 / (1u64 << 53) as f64;
-                            ((2.0 * u - 1.0) * scale) as f32
+                            ((2.0 * u - 1.0) * scale + offset) as f32
                         })
                         .collect();
-                    params.extend(to_actlab_layout(i, &shape, &v).unwrap());
+                    params.extend(to_actlab_layout(network, i, &shape, &v).unwrap());
                     tensors.push((format!("param.{}", spec.name()), shape, v));
                 }
                 // The formula must give what the reference computed with.
@@ -214,27 +241,39 @@ impl Reference {
 
     /// d loss / d parameter `i`.
     fn grad(&self, act: Activation, i: usize) -> Expected {
-        let name = PARAMS[i].name();
+        let network = self.network();
+        let name = network.plan().params[i].name();
         match self {
-            Reference::Directory(files) => Self::full(files, &format!("{}.safetensors", act.name()), &format!("expected.grad.{name}"), Layout::Param(i)),
-            Reference::Compact(j) => Self::sampled(&Self::compact_act(j, act)["grads"][name.as_str()], Layout::Param(i)),
+            Reference::Directory(files) => Self::full(files, &format!("{}.safetensors", act.name()), &format!("expected.grad.{name}"), Layout::Param(network, i)),
+            Reference::Compact(j) => Self::sampled(&Self::compact_act(j, act)["grads"][name.as_str()], Layout::Param(network, i)),
+        }
+    }
+
+    /// Parameter `i`, a moving statistic, after the pass (the network with batch normalisation).
+    fn moving(&self, act: Activation, i: usize) -> Expected {
+        let network = self.network();
+        let name = network.plan().params[i].name();
+        match self {
+            Reference::Directory(_) => panic!("a fixtures directory holds the article's network only"),
+            Reference::Compact(j) => Self::sampled(&Self::compact_act(j, act)["moving"][name.as_str()], Layout::Param(network, i)),
         }
     }
 
     /// The change one Keras Adam step makes to parameter `i`, from relu's gradients.
     fn adam_step(&self, i: usize) -> Expected {
-        let name = PARAMS[i].name();
+        let network = self.network();
+        let name = network.plan().params[i].name();
         match self {
-            Reference::Directory(files) => Self::full(files, "adam.safetensors", &format!("expected.adam1_delta.{name}"), Layout::Param(i)),
-            Reference::Compact(j) => Self::sampled(&j["adam1_delta"][name.as_str()], Layout::Param(i)),
+            Reference::Directory(files) => Self::full(files, "adam.safetensors", &format!("expected.adam1_delta.{name}"), Layout::Param(network, i)),
+            Reference::Compact(j) => Self::sampled(&j["adam1_delta"][name.as_str()], Layout::Param(network, i)),
         }
     }
 }
 
-/// The reference's parameters, input and labels, computed (or read) once.
-fn inputs() -> &'static (Vec<f32>, Vec<f32>, Vec<u8>) {
-    static INPUTS: OnceLock<(Vec<f32>, Vec<f32>, Vec<u8>)> = OnceLock::new();
-    INPUTS.get_or_init(|| reference().compute_inputs())
+/// A reference's parameters, input and labels, computed (or read) once.
+fn inputs(r: &'static Reference) -> &'static (Vec<f32>, Vec<f32>, Vec<u8>) {
+    static INPUTS: [OnceLock<(Vec<f32>, Vec<f32>, Vec<u8>)>; 2] = [OnceLock::new(), OnceLock::new()];
+    INPUTS[std::ptr::eq(r, reference_bn()) as usize].get_or_init(|| r.compute_inputs())
 }
 
 struct Case {
@@ -244,9 +283,9 @@ struct Case {
 
 /// The reference's parameters and input, each value moved by a
 /// deterministic relative amount of at most [`PERTURBATION`] (draw 0: unmoved).
-fn setup(act: Activation, draw: u64) -> Case {
-    let (params, input, labels) = inputs();
-    let mut model = Model::new(act, labels.len());
+fn setup(r: &'static Reference, act: Activation, draw: u64) -> Case {
+    let (params, input, labels) = inputs(r);
+    let mut model = Model::new(r.network(), act, labels.len());
     model.params = perturbed(params, draw, 0);
     model.load_input(&perturbed(input, draw, 1));
     Case { model, labels: labels.clone() }
@@ -260,15 +299,17 @@ struct Pass {
     logits: Vec<f32>,
     layers: Vec<Vec<f32>>,
     grads: Vec<f32>,
+    /// The parameters after the pass (batch normalisation moved its moving statistics).
+    params: Vec<f32>,
 }
 
 /// One forward and backward pass on [`setup`]'s batch.
-fn pass(act: Activation, draw: u64) -> Pass {
-    let Case { mut model, labels } = setup(act, draw);
+fn pass(r: &'static Reference, act: Activation, draw: u64) -> Pass {
+    let Case { mut model, labels } = setup(r, act, draw);
     let n = labels.len();
     let loss = model.loss_and_grads(n, &labels, None).mean_loss();
     let layers = LAYERS.iter().map(|l| model.layer_output(l, n).unwrap().to_vec()).collect();
-    Pass { loss, logits: model.logits(n).to_vec(), layers, grads: model.grads.clone() }
+    Pass { loss, logits: model.logits(n).to_vec(), layers, grads: model.grads.clone(), params: model.params.clone() }
 }
 
 /// Relative size of the perturbations that measure conditioning: about the
@@ -342,8 +383,7 @@ fn compare(what: &str, x: &Expected, (scale, norm_scale): (f64, f64), got: &[f32
 }
 
 /// Every way `got` differs from the float64 reference by more than f32 can explain.
-fn mismatches(act: Activation, got: &Pass, moved: &[Pass]) -> Vec<String> {
-    let r = reference();
+fn mismatches(r: &'static Reference, act: Activation, got: &Pass, moved: &[Pass]) -> Vec<String> {
     let mut out = Vec::new();
     let output_allowance = |f: &dyn Fn(&Pass) -> f64| (SAFETY * moved.iter().map(f).fold(0.0, f64::max)).max(OUTPUT_TOLERANCE);
 
@@ -366,27 +406,41 @@ fn mismatches(act: Activation, got: &Pass, moved: &[Pass]) -> Vec<String> {
         let moved: Vec<&[f32]> = moved.iter().map(|p| &p.layers[i][..]).collect();
         compare(&format!("{act}: layer {layer}"), &x, (x.max_abs, x.norm), &got.layers[i], &moved, &mut out);
     }
-    let ranges = param_ranges();
-    for layer in 0..PARAMS.len() / 2 {
-        let (wi, bi) = (2 * layer, 2 * layer + 1);
-        let (w, b) = (r.grad(act, wi), r.grad(act, bi));
+    let plan = r.network().plan();
+    // The tensors of each layer (a weight and a bias; γ, β and the moving statistics).
+    let mut layers: Vec<Vec<usize>> = Vec::new();
+    for (i, spec) in plan.params.iter().enumerate() {
+        match layers.last_mut() {
+            Some(l) if plan.params[l[0]].layer == spec.layer => l.push(i),
+            _ => layers.push(vec![i]),
+        }
+    }
+    for tensors in layers {
+        let expected: Vec<(usize, Expected)> = tensors.iter().map(|&i| (i, r.grad(act, i))).collect();
         // Relative to the layer's largest gradient and its norm: zero_fit's
         // bias gradients are exactly 0 in exact arithmetic (a bias shifts x
         // and its minimum alike), so their own size is rounding noise.
-        let scales = (w.max_abs.max(b.max_abs), w.norm.hypot(b.norm));
-        for (i, x) in [(wi, w), (bi, b)] {
-            let r = ranges[i].clone();
-            let moved: Vec<&[f32]> = moved.iter().map(|p| &p.grads[r.clone()]).collect();
-            compare(&format!("{act}: gradient of {}", PARAMS[i].name()), &x, scales, &got.grads[r], &moved, &mut out);
+        let scales = expected.iter().fold((0f64, 0f64), |(m, n), (_, x)| (m.max(x.max_abs), n.hypot(x.norm)));
+        for (i, x) in expected {
+            let range = plan.ranges[i].clone();
+            let moved: Vec<&[f32]> = moved.iter().map(|p| &p.grads[range.clone()]).collect();
+            compare(&format!("{act}: gradient of {}", plan.params[i].name()), &x, scales, &got.grads[range], &moved, &mut out);
         }
+    }
+    // The moving statistics after the pass, each relative to its own size.
+    for (i, spec) in plan.params.iter().enumerate().filter(|(_, s)| matches!(s.role, Role::MovingMean | Role::MovingVariance)) {
+        let x = r.moving(act, i);
+        let range = plan.ranges[i].clone();
+        let moved: Vec<&[f32]> = moved.iter().map(|p| &p.params[range.clone()]).collect();
+        compare(&format!("{act}: {} after the pass", spec.name()), &x, (x.max_abs, x.norm), &got.params[range], &moved, &mut out);
     }
     out
 }
 
-fn check_activation(act: Activation) {
-    let got = pass(act, 0);
-    let moved: Vec<Pass> = (1..=DRAWS).map(|d| pass(act, d)).collect();
-    let bad = mismatches(act, &got, &moved);
+fn check_activation(r: &'static Reference, act: Activation) {
+    let got = pass(r, act, 0);
+    let moved: Vec<Pass> = (1..=DRAWS).map(|d| pass(r, act, d)).collect();
+    let bad = mismatches(r, act, &got, &moved);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
@@ -395,59 +449,72 @@ fn check_activation(act: Activation) {
 #[test]
 fn the_bound_still_catches_wrong_gradients() {
     // An engine that doubles dense1's kernel gradient, on every pass.
-    let r = param_ranges()[PARAMS.iter().position(|p| p.name() == "dense1.weight").unwrap()].clone();
+    let reference = reference();
+    let plan = reference.network().plan();
+    let r = plan.ranges[plan.params.iter().position(|p| p.name() == "dense1.weight").unwrap()].clone();
     let doubled = |d: u64| {
-        let mut p = pass(Activation::SignedSqrt, d);
+        let mut p = pass(reference, Activation::SignedSqrt, d);
         p.grads[r.clone()].iter_mut().for_each(|g| *g *= 2.0);
         p
     };
     let moved: Vec<Pass> = (1..=DRAWS).map(doubled).collect();
-    let bad = mismatches(Activation::SignedSqrt, &doubled(0), &moved);
+    let bad = mismatches(reference, Activation::SignedSqrt, &doubled(0), &moved);
     assert!(bad.iter().any(|m| m.contains("gradient of dense1.weight off")), "{bad:?}");
     assert!(bad.iter().any(|m| m.contains("gradient of dense1.weight: norm")), "{bad:?}");
 
     // relu forward, but a slope of 0.1 below 0 in training (as if leaky).
     let wrong = actlab::activation::define("relu_wrong_slope", &actlab::activation::Definition { expr: "max(x, 0)".into(), grad: Some("where(x <= 0, 0.1, 1)".into()) }).unwrap();
-    let moved: Vec<Pass> = (1..=DRAWS).map(|d| pass(wrong, d)).collect();
-    let bad = mismatches(Activation::Relu, &pass(wrong, 0), &moved);
+    let moved: Vec<Pass> = (1..=DRAWS).map(|d| pass(reference, wrong, d)).collect();
+    let bad = mismatches(reference, Activation::Relu, &pass(reference, wrong, 0), &moved);
     assert!(bad.iter().any(|m| m.contains("gradient of")), "{bad:?}");
     assert!(!bad.iter().any(|m| m.contains("layer") || m.contains("logits")), "the forward pass is relu's: {bad:?}");
 }
 
 #[test]
 fn relu_matches_reference() {
-    check_activation(Activation::Relu);
+    check_activation(reference(), Activation::Relu);
 }
 #[test]
 fn tanh_matches_reference() {
-    check_activation(Activation::Tanh);
+    check_activation(reference(), Activation::Tanh);
 }
 #[test]
 fn signed_sqrt_matches_reference() {
-    check_activation(Activation::SignedSqrt);
+    check_activation(reference(), Activation::SignedSqrt);
 }
 #[test]
 fn softplus_linear_matches_reference() {
-    check_activation(Activation::SoftplusLinear);
+    check_activation(reference(), Activation::SoftplusLinear);
 }
 #[test]
 fn reflection_linear_matches_reference() {
-    check_activation(Activation::ReflectionLinear);
+    check_activation(reference(), Activation::ReflectionLinear);
 }
 #[test]
 fn zero_fit_linear_matches_reference() {
-    check_activation(Activation::ZeroFitLinear);
+    check_activation(reference(), Activation::ZeroFitLinear);
+}
+
+/// The network with batch normalisation (training: the batch's
+/// statistics), its gradients and its moving statistics after the pass.
+#[test]
+fn batch_norm_network_matches_reference() {
+    for act in [Activation::Relu, Activation::SoftplusLinear, Activation::ZeroFitLinear] {
+        check_activation(reference_bn(), act);
+    }
 }
 
 #[test]
 fn adam_first_step_matches_reference() {
-    let Case { mut model, labels } = setup(Activation::Relu, 0);
+    let r = reference();
+    let Case { mut model, labels } = setup(r, Activation::Relu, 0);
     model.loss_and_grads(labels.len(), &labels, None);
     let before = model.params.clone();
+    let plan = model.plan();
     let mut adam = Optimizer::new(OptimizerConfig::ARTICLE, model.params.len());
     adam.step(&mut model.params, &model.grads);
-    for (i, (spec, range)) in PARAMS.iter().zip(param_ranges()).enumerate() {
-        let x = reference().adam_step(i);
+    for (i, (spec, range)) in plan.params.iter().zip(plan.ranges.clone()).enumerate() {
+        let x = r.adam_step(i);
         let delta: Vec<f64> = range.map(|j| (model.params[j] - before[j]) as f64).collect();
         let e = x.at.iter().zip(&x.want).map(|(&p, w)| (delta[p] - w).abs()).fold(0.0, f64::max) / x.max_abs;
         assert!(e < 1e-3, "adam step of {} off by {e:e}", spec.name());
@@ -459,16 +526,18 @@ fn adam_first_step_matches_reference() {
 /// parameters move by −lr·(2 + momentum)·g, with g the float64 reference's.
 #[test]
 fn sgd_steps_with_momentum_match_reference() {
-    let Case { mut model, labels } = setup(Activation::Relu, 0);
+    let r = reference();
+    let Case { mut model, labels } = setup(r, Activation::Relu, 0);
     model.loss_and_grads(labels.len(), &labels, None);
     let before = model.params.clone();
+    let plan = model.plan();
     let c = SgdConfig { learning_rate: 0.01, momentum: 0.9 };
     let mut sgd = Optimizer::new(OptimizerConfig::Sgd(c), model.params.len());
     sgd.step(&mut model.params, &model.grads);
     sgd.step(&mut model.params, &model.grads);
     let scale = -(c.learning_rate as f64) * (2.0 + c.momentum as f64);
-    for (i, (spec, range)) in PARAMS.iter().zip(param_ranges()).enumerate() {
-        let g = reference().grad(Activation::Relu, i);
+    for (i, (spec, range)) in plan.params.iter().zip(plan.ranges.clone()).enumerate() {
+        let g = r.grad(Activation::Relu, i);
         let delta: Vec<f64> = range.map(|j| (model.params[j] - before[j]) as f64).collect();
         let e = g.at.iter().zip(&g.want).map(|(&p, w)| (delta[p] - scale * w).abs()).fold(0.0, f64::max) / (g.max_abs * scale.abs());
         assert!(e < 1e-3, "SGD steps of {} off by {e:e} of the largest", spec.name());

@@ -9,6 +9,7 @@ use crate::emulator;
 
 
 use actlab::activation::Activation;
+use actlab::nn::arch::Architecture;
 use actlab::nn::gpu::program;
 use actlab::nn::optim::{OptimizerConfig, SgdConfig};
 use actlab::train::gpu::check::{check_gemm, check_training};
@@ -24,12 +25,13 @@ fn gemm_kernels_match_the_cpu_gemm() {
 }
 
 /// Likewise for whole training steps of three runs together (GEMMs by the
-/// loop), with each optimizer.
+/// loop), with each optimizer, and in the network with batch normalisation.
 #[test]
 fn batched_training_steps_match_the_cpu_bit_for_bit() {
-    for optimizer in [OptimizerConfig::ARTICLE, OptimizerConfig::Sgd(SgdConfig { learning_rate: 0.01, momentum: 0.9 })] {
-        let d = check_training(optimizer, |p| Emulated::build(p, Gemm::Loop)).unwrap();
-        assert!(d.is_empty(), "{}: {}", optimizer.name(), d.join("\n"));
+    let sgd = OptimizerConfig::Sgd(SgdConfig { learning_rate: 0.01, momentum: 0.9 });
+    for (network, optimizer) in [(Architecture::Article, OptimizerConfig::ARTICLE), (Architecture::Article, sgd), (Architecture::ArticleBn, OptimizerConfig::ARTICLE)] {
+        let d = check_training(network, optimizer, |p| Emulated::build(p, Gemm::Loop)).unwrap();
+        assert!(d.is_empty(), "{} network, {}: {}", network.name(), optimizer.name(), d.join("\n"));
     }
 }
 

@@ -52,6 +52,28 @@ fn resume_equals_never_stopping() {
     assert!(!dir.join("checkpoint.safetensors").exists());
 }
 
+/// The network with batch normalisation: the same bits for any thread
+/// count, and a resumed run equals one never stopped, so the moving
+/// statistics travel in the checkpoint.
+#[test]
+fn the_batch_norm_network_is_deterministic_and_resumes() {
+    use actlab::nn::arch::Architecture;
+    let data = common::synthetic_dataset(256, 256);
+    let mut cfg = config(Activation::ZeroFitLinear, 2, 256);
+    cfg.protocol.network = Architecture::ArticleBn;
+    assert!(cfg.protocol.slug().ends_with("-article-bn"));
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = run_with_threads(&cfg, &data, &tmp.path().join("whole"), 2);
+    assert_eq!(whole, run_with_threads(&cfg, &data, &tmp.path().join("one-thread"), 1));
+    let dir = tmp.path().join("split");
+    train::run(&cfg, &data, &dir, &Reporter::default(), Some(1)).unwrap();
+    assert_eq!(run_with_threads(&cfg, &data, &dir, 1), whole);
+    // Diagnostics for the five activated layers, before training and after each epoch.
+    assert_eq!(whole.2.lines().count(), 1 + 3 * 5, "{}", whole.2);
+    // Another network, other bits.
+    assert_ne!(whole, run_with_threads(&config(Activation::ZeroFitLinear, 2, 256), &data, &tmp.path().join("article"), 2));
+}
+
 #[test]
 fn loss_falls_on_real_images() {
     let Some(shared) = common::shared_cifar("loss_falls_on_real_images") else { return };

@@ -51,6 +51,9 @@ impl Conv {
     pub fn in_len(&self) -> usize {
         self.h * self.w * self.cin
     }
+    pub fn out_len(&self) -> usize {
+        self.positions() * self.cout
+    }
 
     /// The input pixel that output position (oy, ox) reads through tap
     /// (ky, kx), or None where that falls in the zero padding.

@@ -5,6 +5,7 @@ use crate::activation::{Activation, kernels::curve};
 use crate::report::charts::{LineChart, Series};
 use crate::report::messages::fill;
 use crate::report::text;
+use crate::nn::arch::Architecture;
 use crate::train::config::Protocol;
 use anyhow::Result;
 use std::fmt::Write as _;
@@ -29,8 +30,9 @@ impl StudyPages<'_> {
     pub fn purpose(&self) -> Result<String> {
         let (s, m) = (&self.data.study, self.m);
         let mut p = format!("# {}\n\n{}## {}\n\n{}\n\n## {}\n\n", s.title_in(&m.lang), self.banners(), m.title_purpose, s.description_in(&m.lang).trim(), m.title_conditions);
-        let _ = writeln!(p, "{}\n\n```text\n{}\n```\n", m.network_intro, crate::nn::arch::describe());
         let ours = &self.data.protocol;
+        let intro = if ours.network == Architecture::Article { &m.network_intro } else { &m.network_bn_intro };
+        let _ = writeln!(p, "{intro}\n\n```text\n{}\n```\n", ours.network.describe());
         let article = Protocol::ARTICLE;
         let images = |n: Option<usize>, all: &str| n.map_or(all.to_string(), |n| n.to_string());
         let optimizer = |p: &Protocol| text::optimizer(m, &p.optimizer);

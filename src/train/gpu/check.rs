@@ -6,9 +6,10 @@
 use super::GpuTrainer;
 use crate::activation::Activation;
 use crate::data::{Split, IMAGE_BYTES};
+use crate::nn::arch::Architecture;
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::loss::BatchStats;
-use crate::nn::model::{param_ranges, Model, PARAMS};
+use crate::nn::model::Model;
 use crate::train::train_epoch;
 use crate::train::trainer::{CpuTrainer, Trainer};
 use crate::engine::cpu::gemm::{gemm, MatRef};
@@ -100,9 +101,10 @@ fn split(n: usize, seed: u64) -> Split {
     Split { images: px.iter().map(|v| (v * 256.0) as u8).collect(), labels: (0..n).map(|i| rng.below(Purpose::Synthetic, 8, i as u64, 10) as u8).collect() }
 }
 
-/// Per-tensor differences of two flat parameter-shaped vectors.
-fn tensor_differences(what: &str, cpu: &[f32], other: &[f32]) -> Vec<String> {
-    PARAMS.iter().zip(param_ranges()).filter_map(|(p, r)| first_difference(&format!("{what} {}", p.name()), &cpu[r.clone()], &other[r])).collect()
+/// Per-tensor differences of two flat parameter-shaped vectors of `network`.
+fn tensor_differences(network: Architecture, what: &str, cpu: &[f32], other: &[f32]) -> Vec<String> {
+    let plan = network.plan();
+    plan.params.iter().zip(&plan.ranges).filter_map(|(p, r)| first_difference(&format!("{what} {}", p.name()), &cpu[r.clone()], &other[r.clone()])).collect()
 }
 
 fn stats_difference(what: &str, cpu: &BatchStats, other: &BatchStats) -> Option<String> {
@@ -116,15 +118,15 @@ fn stats_difference(what: &str, cpu: &BatchStats, other: &BatchStats) -> Option<
 /// ([`train_epoch`]): the first step's gradients per tensor, then each
 /// epoch's loss, accuracy, parameters and optimizer state, and evaluation.
 /// `device` compiles the program it is given.
-pub fn check_training<D: Device>(optimizer: OptimizerConfig, device: impl FnOnce(&str) -> Result<D>) -> Result<Vec<String>> {
+pub fn check_training<D: Device>(network: Architecture, optimizer: OptimizerConfig, device: impl FnOnce(&str) -> Result<D>) -> Result<Vec<String>> {
     let acts = [Activation::Relu, Activation::Relu, Activation::ZeroFitLinear];
     let seeds = [1u64, 2, 3];
     let batch = 4;
     let (train, test) = (split(10, 11), split(6, 12));
-    let mut cpu = CpuTrainer::new(&acts, &seeds, batch, optimizer, &train, &test);
-    let mut gpu = GpuTrainer::new(&acts, &seeds, batch, optimizer, &train, &test, device)?;
+    let mut cpu = CpuTrainer::new(network, &acts, &seeds, batch, optimizer, &train, &test);
+    let mut gpu = GpuTrainer::new(network, &acts, &seeds, batch, optimizer, &train, &test, device)?;
     for (r, (&act, &seed)) in acts.iter().zip(&seeds).enumerate() {
-        let mut model = Model::new(act, 1);
+        let mut model = Model::new(network, act, 1);
         model.init_glorot(&Rng::new(seed));
         let fresh = Optimizer::new(optimizer, model.params.len());
         cpu.load(r, &model.params, &fresh)?;
@@ -134,7 +136,7 @@ pub fn check_training<D: Device>(optimizer: OptimizerConfig, device: impl FnOnce
 
     // The first batch's gradients without dropout: where a difference starts.
     for (r, (c, g)) in cpu.gradients(batch)?.iter().zip(gpu.gradients(batch)?).enumerate() {
-        differences.extend(tensor_differences(&format!("run {r} first gradients"), c, &g));
+        differences.extend(tensor_differences(network, &format!("run {r} first gradients"), c, &g));
     }
     let rngs: Vec<Rng> = seeds.iter().map(|&s| Rng::new(s)).collect();
     for epoch in 0..2 {
@@ -144,9 +146,9 @@ pub fn check_training<D: Device>(optimizer: OptimizerConfig, device: impl FnOnce
             let what = format!("run {r} ({} seed {}) epoch {}", acts[r], seeds[r], epoch + 1);
             differences.extend(stats_difference(&format!("{what} training"), &want[r], &got[r]));
             let ((cp, ca), (gp, ga)) = (cpu.state(r)?, gpu.state(r)?);
-            differences.extend(tensor_differences(&format!("{what} parameters"), &cp, &gp));
+            differences.extend(tensor_differences(network, &format!("{what} parameters"), &cp, &gp));
             for ((name, c), g) in optimizer.state_names().iter().zip(&ca.state).zip(&ga.state) {
-                differences.extend(tensor_differences(&format!("{what} {name}"), c, g));
+                differences.extend(tensor_differences(network, &format!("{what} {name}"), c, g));
             }
         }
     }

@@ -11,6 +11,7 @@ use crate::activation::Activation;
 use crate::data::{Dataset, Split};
 use crate::engine::cuda::{CudaDevice, Gpu};
 use crate::engine::launch::Device;
+use crate::nn::arch::Architecture;
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::gpu::{DeviceSplit, GpuRuns};
 use crate::nn::loss::BatchStats;
@@ -28,8 +29,9 @@ pub struct GpuTrainer<D: Device> {
 
 impl<D: Device> GpuTrainer<D> {
     /// One run per entry of `acts`/`seeds`; `device` compiles the program it is given.
-    pub fn new(acts: &[Activation], seeds: &[u64], batch: usize, optimizer: OptimizerConfig, train: &Split, test: &Split, device: impl FnOnce(&str) -> Result<D>) -> Result<Self> {
-        let runs = GpuRuns::new(acts, seeds, batch, optimizer, device)?;
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(network: Architecture, acts: &[Activation], seeds: &[u64], batch: usize, optimizer: OptimizerConfig, train: &Split, test: &Split, device: impl FnOnce(&str) -> Result<D>) -> Result<Self> {
+        let runs = GpuRuns::new(network, acts, seeds, batch, optimizer, device)?;
         let (train, test) = (runs.upload(train)?, runs.upload(test)?);
         Ok(GpuTrainer { runs, train, test, last_n: 0 })
     }
@@ -69,7 +71,7 @@ impl<D: Device> Trainer for GpuTrainer<D> {
     fn last_step(&self, r: usize, global_step: u64) -> Result<StepStats> {
         let (batch, pre, grads) = self.runs.last_batch(r, self.last_n)?;
         let pre: Vec<&[f32]> = pre.iter().map(Vec::as_slice).collect();
-        Ok(StepStats::of(global_step, &batch, &pre, &grads))
+        Ok(StepStats::of(crate::nn::pass::Ops::plan(&self.runs), global_step, &batch, &pre, &grads))
     }
 
     fn gradients(&mut self, n: usize) -> Result<Vec<Vec<f32>>> {
@@ -93,6 +95,6 @@ pub fn run_together(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, g
 pub fn run_on<D: Device + 'static>(configs: &[TrainConfig], dirs: &[PathBuf], data: &Dataset, name: &str, device: impl FnOnce(&str) -> Result<D>, reporter: &Reporter, force: bool) -> Result<Vec<Ended>> {
     super::run_on(configs, dirs, data, super::record::Device::cuda(name, configs.len()), reporter, None, force, |p, runs, train, test| {
         let (acts, seeds): (Vec<Activation>, Vec<u64>) = runs.iter().map(|c| (c.activation, c.seed)).unzip();
-        Ok(Box::new(GpuTrainer::new(&acts, &seeds, p.batch_size, p.optimizer, train, test, device)?) as Box<dyn Trainer>)
+        Ok(Box::new(GpuTrainer::new(p.network, &acts, &seeds, p.batch_size, p.optimizer, train, test, device)?) as Box<dyn Trainer>)
     })
 }

@@ -87,7 +87,7 @@ pub enum Gemm {
     Loop,
 }
 
-/// The kind of a parameter, as a letter: pointer, int, long long, unsigned long long, float.
+/// The kind of a parameter, as a letter: pointer, int, long long, unsigned long long, double, float.
 fn kind(ty: &str) -> char {
     if ty.contains('*') {
         'p'
@@ -95,6 +95,8 @@ fn kind(ty: &str) -> char {
         'u'
     } else if ty.contains("long long") {
         'l'
+    } else if ty.contains("double") {
+        'd'
     } else if ty.contains("float") {
         'f'
     } else if ty.contains("int") {
@@ -237,6 +239,7 @@ impl Device for Emulated {
                     Arg::I64(v) => ('l', *v as u64),
                     Arg::U64(v) => ('u', *v),
                     Arg::F32(v) => ('f', v.to_bits() as u64),
+                    Arg::F64(v) => ('d', v.to_bits()),
                 };
                 kinds.push(k);
                 v
@@ -248,7 +251,7 @@ impl Device for Emulated {
         let status = unsafe { f(grid[0], grid[1], grid[2], block, kinds.as_ptr(), ptrs.as_mut_ptr()) };
         if status != 0 {
             let expected = self.signatures.get(kernel).map(String::as_str).unwrap_or("?");
-            bail!("{kernel}: argument kinds {} do not match the signature's {expected} (p pointer, i int, l long long, u unsigned long long, f float)", kinds.trim_end_matches('\0'));
+            bail!("{kernel}: argument kinds {} do not match the signature's {expected} (p pointer, i int, l long long, u unsigned long long, d double, f float)", kinds.trim_end_matches('\0'));
         }
         Ok(())
     }
