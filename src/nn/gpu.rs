@@ -160,7 +160,7 @@ impl<D: Device> GpuRuns<D> {
                 Op::Dropout { .. } => masks.push(z(plan.len(s.input))?),
                 Op::BatchNorm { layer, .. } => {
                     let per_run = |len: usize| DeviceVec::<D, f32>::zeros(&dev, r * len);
-                    norms.push(NormState { xhat: z(layer.len())?, mean: per_run(layer.channels)?, inv_std: per_run(layer.channels)?, batch_statistics: false });
+                    norms.push(NormState { xhat: z(layer.per_sample())?, mean: per_run(layer.channels)?, inv_std: per_run(layer.channels)?, batch_statistics: false });
                 }
                 _ => {}
             }
@@ -417,8 +417,8 @@ impl<D: Device> Ops for GpuRuns<D> {
             self.launch("bn_moving", r * c, &[self.params.arg(), p, at(2), at(3), Arg::I32(c as i32), Arg::I32(r as i32), Arg::F64(BatchNorm::EPSILON), state.mean.arg(), state.inv_std.arg()])?;
         }
         let xhat = if mode.saves() { state.xhat.arg() } else { Arg::Null };
-        let per_run = Arg::I64((n * layer.len()) as i64);
-        self.launch("bn_normalize", r * n * layer.len(), &[ws.value(x).arg(), ws.value(y).arg(), xhat, state.mean.arg(), state.inv_std.arg(), self.params.arg(), p, at(0), at(1), per_run, Arg::I32(c as i32), Arg::I32(r as i32)])?;
+        let per_run = Arg::I64((n * layer.per_sample()) as i64);
+        self.launch("bn_normalize", r * n * layer.per_sample(), &[ws.value(x).arg(), ws.value(y).arg(), xhat, state.mean.arg(), state.inv_std.arg(), self.params.arg(), p, at(0), at(1), per_run, Arg::I32(c as i32), Arg::I32(r as i32)])?;
         self.ws.norms[index].batch_statistics = mode.batch_statistics();
         Ok(())
     }
@@ -432,8 +432,8 @@ impl<D: Device> Ops for GpuRuns<D> {
         self.launch("bn_backward_sums", r * c, &[ws.grad(dy).arg(), state.xhat.arg(), Arg::I64(rows as i64), Arg::I32(c as i32), Arg::I32(r as i32), self.grads.arg(), p, at(0), at(1), at(2), at(3)])?;
         self.launch(
             "bn_backward",
-            r * n * layer.len(),
-            &[ws.grad(dy).arg(), state.xhat.arg(), state.inv_std.arg(), self.params.arg(), self.grads.arg(), p, at(0), at(1), Arg::I64((n * layer.len()) as i64), Arg::I32(c as i32), Arg::I32(r as i32), Arg::F32(rows as f32), Arg::I32(state.batch_statistics as i32), ws.grad(dx).arg()],
+            r * n * layer.per_sample(),
+            &[ws.grad(dy).arg(), state.xhat.arg(), state.inv_std.arg(), self.params.arg(), self.grads.arg(), p, at(0), at(1), Arg::I64((n * layer.per_sample()) as i64), Arg::I32(c as i32), Arg::I32(r as i32), Arg::F32(rows as f32), Arg::I32(state.batch_statistics as i32), ws.grad(dx).arg()],
         )
     }
 

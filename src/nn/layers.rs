@@ -282,7 +282,8 @@ impl BatchNorm {
     pub const MOMENTUM: f64 = 0.99;
     pub const EPSILON: f64 = 1e-3;
 
-    pub const fn len(&self) -> usize {
+    /// Values per sample.
+    pub const fn per_sample(&self) -> usize {
         self.positions * self.channels
     }
 
@@ -307,7 +308,7 @@ impl BatchNorm {
     /// moving statistics; `saved`, when given, keeps what the backward pass needs.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(&self, n: usize, x: &[f32], gamma: &[f32], beta: &[f32], moving: Moving, batch: bool, y: &mut [f32], saved: Option<&mut BatchNormSaved>) {
-        let (x, y) = (&x[..n * self.len()], &mut y[..n * self.len()]);
+        let (x, y) = (&x[..n * self.per_sample()], &mut y[..n * self.per_sample()]);
         let (mean, inv_std) = if batch {
             let rows = (n * self.positions) as f64;
             let mean: Vec<f64> = self.channel_sums(x, |v, _| v as f64).into_iter().map(|s| s / rows).collect();
@@ -356,7 +357,7 @@ impl BatchNorm {
     /// moving ones `dx = γ/σ · dy`.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(&self, n: usize, dy: &[f32], gamma: &[f32], saved: &BatchNormSaved, dgamma: &mut [f32], dbeta: &mut [f32], dx: &mut [f32]) {
-        let len = n * self.len();
+        let len = n * self.per_sample();
         let (dy, xhat, dx) = (&dy[..len], &saved.xhat[..len], &mut dx[..len]);
         let c = self.channels;
         let sum_dy = self.channel_sums(dy, |g, _| g as f64);
@@ -511,14 +512,14 @@ mod tests {
     fn batch_norm_gradients_and_moving_statistics() {
         let bn = BatchNorm { positions: 5, channels: 3 };
         let n = 4;
-        let mut x = rand(n * bn.len(), 13);
+        let mut x = rand(n * bn.per_sample(), 13);
         // Channels far from zero mean and unit variance, as after a convolution.
         for (i, v) in x.iter_mut().enumerate() {
             *v = *v * (1.0 + (i % 3) as f32) + (i % 3) as f32 - 1.0;
         }
         let mut gamma: Vec<f32> = rand(3, 14).iter().map(|v| 1.0 + 0.5 * v).collect();
         let mut beta = rand(3, 15);
-        let g = rand(n * bn.len(), 16);
+        let g = rand(n * bn.per_sample(), 16);
         for batch in [true, false] {
             let (mut mm, mut mv) = (vec![0.1f32, -0.2, 0.3], vec![0.5f32, 2.0, 1.5]);
             let (mm0, mv0) = (mm.clone(), mv.clone());

@@ -63,7 +63,7 @@ impl Workspace {
             match s.op {
                 Op::MaxPool { layer, .. } => argmax.push(vec![0u8; b * layer.out_len()]),
                 Op::Dropout { .. } => masks.push(z(plan.len(s.input))),
-                Op::BatchNorm { layer, .. } => norms.push(BatchNormSaved { xhat: z(layer.len()), ..Default::default() }),
+                Op::BatchNorm { layer, .. } => norms.push(BatchNormSaved { xhat: z(layer.per_sample()), ..Default::default() }),
                 _ => {}
             }
         }
@@ -121,8 +121,11 @@ struct Cpu<'a> {
     taps: Option<&'a mut [LayerTap]>,
 }
 
+/// A layer's weights and bias, and the gradients of both (the bias's: None where it has none).
+type LayerTensors<'a> = (&'a [f32], &'a [f32], &'a mut [f32], Option<&'a mut [f32]>);
+
 /// A layer's weights and bias (zeros where it has none), and their gradients.
-fn tensors<'a>(ranges: &[Range<usize>], params: &'a [f32], grads: &'a mut [f32], zeros: &'a [f32], w: Weights, outputs: usize) -> (&'a [f32], &'a [f32], &'a mut [f32], Option<&'a mut [f32]>) {
+fn tensors<'a>(ranges: &[Range<usize>], params: &'a [f32], grads: &'a mut [f32], zeros: &'a [f32], w: Weights, outputs: usize) -> LayerTensors<'a> {
     let rw = ranges[w.tensor].clone();
     match w.bias {
         Some(b) => {

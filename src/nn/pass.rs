@@ -158,10 +158,11 @@ pub fn backward(ops: &mut impl Ops, n: usize, dropout: bool, tap: bool) -> Resul
             }
             (_, Op::Flatten) => {}
         }
-        if tap && matches!(op, Op::Conv { .. } | Op::Dense { .. }) {
-            if let Some(a) = plan.activates(i) {
-                ops.tap_input_grad(a, n, input, g);
-            }
+        if tap
+            && matches!(op, Op::Conv { .. } | Op::Dense { .. })
+            && let Some(a) = plan.activates(i)
+        {
+            ops.tap_input_grad(a, n, input, g);
         }
         end -= taken;
     }

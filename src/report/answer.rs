@@ -28,8 +28,6 @@ use std::path::{Path, PathBuf};
 
 const METRIC: Metric = Metric::PlateauValAccuracy;
 
-/// The grey of reference lines.
-
 /// One function of the lead study, in a sentence: its level, and against the
 /// baseline the paired difference (or, seeds that split, each seed).
 fn function_line(m: &Messages, d: &StudyData, a: Activation) -> Option<String> {

@@ -12,12 +12,15 @@
 //! What changes is where the operands live: a tile's im2col rows are built in
 //! a small per-thread buffer that stays in L1, the input gradient is added
 //! onto the pixels straight from the registers, and the weight gradient reads
-//! im2col panels a block of rows at a time.
+//! x in place through a table of each tap's pixels, a block of rows at a
+//! time. Inputs with taps narrower than a panel (conv1's 3 channels) build
+//! no im2col rows at all: the forward pass reads a copy of x with its
+//! padding written out, the weight gradient reads x through the tables.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use super::simd::{Isa, Simd};
-use super::tile::{tile, Finish, Start};
+use super::tile::{strided, tile, Finish, Start};
 use super::{isa_dispatch, thread_scratch, with_packed, SendPtr};
 use crate::engine::profile;
 use rayon::prelude::*;
@@ -91,32 +94,48 @@ impl Conv {
     }
 }
 
-/// `n` values from `src` to `dst` as whole vectors of `S` and one masked one.
+/// `n` values from `src` to `dst` as whole vectors of `S`; the last one
+/// overlaps the one before it (the same values written twice) rather than
+/// masked, as masked stores are slow on some parts (Zen 3: conv1's im2col
+/// rows of 9 values). Only runs shorter than a vector are masked.
 ///
 /// # Safety
 /// `S`'s instruction set; `src` readable and `dst` writable for `n` values.
 #[inline(always)]
 unsafe fn copy_lanes<S: Simd>(dst: *mut f32, src: *const f32, n: usize) {
+    if n < S::LANES {
+        if n > 0 {
+            S::store_first(dst, S::load_first(src, n), n);
+        }
+        return;
+    }
     let mut i = 0;
     while i + S::LANES <= n {
         S::store(dst.add(i), S::load(src.add(i)));
         i += S::LANES;
     }
     if i < n {
-        S::store_first(dst.add(i), S::load_first(src.add(i), n - i), n - i);
+        let last = n - S::LANES;
+        S::store(dst.add(last), S::load(src.add(last)));
     }
 }
 
 /// `n` zeros at `dst`, as [`copy_lanes`] writes.
 #[inline(always)]
 unsafe fn zero_lanes<S: Simd>(dst: *mut f32, n: usize) {
+    if n < S::LANES {
+        if n > 0 {
+            S::store_first(dst, S::zero(), n);
+        }
+        return;
+    }
     let mut i = 0;
     while i + S::LANES <= n {
         S::store(dst.add(i), S::zero());
         i += S::LANES;
     }
     if i < n {
-        S::store_first(dst.add(i), S::zero(), n - i);
+        S::store(dst.add(n - S::LANES), S::zero());
     }
 }
 
@@ -199,6 +218,9 @@ fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y
     let (kd, rows) = (g.kdim(), n * g.positions());
     assert!(x.len() >= n * g.in_len() && w.len() == kd * g.cout && bias.len() == g.cout && y.len() >= rows * g.cout);
     let (nr, mr) = (panel_width(isa), block_rows(isa));
+    if !g.cin.is_multiple_of(nr) {
+        return forward_narrow(isa, g, n, x, w, bias, y);
+    }
     profile::path(|| format!("{}, {mr}×{nr} blocks, im2col rows built per block (k = {kd})", isa.name()));
     with_packed(g.cout.div_ceil(nr) * kd * nr, |wp| {
         pack_panels(w, kd, g.cout, nr, wp);
@@ -232,10 +254,84 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
         let (y, w) = (f.y.0.add(r0 * g.cout + q * nr), f.w.as_ptr().add(q * kd * nr));
         tile::<S, MR, NV>(
             kd,
-            (a.as_ptr(), kd, 1),
+            strided(a.as_ptr(), kd, 1),
             |k| w.add(k * nr),
             g.cout - q * nr,
             |i| if i < rows { y.add(i * g.cout) } else { std::ptr::null_mut() },
+            Start::Row(f.bias.as_ptr().add(q * nr)),
+            Finish::Store,
+        );
+    }
+}
+
+/// The forward pass for inputs with taps narrower than a panel (conv1's 3
+/// channels, k = 27), without im2col rows: building them cost as much as
+/// their products. x is copied with its zero padding written out, so that
+/// for a block of MR positions in one output row, `A[i, k]` is the block's
+/// first pixel + `off[k]` + `i·cin`. A row's last block computes rows past
+/// its end and drops them. The chains are [`forward_block`]'s.
+fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
+    let (kd, nr, mr) = (g.kdim(), panel_width(isa), block_rows(isa));
+    let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+    let (per, row) = (hp * wp * g.cin, g.w * g.cin);
+    // A row's last block reads up to MR − 1 pixels past the row (the rows it drops).
+    let xp_len = n * per + mr * g.cin;
+    let panels_len = g.cout.div_ceil(nr) * kd * nr;
+    profile::path(|| format!("{}, {mr}×{nr} blocks, x read in place from a padded copy (k = {kd})", isa.name()));
+    with_packed(panels_len + xp_len, |packed| {
+        let (panels, xp) = packed.split_at_mut(panels_len);
+        pack_panels(w, kd, g.cout, nr, panels);
+        xp.fill(0.0);
+        for s in 0..n {
+            for iy in 0..g.h {
+                xp[s * per + ((iy + g.pad) * wp + g.pad) * g.cin..][..row].copy_from_slice(&x[s * g.in_len() + iy * row..][..row]);
+            }
+        }
+        // k = (ky, kx, c): kernel row ky is k·cin values in a row of xp.
+        let off: Vec<usize> = (0..kd).map(|k| k / (g.k * g.cin) * wp * g.cin + k % (g.k * g.cin)).collect();
+        let f = ForwardNarrow { g, per, wp, xp, off: &off, w: panels, bias, y: SendPtr(y.as_mut_ptr()) };
+        let blocks = n * g.oh() * g.ow().div_ceil(mr);
+        // SAFETY: each block writes its own rows of y.
+        (0..blocks).into_par_iter().with_min_len(8).for_each(|t| unsafe { forward_narrow_block(isa, &f, t) });
+    });
+}
+
+struct ForwardNarrow<'a> {
+    g: Conv,
+    /// Values per sample, and pixels per row, of the padded copy of x.
+    per: usize,
+    wp: usize,
+    xp: &'a [f32],
+    /// Where A's column k lies from a block's first pixel.
+    off: &'a [usize],
+    /// The weights as panels (see [`pack_panels`]).
+    w: &'a [f32],
+    bias: &'a [f32],
+    y: SendPtr,
+}
+
+isa_dispatch! {
+    fn forward_narrow_block(f: &ForwardNarrow, t: usize) => forward_narrow_block_with { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) }
+}
+
+#[inline(always)]
+unsafe fn forward_narrow_block_with<S: Simd, const MR: usize, const NV: usize>(f: &ForwardNarrow, t: usize) {
+    let (g, kd, nr) = (f.g, f.g.kdim(), NV * S::LANES);
+    let chunks = g.ow().div_ceil(MR);
+    // Output row `line` (sample, oy), positions ox0.. of it.
+    let (line, ox0) = (t / chunks, t % chunks * MR);
+    let (s, oy) = (line / g.oh(), line % g.oh());
+    let rows = MR.min(g.ow() - ox0);
+    let (a, off) = (f.xp.as_ptr().add(s * f.per + (oy * f.wp + ox0) * g.cin), f.off.as_ptr());
+    let y = f.y.0.add((line * g.ow() + ox0) * g.cout);
+    for q in 0..g.cout.div_ceil(nr) {
+        let w = f.w.as_ptr().add(q * kd * nr);
+        tile::<S, MR, NV>(
+            kd,
+            (|k| a.add(*off.add(k)), g.cin),
+            |k| w.add(k * nr),
+            g.cout - q * nr,
+            |i| if i < rows { y.add(i * g.cout + q * nr) } else { std::ptr::null_mut() },
             Start::Row(f.bias.as_ptr().add(q * nr)),
             Finish::Store,
         );
@@ -319,7 +415,7 @@ unsafe fn input_grad_sample_with<S: Simd, const MR: usize, const NV: usize>(f: &
                 let wt = f.wt.as_ptr().add((t * panels + q) * g.cout * nr);
                 tile::<S, MR, NV>(
                     g.cout,
-                    (a, g.cout, 1),
+                    strided(a, g.cout, 1),
                     |k| wt.add(k * nr),
                     g.cin - q * nr,
                     |i| src[i].map_or(std::ptr::null_mut(), |px| dx.add(px * g.cin + q * nr)),
@@ -348,8 +444,8 @@ struct WeightGrad<'a> {
 /// Rows of a weight-gradient block.
 const WG_BLOCK: usize = 256;
 
-/// Zeros: B's row for a padding position.
-static ZEROS: [f32; 64] = [0.0; 64];
+/// Zeros: B's row (a whole pixel) for a padding position.
+static ZEROS: [f32; 256] = [0.0; 256];
 
 /// `dw = im2col(x)ᵀ·dy` over the `n` samples' rows in order (from 0).
 pub fn weight_grad(g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
@@ -365,6 +461,7 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
         // be read from x in place.
         return weight_grad_narrow(isa, g, n, x, dy, dw);
     }
+    assert!(g.cin <= ZEROS.len(), "{g:?}: more input channels than the zero pixel has");
     let mr = wg_rows(isa);
     let panels = kd.div_ceil(nr);
     let ldt = panels * nr;
@@ -392,86 +489,140 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     });
 }
 
-/// Rows of x's im2col matrix per block of [`weight_grad_narrow`]. Each
-/// block joins the threads twice (build, then multiply), so blocks are
-/// large: at 2,048 rows, conv1's 32 blocks spent longer waking threads than
-/// multiplying. At 8,192 a block's matrix is about 1 MB (L3).
-const NARROW_BLOCK: usize = 8192;
+/// Channels of a tap per block of [`weight_grad_narrow`] (conv1's 3).
+const NARROW_ROWS: usize = 3;
 
-/// The weight gradient for inputs with taps narrower than a panel, as the
-/// product `dw[kd × cout] = colᵀ·dy` with `dy`'s rows as B: the im2col
-/// matrix `col` is built a block of rows at a time (by all threads), and
-/// each (block of kd rows, panel of channels) continues its chains over
-/// the block. Each element's chain is the one [`weight_grad_task`] runs
-/// (`fma(x, dy, ·)` rather than `fma(dy, x, ·)`: one exact product, one
-/// rounding), so the bits are the same. Building the whole matrix first
-/// (8 MB for conv1) and reading it back ran at 14 % of the peak.
+/// The weight gradient for inputs with taps narrower than a panel (conv1's
+/// 3 channels): `dw[kd × cout]` directly, one block per (tap, run of
+/// [`NARROW_ROWS`] channels, panel of output channels), with A = the tap's
+/// channels at each row's pixel, read in place through a table of pixels
+/// (zeros in the padding), and B = dy's rows. Each element's chain is the
+/// one [`weight_grad_task`] runs (`fma(x, dy, ·)` rather than
+/// `fma(dy, x, ·)`: one exact product, one rounding), so the bits are the
+/// same. Each task owns some blocks and walks all rows, a block at a time.
+///
+/// Tried before and slower: x's im2col matrix, whole (8 MB for conv1, 14 %
+/// of the peak), shared a block at a time (two joins per block, 16 %), or
+/// built by every task (20 %: building the rows cost more than the products).
 fn weight_grad_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    let (kd, rows) = (g.kdim(), n * g.positions());
-    let (mr, nr) = (block_rows(isa), panel_width(isa));
-    // col's rows are padded to whole blocks of kd (zeros; their results are dropped),
-    // dy's to whole panels when cout is not a multiple (a copy per block).
-    let (ld, ldy) = (kd.div_ceil(mr) * mr, g.cout.div_ceil(nr) * nr);
-    let wide = ldy != g.cout;
-    profile::path(|| format!("{}, {mr}×{nr} blocks, x's im2col matrix {NARROW_BLOCK} rows at a time (k = {rows})", isa.name()));
-    let block = NARROW_BLOCK.min(rows);
-    with_packed(block * ld + if wide { block * ldy } else { 0 }, |packed| {
-        let (col, dy_wide) = packed.split_at_mut(block * ld);
-        for r0 in (0..rows).step_by(block) {
-            let kc = block.min(rows - r0);
-            let c = Cols { g, x, ld, first: r0, rows: r0 + kc, out: SendPtr(col.as_mut_ptr()) };
-            // SAFETY: each chunk writes its own rows of col.
-            (0..kc.div_ceil(COL_CHUNK)).into_par_iter().for_each(|i| unsafe { im2col_chunk(isa, &c, i) });
-            let b = if wide {
-                for (i, dst) in dy_wide.chunks_mut(ldy).take(kc).enumerate() {
-                    dst[..g.cout].copy_from_slice(&dy[(r0 + i) * g.cout..][..g.cout]);
-                    dst[g.cout..].fill(0.0);
-                }
-                &dy_wide[..]
-            } else {
-                &dy[r0 * g.cout..]
-            };
-            let job = Narrow { g, col, b, ldb: ldy, kc, ld, dw: SendPtr(dw.as_mut_ptr()), start: if r0 == 0 { Start::Zero } else { Start::C } };
-            let tiles = (ld / mr) * ldy / nr;
-            // SAFETY: each (kd block, panel) pair writes its own part of dw.
-            (0..tiles).into_par_iter().for_each(|t| unsafe { narrow_tile(isa, &job, t) });
-        }
-    });
+    let nr = panel_width(isa);
+    // A block reads NARROW_ROWS channels from its first: pixels are padded
+    // to a multiple (a copy of x) when cin is not one, or the last pixel's
+    // block would read past x.
+    let cpix = g.cin.next_multiple_of(NARROW_ROWS);
+    assert!(cpix <= ZEROS.len(), "{g:?}: more input channels than the zero pixel has");
+    let x: std::borrow::Cow<[f32]> = if cpix == g.cin {
+        x[..n * g.in_len()].into()
+    } else {
+        x[..n * g.in_len()].chunks(g.cin).flat_map(|p| p.iter().copied().chain(std::iter::repeat_n(0.0, cpix - g.cin))).collect::<Vec<_>>().into()
+    };
+    let ldy = g.cout.div_ceil(nr) * nr;
+    let tiles = g.k * g.k * (cpix / NARROW_ROWS) * (ldy / nr);
+    let tasks = rayon::current_num_threads().clamp(1, tiles);
+    profile::path(|| format!("{}, {NARROW_ROWS}×{nr} blocks, x read in place (k = {})", isa.name(), n * g.positions()));
+    let job = Narrow { g: Conv { cin: cpix, ..g }, cin: g.cin, n, x: &x, dy: &dy[..n * g.positions() * g.cout], ldy, tiles, tasks, dw: SendPtr(dw.as_mut_ptr()) };
+    // SAFETY: each task writes the rows of dw that its blocks own.
+    (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { narrow_task(isa, &job, t) });
 }
 
-/// One block of rows of [`weight_grad_narrow`].
+/// The work of [`weight_grad_narrow`].
 struct Narrow<'a> {
+    /// The layer, its pixels padded to `cin.next_multiple_of(NARROW_ROWS)` channels.
     g: Conv,
-    /// The block's im2col rows, `ld` values each.
-    col: &'a [f32],
-    /// The block's rows of dy, `ldb` values each (whole panels).
-    b: &'a [f32],
-    ldb: usize,
-    kc: usize,
-    ld: usize,
+    /// The layer's channels.
+    cin: usize,
+    n: usize,
+    x: &'a [f32],
+    dy: &'a [f32],
+    /// Values per row of B (cout padded to whole panels).
+    ldy: usize,
+    /// (tap, run of channels, panel) blocks, and the tasks that share them out.
+    tiles: usize,
+    tasks: usize,
     dw: SendPtr,
-    start: Start,
 }
 
 isa_dispatch! {
-    fn narrow_tile(f: &Narrow, t: usize) => narrow_tile_with { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) }
+    // 3 rows × 2 vectors: at 3 × 4 the AVX2 block needs 17 registers and spilled.
+    fn narrow_task(f: &Narrow, t: usize) => narrow_task_with { avx512: (NARROW_ROWS, 2), avx2: (NARROW_ROWS, 2), scalar: (NARROW_ROWS, 4) }
 }
 
 #[inline(always)]
-unsafe fn narrow_tile_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow, t: usize) {
-    let (g, nr) = (f.g, NV * S::LANES);
-    let panels = f.ldb / nr;
-    let (i0, j0) = (t / panels * MR, t % panels * nr);
-    let (kd, b, dw) = (g.kdim(), f.b.as_ptr().add(j0), f.dw.0.add(j0));
-    tile::<S, MR, NV>(
-        f.kc,
-        (f.col.as_ptr().add(i0), 1, f.ld),
-        |k| b.add(k * f.ldb),
-        g.cout - j0,
-        |i| if i0 + i < kd { dw.add((i0 + i) * g.cout) } else { std::ptr::null_mut() },
-        f.start,
-        Finish::Store,
-    );
+unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow, t: usize) {
+    let (g, nr, cout) = (f.g, NV * S::LANES, f.g.cout);
+    let (panels, runs, rows) = (f.ldy / nr, g.cin / MR, f.n * g.positions());
+    let wide = f.ldy != cout;
+    let dy_wide = thread_scratch(if wide { WG_BLOCK * f.ldy } else { 0 });
+    let mut table = [std::ptr::null::<f32>(); WG_BLOCK];
+    let mut first = Cursor::at(&g, 0);
+    for r0 in (0..rows).step_by(WG_BLOCK) {
+        let kc = WG_BLOCK.min(rows - r0);
+        let b = if wide {
+            for (i, dst) in dy_wide.chunks_mut(f.ldy).take(kc).enumerate() {
+                dst[..cout].copy_from_slice(&f.dy[(r0 + i) * cout..][..cout]);
+                dst[cout..].fill(0.0);
+            }
+            dy_wide.as_ptr()
+        } else {
+            f.dy.as_ptr().add(r0 * cout)
+        };
+        let (mut next, mut table_tap) = (first, usize::MAX);
+        for block in t * f.tiles / f.tasks..(t + 1) * f.tiles / f.tasks {
+            let (tap, run, panel) = (block / (runs * panels), block / panels % runs, block % panels);
+            if tap != table_tap {
+                next = pixel_table(&g, f.x.as_ptr(), first, kc, tap, &mut table);
+                table_tap = tap;
+            }
+            let (c0, j0) = (run * MR, panel * nr);
+            let out = f.dw.0.add((tap * f.cin + c0) * cout + j0);
+            tile::<S, MR, NV>(
+                kc,
+                (|k| table[k].add(c0), 1),
+                |k| b.add(k * f.ldy + j0),
+                cout - j0,
+                |i| if c0 + i < f.cin { out.add(i * cout) } else { std::ptr::null_mut() },
+                if r0 == 0 { Start::Zero } else { Start::C },
+                Finish::Store,
+            );
+        }
+        first = next;
+    }
+}
+
+/// For `kc` rows from `first`: the pixel of x that tap `tap` reads at each
+/// (its first channel), or [`ZEROS`] in the padding. Returns the row after.
+/// Walked an output row at a time, so a pixel costs a compare and a store.
+#[inline(always)]
+unsafe fn pixel_table(g: &Conv, x: *const f32, first: Cursor, kc: usize, tap: usize, table: &mut [*const f32]) -> Cursor {
+    let (ky, kx) = (tap / g.k, tap % g.k);
+    let mut at = first;
+    let mut k = 0;
+    while k < kc {
+        let run = (g.ow() - at.ox).min(kc - k);
+        let out = &mut table[k..k + run];
+        match (at.oy + ky).checked_sub(g.pad).filter(|&iy| iy < g.h) {
+            None => out.fill(ZEROS.as_ptr()),
+            Some(iy) => {
+                let row = x.add((at.s * g.h + iy) * g.w * g.cin);
+                for (j, p) in out.iter_mut().enumerate() {
+                    // Left of the image this wraps to a large value: out of bounds too.
+                    let ix = (at.ox + j + kx).wrapping_sub(g.pad);
+                    *p = if ix < g.w { row.add(ix * g.cin) } else { ZEROS.as_ptr() };
+                }
+            }
+        }
+        k += run;
+        at.ox += run;
+        if at.ox == g.ow() {
+            at.ox = 0;
+            at.oy += 1;
+            if at.oy == g.oh() {
+                at.oy = 0;
+                at.s += 1;
+            }
+        }
+    }
+    at
 }
 
 /// Output channels per block of the weight gradient (a divisor of 32 and 64).
@@ -512,25 +663,22 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
             }
             wide.as_ptr()
         };
-        let mut next = first;
+        let (mut next, mut table_tap) = (first, usize::MAX);
         for q in q0..q1 {
             let (tap, c_off) = ((q * nr) / g.cin, (q * nr) % g.cin);
-            let mut at = first;
-            // B's rows, read in place: the panel lies inside one tap.
-            for b in table.iter_mut().take(kc) {
-                *b = match g.source(at.pos(), tap / g.k, tap % g.k) {
-                    Some(px) => f.x.as_ptr().add(at.s * g.in_len() + px * g.cin + c_off),
-                    None => ZEROS.as_ptr(),
-                };
-                at.next(&g);
+            // B's rows, read in place: the panel lies inside one tap, and the
+            // tap's table of pixels serves all its panels (building it cost
+            // as much as a panel's products).
+            if tap != table_tap {
+                next = pixel_table(&g, f.x.as_ptr(), first, kc, tap, &mut table);
+                table_tap = tap;
             }
-            next = at;
             for co in (c0..c1).step_by(MR) {
                 let out = f.dwt.0.add(co * f.ldt + q * nr);
                 tile::<S, MR, NV>(
                     kc,
-                    (a.add(co), 1, ld),
-                    |k| table[k],
+                    strided(a.add(co), 1, ld),
+                    |k| table[k].add(c_off),
                     nr,
                     |i| if co + i < c1 { out.add(i * f.ldt) } else { std::ptr::null_mut() },
                     if r0 == 0 { Start::Zero } else { Start::C },
@@ -539,38 +687,6 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
             }
         }
         first = next;
-    }
-}
-
-/// Rows `first..rows` of the im2col matrix for [`weight_grad_narrow`],
-/// `ld` values each (zero-padded beyond the row's `kdim`), from `out`.
-struct Cols<'a> {
-    g: Conv,
-    x: &'a [f32],
-    ld: usize,
-    first: usize,
-    rows: usize,
-    out: SendPtr,
-}
-
-/// Rows of the im2col matrix per parallel chunk.
-const COL_CHUNK: usize = 256;
-
-isa_dispatch! {
-    // A copy, not a product: the block shape is unused.
-    fn im2col_chunk(c: &Cols, i: usize) => im2col_chunk_with { avx512: (1, 1), avx2: (1, 1), scalar: (1, 1) }
-}
-
-#[inline(always)]
-unsafe fn im2col_chunk_with<S: Simd, const MR: usize, const NV: usize>(c: &Cols, i: usize) {
-    let (g, kd) = (c.g, c.g.kdim());
-    let r0 = c.first + i * COL_CHUNK;
-    let mut at = Cursor::at(&g, r0);
-    for r in r0..(r0 + COL_CHUNK).min(c.rows) {
-        let row = std::slice::from_raw_parts_mut(c.out.0.add((r - c.first) * c.ld), c.ld);
-        g.im2col::<S>(&c.x[at.s * g.in_len()..][..g.in_len()], at.pos(), row);
-        zero_lanes::<S>(row.as_mut_ptr().add(kd), c.ld - kd);
-        at.next(&g);
     }
 }
 
@@ -630,11 +746,12 @@ mod tests {
             Conv { h: 5, w: 5, cin: 17, cout: 40, k: 3, pad: 0 },
             // One block of channels: the weight gradient splits its panels among the threads.
             Conv { h: 6, w: 5, cin: 32, cout: 8, k: 3, pad: 1 },
-            // conv1's channels: 3 samples of 56×56 are 9,408 rows, more than one
-            // block of the narrow weight gradient (its chains continue across blocks).
-            Conv { h: 56, w: 56, cin: 3, cout: 32, k: 3, pad: 1 },
+            // conv1's channels: 3 samples of 12×12 are 432 rows, more than one
+            // block of the weight gradients (their chains continue across blocks,
+            // and a block's tables of pixels cross a sample's end).
+            Conv { h: 12, w: 12, cin: 3, cout: 32, k: 3, pad: 1 },
         ];
-        assert!(3 * 56 * 56 > NARROW_BLOCK, "the last shape must span more than one block");
+        const { assert!(3 * 12 * 12 > WG_BLOCK && 12 * 12 % WG_BLOCK != 0, "the last shape must span more than one block") };
         for (i, &g) in shapes.iter().enumerate() {
             let n = 3;
             let x = fill(n * g.in_len(), 1 + i as u32);

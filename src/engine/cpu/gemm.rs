@@ -17,7 +17,7 @@
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use super::simd::{Isa, Simd};
-use super::tile::{tile, Finish, Start};
+use super::tile::{strided, tile, Finish, Start};
 use super::{isa_dispatch, with_packed, SendPtr};
 use crate::engine::profile;
 use rayon::prelude::*;
@@ -219,7 +219,7 @@ unsafe fn block_with<S: Simd, const MR: usize, const NV: usize>(job: &Job, t: us
     let (q, rb) = if job.rows_inner { (t / row_blocks, t % row_blocks) } else { (t % panels, t / panels) };
     let (i0, j0) = (rb * MR, q * job.nr);
     let rows = MR.min(job.m - i0);
-    let a = if rows == MR { (job.a.data.as_ptr().add(i0 * job.a.rs + job.k0 * job.a.cs), job.a.rs, job.a.cs) } else { (job.pa.as_ptr(), 1, MR) };
+    let a = if rows == MR { strided(job.a.data.as_ptr().add(i0 * job.a.rs + job.k0 * job.a.cs), job.a.rs, job.a.cs) } else { strided(job.pa.as_ptr(), 1, MR) };
     let c = job.c.0.add(i0 * job.ldc + j0);
     let b = if job.b_in_place { job.b.as_ptr().add(j0) } else { job.b.as_ptr().add(q * job.kc * job.nr) };
     tile::<S, MR, NV>(

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! acc[i][j] = start[i][j];  for k in 0..kc: acc[i][j] = fma(A[i,k], B[k,j], acc[i][j])
-//! A[i,k] = a[i·a_rs + k·a_ks]  (one broadcast per row and k)
+//! A[i,k] = a(k)[i·a_rs]         (one broadcast per row and k; `strided`: a(k) = a + k·a_ks)
 //! B[k,j] = b(k)[j]             (NV vectors per k, from B's row k)
 //! ```
 //!
@@ -40,8 +40,16 @@ pub enum Finish {
     Add,
 }
 
-/// One block. C's row `i` is at `row(i)` (null: the row is computed and
-/// dropped), `cols` of its columns are real; B's row `k` is at `b(k)`.
+/// A's columns at a constant stride, for [`tile`]: `A[i,k] = a[i·rs + k·ks]`.
+#[inline(always)]
+pub fn strided(a: *const f32, rs: usize, ks: usize) -> (impl Fn(usize) -> *const f32, usize) {
+    (move |k| a.wrapping_add(k * ks), rs)
+}
+
+/// One block. A's column `k` starts at `a(k)`, its rows `a_rs` apart (a
+/// table of pointers serves a convolution's pixels read in place); C's row
+/// `i` is at `row(i)` (null: the row is computed and dropped), `cols` of
+/// its columns are real; B's row `k` is at `b(k)`.
 ///
 /// # Safety
 /// The caller guarantees `S`'s instruction set, `a` readable for all `MR`
@@ -51,7 +59,7 @@ pub enum Finish {
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     kc: usize,
-    (a, a_rs, a_ks): (*const f32, usize, usize),
+    (a, a_rs): (impl Fn(usize) -> *const f32, usize),
     b: impl Fn(usize) -> *const f32,
     cols: usize,
     row: impl Fn(usize) -> *mut f32,
@@ -83,8 +91,8 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
             }
         }
     }
-    let mut ap = a;
     for k in 0..kc {
+        let ap = a(k);
         let bp = b(k);
         let mut bv = [S::zero(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
@@ -96,7 +104,6 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
                 *x = S::fma(av, bvv, *x);
             }
         }
-        ap = ap.add(a_ks);
     }
     for (r, &p) in acc.iter().zip(&rows) {
         if p.is_null() {
