@@ -154,7 +154,13 @@ impl Cursor {
     }
     #[inline(always)]
     fn next(&mut self, g: &Conv) {
-        self.ox += 1;
+        self.skip(g, 1);
+    }
+    /// `run` positions on, no further than the end of the output row.
+    #[inline(always)]
+    fn skip(&mut self, g: &Conv, run: usize) {
+        debug_assert!(self.ox + run <= g.ow());
+        self.ox += run;
         if self.ox == g.ow() {
             self.ox = 0;
             self.oy += 1;
@@ -551,21 +557,12 @@ isa_dispatch! {
 unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow, t: usize) {
     let (g, nr, cout) = (f.g, NV * S::LANES, f.g.cout);
     let (panels, runs, rows) = (f.ldy / nr, g.cin / MR, f.n * g.positions());
-    let wide = f.ldy != cout;
-    let dy_wide = thread_scratch(if wide { WG_BLOCK * f.ldy } else { 0 });
+    let dy_wide = thread_scratch(if f.ldy != cout { WG_BLOCK * f.ldy } else { 0 });
     let mut table = [std::ptr::null::<f32>(); WG_BLOCK];
     let mut first = Cursor::at(&g, 0);
     for r0 in (0..rows).step_by(WG_BLOCK) {
         let kc = WG_BLOCK.min(rows - r0);
-        let b = if wide {
-            for (i, dst) in dy_wide.chunks_mut(f.ldy).take(kc).enumerate() {
-                dst[..cout].copy_from_slice(&f.dy[(r0 + i) * cout..][..cout]);
-                dst[cout..].fill(0.0);
-            }
-            dy_wide.as_ptr()
-        } else {
-            f.dy.as_ptr().add(r0 * cout)
-        };
+        let b = block_rows_of(f.dy, cout, r0, kc, f.ldy, dy_wide);
         let (mut next, mut table_tap) = (first, usize::MAX);
         for block in t * f.tiles / f.tasks..(t + 1) * f.tiles / f.tasks {
             let (tap, run, panel) = (block / (runs * panels), block / panels % runs, block % panels);
@@ -587,6 +584,20 @@ unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow
         }
         first = next;
     }
+}
+
+/// Rows `r0..r0 + kc` of `dy` (`cols` values each) with `ld` values each:
+/// in place when `ld == cols`, else copied into `wide`, zero-padded.
+#[inline(always)]
+fn block_rows_of(dy: &[f32], cols: usize, r0: usize, kc: usize, ld: usize, wide: &mut [f32]) -> *const f32 {
+    if ld == cols {
+        return dy[r0 * cols..].as_ptr();
+    }
+    for (dst, src) in wide.chunks_mut(ld).zip(dy[r0 * cols..].chunks(cols)).take(kc) {
+        dst[..cols].copy_from_slice(src);
+        dst[cols..].fill(0.0);
+    }
+    wide.as_ptr()
 }
 
 /// For `kc` rows from `first`: the pixel of x that tap `tap` reads at each
@@ -612,15 +623,7 @@ unsafe fn pixel_table(g: &Conv, x: *const f32, first: Cursor, kc: usize, tap: us
             }
         }
         k += run;
-        at.ox += run;
-        if at.ox == g.ow() {
-            at.ox = 0;
-            at.oy += 1;
-            if at.oy == g.oh() {
-                at.oy = 0;
-                at.s += 1;
-            }
-        }
+        at.skip(g, run);
     }
     at
 }
@@ -654,15 +657,7 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
     let mut first = Cursor::at(&g, 0);
     for r0 in (0..rows).step_by(WG_BLOCK) {
         let kc = WG_BLOCK.min(rows - r0);
-        let a = if ld == g.cout {
-            f.dy.as_ptr().add(r0 * g.cout)
-        } else {
-            for (i, dst) in wide.chunks_mut(ld).enumerate().take(kc) {
-                dst[..g.cout].copy_from_slice(&f.dy[(r0 + i) * g.cout..][..g.cout]);
-                dst[g.cout..].fill(0.0);
-            }
-            wide.as_ptr()
-        };
+        let a = block_rows_of(f.dy, g.cout, r0, kc, ld, wide);
         let (mut next, mut table_tap) = (first, usize::MAX);
         for q in q0..q1 {
             let (tap, c_off) = ((q * nr) / g.cin, (q * nr) % g.cin);
