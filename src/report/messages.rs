@@ -27,6 +27,8 @@ macro_rules! catalogue {
 }
 
 catalogue! {
+    title_leaving_chance, leaving_chance_intro, col_left_chance, not_left, col_pre_mean_at, col_dead_from, value_range,
+    predict_all_left, predict_all_stayed, predict_overlaps, predict_separates, predict_too_few,
     lang, language_name, title_purpose_conditions, title_purpose, title_conditions, title_functions,
     title_predictions, title_results, title_summary, title_not_included, title_overlays, title_diagnostics,
     title_verdicts, title_discussion, title_numbers, title_notes, title_reproducibility, title_runs_hashes,

@@ -25,6 +25,14 @@
 //! | `{{stays_at_chance FUNCTION EPOCHS}}` | of its seeds with EPOCHS epochs or more (any study at the note's protocol but for the length), how many were still at chance after epoch EPOCHS, as above |
 //! | `{{protocol FIELD}}` | the protocol of the note's runs: `epochs batch_size train_images test_images` |
 //!
+//! A reading that depends on the data is written both ways, and the rule
+//! picks one: `{{if apart A B}}…{{else}}…{{end}}` (A, B: `[study/]FUNCTION`)
+//! keeps the first text where the binomial 95 % intervals of A's and B's
+//! seeds at chance (as `at_chance` prints them) do not overlap, and the
+//! second where they do; `overlap A B` is the opposite, and conditions join
+//! with `and`. Both texts are filled and checked, so a wrong placeholder in
+//! the text not shown still fails the build. Readings do not nest.
+//!
 //! Values print with 3 decimals (epochs and steps as integers) unless
 //! `:DECIMALS` says otherwise; `:%` prints a fraction as a whole percentage. mdBook's own `{{#include …}}` is left alone.
 
@@ -47,6 +55,12 @@ pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData]) -> Resu
             rest = &after[3..];
             continue;
         }
+        if let Some(cond) = after.strip_prefix("{{if ") {
+            let (kept, next) = reading(cond, file, here, all)?;
+            out.push_str(&kept);
+            rest = next;
+            continue;
+        }
         let end = after.find("}}").ok_or_else(|| anyhow!("{file}: a placeholder is not closed: `{}`", after.lines().next().unwrap_or("")))?;
         let inner = &after[2..end];
         out.push_str(&resolve(inner, here, all).map_err(|e| anyhow!("{file}: {{{{{inner}}}}}: {e}"))?);
@@ -55,6 +69,29 @@ pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData]) -> Resu
     check_typed(rest, file)?;
     out.push_str(rest);
     Ok(out)
+}
+
+/// `{{if COND}}THEN{{else}}OTHERWISE{{end}}` (`cond` starts after `{{if `):
+/// the text the rule keeps, filled, and what follows `{{end}}`.
+fn reading<'a>(cond: &'a str, file: &str, here: &StudyData, all: &[StudyData]) -> Result<(String, &'a str)> {
+    let close = cond.find("}}").ok_or_else(|| anyhow!("{file}: `{{{{if` is not closed"))?;
+    let (words, body) = (&cond[..close], &cond[close + 2..]);
+    let end = body.find("{{end}}").ok_or_else(|| anyhow!("{file}: `{{{{if {words}}}}}` has no `{{{{end}}}}`"))?;
+    let (branches, next) = (&body[..end], &body[end + "{{end}}".len()..]);
+    if branches.contains("{{if ") {
+        bail!("{file}: `{{{{if {words}}}}}` holds another `{{{{if`; readings do not nest");
+    }
+    let (then, otherwise) = branches.split_once("{{else}}").unwrap_or((branches, ""));
+    let mut holds = true;
+    for clause in words.split(" and ") {
+        holds &= match clause.split_whitespace().collect::<Vec<_>>()[..] {
+            ["apart", a, b] => apart(at_chance(a, here, all)?, at_chance(b, here, all)?),
+            ["overlap", a, b] => !apart(at_chance(a, here, all)?, at_chance(b, here, all)?),
+            _ => bail!("{file}: `{{{{if {words}}}}}`: a condition is `apart A B` or `overlap A B` (A, B: `[study/]FUNCTION`), joined by `and`"),
+        };
+    }
+    let (then, otherwise) = (fill(then, file, here, all)?, fill(otherwise, file, here, all)?);
+    Ok((if holds { then } else { otherwise }, next))
 }
 
 /// A decimal number typed by hand (outside code spans), `0.69`, `1e-3` or
@@ -130,15 +167,8 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
         }
         Some("at_chance") => {
             args(2, "at_chance [study/]FUNCTION")?;
-            let (data, function) = match words[1].split_once('/') {
-                Some((study, f)) => (all.iter().find(|d| d.study.name == study && d.protocol == d.study.protocol).ok_or_else(|| anyhow!("no study `{study}`"))?, f),
-                None => (here, words[1]),
-            };
-            let levels: Vec<f64> = data.runs.iter().filter(|r| r.activation.name() == function && r.usable()).filter_map(|r| r.measures()).map(|m| m.plateau_val_accuracy).collect();
-            if levels.is_empty() {
-                bail!("study {} has no finished run of `{function}`", data.study.name);
-            }
-            Ok(rate(levels.iter().filter(|v| **v <= AT_CHANCE_MAX).count(), levels.len()))
+            let (k, n) = at_chance(words[1], here, all)?;
+            Ok(rate(k, n))
         }
         Some("stays_at_chance") => {
             args(3, "stays_at_chance FUNCTION EPOCHS")?;
@@ -214,6 +244,26 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
         }
         _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, protocol, learning_rate or engine"),
     }
+}
+
+/// Of the finished seeds of `spec` (`[study/]FUNCTION`), how many never
+/// left chance: `(at_chance, seeds)`.
+fn at_chance(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<(usize, usize)> {
+    let (data, function) = match spec.split_once('/') {
+        Some((study, f)) => (all.iter().find(|d| d.study.name == study && d.protocol == d.study.protocol).ok_or_else(|| anyhow!("no study `{study}`"))?, f),
+        None => (here, spec),
+    };
+    let levels: Vec<f64> = data.runs.iter().filter(|r| r.activation.name() == function && r.usable()).filter_map(|r| r.measures()).map(|m| m.plateau_val_accuracy).collect();
+    if levels.is_empty() {
+        bail!("study {} has no finished run of `{function}`", data.study.name);
+    }
+    Ok((levels.iter().filter(|v| **v <= AT_CHANCE_MAX).count(), levels.len()))
+}
+
+/// Whether the binomial 95 % intervals of two rates, `(k, n)` each, do not overlap.
+fn apart(a: (usize, usize), b: (usize, usize)) -> bool {
+    let ((lo_a, hi_a), (lo_b, hi_b)) = (super::stats::binomial_interval(a.0, a.1), super::stats::binomial_interval(b.0, b.1));
+    hi_a < lo_b || hi_b < lo_a
 }
 
 /// `k` of `n` seeds with the binomial 95 % interval, `k/n (lo–hi %)`.
@@ -335,6 +385,15 @@ mod tests {
         let e = check_typed("on 8,192 training images", "n.md").unwrap_err().to_string();
         assert!(e.contains("`8,192`"), "{e}");
         assert!(check_typed("seeds 1,2 and 3, 40 and 1,2345", "n.md").is_ok(), "a list is not a grouped number");
+    }
+
+    /// Clopper–Pearson: 10/10 is 69–100 %, 9/10 is 55–100 %, 0/10 is 0–31 %,
+    /// 0/3 is 0–71 % and 3/3 is 29–100 %.
+    #[test]
+    fn rates_are_apart_only_where_their_intervals_do_not_touch() {
+        assert!(apart((10, 10), (0, 10)) && apart((0, 10), (9, 10)));
+        assert!(!apart((3, 3), (0, 3)), "three seeds never separate");
+        assert!(!apart((1, 3), (0, 10)) && !apart((4, 10), (0, 10)));
     }
 
     #[test]

@@ -422,6 +422,40 @@ pub fn slow_start(data: &StudyData, a: Activation) -> Option<Start> {
     (diff.interval(ALPHA).1 < 0.0).then(|| Start::Behind { own: d(&own), baseline: d(&b), difference: diff })
 }
 
+/// Whether an early measure tells the seeds that stayed at chance from those
+/// that left it. The rule: one threshold puts every seed of one group below
+/// every seed of the other, and so clean a split would arise by chance with
+/// probability at most [`ALPHA`] if the measure had nothing to do with the
+/// outcome: `2 / C(n, k)` for `k` of `n` seeds in one group (either group
+/// may be the lower).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prediction {
+    /// A group is empty: nothing to tell apart.
+    OneOutcome,
+    /// The two groups' ranges overlap.
+    Overlaps,
+    /// Split cleanly, with the chance of so clean a split.
+    Separates { chance: f64 },
+    /// Split cleanly, but so few seeds split so by chance more often than [`ALPHA`].
+    TooFewToTell { chance: f64 },
+}
+
+pub fn predicts(stayed: &[f64], left: &[f64]) -> Prediction {
+    if stayed.is_empty() || left.is_empty() {
+        return Prediction::OneOutcome;
+    }
+    let range = |v: &[f64]| v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(*x), h.max(*x)));
+    let ((lo_s, hi_s), (lo_l, hi_l)) = (range(stayed), range(left));
+    if !(hi_s < lo_l || hi_l < lo_s) {
+        return Prediction::Overlaps;
+    }
+    let (k, n) = (stayed.len(), stayed.len() + left.len());
+    // C(n, k) as a float: exact for any seed count a study has.
+    let ways = (1..=k).fold(1.0, |c, i| c * (n - k + i) as f64 / i as f64);
+    let chance = (2.0 / ways).min(1.0);
+    if chance <= ALPHA { Prediction::Separates { chance } } else { Prediction::TooFewToTell { chance } }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,5 +658,20 @@ mod tests {
         // 0.110 and 0.119 are 3.3 and 6.3 standard errors above chance: they did not learn, but are not at chance.
         assert!(!at_chance(0.110, 10_000) && !at_chance(0.119, 10_000));
         assert!((chance_band(10_000) - 0.00588).abs() < 1e-5);
+    }
+
+    /// Clean splits by hand: 1 of 3 splits cleanly by chance 2/3 of the
+    /// time, 3 of 15 only 2/455; overlapping ranges never predict.
+    #[test]
+    fn an_early_measure_predicts_only_a_split_that_chance_rarely_gives() {
+        assert_eq!(predicts(&[-9.0], &[]), Prediction::OneOutcome);
+        assert_eq!(predicts(&[-9.0, -2.0], &[-3.0, -1.0]), Prediction::Overlaps);
+        let Prediction::TooFewToTell { chance } = predicts(&[-9.0], &[-3.0, -1.0]) else { panic!() };
+        assert!((chance - 2.0 / 3.0).abs() < 1e-12);
+        let left: Vec<f64> = (0..12).map(|i| -(i as f64) / 4.0).collect();
+        let Prediction::Separates { chance } = predicts(&[-9.0, -7.0, -8.0], &left) else { panic!() };
+        assert!((chance - 2.0 / 455.0).abs() < 1e-12);
+        // Either group may be the lower one.
+        assert!(matches!(predicts(&[5.0, 6.0, 7.0], &left), Prediction::Separates { .. }));
     }
 }

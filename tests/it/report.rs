@@ -272,6 +272,19 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     assert_eq!(fill("at {{learning_rate}} and {{learning_rate tiny}}").unwrap(), "at 1e-3 and 1e-3");
     assert!(format!("{:#}", fill("{{learning_rate nowhere}}").unwrap_err()).contains("no study `nowhere`"));
     assert!(format!("{:#}", fill("{{at_chance gelu}}").unwrap_err()).contains("no finished run of `gelu`"));
+    // A reading picked by the rule: three seeds' intervals always overlap, and both texts are filled.
+    assert_eq!(fill("so {{if apart relu tiny/softplus_linear}}apart{{else}}{{at_chance relu}} overlaps{{end}}.").unwrap(), format!("so {} overlaps.", fill("{{at_chance relu}}").unwrap()));
+    assert_eq!(fill("{{if overlap relu softplus_linear and overlap relu relu}}both{{end}}, {{if overlap relu relu and apart relu relu}}both{{else}}not both{{end}}").unwrap(), "both, not both");
+    for (note, says) in [
+        ("{{if apart relu softplus_linear}}a{{else}}b", "has no `{{end}}`"),
+        ("{{if apart relu}}a{{end}}", "a condition is `apart A B` or `overlap A B`"),
+        ("{{if apart relu softplus_linear}}{{if apart relu relu}}a{{end}}{{end}}", "readings do not nest"),
+        ("{{if apart relu softplus_linear}}{{history relu/seed-9 loss 1}}{{else}}b{{end}}", "no run relu seed 9"),
+        ("{{if apart relu softplus_linear}}a{{else}}at 0.61{{end}}", "`0.61` is typed by hand"),
+    ] {
+        let e = format!("{:#}", fill(note).unwrap_err());
+        assert!(e.contains("book/src/en/notes/tiny.md") && e.contains(says), "{note}: {e}");
+    }
     for (note, says) in [("{{history relu/seed-9 val_accuracy 1}}", "no run relu seed 9"), ("{{history relu/seed-1 val_acc 1}}", "`val_acc` is not one of"), ("relu ends at 0.61.", "`0.61` is typed by hand"), ("{{history tiny/relu/seed-1 loss 3}}", "epoch 3 is not among")] {
         let e = format!("{:#}", fill(note).unwrap_err());
         assert!(e.contains("book/src/en/notes/tiny.md") && e.contains(says), "{e}");

@@ -4,6 +4,7 @@
 //! from [`super::rules`], every word from the catalogue.
 
 mod discussion;
+mod leaving_chance;
 mod purpose;
 mod results;
 mod verdicts;

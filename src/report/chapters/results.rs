@@ -401,6 +401,7 @@ impl StudyPages<'_> {
         }
         let _ = writeln!(p, "{}\n", m.overlay_caption);
         p.push_str(&self.first_steps()?);
+        p.push_str(&self.leaving_chance()?);
 
         let _ = writeln!(p, "<a id=\"{DIAGNOSTICS_ANCHOR}\"></a>\n\n## {}\n\n{}\n", m.title_diagnostics, m.diagnostics_intro);
         for (metric, title, what) in diagnostics(m) {
