@@ -58,12 +58,12 @@ impl StudyPages<'_> {
         for a in self.acts() {
             let own: Vec<&Run> = runs.iter().copied().filter(|r| r.activation == a).collect();
             let stayed_seeds = own.iter().filter(|r| left_chance(r).is_none()).count();
-            let text = if own.is_empty() {
+            let texts = if own.is_empty() {
                 continue;
             } else if stayed_seeds == 0 {
-                m.predict_all_left.clone()
+                vec![m.predict_all_left.clone()]
             } else if stayed_seeds == own.len() {
-                m.predict_all_stayed.clone()
+                vec![m.predict_all_stayed.clone()]
             } else {
                 let Some(step) = step else { continue };
                 let mut parts = Vec::new();
@@ -86,15 +86,13 @@ impl StudyPages<'_> {
                     let vars = [("layer", l.name), ("step", &format!("{step:.0}")), ("stayed", &range(&stayed)), ("left", &range(&left)), ("k", &k), ("n", &n), ("chance", &format!("{chance:.3}"))];
                     parts.push(fill(key, &vars));
                 }
-                if parts.is_empty() {
-                    continue;
-                }
-                parts.join(&m.list_separator)
+                parts
             };
-            items.push(format!("- {}", fill(&m.function_item, &[("function", a.name()), ("text", &text)])));
+            // One item per statement: each is a sentence of its own.
+            items.extend(texts.iter().map(|t| format!("- {}", fill(&m.function_item, &[("function", a.name()), ("text", t)]))));
         }
         let intro = fill(&m.leaving_chance_intro, &[("chance", &AT_CHANCE_MAX.to_string()), ("step", &step.map_or("–".into(), |s| format!("{s:.0}"))), ("layer", dense), ("alpha", &ALPHA.to_string())]);
-        Ok(format!("\n## {}\n\n{intro}\n\n{table}\n{}\n", m.title_leaving_chance, items.join("\n")))
+        Ok(format!("\n## {}\n\n{intro}\n\n{table}\n{}\n\n", m.title_leaving_chance, items.join("\n")))
     }
 }
 
@@ -130,7 +128,7 @@ mod tests {
         // Two stayed, three left: dense1 splits them, but 2 of 5 split so by chance 2/10 of the time.
         let s = section(vec![stalled(1, None, -8.0, -30.0), stalled(2, Some(3), -7.0, -3.0), stalled(3, None, -6.0, -20.0), stalled(4, Some(2), -9.0, -2.0), stalled(5, Some(4), -1.0, -4.0)]);
         assert!(s.contains("| `tanh` | 1 | 4 | not within 4 epochs | -8.0 | -30.0 | – |") && s.contains("| `tanh` | 2 | 4 | 3 |"), "{s}");
-        assert!(s.contains("dense1 at step 499 splits them cleanly (stayed: -30.0 to -20.0; left: -4.0 to -2.0), but 2 of 5 seeds split so by chance with probability 0.200"), "{s}");
+        assert!(s.contains("dense1 at step 499 splits them cleanly (stayed: -30.0 to -20.0; left: -4.0 to -2.0), but with 2 of 5 seeds staying a split this clean happens by chance with probability 0.200"), "{s}");
         assert!(s.contains("conv4 at step 499 does not tell them apart"), "{s}");
         // Three stayed of fifteen: a clean split is 2/455 by chance.
         let mut runs: Vec<Run> = (1..=3).map(|s| stalled(s, None, -8.0, -40.0 - s as f64)).collect();
