@@ -93,10 +93,10 @@ impl Runs {
                 continue;
             }
             let subtree = Runs { root: self.root.clone(), base: dir.clone(), dataset: String::new() };
-            if let Some((_, rec)) = subtree.finished()?.into_iter().next() {
-                if rec.dataset.tensors_sha256.starts_with(&prefix) {
-                    candidates.push((rec.dataset.tensors_sha256.clone(), name));
-                }
+            if let Some((_, rec)) = subtree.finished()?.into_iter().next()
+                && rec.dataset.tensors_sha256.starts_with(&prefix)
+            {
+                candidates.push((rec.dataset.tensors_sha256.clone(), name));
             }
         }
         match candidates.as_slice() {

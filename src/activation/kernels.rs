@@ -199,6 +199,7 @@ isa_compiled! {
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the sample's input and output, where it sits, and the linear side
 fn eval_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32], linear: Option<f32>) {
     with_kernel!(f, f => {
         if let Some(c) = linear {
@@ -302,7 +303,7 @@ impl BelowZero {
     #[target_feature(enable = "avx,avx2")]
     unsafe fn fill_and_pack_avx2(&mut self, x: &[f32], c: f32, y: &mut [f32], dydx: &mut [f32]) -> usize {
         use std::arch::x86_64::*;
-        assert!(x.len() % 8 == 0 && y.len() >= x.len() && self.vals.len() >= x.len() + 8 && self.at.len() >= x.len() + 8);
+        assert!(x.len().is_multiple_of(8) && y.len() >= x.len() && self.vals.len() >= x.len() + 8 && self.at.len() >= x.len() + 8);
         let (mut n, fill_slope) = (0, !dydx.is_empty());
         let (cv, one, zero) = (_mm256_set1_ps(c), _mm256_set1_ps(1.0), _mm256_setzero_ps());
         for i0 in (0..x.len()).step_by(8) {
@@ -479,7 +480,7 @@ mod tests {
     fn evaluating_only_at_or_below_zero_keeps_the_bits() {
         let act = Activation::SoftplusLinear;
         let g = Groups { samples: 2, spatial: 1001, channels: 5 };
-        assert!(g.per_sample() > BLOCK && (g.per_sample() % BLOCK) % 8 != 0);
+        assert!(g.per_sample() > BLOCK && !(g.per_sample() % BLOCK).is_multiple_of(8));
         let mut x: Vec<f32> = (0..g.len()).map(|i| (((i * 7919) % 201) as f32 - 100.0) / 9.0).collect();
         x[3..9].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0]);
         for i in (100..100 + 3 * W).chain(BLOCK - W..BLOCK + W) {

@@ -50,9 +50,9 @@ pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData]) -> Resu
         let (before, after) = rest.split_at(start);
         check_typed(before, file)?;
         out.push_str(before);
-        if after.starts_with("{{#") {
+        if let Some(include) = after.strip_prefix("{{#") {
             out.push_str("{{#");
-            rest = &after[3..];
+            rest = include;
             continue;
         }
         if let Some(cond) = after.strip_prefix("{{if ") {

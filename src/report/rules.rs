@@ -144,7 +144,7 @@ pub fn values(data: &StudyData, a: Activation, metric: Metric) -> Vec<(u64, f64)
 pub fn split(data: &StudyData, a: Activation, metric: Metric) -> Option<Split> {
     let ms = data.measures(a);
     let did_not: Vec<(u64, f64)> = ms.iter().filter(|(_, m)| !learned(m, metric)).map(|(s, m)| (*s, if metric == Metric::OverfitGap { m.plateau_val_accuracy } else { value(m, metric) })).collect();
-    (!did_not.is_empty() && did_not.len() < ms.len()).then(|| Split { function: a, did_not_learn: did_not, of: ms.len() })
+    (!did_not.is_empty() && did_not.len() < ms.len()).then_some(Split { function: a, did_not_learn: did_not, of: ms.len() })
 }
 
 /// The values of `a` that may be averaged by `metric`: those of the seeds
