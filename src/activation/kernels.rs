@@ -189,7 +189,8 @@ fn forward_eval_on(isa: Isa, act: Activation, g: Groups, x: &[f32], y: &mut [f32
     };
     let (f, ps, linear) = (Resolved::of(act), g.per_sample(), act.linear_above_zero());
     y[..n].par_chunks_mut(ps).zip(x[..n].par_chunks(ps)).enumerate().for_each(|(s, (ys, xs))| {
-        // SAFETY: the detected instruction set.
+        // SAFETY: `isa` is one this CPU has. The body gets it too, to pick
+        // its packing step (an inlined body cannot ask what it was compiled for).
         unsafe { eval_sample(isa, &f, isa, g, s, xs, ys, mins, linear) }
     });
 }
@@ -368,7 +369,7 @@ fn forward_train_on(isa: Isa, act: Activation, g: Groups, x: &[f32], y: &mut [f3
     }
     let (f, ps, linear) = (Resolved::of(act), g.per_sample(), act.linear_above_zero());
     let mins: &[f32] = &saved.mins;
-    // SAFETY (both calls): the detected instruction set.
+    // SAFETY (both calls): `isa` is one this CPU has (and the body's packing step uses it too).
     let per_sample = y[..n].par_chunks_mut(ps).zip(saved.dydx[..n].par_chunks_mut(ps)).zip(x[..n].par_chunks(ps)).enumerate();
     if lw {
         // Layer-wise functions also keep ∂f/∂m.

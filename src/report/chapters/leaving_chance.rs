@@ -22,6 +22,15 @@ fn left_chance(run: &Run) -> Option<usize> {
     run.history.iter().position(|e| e.val_accuracy > AT_CHANCE_MAX).map(|i| i + 1)
 }
 
+/// What the section shows of one run, read once.
+struct Stalled<'a> {
+    run: &'a Run,
+    /// The epoch it left chance, if it did.
+    left: Option<usize>,
+    /// Each of [`deepest`]'s mean pre-activations at the section's step, if logged.
+    means: Vec<Option<f64>>,
+}
+
 impl StudyPages<'_> {
     /// A table of every seed at chance after its first epoch that trained
     /// longer, and per function and layer, whether that layer's mean
@@ -42,13 +51,19 @@ impl StudyPages<'_> {
         }
         columns.push(fill(&m.col_dead_from, &[("layer", dense)]));
         let mut table = text::header(&columns);
-        // The value of a steps.csv column at `step`, when the run logged it.
-        let at = |r: &Run, column: &str, step: f64| r.step_column("step").iter().position(|s| *s == step).map(|i| r.step_column(column)[i]);
-        for r in &runs {
-            let left = left_chance(r).map_or_else(|| fill(&m.not_left, &[("epochs", &text::epochs(m, r.history.len()))]), |e| e.to_string());
+        let seeds: Vec<Stalled> = runs
+            .iter()
+            .map(|r| {
+                let row = step.and_then(|step| r.step_column("step").iter().position(|s| *s == step));
+                let means = deepest().iter().map(|l| row.map(|i| r.step_column(&format!("{}_pre_mean", l.name))[i])).collect();
+                Stalled { run: r, left: left_chance(r), means }
+            })
+            .collect();
+        for Stalled { run: r, left, means } in &seeds {
+            let left = left.map_or_else(|| fill(&m.not_left, &[("epochs", &text::epochs(m, r.history.len()))]), |e| e.to_string());
             let mut cells = vec![format!("`{}`", r.activation), r.seed.to_string(), r.history.len().to_string(), left];
-            if let Some(step) = step {
-                cells.extend(deepest().iter().map(|l| at(r, &format!("{}_pre_mean", l.name), step).map_or("–".into(), |v| format!("{v:.1}"))));
+            if step.is_some() {
+                cells.extend(means.iter().map(|v| v.map_or("–".into(), |v| format!("{v:.1}"))));
             }
             let dead = r.diagnostic(dense, "weight_grad_norm").into_iter().find(|(_, v)| *v == 0.0).map(|(e, _)| e);
             cells.push(dead.map_or("–".into(), |e| e.to_string()));
@@ -56,8 +71,8 @@ impl StudyPages<'_> {
         }
         let mut items = Vec::new();
         for a in self.acts() {
-            let own: Vec<&Run> = runs.iter().copied().filter(|r| r.activation == a).collect();
-            let stayed_seeds = own.iter().filter(|r| left_chance(r).is_none()).count();
+            let own: Vec<&Stalled> = seeds.iter().filter(|x| x.run.activation == a).collect();
+            let stayed_seeds = own.iter().filter(|x| x.left.is_none()).count();
             let texts = if own.is_empty() {
                 continue;
             } else if stayed_seeds == 0 {
@@ -67,9 +82,8 @@ impl StudyPages<'_> {
             } else {
                 let Some(step) = step else { continue };
                 let mut parts = Vec::new();
-                for l in deepest() {
-                    let column = format!("{}_pre_mean", l.name);
-                    let values: Option<Vec<(bool, f64)>> = own.iter().map(|r| at(r, &column, step).map(|v| (left_chance(r).is_some(), v))).collect();
+                for (i, l) in deepest().iter().enumerate() {
+                    let values: Option<Vec<(bool, f64)>> = own.iter().map(|x| x.means[i].map(|v| (x.left.is_some(), v))).collect();
                     let Some(values) = values else { continue }; // a seed without that step: no statement
                     let group = |left: bool| values.iter().filter(|x| x.0 == left).map(|x| x.1).collect::<Vec<_>>();
                     let (stayed, left) = (group(false), group(true));
