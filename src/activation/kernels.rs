@@ -501,6 +501,33 @@ mod tests {
         }
     }
 
+    /// Every element-wise built-in, in training and in inference, on every
+    /// instruction set this CPU has, gives each element the bits of its lone
+    /// f32 evaluation: the lanes' choices between sides (`select`, as bit
+    /// masks) and their tails (samples not a multiple of the lanes).
+    #[test]
+    fn every_function_gives_its_lone_values_on_every_instruction_set() {
+        let g = Groups { samples: 3, spatial: 37, channels: 5 };
+        assert!(!g.per_sample().is_multiple_of(W));
+        let mut x: Vec<f32> = (0..g.len()).map(|i| (((i * 7919) % 401) as f32 - 200.0) / 23.0).collect();
+        let tiny = f32::MIN_POSITIVE / 4.0;
+        x[..11].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0, 200.0, tiny, -tiny, f32::MAX, -f32::MAX]);
+        for &act in Activation::ALL.iter().filter(|a| !a.uses_min()) {
+            for isa in Isa::available() {
+                let mut saved = Saved::with_capacity(act, g);
+                let mut y = vec![0.0; g.len()];
+                forward_train_on(isa, act, g, &x, &mut y, &mut saved);
+                let mut inferred = vec![0.0; g.len()];
+                forward_eval_on(isa, act, g, &x, &mut inferred, &mut Vec::new());
+                for (i, &v) in x.iter().enumerate() {
+                    let r = act.eval(Dual::var(v), Dual::constant(0.0));
+                    let bits = (y[i].to_bits(), saved.dydx[i].to_bits(), inferred[i].to_bits());
+                    assert_eq!(bits, (r.v.to_bits(), r.d.to_bits(), r.v.to_bits()), "{act:?} {isa:?}: element {i} = {v}");
+                }
+            }
+        }
+    }
+
     /// The layer-wise gradient (through the minimum) against central differences.
     #[test]
     fn zero_fit_gradient_flows_through_the_minimum() {

@@ -175,7 +175,7 @@ impl<const N: usize> Real for Lanes<N> {
     }
     #[inline(always)]
     fn select(op: Cmp, lhs: Self, rhs: Self, then: Self, otherwise: Self) -> Self {
-        Lanes(math::lanes(|i| if op.holds(lhs.0[i], rhs.0[i]) { then.0[i] } else { otherwise.0[i] }))
+        Lanes(math::pick32(&math::lanes(|i| op.holds(lhs.0[i], rhs.0[i])), then.0, otherwise.0))
     }
 }
 

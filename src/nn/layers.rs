@@ -34,11 +34,9 @@ impl Conv2d {
         let c = self.0;
         let rows = n * c.positions();
         let dy = &dy[..rows * c.cout];
-        if let Some(db) = db {
-            bias_grad(dy, c.cout, db);
-        }
+        // The bias gradient is summed in the weight gradient's pass over dy.
         let wgrad = part("weight-gradient GEMM", gemm_flops(c.kdim(), c.cout, rows));
-        conv::weight_grad(c, n, &x[..n * c.in_len()], dy, dw);
+        conv::weight_grad(c, n, &x[..n * c.in_len()], dy, dw, db);
         drop(wgrad);
         if let Some(dx) = dx {
             let _igrad = part("input-gradient GEMM", gemm_flops(rows, c.kdim(), c.cout));

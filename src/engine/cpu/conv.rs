@@ -7,7 +7,8 @@
 //!   col2im adds each `dcol` value onto its input pixel, visiting rows in raster order
 //!   and, within a row, the kernel taps in order;
 //! - weight gradient: `dw[kd, co] = chain over all rows (samples, then positions) of
-//!   col[row, kd]·dy[row, co]` from 0; the bias gradient sums `dy` over rows in order.
+//!   col[row, kd]·dy[row, co]` from 0; the bias gradient sums `dy` over rows in order
+//!   (in the same pass, while each block of dy's rows is in cache).
 //!
 //! What changes is where the operands live: a tile's im2col rows are built in
 //! a small per-thread buffer that stays in L1, the input gradient is added
@@ -440,6 +441,8 @@ struct WeightGrad<'a> {
     dy: &'a [f32],
     /// The result transposed, `[cout][kd]` padded to whole panels.
     dwt: SendPtr,
+    /// The bias gradient (`cout` sums), when wanted.
+    db: Option<SendPtr>,
     ldt: usize,
     /// Output channels per task.
     group: usize,
@@ -453,19 +456,26 @@ const WG_BLOCK: usize = 256;
 /// Zeros: B's row (a whole pixel) for a padding position.
 static ZEROS: [f32; 256] = [0.0; 256];
 
-/// `dw = im2col(x)ᵀ·dy` over the `n` samples' rows in order (from 0).
-pub fn weight_grad(g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    weight_grad_on(Isa::detected(), g, n, x, dy, dw)
+/// `dw = im2col(x)ᵀ·dy` over the `n` samples' rows in order (from 0), and
+/// when `db` is given, the bias gradient: each column of dy summed over the
+/// rows in order, from 0 (as [`bias_grad`]). It is summed in the same pass,
+/// a block of dy's rows at a time while the block is in cache, by the tasks
+/// that own those columns: a separate pass streamed all of dy (8 MB for
+/// conv1 and conv2) once more.
+pub fn weight_grad(g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
+    weight_grad_on(Isa::detected(), g, n, x, dy, dw, db)
 }
 
-fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
     let (kd, per) = (g.kdim(), g.positions());
     assert!(x.len() >= n * g.in_len() && dy.len() >= n * per * g.cout && dw.len() == kd * g.cout);
+    assert!(db.as_ref().is_none_or(|db| db.len() == g.cout), "{g:?}: the bias gradient has cout values");
+    let db = db.map(|db| SendPtr(db.as_mut_ptr()));
     let nr = panel_width(isa);
     if !g.cin.is_multiple_of(nr) {
         // A tap narrower than a panel (conv1's 3 channels): B's rows cannot
         // be read from x in place.
-        return weight_grad_narrow(isa, g, n, x, dy, dw);
+        return weight_grad_narrow(isa, g, n, x, dy, dw, db);
     }
     assert!(g.cin <= ZEROS.len(), "{g:?}: more input channels than the zero pixel has");
     let mr = wg_rows(isa);
@@ -483,9 +493,10 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     let dwt_len = g.cout.div_ceil(mr) * mr * ldt;
     profile::path(|| format!("{}, {mr}×{nr} blocks, x read in place (k = {})", isa.name(), n * per));
     with_packed(dwt_len, |dwt| {
-        let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], dwt: SendPtr(dwt.as_mut_ptr()), ldt, group, panel_run };
+        let f = WeightGrad { g, n, x, dy: &dy[..n * per * g.cout], dwt: SendPtr(dwt.as_mut_ptr()), db, ldt, group, panel_run };
         let tasks = groups * panels.div_ceil(panel_run);
-        // SAFETY: each task writes its own (channels × panels) part of dwt.
+        // SAFETY: each task writes its own (channels × panels) part of dwt,
+        // and the first task of each group of channels those channels' sums.
         (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { weight_grad_task(isa, &f, t) });
         for k in 0..kd {
             for co in 0..g.cout {
@@ -510,7 +521,7 @@ const NARROW_ROWS: usize = 3;
 /// Tried before and slower: x's im2col matrix, whole (8 MB for conv1, 14 %
 /// of the peak), shared a block at a time (two joins per block, 16 %), or
 /// built by every task (20 %: building the rows cost more than the products).
-fn weight_grad_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+fn weight_grad_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<SendPtr>) {
     let nr = panel_width(isa);
     // A block reads NARROW_ROWS channels from its first: pixels are padded
     // to a multiple (a copy of x) when cin is not one, or the last pixel's
@@ -526,8 +537,9 @@ fn weight_grad_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &m
     let tiles = g.k * g.k * (cpix / NARROW_ROWS) * (ldy / nr);
     let tasks = rayon::current_num_threads().clamp(1, tiles);
     profile::path(|| format!("{}, {NARROW_ROWS}×{nr} blocks, x read in place (k = {})", isa.name(), n * g.positions()));
-    let job = Narrow { g: Conv { cin: cpix, ..g }, cin: g.cin, n, x: &x, dy: &dy[..n * g.positions() * g.cout], ldy, tiles, tasks, dw: SendPtr(dw.as_mut_ptr()) };
-    // SAFETY: each task writes the rows of dw that its blocks own.
+    let job = Narrow { g: Conv { cin: cpix, ..g }, cin: g.cin, n, x: &x, dy: &dy[..n * g.positions() * g.cout], ldy, tiles, tasks, dw: SendPtr(dw.as_mut_ptr()), db };
+    // SAFETY: each task writes the rows of dw that its blocks own, and its
+    // own run of the bias gradient's columns.
     (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { narrow_task(isa, &job, t) });
 }
 
@@ -546,6 +558,9 @@ struct Narrow<'a> {
     tiles: usize,
     tasks: usize,
     dw: SendPtr,
+    /// The bias gradient, when wanted; task t sums columns
+    /// `t·cout/tasks .. (t+1)·cout/tasks`.
+    db: Option<SendPtr>,
 }
 
 isa_dispatch! {
@@ -560,9 +575,13 @@ unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow
     let dy_wide = thread_scratch(if f.ldy != cout { WG_BLOCK * f.ldy } else { 0 });
     let mut table = [std::ptr::null::<f32>(); WG_BLOCK];
     let mut first = Cursor::at(&g, 0);
+    let mut sums = f.db.map(|db| column_sums(db, t * cout / f.tasks, (t + 1) * cout / f.tasks));
     for r0 in (0..rows).step_by(WG_BLOCK) {
         let kc = WG_BLOCK.min(rows - r0);
         let b = block_rows_of(f.dy, cout, r0, kc, f.ldy, dy_wide);
+        if let Some((c0, sums)) = &mut sums {
+            add_rows(b.add(*c0), f.ldy, kc, sums);
+        }
         let (mut next, mut table_tap) = (first, usize::MAX);
         for block in t * f.tiles / f.tasks..(t + 1) * f.tiles / f.tasks {
             let (tap, run, panel) = (block / (runs * panels), block / panels % runs, block % panels);
@@ -655,9 +674,13 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
     let mut table = [std::ptr::null::<f32>(); WG_BLOCK];
     // The block's first row.
     let mut first = Cursor::at(&g, 0);
+    let mut sums = f.db.filter(|_| q0 == 0).map(|db| column_sums(db, c0, c1));
     for r0 in (0..rows).step_by(WG_BLOCK) {
         let kc = WG_BLOCK.min(rows - r0);
         let a = block_rows_of(f.dy, g.cout, r0, kc, ld, wide);
+        if let Some((c0, sums)) = &mut sums {
+            add_rows(a.add(*c0), ld, kc, sums);
+        }
         let (mut next, mut table_tap) = (first, usize::MAX);
         for q in q0..q1 {
             let (tap, c_off) = ((q * nr) / g.cin, (q * nr) % g.cin);
@@ -682,6 +705,30 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
             }
         }
         first = next;
+    }
+}
+
+/// Columns `c0..c1` of the bias gradient at `db`, zeroed: a task's running
+/// sums. The task's first column comes with them.
+///
+/// # Safety
+/// `db` holds `c1` values, and no other task touches these.
+#[inline(always)]
+unsafe fn column_sums<'a>(db: SendPtr, c0: usize, c1: usize) -> (usize, &'a mut [f32]) {
+    let sums = std::slice::from_raw_parts_mut(db.0.add(c0), c1 - c0);
+    sums.fill(0.0);
+    (c0, sums)
+}
+
+/// `sums[c] += row[c]` for rows `0..kc` of `rows` (`ld` values apart), in
+/// order: the bias gradient's chain continued over a block of dy.
+#[inline(always)]
+unsafe fn add_rows(rows: *const f32, ld: usize, kc: usize, sums: &mut [f32]) {
+    for k in 0..kc {
+        let row = std::slice::from_raw_parts(rows.add(k * ld), sums.len());
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
     }
 }
 
@@ -760,26 +807,29 @@ mod tests {
             for (r, v) in dy.iter().enumerate() {
                 db0[r % g.cout] += v;
             }
-            for threads in [1, 2, 3] {
-                let mut db = vec![f32::NAN; g.cout];
-                rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| bias_grad(&dy, g.cout, &mut db));
-                assert!(db.iter().zip(&db0).all(|(p, q)| p.to_bits() == q.to_bits()), "{g:?} {threads} threads: bias gradient");
-            }
+            let mut db = vec![f32::NAN; g.cout];
+            bias_grad(&dy, g.cout, &mut db);
+            assert!(db.iter().zip(&db0).all(|(p, q)| p.to_bits() == q.to_bits()), "{g:?}: bias gradient alone");
             // The work is cut by the thread count: every cut gives the same bits.
             for (isa, threads) in Isa::available().into_iter().flat_map(|isa| [1, 2, 3].map(|t| (isa, t))) {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let (y, dw, dx) = pool.install(|| {
+                let (y, dw, db, dx) = pool.install(|| {
                     let mut y = vec![0.0; y0.len()];
                     forward_on(isa, g, n, &x, &w, &b, &mut y);
-                    let mut dw = vec![0.0; dw0.len()];
-                    weight_grad_on(isa, g, n, &x, &dy, &mut dw);
+                    let (mut dw, mut db) = (vec![0.0; dw0.len()], vec![f32::NAN; g.cout]);
+                    weight_grad_on(isa, g, n, &x, &dy, &mut dw, Some(&mut db));
+                    // Without the bias gradient, the same weight gradient.
+                    let mut dw_alone = vec![0.0; dw0.len()];
+                    weight_grad_on(isa, g, n, &x, &dy, &mut dw_alone, None);
+                    assert_eq!(dw.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), dw_alone.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                     let mut dx = vec![f32::NAN; dx0.len()];
                     input_grad_on(isa, g, n, &w, &dy, &mut dx);
-                    (y, dw, dx)
+                    (y, dw, db, dx)
                 });
                 let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
                 assert!(same(&y, &y0), "{g:?} {isa:?} {threads} threads: forward");
                 assert!(same(&dw, &dw0), "{g:?} {isa:?} {threads} threads: weight gradient");
+                assert!(same(&db, &db0), "{g:?} {isa:?} {threads} threads: bias gradient with the weight gradient");
                 assert!(same(&dx, &dx0), "{g:?} {isa:?} {threads} threads: input gradient");
             }
         }
