@@ -154,11 +154,15 @@ pub fn cohort(data: &StudyData, a: Activation, metric: Metric) -> Vec<(u64, f64)
     values(data, a, metric).into_iter().filter(|(s, _)| !sp.as_ref().is_some_and(|sp| sp.did_not_learn.iter().any(|x| x.0 == *s))).collect()
 }
 
+/// What [`comparable`] gives: `a`'s (seed, value) pairs, `b`'s, and the
+/// splits that set seeds aside.
+pub type Comparable = (Vec<(u64, f64)>, Vec<(u64, f64)>, Vec<Split>);
+
 /// The values of `a` and `b` that one comparison may use: the seeds where
 /// both learned when either side splits (paired on the seeds both have, as
 /// far as two are left), and the splits that set seeds aside. An
 /// overfitting gap of a function that never learned is no comparison.
-pub fn comparable(data: &StudyData, a: Activation, b: Activation, metric: Metric) -> Result<(Vec<(u64, f64)>, Vec<(u64, f64)>, Vec<Split>), NotApplicable> {
+pub fn comparable(data: &StudyData, a: Activation, b: Activation, metric: Metric) -> Result<Comparable, NotApplicable> {
     for f in [a, b] {
         let runs: Vec<_> = data.usable(f).collect();
         let seeds: Vec<(u64, usize)> = runs.iter().filter_map(|r| if let RunState::Diverged(_, e) = r.state { Some((r.seed, e)) } else { None }).collect();

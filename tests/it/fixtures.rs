@@ -270,9 +270,12 @@ impl Reference {
     }
 }
 
+/// A reference's parameters, input images and labels.
+type Inputs = (Vec<f32>, Vec<f32>, Vec<u8>);
+
 /// A reference's parameters, input and labels, computed (or read) once.
-fn inputs(r: &'static Reference) -> &'static (Vec<f32>, Vec<f32>, Vec<u8>) {
-    static INPUTS: [OnceLock<(Vec<f32>, Vec<f32>, Vec<u8>)>; 2] = [OnceLock::new(), OnceLock::new()];
+fn inputs(r: &'static Reference) -> &'static Inputs {
+    static INPUTS: [OnceLock<Inputs>; 2] = [OnceLock::new(), OnceLock::new()];
     INPUTS[std::ptr::eq(r, reference_bn()) as usize].get_or_init(|| r.compute_inputs())
 }
 

@@ -240,7 +240,7 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
     let all = [d];
     let fill = |note: &str| report::notes::fill(note, "book/src/en/notes/tiny.md", &all[0], &all);
     let history = std::fs::read_to_string(f.run_dir("relu", 2).join("history.csv")).unwrap();
-    let last = history.lines().last().unwrap().split(',').last().unwrap().parse::<f64>().unwrap();
+    let last = history.lines().next_back().unwrap().split(',').next_back().unwrap().parse::<f64>().unwrap();
     assert_eq!(fill("relu seed 2 ends at {{history relu/seed-2 val_accuracy last :4}}.").unwrap(), format!("relu seed 2 ends at {last:.4}."));
     assert_eq!(fill("{{#include x.md}} stays").unwrap(), "{{#include x.md}} stays", "mdBook's own syntax is left alone");
     // The seeds at chance, counted from the histories by hand (two epochs: the plateau is their mean).
@@ -410,20 +410,20 @@ fn unsigned_intervals(text: &str) -> Vec<(f64, f64, f64)> {
     let mut out = vec![];
     for part in text.split('[').skip(1) {
         let Some(inner) = part.split(']').next() else { continue };
-        if let [a, b] = inner.split(", ").collect::<Vec<_>>()[..] {
-            if let (Some(lo), Some(hi)) = (number(a), number(b)) {
-                if a.starts_with(|c: char| c.is_ascii_digit()) && b.starts_with(|c: char| c.is_ascii_digit()) {
-                    out.push((lo, hi, 1.0));
-                }
-            }
+        if let [a, b] = inner.split(", ").collect::<Vec<_>>()[..]
+            && let (Some(lo), Some(hi)) = (number(a), number(b))
+            && a.starts_with(|c: char| c.is_ascii_digit())
+            && b.starts_with(|c: char| c.is_ascii_digit())
+        {
+            out.push((lo, hi, 1.0));
         }
     }
     for part in text.split(" %").collect::<Vec<_>>().iter().rev().skip(1) {
         let tail: String = part.chars().rev().take_while(|c| c.is_ascii_digit() || *c == '–').collect::<Vec<_>>().into_iter().rev().collect();
-        if let Some((a, b)) = tail.split_once('–') {
-            if let (Some(lo), Some(hi)) = (number(a), number(b)) {
-                out.push((lo, hi, 100.0));
-            }
+        if let Some((a, b)) = tail.split_once('–')
+            && let (Some(lo), Some(hi)) = (number(a), number(b))
+        {
+            out.push((lo, hi, 100.0));
         }
     }
     out
