@@ -487,16 +487,23 @@ mod tests {
         for i in (100..100 + 3 * W).chain(BLOCK - W..BLOCK + W) {
             x[i] = -x[i].abs() - 0.1;
         }
+        assert_lone_values_on_every_isa(act, g, &x);
+    }
+
+    /// Training and inference of element-wise `act` on every instruction
+    /// set this CPU has give each element of `x` the bits of its lone f32
+    /// evaluation: value, slope and inferred value.
+    fn assert_lone_values_on_every_isa(act: Activation, g: Groups, x: &[f32]) {
         for isa in Isa::available() {
             let mut saved = Saved::with_capacity(act, g);
             let mut y = vec![0.0; g.len()];
-            forward_train_on(isa, act, g, &x, &mut y, &mut saved);
+            forward_train_on(isa, act, g, x, &mut y, &mut saved);
             let mut inferred = vec![0.0; g.len()];
-            forward_eval_on(isa, act, g, &x, &mut inferred, &mut Vec::new());
+            forward_eval_on(isa, act, g, x, &mut inferred, &mut Vec::new());
             for (i, &v) in x.iter().enumerate() {
                 let r = act.eval(Dual::var(v), Dual::constant(0.0));
                 let bits = (y[i].to_bits(), saved.dydx[i].to_bits(), inferred[i].to_bits());
-                assert_eq!(bits, (r.v.to_bits(), r.d.to_bits(), r.v.to_bits()), "{isa:?}: element {i} = {v}");
+                assert_eq!(bits, (r.v.to_bits(), r.d.to_bits(), r.v.to_bits()), "{act:?} {isa:?}: element {i} = {v}");
             }
         }
     }
@@ -513,18 +520,7 @@ mod tests {
         let tiny = f32::MIN_POSITIVE / 4.0;
         x[..11].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0, 200.0, tiny, -tiny, f32::MAX, -f32::MAX]);
         for &act in Activation::ALL.iter().filter(|a| !a.uses_min()) {
-            for isa in Isa::available() {
-                let mut saved = Saved::with_capacity(act, g);
-                let mut y = vec![0.0; g.len()];
-                forward_train_on(isa, act, g, &x, &mut y, &mut saved);
-                let mut inferred = vec![0.0; g.len()];
-                forward_eval_on(isa, act, g, &x, &mut inferred, &mut Vec::new());
-                for (i, &v) in x.iter().enumerate() {
-                    let r = act.eval(Dual::var(v), Dual::constant(0.0));
-                    let bits = (y[i].to_bits(), saved.dydx[i].to_bits(), inferred[i].to_bits());
-                    assert_eq!(bits, (r.v.to_bits(), r.d.to_bits(), r.v.to_bits()), "{act:?} {isa:?}: element {i} = {v}");
-                }
-            }
+            assert_lone_values_on_every_isa(act, g, &x);
         }
     }
 
