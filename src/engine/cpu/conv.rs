@@ -279,8 +279,7 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
 /// its end and drops them. The chains are [`forward_block`]'s.
 fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
     let (kd, nr, mr) = (g.kdim(), panel_width(isa), block_rows(isa));
-    let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
-    let (per, row) = (hp * wp * g.cin, g.w * g.cin);
+    let (per, wp) = padded_shape(&g);
     // A row's last block reads up to MR − 1 pixels past the row (the rows it drops).
     let xp_len = n * per + mr * g.cin;
     let panels_len = g.cout.div_ceil(nr) * kd * nr;
@@ -288,12 +287,7 @@ fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32
     with_packed(panels_len + xp_len, |packed| {
         let (panels, xp) = packed.split_at_mut(panels_len);
         pack_panels(w, kd, g.cout, nr, panels);
-        xp.fill(0.0);
-        for s in 0..n {
-            for iy in 0..g.h {
-                xp[s * per + ((iy + g.pad) * wp + g.pad) * g.cin..][..row].copy_from_slice(&x[s * g.in_len() + iy * row..][..row]);
-            }
-        }
+        padded_copy(&g, n, x, xp);
         // k = (ky, kx, c): kernel row ky is k·cin values in a row of xp.
         let off: Vec<usize> = (0..kd).map(|k| k / (g.k * g.cin) * wp * g.cin + k % (g.k * g.cin)).collect();
         let f = ForwardNarrow { g, per, wp, xp, off: &off, w: panels, bias, y: SendPtr(y.as_mut_ptr()) };
@@ -301,6 +295,24 @@ fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32
         // SAFETY: each block writes its own rows of y.
         (0..blocks).into_par_iter().with_min_len(8).for_each(|t| unsafe { forward_narrow_block(isa, &f, t) });
     });
+}
+
+/// Values per sample, and pixels per row, of x with its padding written out.
+fn padded_shape(g: &Conv) -> (usize, usize) {
+    let (hp, wp) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+    (hp * wp * g.cin, wp)
+}
+
+/// x's `n` samples with their zero padding written out (see [`padded_shape`])
+/// into `xp`, whose values past them are zeroed too.
+fn padded_copy(g: &Conv, n: usize, x: &[f32], xp: &mut [f32]) {
+    let ((per, wp), row) = (padded_shape(g), g.w * g.cin);
+    xp.fill(0.0);
+    for s in 0..n {
+        for iy in 0..g.h {
+            xp[s * per + ((iy + g.pad) * wp + g.pad) * g.cin..][..row].copy_from_slice(&x[s * g.in_len() + iy * row..][..row]);
+        }
+    }
 }
 
 struct ForwardNarrow<'a> {
@@ -506,55 +518,62 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     });
 }
 
-/// Channels of a tap per block of [`weight_grad_narrow`] (conv1's 3).
-const NARROW_ROWS: usize = 3;
+/// Rows of a block of [`weight_grad_narrow`]: a kernel row's taps × channels
+/// (conv1's 3 × 3), so that its nine chains share each load of dy.
+const NARROW_ROWS: usize = 9;
 
 /// The weight gradient for inputs with taps narrower than a panel (conv1's
-/// 3 channels): `dw[kd × cout]` directly, one block per (tap, run of
-/// [`NARROW_ROWS`] channels, panel of output channels), with A = the tap's
-/// channels at each row's pixel, read in place through a table of pixels
-/// (zeros in the padding), and B = dy's rows. Each element's chain is the
-/// one [`weight_grad_task`] runs (`fma(x, dy, ·)` rather than
-/// `fma(dy, x, ·)`: one exact product, one rounding), so the bits are the
-/// same. Each task owns some blocks and walks all rows, a block at a time.
+/// 3 channels). x is copied with its zero padding written out (as for
+/// [`forward_narrow`]), so that for an output position the k·cin values a
+/// kernel row ky reads are contiguous: one block is (kernel row, run of
+/// [`NARROW_ROWS`] of those values, vector of output channels), with A read
+/// in place from the copy through a table of each position's first pixel
+/// and B = dy's rows. Each element's chain is the one [`weight_grad_task`]
+/// runs (`fma(x, dy, ·)` rather than `fma(dy, x, ·)`: one exact product, one
+/// rounding; a padding value is the same zero), so the bits are the same.
+/// Each task owns some blocks and walks all rows, a block of rows at a time.
 ///
 /// Tried before and slower: x's im2col matrix, whole (8 MB for conv1, 14 %
 /// of the peak), shared a block at a time (two joins per block, 16 %), or
-/// built by every task (20 %: building the rows cost more than the products).
+/// built by every task (20 %: building the rows cost more than the
+/// products); blocks of one tap's 3 channels × 2 vectors read through a
+/// table of pixels per tap (17 %: six chains per block wait on each other's
+/// latency, and nine taps split 4 : 5 between two threads).
 fn weight_grad_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<SendPtr>) {
-    let nr = panel_width(isa);
-    // A block reads NARROW_ROWS channels from its first: pixels are padded
-    // to a multiple (a copy of x) when cin is not one, or the last pixel's
-    // block would read past x.
-    let cpix = g.cin.next_multiple_of(NARROW_ROWS);
-    assert!(cpix <= ZEROS.len(), "{g:?}: more input channels than the zero pixel has");
-    let x: std::borrow::Cow<[f32]> = if cpix == g.cin {
-        x[..n * g.in_len()].into()
-    } else {
-        x[..n * g.in_len()].chunks(g.cin).flat_map(|p| p.iter().copied().chain(std::iter::repeat_n(0.0, cpix - g.cin))).collect::<Vec<_>>().into()
+    // One vector's columns: the blocks of `narrow_task`.
+    let nr = match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+        Isa::Scalar => 4,
     };
     let ldy = g.cout.div_ceil(nr) * nr;
-    let tiles = g.k * g.k * (cpix / NARROW_ROWS) * (ldy / nr);
+    let (per, wp) = padded_shape(&g);
+    // A run's last block reads up to NARROW_ROWS − 1 values past a kernel row.
+    let xp_len = n * per + NARROW_ROWS;
+    let tiles = g.k * (g.k * g.cin).div_ceil(NARROW_ROWS) * (ldy / nr);
     let tasks = rayon::current_num_threads().clamp(1, tiles);
-    profile::path(|| format!("{}, {NARROW_ROWS}×{nr} blocks, x read in place (k = {})", isa.name(), n * g.positions()));
-    let job = Narrow { g: Conv { cin: cpix, ..g }, cin: g.cin, n, x: &x, dy: &dy[..n * g.positions() * g.cout], ldy, tiles, tasks, dw: SendPtr(dw.as_mut_ptr()), db };
-    // SAFETY: each task writes the rows of dw that its blocks own, and its
-    // own run of the bias gradient's columns.
-    (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { narrow_task(isa, &job, t) });
+    profile::path(|| format!("{}, {NARROW_ROWS}×{nr} blocks, x read in place from a padded copy (k = {})", isa.name(), n * g.positions()));
+    with_packed(xp_len, |xp| {
+        padded_copy(&g, n, x, xp);
+        let job = Narrow { g, n, xp, per, wp, dy: &dy[..n * g.positions() * g.cout], ldy, tiles, tasks, dw: SendPtr(dw.as_mut_ptr()), db };
+        // SAFETY: each task writes the rows of dw that its blocks own, and its
+        // own run of the bias gradient's columns.
+        (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { narrow_task(isa, &job, t) });
+    });
 }
 
 /// The work of [`weight_grad_narrow`].
 struct Narrow<'a> {
-    /// The layer, its pixels padded to `cin.next_multiple_of(NARROW_ROWS)` channels.
     g: Conv,
-    /// The layer's channels.
-    cin: usize,
     n: usize,
-    x: &'a [f32],
+    /// x with its padding written out: `per` values per sample, `wp` pixels per row.
+    xp: &'a [f32],
+    per: usize,
+    wp: usize,
     dy: &'a [f32],
-    /// Values per row of B (cout padded to whole panels).
+    /// Values per row of B (cout padded to whole vectors).
     ldy: usize,
-    /// (tap, run of channels, panel) blocks, and the tasks that share them out.
+    /// (kernel row, run of rows, vector) blocks, and the tasks that share them out.
     tiles: usize,
     tasks: usize,
     dw: SendPtr,
@@ -564,17 +583,18 @@ struct Narrow<'a> {
 }
 
 isa_dispatch! {
-    // 3 rows × 2 vectors: at 3 × 4 the AVX2 block needs 17 registers and spilled.
-    fn narrow_task(f: &Narrow, t: usize) => narrow_task_with { avx512: (NARROW_ROWS, 2), avx2: (NARROW_ROWS, 2), scalar: (NARROW_ROWS, 4) }
+    // One vector per block: two threads then share conv1's blocks evenly.
+    fn narrow_task(f: &Narrow, t: usize) => narrow_task_with { avx512: (NARROW_ROWS, 1), avx2: (NARROW_ROWS, 1), scalar: (NARROW_ROWS, 4) }
 }
 
 #[inline(always)]
 unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow, t: usize) {
     let (g, nr, cout) = (f.g, NV * S::LANES, f.g.cout);
-    let (panels, runs, rows) = (f.ldy / nr, g.cin / MR, f.n * g.positions());
+    let (line, runs, vectors, rows) = (g.k * g.cin, (g.k * g.cin).div_ceil(MR), f.ldy / nr, f.n * g.positions());
     let dy_wide = thread_scratch(if f.ldy != cout { WG_BLOCK * f.ldy } else { 0 });
+    // Each row's first pixel in the copy (kernel row 0, tap 0).
     let mut table = [std::ptr::null::<f32>(); WG_BLOCK];
-    let mut first = Cursor::at(&g, 0);
+    let mut at = Cursor::at(&g, 0);
     let mut sums = f.db.map(|db| column_sums(db, t * cout / f.tasks, (t + 1) * cout / f.tasks));
     for r0 in (0..rows).step_by(WG_BLOCK) {
         let kc = WG_BLOCK.min(rows - r0);
@@ -582,26 +602,25 @@ unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow
         if let Some((c0, sums)) = &mut sums {
             add_rows(b.add(*c0), f.ldy, kc, sums);
         }
-        let (mut next, mut table_tap) = (first, usize::MAX);
+        for p in table.iter_mut().take(kc) {
+            *p = f.xp.as_ptr().add(at.s * f.per + (at.oy * f.wp + at.ox) * g.cin);
+            at.next(&g);
+        }
         for block in t * f.tiles / f.tasks..(t + 1) * f.tiles / f.tasks {
-            let (tap, run, panel) = (block / (runs * panels), block / panels % runs, block % panels);
-            if tap != table_tap {
-                next = pixel_table(&g, f.x.as_ptr(), first, kc, tap, &mut table);
-                table_tap = tap;
-            }
-            let (c0, j0) = (run * MR, panel * nr);
-            let out = f.dw.0.add((tap * f.cin + c0) * cout + j0);
+            let (ky, run, v) = (block / (runs * vectors), block / vectors % runs, block % vectors);
+            let (i0, j0) = (ky * f.wp * g.cin + run * MR, v * nr);
+            let first = ky * line + run * MR;
+            let out = f.dw.0.add(first * cout + j0);
             tile::<S, MR, NV>(
                 kc,
-                (|k| table[k].add(c0), 1),
+                (|k| table[k].add(i0), 1),
                 |k| b.add(k * f.ldy + j0),
                 cout - j0,
-                |i| if c0 + i < f.cin { out.add(i * cout) } else { std::ptr::null_mut() },
+                |i| if run * MR + i < line { out.add(i * cout) } else { std::ptr::null_mut() },
                 if r0 == 0 { Start::Zero } else { Start::C },
                 Finish::Store,
             );
         }
-        first = next;
     }
 }
 
@@ -722,14 +741,37 @@ unsafe fn column_sums<'a>(db: SendPtr, c0: usize, c1: usize) -> (usize, &'a mut 
 
 /// `sums[c] += row[c]` for rows `0..kc` of `rows` (`ld` values apart), in
 /// order: the bias gradient's chain continued over a block of dy.
+///
+/// Runs of 32, 16 or 8 columns are held in a local array over all the rows,
+/// which the compiler keeps in vector registers: summed in `sums` itself,
+/// each row's adds waited on the previous row's stores, and conv1's bias
+/// gradient cost two thirds as much as its weight gradient.
 #[inline(always)]
 unsafe fn add_rows(rows: *const f32, ld: usize, kc: usize, sums: &mut [f32]) {
+    let mut c = 0;
+    while c < sums.len() {
+        let (first, part) = (rows.add(c), &mut sums[c..]);
+        c += match part.len() {
+            32.. => add_run::<32>(first, ld, kc, part),
+            16.. => add_run::<16>(first, ld, kc, part),
+            8.. => add_run::<8>(first, ld, kc, part),
+            _ => add_run::<1>(first, ld, kc, part),
+        };
+    }
+}
+
+/// [`add_rows`] for the first `N` columns of `sums`; returns `N`.
+#[inline(always)]
+unsafe fn add_run<const N: usize>(first: *const f32, ld: usize, kc: usize, sums: &mut [f32]) -> usize {
+    let mut acc: [f32; N] = sums[..N].try_into().unwrap();
     for k in 0..kc {
-        let row = std::slice::from_raw_parts(rows.add(k * ld), sums.len());
-        for (s, v) in sums.iter_mut().zip(row) {
-            *s += v;
+        let row = &*(first.add(k * ld) as *const [f32; N]);
+        for (a, v) in acc.iter_mut().zip(row) {
+            *a += v;
         }
     }
+    sums[..N].copy_from_slice(&acc);
+    N
 }
 
 /// `db = Σ over rows of dy` (`[rows, cols]`), rows in order, from 0.
@@ -788,6 +830,10 @@ mod tests {
             Conv { h: 5, w: 5, cin: 17, cout: 40, k: 3, pad: 0 },
             // One block of channels: the weight gradient splits its panels among the threads.
             Conv { h: 6, w: 5, cin: 32, cout: 8, k: 3, pad: 1 },
+            // Narrow taps whose kernel row is not one block of the weight
+            // gradient: 3 values (one channel), and 15 (a block and part of one).
+            Conv { h: 5, w: 6, cin: 1, cout: 12, k: 3, pad: 0 },
+            Conv { h: 6, w: 5, cin: 5, cout: 20, k: 3, pad: 1 },
             // conv1's channels: 3 samples of 12×12 are 432 rows, more than one
             // block of the weight gradients (their chains continue across blocks,
             // and a block's tables of pixels cross a sample's end).
