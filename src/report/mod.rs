@@ -24,6 +24,7 @@ pub mod data;
 pub mod design;
 pub mod hypothesis;
 pub mod links;
+pub mod literature;
 pub mod messages;
 pub mod notes;
 pub mod observations;
@@ -221,6 +222,7 @@ fn edition(opts: &Options, of_committed_data: bool, m: &Messages, data: &[StudyD
     // A study's hand-written note, its placeholders filled from `d` (and,
     // for runs of other studies, from every study at its own protocol).
     // The notes describe the committed runs: a book of other data leaves them out.
+    let literature = literature::Literature::load(&opts.book.join("literature.toml"))?;
     let notes = |d: &StudyData, protocol: Option<&Protocol>| -> Result<Option<String>> {
         if !of_committed_data {
             return Ok(None);
@@ -231,7 +233,7 @@ fn edition(opts: &Options, of_committed_data: bool, m: &Messages, data: &[StudyD
         };
         let path = hand.join("notes").join(&file);
         match std::fs::read_to_string(&path) {
-            Ok(note) => Ok(Some(notes::fill(&note, &format!("book/src/{}/notes/{file}", m.lang), d, data)?)),
+            Ok(note) => Ok(Some(notes::fill(&note, &format!("book/src/{}/notes/{file}", m.lang), d, data, &literature)?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::Error::from(e).context(format!("reading {}", path.display()))),
         }

@@ -24,26 +24,30 @@
 //! | `{{at_chance [study/]FUNCTION}}` | of its finished seeds, how many never left chance: `k/n (lo–hi %)`, the binomial 95 % interval |
 //! | `{{stays_at_chance FUNCTION EPOCHS}}` | of its seeds with EPOCHS epochs or more (any study at the note's protocol but for the length), how many were still at chance after epoch EPOCHS, as above |
 //! | `{{protocol FIELD}}` | the protocol of the note's runs: `epochs batch_size train_images test_images` |
+//! | `{{published PAPER FIGURE}}` | a published figure, as the paper gives it ([`super::literature`]) |
 //!
 //! A reading that depends on the data is written both ways, and the rule
 //! picks one: `{{if apart A B}}…{{else}}…{{end}}` (A, B: `[study/]FUNCTION`)
 //! keeps the first text where the binomial 95 % intervals of A's and B's
 //! seeds at chance (as `at_chance` prints them) do not overlap, and the
-//! second where they do; `overlap A B` is the opposite, and conditions join
-//! with `and`. Both texts are filled and checked, so a wrong placeholder in
+//! second where they do; `overlap A B` is the opposite; `verdict A OUTCOME`
+//! keeps the first where the one claim A makes in its study has that
+//! outcome (`supported`, `contradicted` or `undecided`) on the Verdicts
+//! page. Conditions join with `and`. Both texts are filled and checked, so a wrong placeholder in
 //! the text not shown still fails the build. Readings do not nest.
 //!
 //! Values print with 3 decimals (epochs and steps as integers) unless
 //! `:DECIMALS` says otherwise; `:%` prints a fraction as a whole percentage. mdBook's own `{{#include …}}` is left alone.
 
 use super::data::{Run, StudyData};
+use super::literature::Literature;
 use super::rules::AT_CHANCE_MAX;
 use anyhow::{Result, anyhow, bail};
 
 /// `note` with its placeholders filled from `here` (the note's study at its
 /// protocol) and `all` (every study, for runs of another one). `file` names
 /// the note in errors.
-pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
+pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -> Result<String> {
     let mut out = String::with_capacity(note.len());
     let mut rest = note;
     while let Some(start) = rest.find("{{") {
@@ -56,14 +60,14 @@ pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData]) -> Resu
             continue;
         }
         if let Some(cond) = after.strip_prefix("{{if ") {
-            let (kept, next) = reading(cond, file, here, all)?;
+            let (kept, next) = reading(cond, file, here, all, lit)?;
             out.push_str(&kept);
             rest = next;
             continue;
         }
         let end = after.find("}}").ok_or_else(|| anyhow!("{file}: a placeholder is not closed: `{}`", after.lines().next().unwrap_or("")))?;
         let inner = &after[2..end];
-        out.push_str(&resolve(inner, here, all).map_err(|e| anyhow!("{file}: {{{{{inner}}}}}: {e}"))?);
+        out.push_str(&resolve(inner, here, all, lit).map_err(|e| anyhow!("{file}: {{{{{inner}}}}}: {e}"))?);
         rest = &after[end + 2..];
     }
     check_typed(rest, file)?;
@@ -73,7 +77,7 @@ pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData]) -> Resu
 
 /// `{{if COND}}THEN{{else}}OTHERWISE{{end}}` (`cond` starts after `{{if `):
 /// the text the rule keeps, filled, and what follows `{{end}}`.
-fn reading<'a>(cond: &'a str, file: &str, here: &StudyData, all: &[StudyData]) -> Result<(String, &'a str)> {
+fn reading<'a>(cond: &'a str, file: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -> Result<(String, &'a str)> {
     let close = cond.find("}}").ok_or_else(|| anyhow!("{file}: `{{{{if` is not closed"))?;
     let (words, body) = (&cond[..close], &cond[close + 2..]);
     let end = body.find("{{end}}").ok_or_else(|| anyhow!("{file}: `{{{{if {words}}}}}` has no `{{{{end}}}}`"))?;
@@ -87,10 +91,14 @@ fn reading<'a>(cond: &'a str, file: &str, here: &StudyData, all: &[StudyData]) -
         holds &= match clause.split_whitespace().collect::<Vec<_>>()[..] {
             ["apart", a, b] => apart(at_chance(a, here, all)?, at_chance(b, here, all)?),
             ["overlap", a, b] => !apart(at_chance(a, here, all)?, at_chance(b, here, all)?),
-            _ => bail!("{file}: `{{{{if {words}}}}}`: a condition is `apart A B` or `overlap A B` (A, B: `[study/]FUNCTION`), joined by `and`"),
+            ["verdict", f, outcome] => {
+                let in_reading = |e: anyhow::Error| anyhow!("{file}: `{{{{if {words}}}}}`: {e}");
+                verdict(f, here, all).map_err(in_reading)? == one_of(outcome, &OUTCOMES).map_err(in_reading)?
+            }
+            _ => bail!("{file}: `{{{{if {words}}}}}`: a condition is `apart A B`, `overlap A B` or `verdict A {}` (A, B: `[study/]FUNCTION`), joined by `and`", OUTCOMES.join("|")),
         };
     }
-    let (then, otherwise) = (fill(then, file, here, all)?, fill(otherwise, file, here, all)?);
+    let (then, otherwise) = (fill(then, file, here, all, lit)?, fill(otherwise, file, here, all, lit)?);
     Ok((if holds { then } else { otherwise }, next))
 }
 
@@ -124,7 +132,7 @@ fn check_typed(text: &str, file: &str) -> Result<()> {
     Ok(())
 }
 
-fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
+fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -> Result<String> {
     let mut words: Vec<&str> = inner.split_whitespace().collect();
     let percent = words.last() == Some(&":%");
     if percent {
@@ -150,6 +158,13 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
         Ok(())
     };
     match words.first().copied() {
+        Some("published") => {
+            args(3, "published PAPER FIGURE")?;
+            if percent || decimals.is_some() {
+                bail!("a published figure prints as the paper gives it: no `:DECIMALS` or `:%`");
+            }
+            Ok(lit.figure(words[1], words[2])?.to_string())
+        }
         Some("engine") => {
             args(2, "engine sigmoid_zero_below")?;
             match words[1] {
@@ -242,7 +257,7 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData]) -> Result<String> {
             let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
             Ok(whole(steps[i] as usize))
         }
-        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, protocol, learning_rate or engine"),
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, protocol, learning_rate, published or engine"),
     }
 }
 
@@ -258,6 +273,30 @@ fn at_chance(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<(usize, 
         bail!("study {} has no finished run of `{function}`", data.study.name);
     }
     Ok((levels.iter().filter(|v| **v <= AT_CHANCE_MAX).count(), levels.len()))
+}
+
+/// What a `verdict` condition asks of a claim: shown, shown wrong, or neither
+/// (inconclusive, too few seeds, or not applicable, as the Verdicts page says).
+const OUTCOMES: [&str; 3] = ["supported", "contradicted", "undecided"];
+
+/// The outcome of the one claim `[study/]function` makes in its study (at
+/// the study's own protocol), judged with the study's other claims as the
+/// Verdicts page judges them.
+fn verdict(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<&'static str> {
+    let (data, function) = match spec.split_once('/') {
+        Some((study, f)) => (all.iter().find(|d| d.study.name == study && d.protocol == d.study.protocol).ok_or_else(|| anyhow!("no study `{study}`"))?, f),
+        None => (here, spec),
+    };
+    let judged: Vec<_> = super::rules::judge(data).into_iter().filter(|j| j.function.name() == function).collect();
+    match judged.as_slice() {
+        [j] => Ok(match j.verdict {
+            super::rules::Verdict::Supported => OUTCOMES[0],
+            super::rules::Verdict::Contradicted => OUTCOMES[1],
+            _ => OUTCOMES[2],
+        }),
+        [] => bail!("`{function}` makes no claim in study {}", data.study.name),
+        _ => bail!("`{function}` makes {} claims in study {}; a verdict condition needs one", judged.len(), data.study.name),
+    }
 }
 
 /// Whether the binomial 95 % intervals of two rates, `(k, n)` each, do not overlap.

@@ -98,6 +98,9 @@ impl StudyPages<'_> {
                         fill(&m.little_overfitting, &[("function", name), ("gap", &f3(d.mean)), ("interval", &text::signed_ci(&d)), ("threshold", &OVERFIT_GAP.to_string()), ("table", &summary)])
                     );
                 }
+                Some(Overfitting::Unclear(d)) if d.n == 1 => {
+                    let _ = writeln!(p, "- {}", fill(&m.overfit_one_seed, &[("function", name), ("gap", &f3(d.mean)), ("threshold", &OVERFIT_GAP.to_string()), ("table", &summary)]));
+                }
                 Some(Overfitting::Unclear(d)) => {
                     let _ = writeln!(
                         p,
