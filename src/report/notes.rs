@@ -45,8 +45,8 @@ use super::rules::AT_CHANCE_MAX;
 use anyhow::{Result, anyhow, bail};
 
 /// `note` with its placeholders filled from `here` (the note's study at its
-/// protocol) and `all` (every study, for runs of another one). `file` names
-/// the note in errors.
+/// protocol), `all` (every study, for runs of another one) and `lit` (the
+/// published figures). `file` names the note in errors.
 pub fn fill(note: &str, file: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -> Result<String> {
     let mut out = String::with_capacity(note.len());
     let mut rest = note;
