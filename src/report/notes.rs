@@ -264,10 +264,7 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
 /// Of the finished seeds of `spec` (`[study/]FUNCTION`), how many never
 /// left chance: `(at_chance, seeds)`.
 fn at_chance(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<(usize, usize)> {
-    let (data, function) = match spec.split_once('/') {
-        Some((study, f)) => (all.iter().find(|d| d.study.name == study && d.protocol == d.study.protocol).ok_or_else(|| anyhow!("no study `{study}`"))?, f),
-        None => (here, spec),
-    };
+    let (data, function) = function_in(spec, here, all)?;
     let levels: Vec<f64> = data.runs.iter().filter(|r| r.activation.name() == function && r.usable()).filter_map(|r| r.measures()).map(|m| m.plateau_val_accuracy).collect();
     if levels.is_empty() {
         bail!("study {} has no finished run of `{function}`", data.study.name);
@@ -283,10 +280,7 @@ const OUTCOMES: [&str; 3] = ["supported", "contradicted", "undecided"];
 /// the study's own protocol), judged with the study's other claims as the
 /// Verdicts page judges them.
 fn verdict(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<&'static str> {
-    let (data, function) = match spec.split_once('/') {
-        Some((study, f)) => (all.iter().find(|d| d.study.name == study && d.protocol == d.study.protocol).ok_or_else(|| anyhow!("no study `{study}`"))?, f),
-        None => (here, spec),
-    };
+    let (data, function) = function_in(spec, here, all)?;
     let judged: Vec<_> = super::rules::judge(data).into_iter().filter(|j| j.function.name() == function).collect();
     match judged.as_slice() {
         [j] => Ok(match j.verdict {
@@ -336,12 +330,25 @@ fn stays_at_chance(function: &str, epochs: usize, here: &StudyData, all: &[Study
     Ok((stayed.values().filter(|v| **v).count(), stayed.len()))
 }
 
+/// `[study/]FUNCTION`: the study (the note's own without a prefix) and the function's name.
+fn function_in<'a, 'b>(spec: &'b str, here: &'a StudyData, all: &'a [StudyData]) -> Result<(&'a StudyData, &'b str)> {
+    match spec.split_once('/') {
+        Some((study, f)) => Ok((study_data(study, all)?, f)),
+        None => Ok((here, spec)),
+    }
+}
+
+/// Study `name`'s data at its own protocol (a `study/` prefix in a placeholder).
+fn study_data<'a>(name: &str, all: &'a [StudyData]) -> Result<&'a StudyData> {
+    all.iter().find(|d| d.study.name == name && d.protocol == d.study.protocol).ok_or_else(|| anyhow!("no study `{name}`"))
+}
+
 /// The run `[study/]function/seed-N`: of the note's study, or of another.
 fn find<'a>(name: &str, here: &'a StudyData, all: &'a [StudyData]) -> Result<&'a Run> {
     let parts: Vec<&str> = name.split('/').collect();
     let (data, function, seed) = match parts.as_slice() {
         [f, s] => (here, *f, *s),
-        [study, f, s] => (all.iter().find(|d| d.study.name == *study && d.protocol == d.study.protocol).ok_or_else(|| anyhow!("no study `{study}`"))?, *f, *s),
+        [study, f, s] => (study_data(study, all)?, *f, *s),
         _ => bail!("`{name}` is not `function/seed-N` or `study/function/seed-N`"),
     };
     let seed: u64 = seed.strip_prefix("seed-").and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("`{seed}` is not `seed-N`"))?;
