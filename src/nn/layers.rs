@@ -9,6 +9,7 @@
 use crate::engine::cpu::simd::Isa;
 use crate::engine::cpu::{conv, isa_compiled};
 use crate::engine::cpu::gemm::{gemm, MatRef};
+use crate::engine::math::lanes;
 use crate::engine::profile::{gemm_flops, part};
 use crate::engine::rng::{Purpose, Rng};
 use rayon::prelude::*;
@@ -129,8 +130,8 @@ impl MaxPool2 {
     /// order, as [`Dropout::backward`], [`Self::backward`] and the
     /// activation's backward pass one after another.
     pub fn backward_through(&self, n: usize, dy: &[f32], mask: Option<&[f32]>, argmax: &[u8], slope: &[f32], dx: &mut [f32]) {
-        let &MaxPool2 { h, w, c } = self;
-        let (oh, ow, in_len, out_len) = (self.oh(), self.ow(), self.in_len(), self.out_len());
+        let isa = Isa::detected();
+        let (in_len, out_len) = (self.in_len(), self.out_len());
         let len = n * out_len;
         let mask = mask.map(|m| &m[..len]);
         dx[..n * in_len]
@@ -141,36 +142,8 @@ impl MaxPool2 {
                 let o0 = s * out_len;
                 let (dys, am) = (&dy[o0..o0 + out_len], &argmax[o0..o0 + out_len]);
                 let ms = mask.map(|m| &m[o0..o0 + out_len]);
-                for y in 0..h {
-                    for x in 0..w {
-                        let i = (y * w + x) * c;
-                        let (d, k) = (&mut dxs[i..i + c], &ks[i..i + c]);
-                        let (oy, ox) = (y / 2, x / 2);
-                        if oy < oh && ox < ow {
-                            let (o, q) = ((oy * ow + ox) * c, ((y % 2) * 2 + x % 2) as u8);
-                            let (dys, am) = (&dys[o..o + c], &am[o..o + c]);
-                            match ms {
-                                Some(m) => {
-                                    let m = &m[o..o + c];
-                                    for ch in 0..c {
-                                        let g = dys[ch] * m[ch];
-                                        d[ch] = (if am[ch] == q { g } else { 0.0 }) * k[ch];
-                                    }
-                                }
-                                None => {
-                                    for ch in 0..c {
-                                        d[ch] = (if am[ch] == q { dys[ch] } else { 0.0 }) * k[ch];
-                                    }
-                                }
-                            }
-                        } else {
-                            // Dropped by the pooling (an odd last row or column).
-                            for ch in 0..c {
-                                d[ch] = 0.0 * k[ch];
-                            }
-                        }
-                    }
-                }
+                // SAFETY: the detected instruction set.
+                unsafe { through_sample(isa, self, dys, ms, am, ks, dxs) }
             });
     }
 
@@ -193,6 +166,50 @@ impl MaxPool2 {
                     }
                 }
             });
+    }
+}
+
+isa_compiled! {
+    fn through_sample(pool: &MaxPool2, dy: &[f32], mask: Option<&[f32]>, am: &[u8], slope: &[f32], dx: &mut [f32]) => through_sample_with
+}
+
+/// One sample of [`MaxPool2::backward_through`]. The window element that
+/// did not win gets +0, chosen with a bit mask (a lane-wise `if` on f32
+/// compiled to scalar code), and the multiplication by the slope follows
+/// either way, as in the separate passes.
+#[inline(always)]
+fn through_sample_with(pool: &MaxPool2, dys: &[f32], ms: Option<&[f32]>, am: &[u8], ks: &[f32], dxs: &mut [f32]) {
+    let &MaxPool2 { h, w, c } = pool;
+    let (oh, ow) = (pool.oh(), pool.ow());
+    let chosen = |g: f32, won: bool| f32::from_bits(g.to_bits() & (won as u32).wrapping_neg());
+    for y in 0..h {
+        for x in 0..w {
+            let i = (y * w + x) * c;
+            let (d, k) = (&mut dxs[i..i + c], &ks[i..i + c]);
+            let (oy, ox) = (y / 2, x / 2);
+            if oy < oh && ox < ow {
+                let (o, q) = ((oy * ow + ox) * c, ((y % 2) * 2 + x % 2) as u8);
+                let (dys, am) = (&dys[o..o + c], &am[o..o + c]);
+                match ms {
+                    Some(m) => {
+                        let m = &m[o..o + c];
+                        for ch in 0..c {
+                            d[ch] = chosen(dys[ch] * m[ch], am[ch] == q) * k[ch];
+                        }
+                    }
+                    None => {
+                        for ch in 0..c {
+                            d[ch] = chosen(dys[ch], am[ch] == q) * k[ch];
+                        }
+                    }
+                }
+            } else {
+                // Dropped by the pooling (an odd last row or column).
+                for ch in 0..c {
+                    d[ch] = 0.0 * k[ch];
+                }
+            }
+        }
     }
 }
 
@@ -230,17 +247,43 @@ isa_compiled! {
     fn dropout_sample(rng: &Rng, stream: u64, rate: f32, first_block: u32, mask: &mut [f32], x: &mut [f32]) => dropout_sample_with
 }
 
-/// One sample's mask, 16 Philox blocks (64 elements) per draw.
+/// One sample's mask, 16 Philox blocks (64 elements) per draw: element `e`
+/// of a draw is word `e % 4` of block `e / 4`.
+///
+/// Whole draws have a loop of their own, with the mask built as 64 lanes
+/// at constant indices and chosen by bit masks; one loop over whole and
+/// partial draws compiled to a scalar loop.
 #[inline(always)]
 fn dropout_sample_with(rng: &Rng, stream: u64, rate: f32, first_block: u32, mask: &mut [f32], x: &mut [f32]) {
     const B: usize = 16;
+    const E: usize = 4 * B;
     let scale = 1.0 / (1.0 - rate);
-    for (g, (ms, xs)) in mask.chunks_mut(4 * B).zip(x.chunks_mut(4 * B)).enumerate() {
-        let words: [[u32; B]; 4] = rng.blocks(Purpose::Dropout, stream, first_block + (g * B) as u32);
-        for (e, (m, v)) in ms.iter_mut().zip(xs.iter_mut()).enumerate() {
-            let keep = Rng::unit(words[e % 4][e / 4]) >= rate;
-            *m = if keep { scale } else { 0.0 };
-            *v *= *m;
+    // Statements, not a closure: out of line, a closure is compiled for
+    // SSE2, not for this kernel's instruction set.
+    macro_rules! draw {
+        ($g:expr) => {{
+            let words: [[u32; B]; 4] = rng.blocks(Purpose::Dropout, stream, first_block + ($g * B) as u32);
+            lanes::<f32, E>(|e| {
+                let keep = ((Rng::unit(words[e % 4][e / 4]) >= rate) as u32).wrapping_neg();
+                f32::from_bits(scale.to_bits() & keep) // scale, or +0
+            })
+        }};
+    }
+    let whole = mask.len() / E;
+    let (mut ms, mut xs) = (mask.chunks_exact_mut(E), x.chunks_exact_mut(E));
+    for (g, (m, v)) in (&mut ms).zip(&mut xs).enumerate() {
+        let (m, v) = (<&mut [f32; E]>::try_from(m).expect("a whole draw"), <&mut [f32; E]>::try_from(v).expect("a whole draw"));
+        *m = draw!(g);
+        for e in 0..E {
+            v[e] *= m[e];
+        }
+    }
+    let (m, v) = (ms.into_remainder(), xs.into_remainder());
+    if !m.is_empty() {
+        let drawn = draw!(whole);
+        for ((m, v), &d) in m.iter_mut().zip(v).zip(&drawn) {
+            *m = d;
+            *v *= d;
         }
     }
 }

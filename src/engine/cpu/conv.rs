@@ -11,8 +11,9 @@
 //!   (in the same pass, while each block of dy's rows is in cache).
 //!
 //! What changes is where the operands live: a tile's im2col rows are built in
-//! a small per-thread buffer that stays in L1, the input gradient is added
-//! onto the pixels straight from the registers, and the weight gradient reads
+//! a small per-thread buffer that stays in L1, the input gradient keeps a
+//! block of pixels in registers while it adds their taps' chains in col2im's
+//! order, and the weight gradient reads
 //! x in place through a table of each tap's pixels, a block of rows at a
 //! time. Inputs with taps narrower than a panel (conv1's 3 channels) build
 //! no im2col rows at all: the forward pass reads a copy of x with its
@@ -21,7 +22,7 @@
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use super::simd::{Isa, Simd};
-use super::tile::{strided, tile, Finish, Start};
+use super::tile::{strided, tile, tile_sum, Start};
 use super::{isa_dispatch, thread_scratch, with_packed, SendPtr};
 use crate::engine::profile;
 use rayon::prelude::*;
@@ -197,7 +198,7 @@ fn panel_width(isa: Isa) -> usize {
     }
 }
 
-/// Rows per block of the forward pass and the input gradient.
+/// Rows per block of the forward pass.
 fn block_rows(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 12,
@@ -266,7 +267,6 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
             g.cout - q * nr,
             |i| if i < rows { y.add(i * g.cout) } else { std::ptr::null_mut() },
             Start::Row(f.bias.as_ptr().add(q * nr)),
-            Finish::Store,
         );
     }
 }
@@ -352,7 +352,6 @@ unsafe fn forward_narrow_block_with<S: Simd, const MR: usize, const NV: usize>(f
             g.cout - q * nr,
             |i| if i < rows { y.add(i * g.cout + q * nr) } else { std::ptr::null_mut() },
             Start::Row(f.bias.as_ptr().add(q * nr)),
-            Finish::Store,
         );
     }
 }
@@ -375,7 +374,7 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
     assert!(w.len() == kd * g.cout && dy.len() >= n * per * g.cout && dx.len() >= n * g.in_len());
     let nr = panel_width(isa);
     let panels = g.cin.div_ceil(nr);
-    profile::path(|| format!("{}, {}×{nr} blocks per tap, col2im adds (k = {})", isa.name(), block_rows(isa), g.cout));
+    profile::path(|| format!("{}, {}×{nr} blocks of pixels summed over the taps in registers (k = {} per tap)", isa.name(), input_grad_rows(isa), g.cout));
     with_packed(g.k * g.k * panels * g.cout * nr, |wt| {
         // Tap t's block of w is `[cin][cout]`; its transpose, as panels over cin.
         for t in 0..g.k * g.k {
@@ -396,50 +395,55 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
 }
 
 isa_dispatch! {
-    fn input_grad_sample(f: &InputGrad, s: usize) => input_grad_sample_with { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) }
+    fn input_grad_sample(f: &InputGrad, s: usize) => input_grad_sample_with { avx512: (6, 2), avx2: (3, 2), scalar: (4, 4) }
 }
 
+/// Pixels per block of the input gradient: the block's sums and one tap's
+/// products both stay in registers (2·MR·NV vectors of the 32 or 16).
+fn input_grad_rows(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 6,
+        Isa::Avx2 => 3,
+        Isa::Scalar => 4,
+    }
+}
+
+/// One sample's dx, a block of `MR` pixels of an input row × one panel of
+/// channels at a time, summed over the taps in registers.
+///
+/// The taps go in reverse: a pixel is reached through tap (ky, kx) by
+/// output row (iy + pad − ky, ix + pad − kx), so its terms come in the
+/// raster order of those rows, the order col2im adds them in. (The block
+/// used to be 12 output rows, added onto dx tap by tap: its 24 sums went
+/// through the stack and dx after every 32-step chain, and it ran at half
+/// the FMA peak on AVX-512.)
 #[inline(always)]
 unsafe fn input_grad_sample_with<S: Simd, const MR: usize, const NV: usize>(f: &InputGrad, s: usize) {
     let (g, nr) = (f.g, NV * S::LANES);
-    let (per, panels) = (g.positions(), g.cin.div_ceil(nr));
+    let (taps, panels, ow) = (g.k * g.k, g.cin.div_ceil(nr), g.ow());
+    let dy = f.dy.as_ptr().add(s * g.positions() * g.cout);
     let dx = f.dx.0.add(s * g.in_len());
-    std::slice::from_raw_parts_mut(dx, g.in_len()).fill(0.0);
-    let scratch = thread_scratch(MR * g.cout);
-    let mut at = Cursor::at(&g, s * per);
-    for p0 in (0..per).step_by(MR) {
-        let rows = MR.min(per - p0);
-        let first = (s * per + p0) * g.cout;
-        // A block's rows of dy; a block reaching past dy's end is copied, zero-padded.
-        let a = if first + MR * g.cout <= f.dy.len() {
-            f.dy.as_ptr().add(first)
-        } else {
-            scratch.fill(0.0);
-            scratch[..rows * g.cout].copy_from_slice(&f.dy[first..first + rows * g.cout]);
-            scratch.as_ptr()
-        };
-        let pos: [(usize, usize); MR] = std::array::from_fn(|i| {
-            let p = at.pos();
-            if i < rows {
-                at.next(&g);
-            }
-            p
-        });
-        // Taps in reverse: for any one pixel, the rows of this block that
-        // reach it then add in raster order, as col2im adds them.
-        for t in (0..g.k * g.k).rev() {
-            let (ky, kx) = (t / g.k, t % g.k);
-            let src: [Option<usize>; MR] = std::array::from_fn(|i| if i < rows { g.source(pos[i], ky, kx) } else { None });
+    let zeros = thread_scratch(g.cout);
+    zeros.fill(0.0);
+    for iy in 0..g.h {
+        for ix0 in (0..g.w).step_by(MR) {
+            let pixels = MR.min(g.w - ix0);
             for q in 0..panels {
-                let wt = f.wt.as_ptr().add((t * panels + q) * g.cout * nr);
-                tile::<S, MR, NV>(
+                tile_sum::<S, MR, NV>(
+                    taps,
                     g.cout,
-                    strided(a, g.cout, 1),
-                    |k| wt.add(k * nr),
+                    |j| {
+                        let (ky, kx) = ((taps - 1 - j) / g.k, (taps - 1 - j) % g.k);
+                        let oy = (iy + g.pad).checked_sub(ky).filter(|&oy| oy < g.oh());
+                        std::array::from_fn(|i| {
+                            let ox = (ix0 + i + g.pad).checked_sub(kx).filter(|&ox| i < pixels && ox < ow);
+                            Some(dy.add((oy? * ow + ox?) * g.cout))
+                        })
+                    },
+                    |j, k| f.wt.as_ptr().add((((taps - 1 - j) * panels + q) * g.cout + k) * nr),
                     g.cin - q * nr,
-                    |i| src[i].map_or(std::ptr::null_mut(), |px| dx.add(px * g.cin + q * nr)),
-                    Start::Zero,
-                    Finish::Add,
+                    |i| if i < pixels { dx.add((iy * g.w + ix0 + i) * g.cin + q * nr) } else { std::ptr::null_mut() },
+                    zeros.as_ptr(),
                 );
             }
         }
@@ -618,7 +622,6 @@ unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow
                 cout - j0,
                 |i| if run * MR + i < line { out.add(i * cout) } else { std::ptr::null_mut() },
                 if r0 == 0 { Start::Zero } else { Start::C },
-                Finish::Store,
             );
         }
     }
@@ -719,7 +722,6 @@ unsafe fn weight_grad_task_with<S: Simd, const MR: usize, const NV: usize>(f: &W
                     nr,
                     |i| if co + i < c1 { out.add(i * f.ldt) } else { std::ptr::null_mut() },
                     if r0 == 0 { Start::Zero } else { Start::C },
-                    Finish::Store,
                 );
             }
         }

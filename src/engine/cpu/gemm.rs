@@ -17,7 +17,7 @@
 #![allow(unsafe_op_in_unsafe_fn)]
 
 use super::simd::{Isa, Simd};
-use super::tile::{strided, tile, Finish, Start};
+use super::tile::{strided, tile, Start};
 use super::{isa_dispatch, with_packed, SendPtr};
 use crate::engine::profile;
 use rayon::prelude::*;
@@ -229,7 +229,6 @@ unsafe fn block_with<S: Simd, const MR: usize, const NV: usize>(job: &Job, t: us
         job.n - j0,
         |i| if i < rows { c.add(i * job.ldc) } else { std::ptr::null_mut() },
         job.start,
-        Finish::Store,
     );
 }
 

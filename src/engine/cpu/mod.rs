@@ -7,6 +7,7 @@
 //! its order. Blocking, threads and vector width only decide who computes
 //! what, so the results are the same bits on every machine.
 
+pub mod alloc;
 pub mod conv;
 pub mod gemm;
 pub mod simd;

@@ -11,6 +11,8 @@
 //! A caller splits a long chain over several calls by starting each from the
 //! previous partial sums ([`Start::C`]): the chain, and so every bit, is the
 //! same. Which thread runs a block, and how the blocks are cut, never matter.
+//! [`tile_sum`] is the same block for a sum of such chains, each rounded on
+//! its own and then added (a convolution's input gradient, tap by tap).
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -30,15 +32,6 @@ pub enum Start {
 // SAFETY: `Row` points at read-only data (a bias) that outlives the product.
 unsafe impl Send for Start {}
 unsafe impl Sync for Start {}
-
-/// What happens to the finished sums.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Finish {
-    /// `C = acc`.
-    Store,
-    /// `C = C + acc` (one rounded add per element: col2im's scatter-add).
-    Add,
-}
 
 /// A's columns at a constant stride, for [`tile`]: `A[i,k] = a[i·rs + k·ks]`.
 #[inline(always)]
@@ -64,7 +57,6 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     cols: usize,
     row: impl Fn(usize) -> *mut f32,
     start: Start,
-    finish: Finish,
 ) {
     let l = S::LANES;
     // Columns of vector v that are real: 0, some, or all `l`.
@@ -111,7 +103,6 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
         }
         for (v, &x) in r.iter().enumerate() {
             let (p, n) = (p.add(v * l), width(v));
-            let x = if finish == Finish::Add { S::add(load::<S>(p, n), x) } else { x };
             if n == l {
                 S::store(p, x);
             } else if n > 0 {
@@ -128,6 +119,81 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
             S::load_first(p, n)
         } else {
             S::zero()
+        }
+    }
+}
+
+/// A block of C that is a sum of `terms` products, each rounded on its own
+/// before it is added: `acc = +0`, then for each term `t` in order
+///
+/// ```text
+/// part[i][j] = +0;  for k in 0..kc: part[i][j] = fma(A_t[i,k], B_t[k,j], part[i][j])
+/// acc[i][j] = acc[i][j] + part[i][j]      (rows i that term t reaches)
+/// ```
+///
+/// and `C = acc`. The sums stay in registers from the first term to the
+/// last (a convolution's input gradient: one term per kernel tap, each the
+/// chain over the output channels that col2im would add onto the pixel).
+/// Row `i` of `A_t` is `a(t)[i]`, contiguous over k, or `None` where term
+/// `t` does not reach it; B_t's row `k` is at `b(t, k)`; C's row `i` is at
+/// `row(i)` (null: dropped), `cols` of its columns real.
+///
+/// # Safety
+/// As [`tile`], with `zeros` readable for `kc` values of 0 (the rows a term
+/// does not reach read them, and their products are never added).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn tile_sum<S: Simd, const MR: usize, const NV: usize>(
+    terms: usize,
+    kc: usize,
+    a: impl Fn(usize) -> [Option<*const f32>; MR],
+    b: impl Fn(usize, usize) -> *const f32,
+    cols: usize,
+    row: impl Fn(usize) -> *mut f32,
+    zeros: *const f32,
+) {
+    let l = S::LANES;
+    let mut acc = [[S::zero(); NV]; MR];
+    for t in 0..terms {
+        let rows = a(t);
+        if rows.iter().all(Option::is_none) {
+            continue;
+        }
+        let ap: [*const f32; MR] = std::array::from_fn(|i| rows[i].unwrap_or(zeros));
+        let mut part = [[S::zero(); NV]; MR];
+        for k in 0..kc {
+            let bp = b(t, k);
+            let mut bv = [S::zero(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = S::load(bp.add(v * l));
+            }
+            for (i, r) in part.iter_mut().enumerate() {
+                let av = S::splat(ap[i].add(k));
+                for (x, &bvv) in r.iter_mut().zip(&bv) {
+                    *x = S::fma(av, bvv, *x);
+                }
+            }
+        }
+        for ((sum, p), reached) in acc.iter_mut().zip(&part).zip(&rows) {
+            if reached.is_some() {
+                for (x, &y) in sum.iter_mut().zip(p) {
+                    *x = S::add(*x, y);
+                }
+            }
+        }
+    }
+    for (i, r) in acc.iter().enumerate() {
+        let p = row(i);
+        if p.is_null() {
+            continue;
+        }
+        for (v, &x) in r.iter().enumerate() {
+            let (p, n) = (p.add(v * l), cols.saturating_sub(v * l).min(l));
+            if n == l {
+                S::store(p, x);
+            } else if n > 0 {
+                S::store_first(p, x, n);
+            }
         }
     }
 }
