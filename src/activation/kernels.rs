@@ -436,12 +436,11 @@ pub fn backward(act: Activation, g: Groups, x: &[f32], dy: &[f32], saved: &Saved
     let n = g.len();
     let ps = g.per_sample();
     let c = g.channels;
-    let lw = act.uses_min();
+    let (lw, isa) = (act.uses_min(), Isa::detected());
     dx[..n].par_chunks_mut(ps).enumerate().for_each(|(s, dxs)| {
         let base = s * ps;
-        for ((d, &g), &k) in dxs.iter_mut().zip(&dy[base..base + ps]).zip(&saved.dydx[base..base + ps]) {
-            *d = g * k;
-        }
+        // SAFETY: the detected instruction set.
+        unsafe { times_slope(isa, &dy[base..base + ps], &saved.dydx[base..base + ps], dxs) };
         if lw {
             for ch in 0..c {
                 let m = saved.mins[s * c + ch];
@@ -461,6 +460,19 @@ pub fn backward(act: Activation, g: Groups, x: &[f32], dy: &[f32], saved: &Saved
             }
         }
     });
+}
+
+isa_compiled! {
+    fn times_slope(dy: &[f32], slope: &[f32], dx: &mut [f32]) => times_slope_with
+}
+
+/// `dx = dy·slope`, compiled per instruction set (the rayon closure around
+/// it is built for SSE2).
+#[inline(always)]
+fn times_slope_with(dy: &[f32], slope: &[f32], dx: &mut [f32]) {
+    for ((d, &g), &k) in dx.iter_mut().zip(dy).zip(slope) {
+        *d = g * k;
+    }
 }
 
 /// The activation's values and the slopes training uses, on a grid (charts).

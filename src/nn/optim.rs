@@ -15,6 +15,8 @@
 //! Each operation is rounded to f32 on its own (no fused multiply-add), here
 //! and in `network.cu`, so both devices compute the same bits.
 
+use crate::engine::cpu::isa_compiled;
+use crate::engine::cpu::simd::Isa;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -124,12 +126,10 @@ impl Optimizer {
             (OptimizerConfig::Adam(c), [m, v]) => {
                 let alpha = c.alpha(self.t);
                 let (one_b1, one_b2) = (1.0 - c.beta1, 1.0 - c.beta2);
+                let (isa, rates) = (Isa::detected(), [alpha, one_b1, one_b2, c.epsilon]);
                 params.par_chunks_mut(CHUNK).zip(grads.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).for_each(|(((p, g), m), v)| {
-                    for i in 0..p.len() {
-                        m[i] += (g[i] - m[i]) * one_b1;
-                        v[i] += (g[i] * g[i] - v[i]) * one_b2;
-                        p[i] -= alpha * m[i] / (v[i].sqrt() + c.epsilon);
-                    }
+                    // SAFETY: the detected instruction set.
+                    unsafe { adam_chunk(isa, rates, p, g, m, v) }
                 });
             }
             (OptimizerConfig::Sgd(c), [velocity]) => {
@@ -142,6 +142,22 @@ impl Optimizer {
             }
             (c, s) => panic!("{} optimizer with {} state tensors", c.name(), s.len()),
         }
+    }
+}
+
+isa_compiled! {
+    fn adam_chunk(rates: [f32; 4], p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) => adam_chunk_with
+}
+
+/// Adam's update of one chunk; `rates` are α, 1 − β1, 1 − β2 and ε.
+/// Compiled per instruction set, as the rayon closure around it is built
+/// for SSE2: 4 square roots and divisions at a time instead of 16.
+#[inline(always)]
+fn adam_chunk_with([alpha, one_b1, one_b2, epsilon]: [f32; 4], p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    for i in 0..p.len() {
+        m[i] += (g[i] - m[i]) * one_b1;
+        v[i] += (g[i] * g[i] - v[i]) * one_b2;
+        p[i] -= alpha * m[i] / (v[i].sqrt() + epsilon);
     }
 }
 

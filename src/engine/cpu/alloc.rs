@@ -78,7 +78,8 @@ mod tests {
             v.shrink_to_fit();
         }
         for len in [1024usize, 1 << 20] {
-            assert_eq!(vec![0f32; len].as_ptr() as usize % LINE, 0, "vec![0; {len}]");
+            let zeros = vec![0f32; len];
+            assert_eq!(zeros.as_ptr() as usize % LINE, 0, "vec![0; {len}]");
         }
     }
 }

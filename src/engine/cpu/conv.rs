@@ -594,7 +594,7 @@ isa_dispatch! {
 #[inline(always)]
 unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow, t: usize) {
     let (g, nr, cout) = (f.g, NV * S::LANES, f.g.cout);
-    let (line, runs, vectors, rows) = (g.k * g.cin, (g.k * g.cin).div_ceil(MR), f.ldy / nr, f.n * g.positions());
+    let (line, runs, rows) = (g.k * g.cin, (g.k * g.cin).div_ceil(MR), f.n * g.positions());
     let dy_wide = thread_scratch(if f.ldy != cout { WG_BLOCK * f.ldy } else { 0 });
     // Each row's first pixel in the copy (kernel row 0, tap 0).
     let mut table = [std::ptr::null::<f32>(); WG_BLOCK];
@@ -611,7 +611,9 @@ unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow
             at.next(&g);
         }
         for block in t * f.tiles / f.tasks..(t + 1) * f.tiles / f.tasks {
-            let (ky, run, v) = (block / (runs * vectors), block / vectors % runs, block % vectors);
+            // Vector-major: a task's blocks share its vectors, so with one
+            // vector per task it reads only its own columns of dy's rows.
+            let (v, ky, run) = (block / (g.k * runs), block / runs % g.k, block % runs);
             let (i0, j0) = (ky * f.wp * g.cin + run * MR, v * nr);
             let first = ky * line + run * MR;
             let out = f.dw.0.add(first * cout + j0);
