@@ -1,6 +1,8 @@
-//! The CPU engine's matrix products: one micro-kernel ([`tile`]) over the
-//! vector instructions this CPU has ([`simd`]), driven for general matrices
-//! ([`gemm`]) and for convolutions without an im2col matrix ([`conv`]).
+//! The CPU engine's matrix products: one micro-kernel ([`tile`], with
+//! [`tile::tile_sum`] for a sum of its chains) over the vector instructions
+//! this CPU has ([`simd`]), driven for general matrices ([`gemm`]) and for
+//! convolutions without an im2col matrix ([`conv`]). Large buffers start on
+//! a cache line ([`alloc`]).
 //!
 //! The arithmetic is fixed: every output element is one FMA chain over k in
 //! ascending order, from a stated start; col2im's scatter-adds happen in
