@@ -59,10 +59,15 @@ pub fn lanes<T: Copy + Default, const N: usize>(f: impl Fn(usize) -> T) -> [T; N
 /// lanes the `if` is the faster: [`F64x::select`] keeps it.)
 #[inline(always)]
 pub fn pick32<const N: usize>(m: &Mask<N>, then: [f32; N], otherwise: [f32; N]) -> [f32; N] {
-    lanes(|i| {
-        let keep = (m[i] as u32).wrapping_neg();
-        f32::from_bits((then[i].to_bits() & keep) | (otherwise[i].to_bits() & !keep))
-    })
+    lanes(|i| f32::from_bits(or_zero(then[i], m[i]).to_bits() | or_zero(otherwise[i], !m[i]).to_bits()))
+}
+
+/// `v` where `keep`, else +0, chosen by `v`'s bits and a mask of all ones
+/// or all zeros: the form that vectorises on every instruction set (see
+/// [`pick32`]). Dropout's mask and the pooling's winning element use it too.
+#[inline(always)]
+pub fn or_zero(v: f32, keep: bool) -> f32 {
+    f32::from_bits(v.to_bits() & (keep as u32).wrapping_neg())
 }
 
 macro_rules! lanewise {

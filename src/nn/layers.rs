@@ -9,7 +9,7 @@
 use crate::engine::cpu::simd::Isa;
 use crate::engine::cpu::{conv, isa_compiled};
 use crate::engine::cpu::gemm::{gemm, MatRef};
-use crate::engine::math::lanes;
+use crate::engine::math::{lanes, or_zero};
 use crate::engine::profile::{gemm_flops, part};
 use crate::engine::rng::{Purpose, Rng};
 use rayon::prelude::*;
@@ -174,14 +174,13 @@ isa_compiled! {
 }
 
 /// One sample of [`MaxPool2::backward_through`]. The window element that
-/// did not win gets +0, chosen with a bit mask (a lane-wise `if` on f32
+/// did not win gets +0, chosen with a bit mask ([`or_zero`]: a lane-wise `if` on f32
 /// compiled to scalar code), and the multiplication by the slope follows
 /// either way, as in the separate passes.
 #[inline(always)]
 fn through_sample_with(pool: &MaxPool2, dys: &[f32], ms: Option<&[f32]>, am: &[u8], ks: &[f32], dxs: &mut [f32]) {
     let &MaxPool2 { h, w, c } = pool;
     let (oh, ow) = (pool.oh(), pool.ow());
-    let chosen = |g: f32, won: bool| f32::from_bits(g.to_bits() & (won as u32).wrapping_neg());
     for y in 0..h {
         for x in 0..w {
             let i = (y * w + x) * c;
@@ -194,12 +193,12 @@ fn through_sample_with(pool: &MaxPool2, dys: &[f32], ms: Option<&[f32]>, am: &[u
                     Some(m) => {
                         let m = &m[o..o + c];
                         for ch in 0..c {
-                            d[ch] = chosen(dys[ch] * m[ch], am[ch] == q) * k[ch];
+                            d[ch] = or_zero(dys[ch] * m[ch], am[ch] == q) * k[ch];
                         }
                     }
                     None => {
                         for ch in 0..c {
-                            d[ch] = chosen(dys[ch], am[ch] == q) * k[ch];
+                            d[ch] = or_zero(dys[ch], am[ch] == q) * k[ch];
                         }
                     }
                 }
@@ -264,8 +263,7 @@ fn dropout_sample_with(rng: &Rng, stream: u64, rate: f32, first_block: u32, mask
         ($g:expr) => {{
             let words: [[u32; B]; 4] = rng.blocks(Purpose::Dropout, stream, first_block + ($g * B) as u32);
             lanes::<f32, E>(|e| {
-                let keep = ((Rng::unit(words[e % 4][e / 4]) >= rate) as u32).wrapping_neg();
-                f32::from_bits(scale.to_bits() & keep) // scale, or +0
+                or_zero(scale, Rng::unit(words[e % 4][e / 4]) >= rate)
             })
         }};
     }

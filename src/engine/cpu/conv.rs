@@ -23,7 +23,7 @@
 
 use super::simd::{Isa, Simd};
 use super::tile::{strided, tile, tile_sum, Start};
-use super::{isa_dispatch, thread_scratch, with_packed, SendPtr};
+use super::{isa_dispatch, thread_scratch, with_packed, SendPtr, Shapes};
 use crate::engine::profile;
 use rayon::prelude::*;
 
@@ -198,14 +198,8 @@ fn panel_width(isa: Isa) -> usize {
     }
 }
 
-/// Rows per block of the forward pass.
-fn block_rows(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx512 => 12,
-        Isa::Avx2 => 6,
-        Isa::Scalar => 4,
-    }
-}
+/// The forward pass's blocks.
+const FORWARD: Shapes = Shapes { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) };
 
 struct Forward<'a> {
     g: Conv,
@@ -225,7 +219,7 @@ pub fn forward(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f
 fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
     let (kd, rows) = (g.kdim(), n * g.positions());
     assert!(x.len() >= n * g.in_len() && w.len() == kd * g.cout && bias.len() == g.cout && y.len() >= rows * g.cout);
-    let (nr, mr) = (panel_width(isa), block_rows(isa));
+    let (nr, mr) = (panel_width(isa), FORWARD.rows(isa));
     if !g.cin.is_multiple_of(nr) {
         return forward_narrow(isa, g, n, x, w, bias, y);
     }
@@ -240,7 +234,7 @@ fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y
 }
 
 isa_dispatch! {
-    fn forward_block(f: &Forward, t: usize) => forward_block_with { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) }
+    fn forward_block(f: &Forward, t: usize) => forward_block_with per FORWARD
 }
 
 #[inline(always)]
@@ -278,7 +272,7 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
 /// first pixel + `off[k]` + `i·cin`. A row's last block computes rows past
 /// its end and drops them. The chains are [`forward_block`]'s.
 fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
-    let (kd, nr, mr) = (g.kdim(), panel_width(isa), narrow_rows(isa));
+    let (kd, nr, mr) = (g.kdim(), panel_width(isa), FORWARD_NARROW.rows(isa));
     let (per, wp) = padded_shape(&g);
     // A row's last block reads up to MR − 1 pixels past the row (the rows it drops).
     let xp_len = n * per + mr * g.cin;
@@ -329,21 +323,16 @@ struct ForwardNarrow<'a> {
     y: SendPtr,
 }
 
-/// Rows per block of [`forward_narrow`]. With AVX-512 8, not the general
+/// [`forward_narrow`]'s blocks. With AVX-512 8 rows, not the general
 /// block's 12: LLVM loads all of a step's A values before its FMAs when they
 /// come through the table of offsets, and 12 of them beside 24 sums and 2 of
 /// B spilled sums to the stack on every step (22 % of the peak). Eight also
 /// divide conv1's 32-pixel rows, where 12 computed 4 rows in 36 to drop them.
 /// (AVX2's 6 × 2 fit its 16 registers without a spill.)
-fn narrow_rows(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx512 => 8,
-        _ => block_rows(isa),
-    }
-}
+const FORWARD_NARROW: Shapes = Shapes { avx512: (8, 2), ..FORWARD };
 
 isa_dispatch! {
-    fn forward_narrow_block(f: &ForwardNarrow, t: usize) => forward_narrow_block_with { avx512: (8, 2), avx2: (6, 2), scalar: (4, 4) }
+    fn forward_narrow_block(f: &ForwardNarrow, t: usize) => forward_narrow_block_with per FORWARD_NARROW
 }
 
 #[inline(always)]
@@ -387,7 +376,7 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
     assert!(w.len() == kd * g.cout && dy.len() >= n * per * g.cout && dx.len() >= n * g.in_len());
     let nr = panel_width(isa);
     let panels = g.cin.div_ceil(nr);
-    profile::path(|| format!("{}, {}×{nr} blocks of pixels summed over the taps in registers (k = {} per tap)", isa.name(), input_grad_rows(isa), g.cout));
+    profile::path(|| format!("{}, {}×{nr} blocks of pixels summed over the taps in registers (k = {} per tap)", isa.name(), INPUT_GRAD.rows(isa), g.cout));
     with_packed(g.k * g.k * panels * g.cout * nr, |wt| {
         // Tap t's block of w is `[cin][cout]`; its transpose, as panels over cin.
         for t in 0..g.k * g.k {
@@ -407,18 +396,13 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
     });
 }
 
-isa_dispatch! {
-    fn input_grad_sample(f: &InputGrad, s: usize) => input_grad_sample_with { avx512: (6, 2), avx2: (3, 2), scalar: (4, 4) }
-}
+/// The input gradient's blocks, in pixels × vectors of channels: the
+/// block's sums and one tap's products both stay in registers (2·MR·NV
+/// vectors of the 32 or 16).
+const INPUT_GRAD: Shapes = Shapes { avx512: (6, 2), avx2: (3, 2), scalar: (4, 4) };
 
-/// Pixels per block of the input gradient: the block's sums and one tap's
-/// products both stay in registers (2·MR·NV vectors of the 32 or 16).
-fn input_grad_rows(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx512 => 6,
-        Isa::Avx2 => 3,
-        Isa::Scalar => 4,
-    }
+isa_dispatch! {
+    fn input_grad_sample(f: &InputGrad, s: usize) => input_grad_sample_with per INPUT_GRAD
 }
 
 /// One sample's dx, a block of `MR` pixels of an input row × one panel of
@@ -507,7 +491,7 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
         return weight_grad_narrow(isa, g, n, x, dy, dw, db);
     }
     assert!(g.cin <= ZEROS.len(), "{g:?}: more input channels than the zero pixel has");
-    let mr = wg_rows(isa);
+    let mr = WEIGHT_GRAD.rows(isa);
     let panels = kd.div_ceil(nr);
     let ldt = panels * nr;
     // Tasks are (group of output channels, range of panels), all about the
@@ -599,9 +583,12 @@ struct Narrow<'a> {
     db: Option<SendPtr>,
 }
 
+/// [`weight_grad_narrow`]'s blocks. One vector per block: two threads
+/// then share conv1's blocks evenly.
+const WEIGHT_GRAD_NARROW: Shapes = Shapes { avx512: (NARROW_ROWS, 1), avx2: (NARROW_ROWS, 1), scalar: (NARROW_ROWS, 4) };
+
 isa_dispatch! {
-    // One vector per block: two threads then share conv1's blocks evenly.
-    fn narrow_task(f: &Narrow, t: usize) => narrow_task_with { avx512: (NARROW_ROWS, 1), avx2: (NARROW_ROWS, 1), scalar: (NARROW_ROWS, 4) }
+    fn narrow_task(f: &Narrow, t: usize) => narrow_task_with per WEIGHT_GRAD_NARROW
 }
 
 #[inline(always)]
@@ -684,17 +671,12 @@ unsafe fn pixel_table(g: &Conv, x: *const f32, first: Cursor, kc: usize, tap: us
     at
 }
 
-/// Output channels per block of the weight gradient (a divisor of 32 and 64).
-fn wg_rows(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx512 => 8,
-        Isa::Avx2 => 4,
-        Isa::Scalar => 4,
-    }
-}
+/// The weight gradient's blocks: output channels (a divisor of 32 and 64)
+/// × vectors of k.
+const WEIGHT_GRAD: Shapes = Shapes { avx512: (8, 2), avx2: (4, 2), scalar: (4, 4) };
 
 isa_dispatch! {
-    fn weight_grad_task(f: &WeightGrad, t: usize) => weight_grad_task_with { avx512: (8, 2), avx2: (4, 2), scalar: (4, 4) }
+    fn weight_grad_task(f: &WeightGrad, t: usize) => weight_grad_task_with per WEIGHT_GRAD
 }
 
 #[inline(always)]

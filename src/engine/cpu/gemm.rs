@@ -18,7 +18,7 @@
 
 use super::simd::{prefetch, Isa, Simd};
 use super::tile::{strided, tile, Start};
-use super::{isa_dispatch, with_packed, SendPtr};
+use super::{isa_dispatch, with_packed, SendPtr, Shapes};
 use crate::engine::profile;
 use rayon::prelude::*;
 
@@ -56,14 +56,8 @@ const B_AHEAD: usize = 48;
 /// Depth of one k block: a row block's packed A and a panel of B stay in L1/L2.
 const KC: usize = 256;
 
-/// The block shape (rows, columns) of the general product per instruction set.
-fn block_shape(isa: Isa) -> (usize, usize) {
-    match isa {
-        Isa::Avx512 => (12, 32),
-        Isa::Avx2 => (6, 16),
-        Isa::Scalar => (4, 4),
-    }
-}
+/// The general product's blocks.
+const BLOCK: Shapes = Shapes { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) };
 
 /// `C[m×n] (+)= A[m×k] · B[k×n]`; `C` is row-major with row stride `ldc`.
 /// With `accumulate == false` the old contents of `C` are ignored.
@@ -88,7 +82,7 @@ fn gemm_on(isa: Isa, m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut
         }
         return;
     }
-    let (mr, nr) = block_shape(isa);
+    let (mr, nr) = (BLOCK.rows(isa), BLOCK.columns(isa));
     let (row_blocks, panels) = (m.div_ceil(mr), n.div_ceil(nr));
     // A row-major B of whole panels is read in place; any other is packed.
     let b_in_place = b.cs == 1 && n.is_multiple_of(nr);
@@ -215,7 +209,7 @@ struct Job<'a> {
 }
 
 isa_dispatch! {
-    fn block(job: &Job, t: usize) => block_with { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) }
+    fn block(job: &Job, t: usize) => block_with per BLOCK
 }
 
 #[inline(always)]

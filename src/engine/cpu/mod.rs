@@ -17,13 +17,46 @@ pub mod tile;
 
 use std::cell::RefCell;
 
+/// A kernel's block shape per instruction set: (rows, vectors). The one
+/// statement of it: [`isa_dispatch!`] compiles the kernel with it, and the
+/// callers that cut the work into blocks read it through [`Shapes::rows`].
+#[derive(Clone, Copy)]
+pub(crate) struct Shapes {
+    pub avx512: (usize, usize),
+    pub avx2: (usize, usize),
+    pub scalar: (usize, usize),
+}
+
+impl Shapes {
+    fn of(&self, isa: simd::Isa) -> (usize, usize) {
+        match isa {
+            simd::Isa::Avx512 => self.avx512,
+            simd::Isa::Avx2 => self.avx2,
+            simd::Isa::Scalar => self.scalar,
+        }
+    }
+
+    /// Rows per block on `isa`.
+    pub fn rows(&self, isa: simd::Isa) -> usize {
+        self.of(isa).0
+    }
+
+    /// Columns per block on `isa`: its vectors × the lanes of one.
+    pub fn columns(&self, isa: simd::Isa) -> usize {
+        let lanes = match isa {
+            simd::Isa::Avx512 => 16,
+            simd::Isa::Avx2 => 8,
+            simd::Isa::Scalar => 1,
+        };
+        self.of(isa).1 * lanes
+    }
+}
+
 /// Define `$name(isa, args…)`, which runs `$generic::<S, MR, NV>(args…)`
-/// compiled for `isa`, with the block shape (`MR` rows × `NV` vectors) given
-/// per instruction set.
+/// compiled for `isa`, with the block shape (`MR` rows × `NV` vectors) that
+/// the [`Shapes`] constant `$shapes` gives for that instruction set.
 macro_rules! isa_dispatch {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $generic:ident {
-        avx512: ($mr1:expr, $nv1:expr), avx2: ($mr2:expr, $nv2:expr), scalar: ($mr3:expr, $nv3:expr) $(,)?
-    }) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $generic:ident per $shapes:path) => {
         $(#[$m])*
         #[allow(clippy::too_many_arguments)]
         $vis unsafe fn $name(isa: $crate::engine::cpu::simd::Isa, $($arg: $ty),*) {
@@ -31,20 +64,20 @@ macro_rules! isa_dispatch {
             #[target_feature(enable = "avx512f")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx512($($arg: $ty),*) {
-                $generic::<$crate::engine::cpu::simd::Avx512, $mr1, $nv1>($($arg),*)
+                $generic::<$crate::engine::cpu::simd::Avx512, { $shapes.avx512.0 }, { $shapes.avx512.1 }>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx,avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx2($($arg: $ty),*) {
-                $generic::<$crate::engine::cpu::simd::Avx2, $mr2, $nv2>($($arg),*)
+                $generic::<$crate::engine::cpu::simd::Avx2, { $shapes.avx2.0 }, { $shapes.avx2.1 }>($($arg),*)
             }
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 $crate::engine::cpu::simd::Isa::Avx512 => avx512($($arg),*),
                 #[cfg(target_arch = "x86_64")]
                 $crate::engine::cpu::simd::Isa::Avx2 => avx2($($arg),*),
-                _ => $generic::<$crate::engine::cpu::simd::Scalar, $mr3, $nv3>($($arg),*),
+                _ => $generic::<$crate::engine::cpu::simd::Scalar, { $shapes.scalar.0 }, { $shapes.scalar.1 }>($($arg),*),
             }
         }
     };

@@ -98,17 +98,7 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
         }
     }
     for (r, &p) in acc.iter().zip(&rows) {
-        if p.is_null() {
-            continue;
-        }
-        for (v, &x) in r.iter().enumerate() {
-            let (p, n) = (p.add(v * l), width(v));
-            if n == l {
-                S::store(p, x);
-            } else if n > 0 {
-                S::store_first(p, x, n);
-            }
-        }
+        store_row::<S, NV>(p, r, cols);
     }
 
     #[inline(always)]
@@ -183,17 +173,24 @@ pub unsafe fn tile_sum<S: Simd, const MR: usize, const NV: usize>(
         }
     }
     for (i, r) in acc.iter().enumerate() {
-        let p = row(i);
-        if p.is_null() {
-            continue;
-        }
-        for (v, &x) in r.iter().enumerate() {
-            let (p, n) = (p.add(v * l), cols.saturating_sub(v * l).min(l));
-            if n == l {
-                S::store(p, x);
-            } else if n > 0 {
-                S::store_first(p, x, n);
-            }
+        store_row::<S, NV>(row(i), r, cols);
+    }
+}
+
+/// A block's row of sums into C's row at `p` (null: dropped), `cols` of its
+/// columns real: whole vectors stored, a partial one masked, the rest not.
+#[inline(always)]
+unsafe fn store_row<S: Simd, const NV: usize>(p: *mut f32, r: &[S::V; NV], cols: usize) {
+    if p.is_null() {
+        return;
+    }
+    let l = S::LANES;
+    for (v, &x) in r.iter().enumerate() {
+        let (p, n) = (p.add(v * l), cols.saturating_sub(v * l).min(l));
+        if n == l {
+            S::store(p, x);
+        } else if n > 0 {
+            S::store_first(p, x, n);
         }
     }
 }
