@@ -541,12 +541,7 @@ const NARROW_ROWS: usize = 9;
 /// table of pixels per tap (17 %: six chains per block wait on each other's
 /// latency, and nine taps split 4 : 5 between two threads).
 fn weight_grad_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<SendPtr>) {
-    // One vector's columns: the blocks of `narrow_task`.
-    let nr = match isa {
-        Isa::Avx512 => 16,
-        Isa::Avx2 => 8,
-        Isa::Scalar => 4,
-    };
+    let nr = WEIGHT_GRAD_NARROW.columns(isa);
     let ldy = g.cout.div_ceil(nr) * nr;
     let (per, wp) = padded_shape(&g);
     // A run's last block reads up to NARROW_ROWS − 1 values past a kernel row.
