@@ -11,7 +11,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Blocks this large or larger are aligned to [`LINE`].
 const LARGE: usize = 4096;
-const LINE: usize = 64;
+/// Bytes per cache line.
+pub(crate) const LINE: usize = 64;
 
 pub struct LineAligned;
 

@@ -189,15 +189,6 @@ fn pack_panels(b: &[f32], rows: usize, cols: usize, nr: usize, out: &mut [f32]) 
     }
 }
 
-/// Columns per panel (one block's width) for an instruction set.
-fn panel_width(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx512 => 32,
-        Isa::Avx2 => 16,
-        Isa::Scalar => 4,
-    }
-}
-
 /// The forward pass's blocks.
 const FORWARD: Shapes = Shapes { avx512: (12, 2), avx2: (6, 2), scalar: (4, 4) };
 
@@ -219,7 +210,7 @@ pub fn forward(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f
 fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
     let (kd, rows) = (g.kdim(), n * g.positions());
     assert!(x.len() >= n * g.in_len() && w.len() == kd * g.cout && bias.len() == g.cout && y.len() >= rows * g.cout);
-    let (nr, mr) = (panel_width(isa), FORWARD.rows(isa));
+    let (nr, mr) = (FORWARD.columns(isa), FORWARD.rows(isa));
     if !g.cin.is_multiple_of(nr) {
         return forward_narrow(isa, g, n, x, w, bias, y);
     }
@@ -272,7 +263,7 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
 /// first pixel + `off[k]` + `i·cin`. A row's last block computes rows past
 /// its end and drops them. The chains are [`forward_block`]'s.
 fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
-    let (kd, nr, mr) = (g.kdim(), panel_width(isa), FORWARD_NARROW.rows(isa));
+    let (kd, nr, mr) = (g.kdim(), FORWARD_NARROW.columns(isa), FORWARD_NARROW.rows(isa));
     let (per, wp) = padded_shape(&g);
     // A row's last block reads up to MR − 1 pixels past the row (the rows it drops).
     let xp_len = n * per + mr * g.cin;
@@ -374,7 +365,7 @@ pub fn input_grad(g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
 fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (kd, per) = (g.kdim(), g.positions());
     assert!(w.len() == kd * g.cout && dy.len() >= n * per * g.cout && dx.len() >= n * g.in_len());
-    let nr = panel_width(isa);
+    let nr = INPUT_GRAD.columns(isa);
     let panels = g.cin.div_ceil(nr);
     profile::path(|| format!("{}, {}×{nr} blocks of pixels summed over the taps in registers (k = {} per tap)", isa.name(), INPUT_GRAD.rows(isa), g.cout));
     with_packed(g.k * g.k * panels * g.cout * nr, |wt| {
@@ -484,7 +475,7 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     assert!(x.len() >= n * g.in_len() && dy.len() >= n * per * g.cout && dw.len() == kd * g.cout);
     assert!(db.as_ref().is_none_or(|db| db.len() == g.cout), "{g:?}: the bias gradient has cout values");
     let db = db.map(|db| SendPtr(db.as_mut_ptr()));
-    let nr = panel_width(isa);
+    let nr = WEIGHT_GRAD.columns(isa);
     if !g.cin.is_multiple_of(nr) {
         // A tap narrower than a panel (conv1's 3 channels): B's rows cannot
         // be read from x in place.

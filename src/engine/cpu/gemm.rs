@@ -18,6 +18,7 @@
 
 use super::simd::{prefetch, Isa, Simd};
 use super::tile::{strided, tile, Start};
+use super::alloc::LINE;
 use super::{isa_dispatch, with_packed, SendPtr, Shapes};
 use crate::engine::profile;
 use rayon::prelude::*;
@@ -226,14 +227,14 @@ unsafe fn block_with<S: Simd, const MR: usize, const NV: usize>(job: &Job, t: us
     let b = if job.b_in_place { job.b.as_ptr().add(j0) } else { job.b.as_ptr().add(q * job.kc * job.nr) };
     // Rows of B read in place may start a new page each (dense1's are 2 KiB
     // apart), where the hardware's prefetchers do not follow: ask for the row
-    // B_AHEAD steps on, a line (16 values) at a time.
+    // B_AHEAD steps on, a cache line at a time.
     let ahead = if job.b_in_place { job.b_rows_left } else { 0 };
     tile::<S, MR, NV>(
         job.kc,
         a,
         |k| {
             if k + B_AHEAD < ahead {
-                for v in (0..NV * S::LANES).step_by(16) {
+                for v in (0..NV * S::LANES).step_by(LINE / size_of::<f32>()) {
                     prefetch(b.add((k + B_AHEAD) * job.b_ks + v));
                 }
             }

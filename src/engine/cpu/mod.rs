@@ -43,12 +43,7 @@ impl Shapes {
 
     /// Columns per block on `isa`: its vectors × the lanes of one.
     pub fn columns(&self, isa: simd::Isa) -> usize {
-        let lanes = match isa {
-            simd::Isa::Avx512 => 16,
-            simd::Isa::Avx2 => 8,
-            simd::Isa::Scalar => 1,
-        };
-        self.of(isa).1 * lanes
+        self.of(isa).1 * isa.lanes()
     }
 }
 

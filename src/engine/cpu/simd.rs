@@ -52,6 +52,17 @@ impl Isa {
         }
     }
 
+    /// f32 lanes per vector: its [`Simd`] implementation's `LANES`.
+    pub fn lanes(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => <Avx512 as Simd>::LANES,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => <Avx2 as Simd>::LANES,
+            _ => <Scalar as Simd>::LANES,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Isa::Avx512 => "AVX-512",
