@@ -243,7 +243,7 @@ fn pool_sample_with((w, c, oh, ow): (usize, usize, usize, usize), xs: &[f32], ys
 }
 
 isa_compiled! {
-    fn dropout_sample(rng: &Rng, stream: u64, rate: f32, first_block: u32, mask: &mut [f32], x: &mut [f32]) => dropout_sample_with
+    fn dropout_sample(isa: Isa, rng: &Rng, stream: u64, rate: f32, first_block: u32, mask: &mut [f32], x: &mut [f32]) => dropout_sample_with
 }
 
 /// One sample's mask, 16 Philox blocks (64 elements) per draw: element `e`
@@ -253,7 +253,7 @@ isa_compiled! {
 /// at constant indices and chosen by bit masks; one loop over whole and
 /// partial draws compiled to a scalar loop.
 #[inline(always)]
-fn dropout_sample_with(rng: &Rng, stream: u64, rate: f32, first_block: u32, mask: &mut [f32], x: &mut [f32]) {
+fn dropout_sample_with(isa: Isa, rng: &Rng, stream: u64, rate: f32, first_block: u32, mask: &mut [f32], x: &mut [f32]) {
     const B: usize = 16;
     const E: usize = 4 * B;
     let scale = 1.0 / (1.0 - rate);
@@ -261,7 +261,7 @@ fn dropout_sample_with(rng: &Rng, stream: u64, rate: f32, first_block: u32, mask
     // SSE2, not for this kernel's instruction set.
     macro_rules! draw {
         ($g:expr) => {{
-            let words: [[u32; B]; 4] = rng.blocks(Purpose::Dropout, stream, first_block + ($g * B) as u32);
+            let words: [[u32; B]; 4] = rng.blocks16(isa, Purpose::Dropout, stream, first_block + ($g * B) as u32);
             lanes::<f32, E>(|e| {
                 or_zero(scale, Rng::unit(words[e % 4][e / 4]) >= rate)
             })
@@ -440,7 +440,8 @@ impl Dropout {
         let isa = Isa::detected();
         mask.par_chunks_mut(len).zip(x.par_chunks_mut(len)).enumerate().for_each(|(s, (ms, xs))| {
             // SAFETY: the detected instruction set.
-            unsafe { dropout_sample(isa, rng, stream, rate, (s * len / 4) as u32, ms, xs) }
+            // The body gets `isa` too, for the draws' vector multiplies.
+            unsafe { dropout_sample(isa, isa, rng, stream, rate, (s * len / 4) as u32, ms, xs) }
         });
     }
 
