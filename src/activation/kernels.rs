@@ -11,6 +11,7 @@ use crate::engine::cpu::simd::Isa;
 use crate::engine::math::lanes as lanes_of;
 use crate::engine::real::{Dual, DualOf, Lanes, Real};
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::sync::Arc;
 
 /// How a layer's output is grouped for the layer-wise minimum.
@@ -192,19 +193,17 @@ pub fn forward_eval(act: Activation, g: Groups, x: &[f32], y: &mut [f32], mins_s
 
 /// [`forward_eval`] on the instruction set `isa` (one of [`Isa::available`]).
 fn forward_eval_on(isa: Isa, act: Activation, g: Groups, x: &[f32], y: &mut [f32], mins_scratch: &mut Vec<f32>) {
-    let n = g.len();
-    let mins: &[f32] = if act.uses_min() {
-        mins_scratch.resize(g.samples * g.channels, 0.0);
-        group_mins(&x[..n], g, mins_scratch);
-        mins_scratch
-    } else {
-        &[]
-    };
-    let (f, ps, linear) = (Resolved::of(act), g.per_sample(), act.linear_above_zero());
+    let (n, ps) = (g.len(), g.per_sample());
+    if let Some(f) = ElementWise::on(isa, act) {
+        y[..n].par_chunks_mut(ps).zip(x[..n].par_chunks(ps)).for_each(|(ys, xs)| f.apply(xs, ys, None));
+        return;
+    }
+    mins_scratch.resize(g.samples * g.channels, 0.0);
+    group_mins(&x[..n], g, mins_scratch);
+    let (f, mins) = (Resolved::of(act), &mins_scratch[..]);
     y[..n].par_chunks_mut(ps).zip(x[..n].par_chunks(ps)).enumerate().for_each(|(s, (ys, xs))| {
-        // SAFETY: `isa` is one this CPU has. The body gets it too, to pick
-        // its packing step (an inlined body cannot ask what it was compiled for).
-        unsafe { eval_sample(isa, &f, isa, g, s, xs, ys, mins, linear) }
+        // SAFETY: `isa` is one this CPU has.
+        unsafe { eval_sample(isa, &f, isa, g, s, xs, ys, mins, None) }
     });
 }
 
@@ -218,7 +217,8 @@ fn eval_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: &
     with_kernel!(f, f => {
         if let Some(c) = linear {
             // x + c everywhere first, then the definition where x <= 0.
-            let mut below = BelowZero::for_sample(x.len());
+            // SAFETY: nothing else on this thread uses the lists meanwhile.
+            let below = unsafe { BelowZero::this_thread() };
             for (xs, ys) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)) {
                 let n = below.fill_and_pack(isa, xs, c, ys, &mut []);
                 for k in 0..n.div_ceil(W) {
@@ -248,13 +248,33 @@ struct BelowZero {
     at: Vec<u32>,
 }
 
+thread_local! {
+    static BELOW_ZERO: RefCell<BelowZero> = RefCell::new(BelowZero::new());
+}
+
 impl BelowZero {
-    /// Room for a block of `len` elements or fewer, a whole batch of lanes
-    /// past the last (read, evaluated, never stored), and the 8 entries a
-    /// step writes past the end.
-    fn for_sample(len: usize) -> BelowZero {
-        let cap = len.min(BLOCK) + W + 8;
+    /// Room for a block, a whole batch of lanes past its last element
+    /// (read, evaluated, never stored), and the 8 entries a step writes
+    /// past the end.
+    fn new() -> BelowZero {
+        let cap = BLOCK + W + 8;
         BelowZero { vals: vec![0.0; cap], at: vec![0; cap] }
+    }
+
+    /// This thread's lists, allocated once: a convolution's forward pass
+    /// applies the function to each block of rows it finishes, and two
+    /// allocations per block cost more than a block of relu.
+    ///
+    /// A reference rather than a closure over the thread-local, as
+    /// `engine::cpu::thread_scratch` returns: the kernels are
+    /// `#[target_feature]` functions, and a closure would not inherit their
+    /// instruction set.
+    ///
+    /// # Safety
+    /// One user per thread at a time.
+    unsafe fn this_thread<'a>() -> &'a mut BelowZero {
+        // SAFETY: the lists live as long as the thread; see above for aliasing.
+        BELOW_ZERO.with(|b| unsafe { &mut *b.as_ptr() })
     }
 
     /// `y = x + c` and `dydx = 1` (when given; empty skips it) over `x` (a
@@ -375,20 +395,53 @@ pub fn forward_train(act: Activation, g: Groups, x: &[f32], y: &mut [f32], saved
 
 /// [`forward_train`] on the instruction set `isa` (one of [`Isa::available`]).
 fn forward_train_on(isa: Isa, act: Activation, g: Groups, x: &[f32], y: &mut [f32], saved: &mut Saved) {
-    let n = g.len();
-    let lw = act.uses_min();
-    if lw {
-        group_mins(&x[..n], g, &mut saved.mins);
+    let (n, ps) = (g.len(), g.per_sample());
+    let per_sample = y[..n].par_chunks_mut(ps).zip(saved.dydx[..n].par_chunks_mut(ps)).zip(x[..n].par_chunks(ps));
+    if let Some(f) = ElementWise::on(isa, act) {
+        per_sample.for_each(|((ys, ds), xs)| f.apply(xs, ys, Some(ds)));
+        return;
     }
-    let (f, ps, linear) = (Resolved::of(act), g.per_sample(), act.linear_above_zero());
-    let mins: &[f32] = &saved.mins;
-    // SAFETY (both calls): `isa` is one this CPU has (and the body's packing step uses it too).
-    let per_sample = y[..n].par_chunks_mut(ps).zip(saved.dydx[..n].par_chunks_mut(ps)).zip(x[..n].par_chunks(ps)).enumerate();
-    if lw {
-        // Layer-wise functions also keep ∂f/∂m.
-        per_sample.zip(saved.dydm[..n].par_chunks_mut(ps)).for_each(|((s, ((ys, ds), xs)), dms)| unsafe { train_sample(isa, &f, isa, g, s, xs, ys, ds, dms, mins, None) });
-    } else {
-        per_sample.for_each(|(s, ((ys, ds), xs))| unsafe { train_sample(isa, &f, isa, g, s, xs, ys, ds, &mut [], mins, linear) });
+    group_mins(&x[..n], g, &mut saved.mins);
+    let (f, mins) = (Resolved::of(act), &saved.mins[..]);
+    // Layer-wise functions also keep ∂f/∂m.
+    per_sample.enumerate().zip(saved.dydm[..n].par_chunks_mut(ps)).for_each(|((s, ((ys, ds), xs)), dms)| {
+        // SAFETY: `isa` is one this CPU has.
+        unsafe { train_sample(isa, &f, isa, g, s, xs, ys, ds, dms, mins, None) }
+    });
+}
+
+/// An element-wise function (not a layer-wise one), ready to apply to any
+/// run of a layer's values: each element's value and slope depend on that
+/// element alone, so any run gives the bits of the whole layer's pass. A
+/// convolution hands each block of rows over as it finishes it.
+pub struct ElementWise {
+    f: Resolved,
+    /// The constant of `x + c` above zero, for a function linear there.
+    linear: Option<f32>,
+    isa: Isa,
+}
+
+impl ElementWise {
+    /// None for a layer-wise function: its values need the layer's minima.
+    pub fn of(act: Activation) -> Option<ElementWise> {
+        ElementWise::on(Isa::detected(), act)
+    }
+
+    /// On `isa`, one of [`Isa::available`].
+    fn on(isa: Isa, act: Activation) -> Option<ElementWise> {
+        (!act.uses_min()).then(|| ElementWise { f: Resolved::of(act), linear: act.linear_above_zero(), isa })
+    }
+
+    /// `y = f(x)`, and with `dydx` the slopes training uses.
+    pub fn apply(&self, x: &[f32], y: &mut [f32], dydx: Option<&mut [f32]>) {
+        // The groups and the sample matter only to the minima of a layer-wise function.
+        let g = Groups { samples: 1, spatial: x.len(), channels: 1 };
+        // SAFETY (both): `isa` is one this CPU has. The body gets it too, to
+        // pick its packing step (an inlined body cannot ask what it was compiled for).
+        match dydx {
+            Some(d) => unsafe { train_sample(self.isa, &self.f, self.isa, g, 0, x, y, d, &mut [], &[], self.linear) },
+            None => unsafe { eval_sample(self.isa, &self.f, self.isa, g, 0, x, y, &[], self.linear) },
+        }
     }
 }
 
@@ -402,7 +455,8 @@ fn train_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: 
     with_kernel!(f, f => {
         if let Some(c) = linear {
             // x + c with slope 1 everywhere first, then the definition where x <= 0.
-            let mut below = BelowZero::for_sample(x.len());
+            // SAFETY: nothing else on this thread uses the lists meanwhile.
+            let below = unsafe { BelowZero::this_thread() };
             for ((xs, ys), ds) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)).zip(dydx.chunks_mut(BLOCK)) {
                 let n = below.fill_and_pack(isa, xs, c, ys, ds);
                 for k in 0..n.div_ceil(W) {

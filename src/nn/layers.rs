@@ -27,6 +27,16 @@ impl Conv2d {
         conv::forward(c, n, &x[..n * c.in_len()], w, b, &mut y[..n * c.out_len()]);
     }
 
+    /// [`Self::forward`], handing each finished run of y to `then` (see
+    /// [`conv::Then`]): an element-wise activation applied while the run is
+    /// in the cache. Its time is the part's too.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_then(&self, n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], then: conv::Then) {
+        let c = self.0;
+        let _gemm = part("forward GEMM + activation", gemm_flops(n * c.positions(), c.cout, c.kdim()));
+        conv::forward_then(c, n, &x[..n * c.in_len()], w, b, &mut y[..n * c.out_len()], then);
+    }
+
     /// The weights' gradient, the bias's when `db` is given (a layer
     /// before a batch normalisation has none), and, when `dx` is given, the
     /// input gradient (`x` is the forward pass's input).

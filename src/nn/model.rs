@@ -13,7 +13,8 @@ use super::layers::{BatchNorm, BatchNormSaved, Conv2d, Dense, Dropout, MaxPool2,
 use super::loss::{softmax_cross_entropy, BatchStats};
 use super::pass::{self, Mode, Ops};
 use super::plan::{Grad, Op, Plan, Value, Weights};
-use crate::activation::kernels::{self, Groups, Saved};
+use crate::activation::kernels::{self, ElementWise, Groups, Saved};
+use crate::engine::cpu::SendPtr;
 use crate::activation::Activation;
 use crate::engine::profile::{stage, stage_of};
 use crate::engine::rng::{Purpose, Rng};
@@ -230,6 +231,36 @@ impl Ops for Cpu<'_> {
         Ok(())
     }
 
+    /// With an element-wise function, each block of the convolution's rows
+    /// goes through the function as soon as the block is computed, while it
+    /// is in the cache: the same operations on the same values as the two
+    /// passes, which read all of y back (8 MB for conv1 and for conv2).
+    #[allow(clippy::too_many_arguments)]
+    fn conv_activated(&mut self, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, y: Value, activation: usize, train: bool, post: Value) -> Result<()> {
+        let Some(f) = ElementWise::of(self.m.act) else {
+            self.conv(layer, index, weights, n, x, y)?;
+            return self.activation(activation, n, train, y, post);
+        };
+        let Model { params, grads, ws, plan, .. } = &mut *self.m;
+        let (w, b, ..) = tensors(&plan.ranges, params, grads, &ws.zeros, weights, layer.0.cout);
+        let len = n * plan.len(y);
+        let [xs, ys, posts] = ws.values.get_disjoint_mut([x.0, y.0, post.0]).expect("a convolution's input, output and activation are three values");
+        let post_at = SendPtr(posts[..len].as_mut_ptr());
+        let slope_at = train.then(|| SendPtr(ws.saved[activation].dydx[..len].as_mut_ptr()));
+        let then = |first: usize, run: &[f32]| {
+            // The pointers whole, not their fields (which are not Sync).
+            let (post_at, slope_at) = (&post_at, &slope_at);
+            // SAFETY: the runs of y are disjoint and within its `len`
+            // values, and `post` and the slopes hold `len` values.
+            let (post, slope) = unsafe {
+                (std::slice::from_raw_parts_mut(post_at.0.add(first), run.len()), slope_at.as_ref().map(|s| std::slice::from_raw_parts_mut(s.0.add(first), run.len())))
+            };
+            f.apply(run, post, slope);
+        };
+        stage_of(weights.stages[0], || layer.forward_then(n, w, b, xs, ys, &then));
+        Ok(())
+    }
+
     fn activation_backward(&mut self, index: usize, n: usize, pre: Value, dy: Grad, dx: Grad) -> Result<()> {
         let (act, groups) = (self.m.act, self.groups(index, n));
         let ws = &mut self.m.ws;
@@ -422,6 +453,51 @@ impl Model {
 mod tests {
     use super::*;
     use crate::nn::arch::Role;
+
+    /// A convolution's activation is applied to each block of rows as the
+    /// convolution finishes it: the values and slopes are the whole-layer
+    /// pass's, bit for bit, for a function evaluated everywhere (relu), one
+    /// evaluated only at or below zero (softplus_linear) and a layer-wise
+    /// one (zero_fit_linear, which is not interleaved), in training and in
+    /// inference.
+    #[test]
+    fn activations_applied_per_block_equal_the_whole_layer_pass() {
+        let n = 3;
+        let labels = [1u8, 7, 3];
+        let mut x = vec![0f32; n * IMAGE_LEN];
+        Rng::new(9).fill_uniform(Purpose::Synthetic, 0, &mut x);
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for act in [Activation::Relu, Activation::SoftplusLinear, Activation::ZeroFitLinear] {
+            let mut m = Model::new(Architecture::Article, act, n);
+            m.init_glorot(&Rng::new(8));
+            m.load_input(&x);
+            for train in [true, false] {
+                if train {
+                    m.loss_and_grads(n, &labels, None);
+                } else {
+                    // Other images, so that values left from training cannot pass.
+                    x.reverse();
+                    m.load_input(&x);
+                    m.evaluate(n, &labels);
+                }
+                let plan = m.plan();
+                for (i, a) in plan.activated.iter().enumerate() {
+                    let (pre, post) = plan.activation(i);
+                    let g = Groups { samples: n, spatial: a.spatial, channels: a.channels };
+                    let mut want = vec![0f32; g.len()];
+                    let what = format!("{act:?}, layer {i}, training {train}");
+                    if train {
+                        let mut saved = Saved::with_capacity(act, g);
+                        kernels::forward_train(act, g, m.ws.value(pre, n, plan), &mut want, &mut saved);
+                        assert_eq!(bits(&m.ws.saved[i].dydx[..g.len()]), bits(&saved.dydx), "{what}: slopes");
+                    } else {
+                        kernels::forward_eval(act, g, m.ws.value(pre, n, plan), &mut want, &mut Vec::new());
+                    }
+                    assert_eq!(bits(m.ws.value(post, n, plan)), bits(&want), "{what}: values");
+                }
+            }
+        }
+    }
 
     /// The network with batch normalisation, end to end: its gradients
     /// against central differences of the loss (batch statistics, as in

@@ -55,6 +55,14 @@ pub trait Ops {
     fn batch_norm_backward(&mut self, layer: &BatchNorm, index: usize, tensors: usize, n: usize, dy: Grad, dx: Grad) -> Result<()>;
     /// `post = f(pre)`, saving what the backward pass needs when `train`.
     fn activation(&mut self, index: usize, n: usize, train: bool, pre: Value, post: Value) -> Result<()>;
+    /// A convolution into `y` and the activation (its index) of `y` into
+    /// `post`: the two operations in turn; a backend may interleave them
+    /// where that gives the same bits.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_activated(&mut self, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, y: Value, activation: usize, train: bool, post: Value) -> Result<()> {
+        self.conv(layer, index, weights, n, x, y)?;
+        self.activation(activation, n, train, y, post)
+    }
     fn activation_backward(&mut self, index: usize, n: usize, pre: Value, dy: Grad, dx: Grad) -> Result<()>;
     fn pool(&mut self, layer: &MaxPool2, index: usize, n: usize, x: Value, y: Value) -> Result<()>;
     fn pool_backward(&mut self, layer: &MaxPool2, index: usize, n: usize, dy: Grad, dx: Grad) -> Result<()>;
@@ -86,9 +94,16 @@ pub trait Ops {
 /// The forward pass, in `mode`.
 pub fn forward(ops: &mut impl Ops, n: usize, mode: Mode) -> Result<()> {
     let plan = ops.plan();
-    for &Step { op, input, output } in &plan.steps {
+    let mut steps = plan.steps.iter().peekable();
+    while let Some(&Step { op, input, output }) = steps.next() {
         match op {
-            Op::Conv { layer, index, weights } => ops.conv(&layer, index, weights, n, input, output)?,
+            Op::Conv { layer, index, weights } => match steps.peek() {
+                Some(&&Step { op: Op::Activation { index: a }, input: pre, output: post }) if pre == output => {
+                    steps.next();
+                    ops.conv_activated(&layer, index, weights, n, input, output, a, mode.saves(), post)?;
+                }
+                _ => ops.conv(&layer, index, weights, n, input, output)?,
+            },
             Op::Dense { layer, weights } => ops.linear(&layer, weights, n, input, output)?,
             Op::BatchNorm { layer, index, tensors } => ops.batch_norm(&layer, index, tensors, n, mode, input, output)?,
             Op::Activation { index } => ops.activation(index, n, mode.saves(), input, output)?,

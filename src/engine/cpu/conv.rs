@@ -200,24 +200,37 @@ struct Forward<'a> {
     w: &'a [f32],
     bias: &'a [f32],
     y: SendPtr,
+    then: Then<'a>,
 }
+
+/// What the forward pass does with each run of y it finishes: called with
+/// the run's first index in y and its values, on the thread that computed
+/// them, while they are in its cache (an element-wise activation).
+pub type Then<'a> = &'a (dyn Fn(usize, &[f32]) + Sync);
 
 /// `y = im2col(x)·w + bias` for `n` samples.
 pub fn forward(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
-    forward_on(Isa::detected(), g, n, x, w, bias, y)
+    forward_then(g, n, x, w, bias, y, &|_, _| {})
 }
 
-fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
+/// [`forward`], handing each finished run of y's rows to `then`; the runs
+/// cover y once.
+pub fn forward_then(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32], then: Then) {
+    forward_on(Isa::detected(), g, n, x, w, bias, y, then)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32], then: Then) {
     let (kd, rows) = (g.kdim(), n * g.positions());
     assert!(x.len() >= n * g.in_len() && w.len() == kd * g.cout && bias.len() == g.cout && y.len() >= rows * g.cout);
     let (nr, mr) = (FORWARD.columns(isa), FORWARD.rows(isa));
     if !g.cin.is_multiple_of(nr) {
-        return forward_narrow(isa, g, n, x, w, bias, y);
+        return forward_narrow(isa, g, n, x, w, bias, y, then);
     }
     profile::path(|| format!("{}, {mr}×{nr} blocks, im2col rows built per block (k = {kd})", isa.name()));
     with_packed(g.cout.div_ceil(nr) * kd * nr, |wp| {
         pack_panels(w, kd, g.cout, nr, wp);
-        let f = Forward { g, n, x, w: wp, bias, y: SendPtr(y.as_mut_ptr()) };
+        let f = Forward { g, n, x, w: wp, bias, y: SendPtr(y.as_mut_ptr()), then };
         let blocks = rows.div_ceil(mr);
         // SAFETY: each block writes its own rows of y; the bounds were checked above.
         (0..blocks).into_par_iter().with_min_len(8).for_each(|t| unsafe { forward_block(isa, &f, t) });
@@ -254,6 +267,8 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
             Start::Row(f.bias.as_ptr().add(q * nr)),
         );
     }
+    let first = r0 * g.cout;
+    (f.then)(first, std::slice::from_raw_parts(f.y.0.add(first), rows * g.cout));
 }
 
 /// The forward pass for inputs with taps narrower than a panel (conv1's 3
@@ -262,7 +277,8 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
 /// for a block of MR positions in one output row, `A[i, k]` is the block's
 /// first pixel + `off[k]` + `i·cin`. A row's last block computes rows past
 /// its end and drops them. The chains are [`forward_block`]'s.
-fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32], then: Then) {
     let (kd, nr, mr) = (g.kdim(), FORWARD_NARROW.columns(isa), FORWARD_NARROW.rows(isa));
     let (per, wp) = padded_shape(&g);
     // A row's last block reads up to MR − 1 pixels past the row (the rows it drops).
@@ -275,7 +291,7 @@ fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32
         padded_copy(&g, n, x, xp);
         // k = (ky, kx, c): kernel row ky is k·cin values in a row of xp.
         let off: Vec<usize> = (0..kd).map(|k| k / (g.k * g.cin) * wp * g.cin + k % (g.k * g.cin)).collect();
-        let f = ForwardNarrow { g, per, wp, xp, off: &off, w: panels, bias, y: SendPtr(y.as_mut_ptr()) };
+        let f = ForwardNarrow { g, per, wp, xp, off: &off, w: panels, bias, y: SendPtr(y.as_mut_ptr()), then };
         let blocks = n * g.oh() * g.ow().div_ceil(mr);
         // SAFETY: each block writes its own rows of y.
         (0..blocks).into_par_iter().with_min_len(8).for_each(|t| unsafe { forward_narrow_block(isa, &f, t) });
@@ -312,6 +328,7 @@ struct ForwardNarrow<'a> {
     w: &'a [f32],
     bias: &'a [f32],
     y: SendPtr,
+    then: Then<'a>,
 }
 
 /// [`forward_narrow`]'s blocks. With AVX-512 8 rows, not the general
@@ -347,6 +364,7 @@ unsafe fn forward_narrow_block_with<S: Simd, const MR: usize, const NV: usize>(f
             Start::Row(f.bias.as_ptr().add(q * nr)),
         );
     }
+    (f.then)((line * g.ow() + ox0) * g.cout, std::slice::from_raw_parts(y, rows * g.cout));
 }
 
 struct InputGrad<'a> {
@@ -846,7 +864,16 @@ mod tests {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 let (y, dw, db, dx) = pool.install(|| {
                     let mut y = vec![0.0; y0.len()];
-                    forward_on(isa, g, n, &x, &w, &b, &mut y);
+                    // What the forward pass hands on: each element once, with its final value.
+                    let handed = std::sync::Mutex::new(vec![(0u32, f32::NAN); y0.len()]);
+                    let then = |first: usize, run: &[f32]| {
+                        for (h, &v) in handed.lock().unwrap()[first..first + run.len()].iter_mut().zip(run) {
+                            *h = (h.0 + 1, v);
+                        }
+                    };
+                    forward_on(isa, g, n, &x, &w, &b, &mut y, &then);
+                    let handed = handed.into_inner().unwrap();
+                    assert!(handed.iter().zip(&y0).all(|(&(times, v), w)| times == 1 && v.to_bits() == w.to_bits()), "{g:?} {isa:?} {threads} threads: the runs handed on");
                     let (mut dw, mut db) = (vec![0.0; dw0.len()], vec![f32::NAN; g.cout]);
                     weight_grad_on(isa, g, n, &x, &dy, &mut dw, Some(&mut db));
                     // Without the bias gradient, the same weight gradient.
