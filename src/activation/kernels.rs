@@ -516,6 +516,26 @@ pub fn backward(act: Activation, g: Groups, x: &[f32], dy: &[f32], saved: &Saved
     });
 }
 
+/// `g = g·slope` in place: [`backward`]'s product for an element-wise
+/// function, on a gradient computed a moment ago (a convolution's input
+/// gradient, a sample at a time while it is in the cache).
+pub fn times_slope_in_place(g: &mut [f32], slope: &[f32]) {
+    // SAFETY: the detected instruction set.
+    unsafe { slope_in_place(Isa::detected(), g, slope) }
+}
+
+isa_compiled! {
+    fn slope_in_place(g: &mut [f32], slope: &[f32]) => slope_in_place_with
+}
+
+#[inline(always)]
+fn slope_in_place_with(g: &mut [f32], slope: &[f32]) {
+    assert_eq!(g.len(), slope.len());
+    for (d, &k) in g.iter_mut().zip(slope) {
+        *d *= k;
+    }
+}
+
 isa_compiled! {
     fn times_slope(dy: &[f32], slope: &[f32], dx: &mut [f32]) => times_slope_with
 }

@@ -42,6 +42,15 @@ impl Conv2d {
     /// input gradient (`x` is the forward pass's input).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(&self, n: usize, w: &[f32], x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>, dx: Option<&mut [f32]>) {
+        let nothing: conv::Then = &|_, _| {};
+        self.backward_then(n, w, x, dy, dw, db, dx.map(|dx| (dx, nothing)));
+    }
+
+    /// [`Self::backward`], handing each sample's finished input gradient to
+    /// the `Then` given with dx (the slope of the activation that x came
+    /// out of, applied while it is in the cache). Its time is the part's too.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_then(&self, n: usize, w: &[f32], x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>, dx: Option<(&mut [f32], conv::Then)>) {
         let c = self.0;
         let rows = n * c.positions();
         let dy = &dy[..rows * c.cout];
@@ -49,9 +58,9 @@ impl Conv2d {
         let wgrad = part("weight-gradient GEMM", gemm_flops(c.kdim(), c.cout, rows));
         conv::weight_grad(c, n, &x[..n * c.in_len()], dy, dw, db);
         drop(wgrad);
-        if let Some(dx) = dx {
+        if let Some((dx, then)) = dx {
             let _igrad = part("input-gradient GEMM", gemm_flops(rows, c.kdim(), c.cout));
-            conv::input_grad(c, n, w, dy, &mut dx[..n * c.in_len()]);
+            conv::input_grad_then(c, n, w, dy, &mut dx[..n * c.in_len()], then);
         }
     }
 }

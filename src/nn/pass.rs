@@ -64,6 +64,17 @@ pub trait Ops {
         self.activation(activation, n, train, y, post)
     }
     fn activation_backward(&mut self, index: usize, n: usize, pre: Value, dy: Grad, dx: Grad) -> Result<()>;
+    /// Back through a convolution (its weights' and bias's gradients, and
+    /// its input gradient) and the activation (its index) whose output `x`
+    /// it read, from `g`; returns the buffer holding the gradient at the
+    /// activation's input `pre`. The two in turn; a backend may interleave
+    /// them where that gives the same bits.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_backward_activated(&mut self, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, g: Grad, activation: usize, pre: Value) -> Result<Grad> {
+        self.conv_backward(layer, index, weights, n, x, g, Some(g.spare()))?;
+        self.activation_backward(activation, n, pre, g.spare(), g)?;
+        Ok(g)
+    }
     fn pool(&mut self, layer: &MaxPool2, index: usize, n: usize, x: Value, y: Value) -> Result<()>;
     fn pool_backward(&mut self, layer: &MaxPool2, index: usize, n: usize, dy: Grad, dx: Grad) -> Result<()>;
     /// Dropout in place on `x` (`len` values per sample), its mask drawn from `stream`.
@@ -142,6 +153,11 @@ pub fn backward(ops: &mut impl Ops, n: usize, dropout: bool, tap: bool) -> Resul
             }
             ([.., Step { op: Op::Activation { index: a }, input: pre, .. }, Step { op: Op::MaxPool { layer, index: p }, .. }], _) => {
                 g = ops.back_through_pool(*a, *pre, (layer, *p), None, n, g)?;
+                taken = 2;
+            }
+            // Tapping wants the convolution's input gradient itself.
+            ([.., Step { op: Op::Activation { index: a }, input: pre, output: post }, Step { op: Op::Conv { layer, index, weights }, input: x, .. }], _) if post == x && !tap => {
+                g = ops.conv_backward_activated(layer, *index, *weights, n, *x, g, *a, *pre)?;
                 taken = 2;
             }
             (_, Op::Conv { layer, index, weights }) => {

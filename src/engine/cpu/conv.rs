@@ -203,10 +203,11 @@ struct Forward<'a> {
     then: Then<'a>,
 }
 
-/// What the forward pass does with each run of y it finishes: called with
-/// the run's first index in y and its values, on the thread that computed
-/// them, while they are in its cache (an element-wise activation).
-pub type Then<'a> = &'a (dyn Fn(usize, &[f32]) + Sync);
+/// What a pass does with each run of its output that it finishes: called
+/// with the run's first index in the output and its values, on the thread
+/// that computed them, while they are in its cache (an element-wise
+/// activation, or the slope of the activation that the input went through).
+pub type Then<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
 
 /// `y = im2col(x)·w + bias` for `n` samples.
 pub fn forward(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
@@ -268,7 +269,7 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
         );
     }
     let first = r0 * g.cout;
-    (f.then)(first, std::slice::from_raw_parts(f.y.0.add(first), rows * g.cout));
+    (f.then)(first, std::slice::from_raw_parts_mut(f.y.0.add(first), rows * g.cout));
 }
 
 /// The forward pass for inputs with taps narrower than a panel (conv1's 3
@@ -364,7 +365,7 @@ unsafe fn forward_narrow_block_with<S: Simd, const MR: usize, const NV: usize>(f
             Start::Row(f.bias.as_ptr().add(q * nr)),
         );
     }
-    (f.then)((line * g.ow() + ox0) * g.cout, std::slice::from_raw_parts(y, rows * g.cout));
+    (f.then)((line * g.ow() + ox0) * g.cout, std::slice::from_raw_parts_mut(y, rows * g.cout));
 }
 
 struct InputGrad<'a> {
@@ -377,10 +378,15 @@ struct InputGrad<'a> {
 
 /// `dx = col2im(dy·wᵀ)` for `n` samples, without the `dy·wᵀ` matrix.
 pub fn input_grad(g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-    input_grad_on(Isa::detected(), g, n, w, dy, dx)
+    input_grad_then(g, n, w, dy, dx, &|_, _| {})
 }
 
-fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+/// [`input_grad`], handing each sample's finished dx to `then`.
+pub fn input_grad_then(g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32], then: Then) {
+    input_grad_on(Isa::detected(), g, n, w, dy, dx, then)
+}
+
+fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32], then: Then) {
     let (kd, per) = (g.kdim(), g.positions());
     assert!(w.len() == kd * g.cout && dy.len() >= n * per * g.cout && dx.len() >= n * g.in_len());
     let nr = INPUT_GRAD.columns(isa);
@@ -401,7 +407,10 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
         }
         let f = InputGrad { g, wt, dy: &dy[..n * per * g.cout], dx: SendPtr(dx.as_mut_ptr()) };
         // SAFETY: each sample writes only its own part of dx.
-        (0..n).into_par_iter().for_each(|s| unsafe { input_grad_sample(isa, &f, s) });
+        (0..n).into_par_iter().for_each(|s| unsafe {
+            input_grad_sample(isa, &f, s);
+            (then)(s * g.in_len(), std::slice::from_raw_parts_mut(f.dx.0.add(s * g.in_len()), g.in_len()));
+        });
     });
 }
 
@@ -866,14 +875,14 @@ mod tests {
                     let mut y = vec![0.0; y0.len()];
                     // What the forward pass hands on: each element once, with its final value.
                     let handed = std::sync::Mutex::new(vec![(0u32, f32::NAN); y0.len()]);
-                    let then = |first: usize, run: &[f32]| {
-                        for (h, &v) in handed.lock().unwrap()[first..first + run.len()].iter_mut().zip(run) {
+                    let hand_on = |first: usize, run: &mut [f32]| {
+                        for (h, &v) in handed.lock().unwrap()[first..first + run.len()].iter_mut().zip(&*run) {
                             *h = (h.0 + 1, v);
                         }
                     };
-                    forward_on(isa, g, n, &x, &w, &b, &mut y, &then);
+                    forward_on(isa, g, n, &x, &w, &b, &mut y, &hand_on);
                     let handed = handed.into_inner().unwrap();
-                    assert!(handed.iter().zip(&y0).all(|(&(times, v), w)| times == 1 && v.to_bits() == w.to_bits()), "{g:?} {isa:?} {threads} threads: the runs handed on");
+                    assert!(handed.iter().zip(&y0).all(|(&(times, v), w)| times == 1 && v.to_bits() == w.to_bits()), "{g:?} {isa:?} {threads} threads: the forward pass's runs handed on");
                     let (mut dw, mut db) = (vec![0.0; dw0.len()], vec![f32::NAN; g.cout]);
                     weight_grad_on(isa, g, n, &x, &dy, &mut dw, Some(&mut db));
                     // Without the bias gradient, the same weight gradient.
@@ -881,7 +890,15 @@ mod tests {
                     weight_grad_on(isa, g, n, &x, &dy, &mut dw_alone, None);
                     assert_eq!(dw.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), dw_alone.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                     let mut dx = vec![f32::NAN; dx0.len()];
-                    input_grad_on(isa, g, n, &w, &dy, &mut dx);
+                    let handed = std::sync::Mutex::new(vec![(0u32, f32::NAN); dx0.len()]);
+                    let hand_on = |first: usize, run: &mut [f32]| {
+                        for (h, &v) in handed.lock().unwrap()[first..first + run.len()].iter_mut().zip(&*run) {
+                            *h = (h.0 + 1, v);
+                        }
+                    };
+                    input_grad_on(isa, g, n, &w, &dy, &mut dx, &hand_on);
+                    let handed = handed.into_inner().unwrap();
+                    assert!(handed.iter().zip(&dx0).all(|(&(times, v), w)| times == 1 && v.to_bits() == w.to_bits()), "{g:?} {isa:?} {threads} threads: the input gradient's runs handed on");
                     (y, dw, db, dx)
                 });
                 let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
