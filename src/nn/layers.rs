@@ -42,15 +42,19 @@ impl Conv2d {
     /// input gradient (`x` is the forward pass's input).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(&self, n: usize, w: &[f32], x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>, dx: Option<&mut [f32]>) {
-        let nothing: conv::Then = &|_, _| {};
-        self.backward_then(n, w, x, dy, dw, db, dx.map(|dx| (dx, nothing)));
+        self.backward_with(n, w, x, dy, dw, db, dx.map(|dx| (dx, None)));
     }
 
-    /// [`Self::backward`], handing each sample's finished input gradient to
-    /// the `Then` given with dx (the slope of the activation that x came
-    /// out of, applied while it is in the cache). Its time is the part's too.
+    /// [`Self::backward`] with dx, handing each sample's finished input
+    /// gradient to `then` (the slope of the activation that x came out of,
+    /// applied while it is in the cache). Its time is the part's too.
     #[allow(clippy::too_many_arguments)]
-    pub fn backward_then(&self, n: usize, w: &[f32], x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>, dx: Option<(&mut [f32], conv::Then)>) {
+    pub fn backward_then(&self, n: usize, w: &[f32], x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>, dx: &mut [f32], then: conv::Then) {
+        self.backward_with(n, w, x, dy, dw, db, Some((dx, Some(then))));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward_with(&self, n: usize, w: &[f32], x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>, dx: Option<(&mut [f32], Option<conv::Then>)>) {
         let c = self.0;
         let rows = n * c.positions();
         let dy = &dy[..rows * c.cout];
@@ -59,8 +63,9 @@ impl Conv2d {
         conv::weight_grad(c, n, &x[..n * c.in_len()], dy, dw, db);
         drop(wgrad);
         if let Some((dx, then)) = dx {
-            let _igrad = part("input-gradient GEMM", gemm_flops(rows, c.kdim(), c.cout));
-            conv::input_grad_then(c, n, w, dy, &mut dx[..n * c.in_len()], then);
+            let what = if then.is_some() { "input-gradient GEMM + slope" } else { "input-gradient GEMM" };
+            let _igrad = part(what, gemm_flops(rows, c.kdim(), c.cout));
+            conv::input_grad_then(c, n, w, dy, &mut dx[..n * c.in_len()], then.unwrap_or(&|_, _| {}));
         }
     }
 }

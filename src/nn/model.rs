@@ -278,7 +278,7 @@ impl Ops for Cpu<'_> {
         let slope = &ws.saved[activation].dydx;
         let (dy, dx) = grad_pair(&mut ws.grads, g, g.spare());
         let then = |first: usize, run: &mut [f32]| kernels::times_slope_in_place(run, &slope[first..first + run.len()]);
-        stage_of(weights.stages[1], || layer.backward_then(n, w, xs, dy, gw, gb, Some((dx, &then))));
+        stage_of(weights.stages[1], || layer.backward_then(n, w, xs, dy, gw, gb, dx, &then));
         Ok(g.spare())
     }
 
