@@ -11,7 +11,7 @@ use crate::engine::cpu::simd::Isa;
 use crate::engine::math::lanes as lanes_of;
 use crate::engine::real::{Dual, DualOf, Lanes, Real};
 use rayon::prelude::*;
-use std::cell::RefCell;
+use std::cell::UnsafeCell;
 use std::sync::Arc;
 
 /// How a layer's output is grouped for the layer-wise minimum.
@@ -249,7 +249,7 @@ struct BelowZero {
 }
 
 thread_local! {
-    static BELOW_ZERO: RefCell<BelowZero> = RefCell::new(BelowZero::new());
+    static BELOW_ZERO: UnsafeCell<BelowZero> = UnsafeCell::new(BelowZero::new());
 }
 
 impl BelowZero {
@@ -271,10 +271,12 @@ impl BelowZero {
     /// instruction set.
     ///
     /// # Safety
-    /// One user per thread at a time.
+    /// One user per thread at a time: the reference is not kept past the
+    /// kernel's call, nor sent to another thread, and nothing the kernel
+    /// calls meanwhile asks for it again (nothing there enters rayon).
     unsafe fn this_thread<'a>() -> &'a mut BelowZero {
         // SAFETY: the lists live as long as the thread; see above for aliasing.
-        BELOW_ZERO.with(|b| unsafe { &mut *b.as_ptr() })
+        BELOW_ZERO.with(|b| unsafe { &mut *b.get() })
     }
 
     /// `y = x + c` and `dydx = 1` (when given; empty skips it) over `x` (a

@@ -82,15 +82,18 @@ impl Rng {
     }
 
     /// The words of 16 consecutive blocks from `first`: `[word][block]`,
-    /// computed with `isa` (one this CPU has). With AVX-512 or AVX2 the
-    /// rounds are written with that set's 32 × 32 → 64-bit vector multiplies
-    /// ([`x86`]): from the lane form LLVM made scalar multiplies and lane
-    /// inserts, 17 cycles a block, and dropout's masks were 3 % of a step.
+    /// computed with `isa`. With AVX-512 or AVX2 the rounds are written with
+    /// that set's 32 × 32 → 64-bit vector multiplies (the `x86` module):
+    /// from the lane form LLVM made scalar multiplies and lane inserts, 17
+    /// cycles a block, and dropout's masks were 3 % of a step.
+    ///
+    /// # Safety
+    /// This CPU has `isa` (one of [`Isa::available`]).
     #[inline(always)]
-    pub fn blocks16(&self, isa: Isa, purpose: Purpose, step: u64, first: u32) -> [[u32; 16]; 4] {
+    pub(crate) unsafe fn blocks16(&self, isa: Isa, purpose: Purpose, step: u64, first: u32) -> [[u32; 16]; 4] {
         let rest = [step as u32, (step >> 32) as u32, purpose as u32];
         match isa {
-            // SAFETY (both): the caller vouches that this CPU has `isa`.
+            // SAFETY (both): the caller's `isa` is one this CPU has.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => unsafe { x86::philox16_avx512(first, rest, self.key) },
             #[cfg(target_arch = "x86_64")]
@@ -233,7 +236,8 @@ mod tests {
         let r = Rng::new(0x1234_5678_9abc);
         for isa in Isa::available() {
             for (step, first) in [(77, u32::MAX - 5), (0xdead_beef_0123_4567, 9)] {
-                let w = r.blocks16(isa, Purpose::Dropout, step, first);
+                // SAFETY: one of the available instruction sets.
+                let w = unsafe { r.blocks16(isa, Purpose::Dropout, step, first) };
                 for b in 0..16 {
                     let one = r.block(Purpose::Dropout, step, first.wrapping_add(b as u32));
                     assert_eq!([w[0][b], w[1][b], w[2][b], w[3][b]], one, "{isa:?}, step {step}, block {b}");

@@ -285,7 +285,8 @@ fn dropout_sample_with(isa: Isa, rng: &Rng, stream: u64, rate: f32, first_block:
     // SSE2, not for this kernel's instruction set.
     macro_rules! draw {
         ($g:expr) => {{
-            let words: [[u32; B]; 4] = rng.blocks16(isa, Purpose::Dropout, stream, first_block + ($g * B) as u32);
+            // SAFETY: `isa` is this kernel's, one the CPU has (`isa_compiled!`'s contract).
+            let words: [[u32; B]; 4] = unsafe { rng.blocks16(isa, Purpose::Dropout, stream, first_block + ($g * B) as u32) };
             lanes::<f32, E>(|e| {
                 or_zero(scale, Rng::unit(words[e % 4][e / 4]) >= rate)
             })

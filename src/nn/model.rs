@@ -238,8 +238,7 @@ impl Ops for Cpu<'_> {
     #[allow(clippy::too_many_arguments)]
     fn conv_activated(&mut self, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, y: Value, activation: usize, train: bool, post: Value) -> Result<()> {
         let Some(f) = ElementWise::of(self.m.act) else {
-            self.conv(layer, index, weights, n, x, y)?;
-            return self.activation(activation, n, train, y, post);
+            return pass::conv_then_activation(self, layer, index, weights, n, x, y, activation, train, post);
         };
         let Model { params, grads, ws, plan, .. } = &mut *self.m;
         let (w, b, ..) = tensors(&plan.ranges, params, grads, &ws.zeros, weights, layer.0.cout);
@@ -268,9 +267,7 @@ impl Ops for Cpu<'_> {
     #[allow(clippy::too_many_arguments)]
     fn conv_backward_activated(&mut self, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, g: Grad, activation: usize, pre: Value) -> Result<Grad> {
         if ElementWise::of(self.m.act).is_none() {
-            self.conv_backward(layer, index, weights, n, x, g, Some(g.spare()))?;
-            self.activation_backward(activation, n, pre, g.spare(), g)?;
-            return Ok(g);
+            return pass::back_through_conv_then_activation(self, layer, index, weights, n, x, g, activation, pre);
         }
         let Model { params, grads, ws, plan, .. } = &mut *self.m;
         let (w, _, gw, gb) = tensors(&plan.ranges, params, grads, &ws.zeros, weights, 0);
@@ -482,7 +479,9 @@ mod tests {
     /// one (zero_fit_linear, which is not interleaved), in training and in
     /// inference. Backward, the slopes multiply each sample's input
     /// gradient as it is computed: the parameters' gradients are those of
-    /// the separate passes, which a probing pass takes.
+    /// the separate passes, which a tapping backward pass takes. With and
+    /// without batch normalisation (whose activations follow it, not the
+    /// convolution, so only the backward pass pairs them).
     #[test]
     fn activations_applied_per_block_equal_the_whole_layer_pass() {
         let n = 3;
@@ -490,17 +489,20 @@ mod tests {
         let mut x = vec![0f32; n * IMAGE_LEN];
         Rng::new(9).fill_uniform(Purpose::Synthetic, 0, &mut x);
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        for act in [Activation::Relu, Activation::SoftplusLinear, Activation::ZeroFitLinear] {
-            let mut m = Model::new(Architecture::Article, act, n);
+        for (act, network) in [Activation::Relu, Activation::SoftplusLinear, Activation::ZeroFitLinear].into_iter().flat_map(|a| [(a, Architecture::Article), (a, Architecture::ArticleBn)]) {
+            let mut m = Model::new(network, act, n);
             m.init_glorot(&Rng::new(8));
             m.load_input(&x);
             for train in [true, false] {
                 if train {
+                    // A training pass whose backward pass taps takes the separate passes.
                     let mut taps = vec![LayerTap::default(); m.plan().activated.len()];
-                    m.probe(n, &labels, &mut taps);
+                    pass::forward(&mut m.cpu(None, None), n, Mode::Train { dropout_step: None }).unwrap();
+                    m.loss(n, &labels, true);
+                    pass::backward(&mut m.cpu(None, Some(&mut taps)), n, false, true).unwrap();
                     let separate = m.grads.clone();
                     m.loss_and_grads(n, &labels, None);
-                    assert_eq!(bits(&m.grads), bits(&separate), "{act:?}: the parameters' gradients");
+                    assert_eq!(bits(&m.grads), bits(&separate), "{act:?} {network:?}: the parameters' gradients");
                 } else {
                     // Other images, so that values left from training cannot pass.
                     x.reverse();
@@ -512,7 +514,7 @@ mod tests {
                     let (pre, post) = plan.activation(i);
                     let g = Groups { samples: n, spatial: a.spatial, channels: a.channels };
                     let mut want = vec![0f32; g.len()];
-                    let what = format!("{act:?}, layer {i}, training {train}");
+                    let what = format!("{act:?} {network:?}, layer {i}, training {train}");
                     if train {
                         let mut saved = Saved::with_capacity(act, g);
                         kernels::forward_train(act, g, m.ws.value(pre, n, plan), &mut want, &mut saved);

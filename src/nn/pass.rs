@@ -60,8 +60,7 @@ pub trait Ops {
     /// where that gives the same bits.
     #[allow(clippy::too_many_arguments)]
     fn conv_activated(&mut self, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, y: Value, activation: usize, train: bool, post: Value) -> Result<()> {
-        self.conv(layer, index, weights, n, x, y)?;
-        self.activation(activation, n, train, y, post)
+        conv_then_activation(self, layer, index, weights, n, x, y, activation, train, post)
     }
     fn activation_backward(&mut self, index: usize, n: usize, pre: Value, dy: Grad, dx: Grad) -> Result<()>;
     /// Back through a convolution (its weights' and bias's gradients, and
@@ -71,9 +70,7 @@ pub trait Ops {
     /// them where that gives the same bits.
     #[allow(clippy::too_many_arguments)]
     fn conv_backward_activated(&mut self, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, g: Grad, activation: usize, pre: Value) -> Result<Grad> {
-        self.conv_backward(layer, index, weights, n, x, g, Some(g.spare()))?;
-        self.activation_backward(activation, n, pre, g.spare(), g)?;
-        Ok(g)
+        back_through_conv_then_activation(self, layer, index, weights, n, x, g, activation, pre)
     }
     fn pool(&mut self, layer: &MaxPool2, index: usize, n: usize, x: Value, y: Value) -> Result<()>;
     fn pool_backward(&mut self, layer: &MaxPool2, index: usize, n: usize, dy: Grad, dx: Grad) -> Result<()>;
@@ -100,6 +97,23 @@ pub trait Ops {
     /// `activation`-th activated layer follows (diagnostics; called only
     /// when the backward pass taps).
     fn tap_input_grad(&mut self, _activation: usize, _n: usize, _input: Value, _g: Grad) {}
+}
+
+/// [`Ops::conv_activated`] as two passes.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_then_activation<O: Ops + ?Sized>(ops: &mut O, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, y: Value, activation: usize, train: bool, post: Value) -> Result<()> {
+    ops.conv(layer, index, weights, n, x, y)?;
+    ops.activation(activation, n, train, y, post)
+}
+
+/// [`Ops::conv_backward_activated`] as two passes, into the buffers the
+/// backward loop would use for them one after another.
+#[allow(clippy::too_many_arguments)]
+pub fn back_through_conv_then_activation<O: Ops + ?Sized>(ops: &mut O, layer: &Conv2d, index: usize, weights: Weights, n: usize, x: Value, g: Grad, activation: usize, pre: Value) -> Result<Grad> {
+    let d = g.spare();
+    ops.conv_backward(layer, index, weights, n, x, g, Some(d))?;
+    ops.activation_backward(activation, n, pre, d, d.spare())?;
+    Ok(d.spare())
 }
 
 /// The forward pass, in `mode`.

@@ -215,7 +215,7 @@ pub fn forward(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f
 }
 
 /// [`forward`], handing each finished run of y's rows to `then`; the runs
-/// cover y once.
+/// cover y's `n` samples once.
 pub fn forward_then(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32], then: Then) {
     forward_on(Isa::detected(), g, n, x, w, bias, y, then)
 }
