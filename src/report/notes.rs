@@ -25,6 +25,7 @@
 //! | `{{stays_at_chance FUNCTION EPOCHS}}` | of its seeds with EPOCHS epochs or more (any study at the note's protocol but for the length), how many were still at chance after epoch EPOCHS, as above |
 //! | `{{protocol FIELD}}` | the protocol of the note's runs: `epochs batch_size train_images test_images` |
 //! | `{{published PAPER FIGURE}}` | a published figure, as the paper gives it ([`super::literature`]) |
+//! | `{{slope_below [study/]FUNCTION}}` | the slope training uses at x = −1, from the function's definition (a leaky rectifier's slope below zero) |
 //!
 //! A reading that depends on the data is written both ways, and the rule
 //! picks one: `{{if apart A B}}…{{else}}…{{end}}` (A, B: `[study/]FUNCTION`)
@@ -180,6 +181,10 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
             };
             Ok(format!("{:e}", data.study.protocol.optimizer.learning_rate()))
         }
+        Some("slope_below") => {
+            args(2, "slope_below [study/]FUNCTION")?;
+            Ok(real(slope_below(words[1], here, all)? as f64))
+        }
         Some("at_chance") => {
             args(2, "at_chance [study/]FUNCTION")?;
             let (k, n) = at_chance(words[1], here, all)?;
@@ -257,7 +262,7 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
             let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
             Ok(whole(steps[i] as usize))
         }
-        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, protocol, learning_rate, published or engine"),
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, protocol, learning_rate, published, engine or slope_below"),
     }
 }
 
@@ -270,6 +275,14 @@ fn at_chance(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<(usize, 
         bail!("study {} has no finished run of `{function}`", data.study.name);
     }
     Ok((levels.iter().filter(|v| **v <= AT_CHANCE_MAX).count(), levels.len()))
+}
+
+/// The slope training uses at x = −1 of the function `[study/]function`
+/// (one of its study's functions), from its definition.
+fn slope_below(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<f32> {
+    let (data, function) = function_in(spec, here, all)?;
+    let f = data.study.functions.iter().find(|f| f.activation.name() == function).ok_or_else(|| anyhow!("study {} has no function `{function}`", data.study.name))?;
+    Ok(crate::activation::kernels::curve(f.activation, &[-1.0], 0.0)[0].2)
 }
 
 /// What a `verdict` condition asks of a claim: shown, shown wrong, or neither
@@ -440,6 +453,17 @@ mod tests {
         assert!(apart((10, 10), (0, 10)) && apart((0, 10), (9, 10)));
         assert!(!apart((3, 3), (0, 3)), "three seeds never separate");
         assert!(!apart((1, 3), (0, 10)) && !apart((4, 10), (0, 10)));
+    }
+
+    /// From the definitions in the study file, not from the names.
+    #[test]
+    fn slope_below_zero_comes_from_the_definition() {
+        let here = crate::report::data::constructed::data_of(include_str!("../../studies/zero-slope-functions.toml"), vec![]);
+        for (f, want) in [("leaky_relu_0.01", 0.01f32), ("leaky_relu_0.3", 0.3), ("relu", 0.0)] {
+            assert_eq!(slope_below(f, &here, &[]).unwrap(), want, "{f}");
+        }
+        let e = slope_below("tanh", &here, &[]).unwrap_err().to_string();
+        assert!(e.contains("no function `tanh`"), "{e}");
     }
 
     #[test]
