@@ -22,9 +22,7 @@ pub struct Conv2d(pub conv::Conv);
 impl Conv2d {
     /// `y = im2col(x)·W + b`.
     pub fn forward(&self, n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-        let c = self.0;
-        let _gemm = part("forward GEMM", gemm_flops(n * c.positions(), c.cout, c.kdim()));
-        conv::forward(c, n, &x[..n * c.in_len()], w, b, &mut y[..n * c.out_len()]);
+        self.forward_with(n, w, b, x, y, None);
     }
 
     /// [`Self::forward`], handing each finished run of y to `then` (see
@@ -32,9 +30,15 @@ impl Conv2d {
     /// in the cache. Its time is the part's too.
     #[allow(clippy::too_many_arguments)]
     pub fn forward_then(&self, n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], then: conv::Then) {
+        self.forward_with(n, w, b, x, y, Some(then));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_with(&self, n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], then: Option<conv::Then>) {
         let c = self.0;
-        let _gemm = part("forward GEMM + activation", gemm_flops(n * c.positions(), c.cout, c.kdim()));
-        conv::forward_then(c, n, &x[..n * c.in_len()], w, b, &mut y[..n * c.out_len()], then);
+        let what = if then.is_some() { "forward GEMM + activation" } else { "forward GEMM" };
+        let _gemm = part(what, gemm_flops(n * c.positions(), c.cout, c.kdim()));
+        conv::forward_then(c, n, &x[..n * c.in_len()], w, b, &mut y[..n * c.out_len()], then.unwrap_or(&|_, _| {}));
     }
 
     /// The weights' gradient, the bias's when `db` is given (a layer

@@ -319,13 +319,7 @@ impl Ops for Cpu<'_> {
     /// as its term through the minimum needs the pooled gradient itself.
     fn back_through_pool(&mut self, activation: usize, pre: Value, pool: (&MaxPool2, usize), dropout: Option<usize>, n: usize, g: Grad) -> Result<Grad> {
         if self.m.act.uses_min() {
-            let (layer, index) = pool;
-            if let Some(d) = dropout {
-                self.dropout_backward(d, n, layer.out_len(), g)?;
-            }
-            self.pool_backward(layer, index, n, g, g.spare())?;
-            self.activation_backward(activation, n, pre, g.spare(), g)?;
-            return Ok(g);
+            return pass::back_through_pool_in_turn(self, activation, pre, pool, dropout, n, g);
         }
         let ((layer, index), ws) = (pool, &mut self.m.ws);
         let len = n * layer.out_len();

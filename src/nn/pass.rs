@@ -84,19 +84,24 @@ pub trait Ops {
     /// pass where that gives the same bits.
     #[allow(clippy::too_many_arguments)]
     fn back_through_pool(&mut self, activation: usize, pre: Value, pool: (&MaxPool2, usize), dropout: Option<usize>, n: usize, g: Grad) -> Result<Grad> {
-        let (layer, index) = pool;
-        if let Some(d) = dropout {
-            self.dropout_backward(d, n, layer.out_len(), g)?;
-        }
-        self.pool_backward(layer, index, n, g, g.spare())?;
-        self.activation_backward(activation, n, pre, g.spare(), g)?;
-        Ok(g)
+        back_through_pool_in_turn(self, activation, pre, pool, dropout, n, g)
     }
 
     /// The gradient reaching the input of the layer that the
     /// `activation`-th activated layer follows (diagnostics; called only
     /// when the backward pass taps).
     fn tap_input_grad(&mut self, _activation: usize, _n: usize, _input: Value, _g: Grad) {}
+}
+
+/// [`Ops::back_through_pool`] as its passes in turn.
+pub fn back_through_pool_in_turn<O: Ops + ?Sized>(ops: &mut O, activation: usize, pre: Value, pool: (&MaxPool2, usize), dropout: Option<usize>, n: usize, g: Grad) -> Result<Grad> {
+    let (layer, index) = pool;
+    if let Some(d) = dropout {
+        ops.dropout_backward(d, n, layer.out_len(), g)?;
+    }
+    ops.pool_backward(layer, index, n, g, g.spare())?;
+    ops.activation_backward(activation, n, pre, g.spare(), g)?;
+    Ok(g)
 }
 
 /// [`Ops::conv_activated`] as two passes.

@@ -209,13 +209,8 @@ struct Forward<'a> {
 /// activation, or the slope of the activation that the input went through).
 pub type Then<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
 
-/// `y = im2col(x)·w + bias` for `n` samples.
-pub fn forward(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
-    forward_then(g, n, x, w, bias, y, &|_, _| {})
-}
-
-/// [`forward`], handing each finished run of y's rows to `then`; the runs
-/// cover y's `n` samples once.
+/// `y = im2col(x)·w + bias` for `n` samples, handing each finished run of
+/// y's rows to `then`; the runs cover y's `n` samples once.
 pub fn forward_then(g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32], then: Then) {
     forward_on(Isa::detected(), g, n, x, w, bias, y, then)
 }
@@ -376,12 +371,8 @@ struct InputGrad<'a> {
     dx: SendPtr,
 }
 
-/// `dx = col2im(dy·wᵀ)` for `n` samples, without the `dy·wᵀ` matrix.
-pub fn input_grad(g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-    input_grad_then(g, n, w, dy, dx, &|_, _| {})
-}
-
-/// [`input_grad`], handing each sample's finished dx to `then`.
+/// `dx = col2im(dy·wᵀ)` for `n` samples, without the `dy·wᵀ` matrix,
+/// handing each sample's finished dx to `then`.
 pub fn input_grad_then(g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32], then: Then) {
     input_grad_on(Isa::detected(), g, n, w, dy, dx, then)
 }
@@ -873,16 +864,18 @@ mod tests {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 let (y, dw, db, dx) = pool.install(|| {
                     let mut y = vec![0.0; y0.len()];
-                    // What the forward pass hands on: each element once, with its final value.
-                    let handed = std::sync::Mutex::new(vec![(0u32, f32::NAN); y0.len()]);
-                    let hand_on = |first: usize, run: &mut [f32]| {
-                        for (h, &v) in handed.lock().unwrap()[first..first + run.len()].iter_mut().zip(&*run) {
-                            *h = (h.0 + 1, v);
-                        }
+                    // What each pass hands on: each element once, with its final value.
+                    let handed_once = |want: &[f32], what: &str, pass: &mut dyn FnMut(Then)| {
+                        let handed = std::sync::Mutex::new(vec![(0u32, f32::NAN); want.len()]);
+                        pass(&|first: usize, run: &mut [f32]| {
+                            for (h, &v) in handed.lock().unwrap()[first..first + run.len()].iter_mut().zip(&*run) {
+                                *h = (h.0 + 1, v);
+                            }
+                        });
+                        let handed = handed.into_inner().unwrap();
+                        assert!(handed.iter().zip(want).all(|(&(times, v), w)| times == 1 && v.to_bits() == w.to_bits()), "{g:?} {isa:?} {threads} threads: the {what}'s runs handed on");
                     };
-                    forward_on(isa, g, n, &x, &w, &b, &mut y, &hand_on);
-                    let handed = handed.into_inner().unwrap();
-                    assert!(handed.iter().zip(&y0).all(|(&(times, v), w)| times == 1 && v.to_bits() == w.to_bits()), "{g:?} {isa:?} {threads} threads: the forward pass's runs handed on");
+                    handed_once(&y0, "forward pass", &mut |then| forward_on(isa, g, n, &x, &w, &b, &mut y, then));
                     let (mut dw, mut db) = (vec![0.0; dw0.len()], vec![f32::NAN; g.cout]);
                     weight_grad_on(isa, g, n, &x, &dy, &mut dw, Some(&mut db));
                     // Without the bias gradient, the same weight gradient.
@@ -890,15 +883,7 @@ mod tests {
                     weight_grad_on(isa, g, n, &x, &dy, &mut dw_alone, None);
                     assert_eq!(dw.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), dw_alone.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                     let mut dx = vec![f32::NAN; dx0.len()];
-                    let handed = std::sync::Mutex::new(vec![(0u32, f32::NAN); dx0.len()]);
-                    let hand_on = |first: usize, run: &mut [f32]| {
-                        for (h, &v) in handed.lock().unwrap()[first..first + run.len()].iter_mut().zip(&*run) {
-                            *h = (h.0 + 1, v);
-                        }
-                    };
-                    input_grad_on(isa, g, n, &w, &dy, &mut dx, &hand_on);
-                    let handed = handed.into_inner().unwrap();
-                    assert!(handed.iter().zip(&dx0).all(|(&(times, v), w)| times == 1 && v.to_bits() == w.to_bits()), "{g:?} {isa:?} {threads} threads: the input gradient's runs handed on");
+                    handed_once(&dx0, "input gradient", &mut |then| input_grad_on(isa, g, n, &w, &dy, &mut dx, then));
                     (y, dw, db, dx)
                 });
                 let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
