@@ -216,18 +216,16 @@ isa_compiled! {
 fn eval_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: &mut [f32], mins: &[f32], linear: Option<f32>) {
     with_kernel!(f, f => {
         if let Some(c) = linear {
-            // x + c everywhere first, then the definition where x <= 0.
+            // The definition where x <= 0, packed; then x + c elsewhere.
             // SAFETY: nothing else on this thread uses the lists meanwhile.
             let below = unsafe { BelowZero::this_thread() };
             for (xs, ys) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)) {
-                let n = below.fill_and_pack(isa, xs, c, ys, &mut []);
+                let n = below.pack(isa, xs);
                 for k in 0..n.div_ceil(W) {
-                    let (xv, at) = below.batch(k, n);
-                    let v = f.eval(xv, Lanes([0.0; W]));
-                    for (&i, &v) in at.iter().zip(&v.0) {
-                        ys[i as usize] = v;
-                    }
+                    let v = f.eval(below.batch(k), Lanes([0.0; W]));
+                    below.keep(k, v, None);
                 }
+                below.unpack(isa, xs, c, ys, &mut []);
             }
             return;
         }
@@ -241,11 +239,20 @@ fn eval_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: &
 /// Elements of a sample whose `x <= 0` values are packed at once.
 const BLOCK: usize = 4096;
 
-/// A sample's elements at or below 0, packed: their values side by side,
-/// ready to load as lanes, and where each came from.
+/// A block's elements at or below 0, packed side by side, ready to load as
+/// lanes; then, batch by batch, the function's values and slopes there,
+/// until [`BelowZero::unpack`] puts them in place.
+///
+/// Where each packed element came from is not kept: unpacking compares
+/// the block with 0 again, and the comparison's mask says which lanes
+/// take the next packed values (an expanding permute). Scattering them
+/// one at a time by a list of positions took a third of softplus_linear's
+/// pass, with the packing.
 struct BelowZero {
+    /// The packed inputs, and in their place the values.
     vals: Vec<f32>,
-    at: Vec<u32>,
+    /// The slopes of the packed elements (training only).
+    slopes: Vec<f32>,
 }
 
 thread_local! {
@@ -254,11 +261,11 @@ thread_local! {
 
 impl BelowZero {
     /// Room for a block, a whole batch of lanes past its last element
-    /// (read, evaluated, never stored), and the 8 entries a step writes
-    /// past the end.
+    /// (read, evaluated, never stored), and the 8 entries a step reads or
+    /// writes past the end.
     fn new() -> BelowZero {
         let cap = BLOCK + W + 8;
-        BelowZero { vals: vec![0.0; cap], at: vec![0; cap] }
+        BelowZero { vals: vec![0.0; cap], slopes: vec![0.0; cap] }
     }
 
     /// This thread's lists, allocated once: a convolution's forward pass
@@ -279,95 +286,85 @@ impl BelowZero {
         BELOW_ZERO.with(|b| unsafe { &mut *b.get() })
     }
 
-    /// `y = x + c` and `dydx = 1` (when given; empty skips it) over `x` (a
-    /// block), packing the elements where `x <= 0` (false for NaN), in
-    /// order. Returns how many it packed.
+    /// Packs the elements of `x` (a block) where `x <= 0` (false for NaN),
+    /// in order, and returns how many.
     ///
     /// Eight elements a step and branch-free: a sample's signs are as good
     /// as random, so a branch per element mispredicts half the time. The
     /// step's compare mask picks a row of [`PACK`]; all eight entries are
-    /// written at the end of the lists, which then advance by the mask's
-    /// count. On AVX2 one permute packs the eight values (a scalar loop with
-    /// one compare per element took a quarter of softplus_linear's
-    /// training pass in `perf annotate`, and gathering the values one at a
-    /// time another 10 %).
+    /// written at the end of the list, which then advances by the mask's
+    /// count. On AVX2 one permute packs the eight values (a scalar loop
+    /// with one compare per element took a quarter of softplus_linear's
+    /// training pass in `perf annotate`).
     #[inline(always)]
-    fn fill_and_pack(&mut self, isa: Isa, x: &[f32], c: f32, y: &mut [f32], dydx: &mut [f32]) -> usize {
-        assert!(x.len() <= BLOCK && y.len() == x.len() && (dydx.is_empty() || dydx.len() == x.len()));
+    fn pack(&mut self, isa: Isa, x: &[f32]) -> usize {
+        assert!(x.len() <= BLOCK);
         let whole = x.len() / 8 * 8;
         let mut n = match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F implies AVX2; the lists have 8 spare entries.
-            Isa::Avx2 | Isa::Avx512 => unsafe { self.fill_and_pack_avx2(&x[..whole], c, y, dydx) },
-            _ => self.fill_and_pack_lanes(&x[..whole], c, y, dydx),
-        };
-        for i in whole..x.len() {
-            y[i] = x[i] + c;
-            if !dydx.is_empty() {
-                dydx[i] = 1.0;
-            }
-            (self.vals[n], self.at[n]) = (x[i], i as u32);
-            n += (x[i] <= 0.0) as usize;
-        }
-        n
-    }
-
-    /// [`Self::fill_and_pack`] over whole steps of 8, in plain Rust.
-    #[inline(always)]
-    fn fill_and_pack_lanes(&mut self, x: &[f32], c: f32, y: &mut [f32], dydx: &mut [f32]) -> usize {
-        let mut n = 0;
-        for i0 in (0..x.len()).step_by(8) {
-            let (xs, ys) = (&x[i0..i0 + 8], &mut y[i0..i0 + 8]);
-            let mut mask = 0;
-            for j in 0..8 {
-                ys[j] = xs[j] + c;
-                mask |= ((xs[j] <= 0.0) as usize) << j;
-            }
-            if !dydx.is_empty() {
-                dydx[i0..i0 + 8].fill(1.0);
-            }
-            for (j, &from) in PACK[mask].iter().enumerate() {
-                (self.vals[n + j], self.at[n + j]) = (xs[from as usize], i0 as u32 + from);
-            }
-            n += mask.count_ones() as usize;
-        }
-        n
-    }
-
-    /// [`Self::fill_and_pack`] over whole steps of 8, with AVX2's permute.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx,avx2")]
-    unsafe fn fill_and_pack_avx2(&mut self, x: &[f32], c: f32, y: &mut [f32], dydx: &mut [f32]) -> usize {
-        use std::arch::x86_64::*;
-        assert!(x.len().is_multiple_of(8) && y.len() >= x.len() && self.vals.len() >= x.len() + 8 && self.at.len() >= x.len() + 8);
-        let (mut n, fill_slope) = (0, !dydx.is_empty());
-        let (cv, one, zero) = (_mm256_set1_ps(c), _mm256_set1_ps(1.0), _mm256_setzero_ps());
-        for i0 in (0..x.len()).step_by(8) {
-            // SAFETY: i0 + 8 <= x.len() <= y.len() (and dydx's, when given);
-            // n + 8 <= i0 + 8 <= the lists' length.
-            unsafe {
-                let v = _mm256_loadu_ps(x.as_ptr().add(i0));
-                _mm256_storeu_ps(y.as_mut_ptr().add(i0), _mm256_add_ps(v, cv));
-                if fill_slope {
-                    _mm256_storeu_ps(dydx.as_mut_ptr().add(i0), one);
+            // SAFETY: AVX-512F implies AVX2; the list has 8 spare entries.
+            Isa::Avx2 | Isa::Avx512 => unsafe { x86::pack(&mut self.vals, &x[..whole]) },
+            _ => {
+                let mut n = 0;
+                for xs in x[..whole].chunks_exact(8) {
+                    let mask = (0..8).fold(0, |m, j| m | ((xs[j] <= 0.0) as usize) << j);
+                    for (j, &from) in PACK[mask].iter().enumerate() {
+                        self.vals[n + j] = xs[from as usize];
+                    }
+                    n += COUNT[mask] as usize;
                 }
-                let mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(v, zero)) as usize;
-                let from = _mm256_loadu_si256(PACK[mask].as_ptr().cast());
-                _mm256_storeu_ps(self.vals.as_mut_ptr().add(n), _mm256_permutevar8x32_ps(v, from));
-                _mm256_storeu_si256(self.at.as_mut_ptr().add(n).cast(), _mm256_add_epi32(from, _mm256_set1_epi32(i0 as i32)));
-                n += mask.count_ones() as usize;
+                n
             }
+        };
+        for &v in &x[whole..] {
+            self.vals[n] = v;
+            n += (v <= 0.0) as usize;
         }
         n
     }
 
-    /// Batch `k` (from 0) of the `n` packed values as lanes, with where its
-    /// valid lanes came from. Lanes past `n` hold stale values: evaluated,
-    /// never stored.
+    /// Batch `k` (from 0) of the packed values as lanes. Lanes past the
+    /// last packed value hold stale values: evaluated, never unpacked.
     #[inline(always)]
-    fn batch(&self, k: usize, n: usize) -> (Lanes<W>, &[u32]) {
-        let i0 = k * W;
-        (Lanes(self.vals[i0..i0 + W].try_into().expect("W lanes")), &self.at[i0..n.min(i0 + W)])
+    fn batch(&self, k: usize) -> Lanes<W> {
+        Lanes(self.vals[k * W..(k + 1) * W].try_into().expect("W lanes"))
+    }
+
+    /// Batch `k`'s values (and slopes) in place of its inputs.
+    #[inline(always)]
+    fn keep(&mut self, k: usize, v: Lanes<W>, slopes: Option<Lanes<W>>) {
+        self.vals[k * W..(k + 1) * W].copy_from_slice(&v.0);
+        if let Some(d) = slopes {
+            self.slopes[k * W..(k + 1) * W].copy_from_slice(&d.0);
+        }
+    }
+
+    /// `y` (and `dydx`, unless empty) over the block `x` that was packed:
+    /// the kept values and slopes, in order, where `x <= 0`; `x + c` and 1
+    /// elsewhere. On AVX2 one permute by a row of [`EXPAND`] and one blend
+    /// per eight elements.
+    #[inline(always)]
+    fn unpack(&self, isa: Isa, x: &[f32], c: f32, y: &mut [f32], dydx: &mut [f32]) {
+        assert!(y.len() == x.len() && (dydx.is_empty() || dydx.len() == x.len()));
+        let mut from = 0;
+        let mut n = 0;
+        #[cfg(target_arch = "x86_64")]
+        if matches!(isa, Isa::Avx2 | Isa::Avx512) {
+            from = x.len() / 8 * 8;
+            let dydx_whole = if dydx.is_empty() { &mut [][..] } else { &mut dydx[..from] };
+            // SAFETY: AVX-512F implies AVX2; the lists have 8 entries past the packed ones.
+            n = unsafe { x86::unpack(&self.vals, &self.slopes, &x[..from], c, &mut y[..from], dydx_whole) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = isa;
+        for i in from..x.len() {
+            let below = x[i] <= 0.0;
+            y[i] = if below { self.vals[n] } else { x[i] + c };
+            if !dydx.is_empty() {
+                dydx[i] = if below { self.slopes[n] } else { 1.0 };
+            }
+            n += below as usize;
+        }
     }
 }
 
@@ -389,6 +386,98 @@ static PACK: [[u32; 8]; 256] = {
     }
     rows
 };
+
+/// [`PACK`]'s inverse: row `mask`, at each set bit position, holds how many
+/// set bits precede it (the packed entry that lane takes back); the other
+/// entries are unused.
+static EXPAND: [[u32; 8]; 256] = {
+    let mut rows = [[0u32; 8]; 256];
+    let mut mask = 0;
+    while mask < 256 {
+        let (mut n, mut bit) = (0, 0);
+        while bit < 8 {
+            if mask & (1 << bit) != 0 {
+                rows[mask][bit] = n;
+                n += 1;
+            }
+            bit += 1;
+        }
+        mask += 1;
+    }
+    rows
+};
+
+/// The number of set bits of each 8-bit mask (a table: the kernels' AVX2
+/// build may lack the POPCNT instruction).
+static COUNT: [u8; 256] = {
+    let mut counts = [0u8; 256];
+    let mut mask = 0;
+    while mask < 256 {
+        counts[mask] = (mask as u32).count_ones() as u8;
+        mask += 1;
+    }
+    counts
+};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{COUNT, EXPAND, PACK};
+    use std::arch::x86_64::*;
+
+    /// [`super::BelowZero::pack`] over whole steps of 8, into `vals`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[inline]
+    #[target_feature(enable = "avx,avx2")]
+    pub(super) unsafe fn pack(vals: &mut [f32], x: &[f32]) -> usize {
+        assert!(x.len().is_multiple_of(8) && vals.len() >= x.len() + 8);
+        let (mut n, zero) = (0, _mm256_setzero_ps());
+        for i0 in (0..x.len()).step_by(8) {
+            // SAFETY: i0 + 8 <= x.len(); n + 8 <= i0 + 8 <= vals.len().
+            unsafe {
+                let v = _mm256_loadu_ps(x.as_ptr().add(i0));
+                let mask = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(v, zero)) as usize;
+                let from = _mm256_loadu_si256(PACK[mask].as_ptr().cast());
+                _mm256_storeu_ps(vals.as_mut_ptr().add(n), _mm256_permutevar8x32_ps(v, from));
+                n += COUNT[mask] as usize;
+            }
+        }
+        n
+    }
+
+    /// [`super::BelowZero::unpack`] over whole steps of 8; returns how many
+    /// packed entries it took.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[inline]
+    #[target_feature(enable = "avx,avx2")]
+    pub(super) unsafe fn unpack(vals: &[f32], slopes: &[f32], x: &[f32], c: f32, y: &mut [f32], dydx: &mut [f32]) -> usize {
+        let fill_slope = !dydx.is_empty();
+        assert!(x.len().is_multiple_of(8) && y.len() == x.len() && (!fill_slope || dydx.len() == x.len()));
+        assert!(vals.len() >= x.len() + 8 && (!fill_slope || slopes.len() >= x.len() + 8));
+        let (mut n, cv, one, zero) = (0, _mm256_set1_ps(c), _mm256_set1_ps(1.0), _mm256_setzero_ps());
+        for i0 in (0..x.len()).step_by(8) {
+            // SAFETY: i0 + 8 <= x.len() = y.len() (= dydx.len() when filled);
+            // n + 8 <= i0 + 8 <= the lists' lengths.
+            unsafe {
+                let v = _mm256_loadu_ps(x.as_ptr().add(i0));
+                let below = _mm256_cmp_ps::<_CMP_LE_OQ>(v, zero);
+                let mask = _mm256_movemask_ps(below) as usize;
+                let from = _mm256_loadu_si256(EXPAND[mask].as_ptr().cast());
+                let kept = _mm256_permutevar8x32_ps(_mm256_loadu_ps(vals.as_ptr().add(n)), from);
+                _mm256_storeu_ps(y.as_mut_ptr().add(i0), _mm256_blendv_ps(_mm256_add_ps(v, cv), kept, below));
+                if fill_slope {
+                    let kept = _mm256_permutevar8x32_ps(_mm256_loadu_ps(slopes.as_ptr().add(n)), from);
+                    _mm256_storeu_ps(dydx.as_mut_ptr().add(i0), _mm256_blendv_ps(one, kept, below));
+                }
+                n += COUNT[mask] as usize;
+            }
+        }
+        n
+    }
+}
 
 /// Training: `y = f(x, m)` and the derivatives the backward pass needs.
 pub fn forward_train(act: Activation, g: Groups, x: &[f32], y: &mut [f32], saved: &mut Saved) {
@@ -456,21 +545,17 @@ isa_compiled! {
 fn train_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: &mut [f32], dydx: &mut [f32], dydm: &mut [f32], mins: &[f32], linear: Option<f32>) {
     with_kernel!(f, f => {
         if let Some(c) = linear {
-            // x + c with slope 1 everywhere first, then the definition where x <= 0.
+            // The definition where x <= 0, packed; then x + c with slope 1 elsewhere.
             // SAFETY: nothing else on this thread uses the lists meanwhile.
             let below = unsafe { BelowZero::this_thread() };
             for ((xs, ys), ds) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)).zip(dydx.chunks_mut(BLOCK)) {
-                let n = below.fill_and_pack(isa, xs, c, ys, ds);
+                let n = below.pack(isa, xs);
                 for k in 0..n.div_ceil(W) {
-                    let (xv, at) = below.batch(k, n);
-                    let m = Lanes([0.0; W]);
+                    let (xv, m) = (below.batch(k), Lanes([0.0; W]));
                     let r = f.eval(DualOf::var(xv), DualOf::constant(m));
-                    let d = f.slope(xv, m, r.d);
-                    for ((&i, &v), &d) in at.iter().zip(&r.v.0).zip(&d.0) {
-                        ys[i as usize] = v;
-                        ds[i as usize] = d;
-                    }
+                    below.keep(k, r.v, Some(f.slope(xv, m, r.d)));
                 }
+                below.unpack(isa, xs, c, ys, ds);
             }
             return;
         }
