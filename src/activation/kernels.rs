@@ -261,10 +261,10 @@ thread_local! {
 
 impl BelowZero {
     /// Room for a block, a whole batch of lanes past its last element
-    /// (read, evaluated, never stored), and the 8 entries a step reads or
+    /// (read, evaluated, never stored), and the 16 entries a step reads or
     /// writes past the end.
     fn new() -> BelowZero {
-        let cap = BLOCK + W + 8;
+        let cap = BLOCK + W + 16;
         BelowZero { vals: vec![0.0; cap], slopes: vec![0.0; cap] }
     }
 
@@ -289,21 +289,25 @@ impl BelowZero {
     /// Packs the elements of `x` (a block) where `x <= 0` (false for NaN),
     /// in order, and returns how many.
     ///
-    /// Eight elements a step and branch-free: a sample's signs are as good
-    /// as random, so a branch per element mispredicts half the time. The
-    /// step's compare mask picks a row of [`PACK`]; all eight entries are
-    /// written at the end of the list, which then advances by the mask's
-    /// count. On AVX2 one permute packs the eight values (a scalar loop
-    /// with one compare per element took a quarter of softplus_linear's
-    /// training pass in `perf annotate`).
+    /// A step of eight (or AVX-512's sixteen) elements at a time, and
+    /// branch-free: a sample's signs are as good as random, so a branch per
+    /// element mispredicts half the time. All the step's entries are
+    /// written at the end of the list, which then advances by the count of
+    /// the compare mask. AVX-512 packs them with one compress, AVX2 with
+    /// one permute by the mask's row of [`PACK`] (a scalar loop with one
+    /// compare per element took a quarter of softplus_linear's training
+    /// pass in `perf annotate`).
     #[inline(always)]
     fn pack(&mut self, isa: Isa, x: &[f32]) -> usize {
         assert!(x.len() <= BLOCK);
-        let whole = x.len() / 8 * 8;
+        let whole = x.len() / isa_step(isa) * isa_step(isa);
         let mut n = match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX-512F implies AVX2; the list has 8 spare entries.
-            Isa::Avx2 | Isa::Avx512 => unsafe { x86::pack(&mut self.vals, &x[..whole]) },
+            // SAFETY: the CPU has AVX-512F; the list has 16 spare entries.
+            Isa::Avx512 => unsafe { x86::pack16(&mut self.vals, &x[..whole]) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2; the list has 8 spare entries.
+            Isa::Avx2 => unsafe { x86::pack(&mut self.vals, &x[..whole]) },
             _ => {
                 let mut n = 0;
                 for xs in x[..whole].chunks_exact(8) {
@@ -341,23 +345,26 @@ impl BelowZero {
 
     /// `y` (and `dydx`, unless empty) over the block `x` that was packed:
     /// the kept values and slopes, in order, where `x <= 0`; `x + c` and 1
-    /// elsewhere. On AVX2 one permute by a row of [`EXPAND`] and one blend
-    /// per eight elements.
+    /// elsewhere. AVX-512 takes them back with one expand per sixteen
+    /// elements; AVX2 with a permute by a row of [`EXPAND`] and a blend per
+    /// eight.
     #[inline(always)]
     fn unpack(&self, isa: Isa, x: &[f32], c: f32, y: &mut [f32], dydx: &mut [f32]) {
         assert!(y.len() == x.len() && (dydx.is_empty() || dydx.len() == x.len()));
-        let mut from = 0;
-        let mut n = 0;
-        #[cfg(target_arch = "x86_64")]
-        if matches!(isa, Isa::Avx2 | Isa::Avx512) {
-            from = x.len() / 8 * 8;
-            let dydx_whole = if dydx.is_empty() { &mut [][..] } else { &mut dydx[..from] };
-            // SAFETY: AVX-512F implies AVX2; the lists have 8 entries past the packed ones.
-            n = unsafe { x86::unpack(&self.vals, &self.slopes, &x[..from], c, &mut y[..from], dydx_whole) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = isa;
-        for i in from..x.len() {
+        // The scalar build takes back element by element, below.
+        let whole = if isa == Isa::Scalar { 0 } else { x.len() / isa_step(isa) * isa_step(isa) };
+        let (xs, ys) = (&x[..whole], &mut y[..whole]);
+        let ds = if dydx.is_empty() { &mut [][..] } else { &mut dydx[..whole] };
+        let mut n = match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512F; the lists have 16 entries past the packed ones.
+            Isa::Avx512 => unsafe { x86::unpack16(&self.vals, &self.slopes, xs, c, ys, ds) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2; the lists have 8 entries past the packed ones.
+            Isa::Avx2 => unsafe { x86::unpack(&self.vals, &self.slopes, xs, c, ys, ds) },
+            _ => 0,
+        };
+        for i in whole..x.len() {
             let below = x[i] <= 0.0;
             y[i] = if below { self.vals[n] } else { x[i] + c };
             if !dydx.is_empty() {
@@ -365,6 +372,14 @@ impl BelowZero {
             }
             n += below as usize;
         }
+    }
+}
+
+/// Elements per step of [`BelowZero::pack`] and [`BelowZero::unpack`] on `isa`.
+fn isa_step(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 16,
+        _ => 8,
     }
 }
 
@@ -444,6 +459,66 @@ mod x86 {
             }
         }
         n
+    }
+
+    /// [`super::BelowZero::pack`] over whole steps of 16, into `vals`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pack16(vals: &mut [f32], x: &[f32]) -> usize {
+        assert!(x.len().is_multiple_of(16) && vals.len() >= x.len() + 16);
+        let (mut n, zero) = (0, _mm512_setzero_ps());
+        for i0 in (0..x.len()).step_by(16) {
+            // SAFETY: i0 + 16 <= x.len(); n + 16 <= i0 + 16 <= vals.len().
+            // The compress is into a register, then stored whole: a
+            // compressing store to memory is microcoded on some CPUs.
+            unsafe {
+                let v = _mm512_loadu_ps(x.as_ptr().add(i0));
+                let below = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, zero);
+                _mm512_storeu_ps(vals.as_mut_ptr().add(n), _mm512_maskz_compress_ps(below, v));
+                n += count16(below);
+            }
+        }
+        n
+    }
+
+    /// [`super::BelowZero::unpack`] over whole steps of 16; returns how
+    /// many packed entries it took.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn unpack16(vals: &[f32], slopes: &[f32], x: &[f32], c: f32, y: &mut [f32], dydx: &mut [f32]) -> usize {
+        let fill_slope = !dydx.is_empty();
+        assert!(x.len().is_multiple_of(16) && y.len() == x.len() && (!fill_slope || dydx.len() == x.len()));
+        assert!(vals.len() >= x.len() + 16 && (!fill_slope || slopes.len() >= x.len() + 16));
+        let (mut n, cv, one, zero) = (0, _mm512_set1_ps(c), _mm512_set1_ps(1.0), _mm512_setzero_ps());
+        for i0 in (0..x.len()).step_by(16) {
+            // SAFETY: i0 + 16 <= x.len() = y.len() (= dydx.len() when filled);
+            // n + 16 <= i0 + 16 <= the lists' lengths.
+            unsafe {
+                let v = _mm512_loadu_ps(x.as_ptr().add(i0));
+                let below = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, zero);
+                let kept = _mm512_loadu_ps(vals.as_ptr().add(n));
+                _mm512_storeu_ps(y.as_mut_ptr().add(i0), _mm512_mask_expand_ps(_mm512_add_ps(v, cv), below, kept));
+                if fill_slope {
+                    let kept = _mm512_loadu_ps(slopes.as_ptr().add(n));
+                    _mm512_storeu_ps(dydx.as_mut_ptr().add(i0), _mm512_mask_expand_ps(one, below, kept));
+                }
+                n += count16(below);
+            }
+        }
+        n
+    }
+
+    /// The set bits of a 16-bit mask, from [`COUNT`] (the kernels' build may
+    /// lack the POPCNT instruction).
+    #[inline(always)]
+    fn count16(mask: __mmask16) -> usize {
+        (COUNT[(mask & 0xff) as usize] + COUNT[(mask >> 8) as usize]) as usize
     }
 
     /// [`super::BelowZero::unpack`] over whole steps of 8; returns how many
