@@ -78,12 +78,15 @@ impl Resolved {
 /// each gets a loop compiled for it alone: with the choice made inside the
 /// loop, the compiler built the lanes on the stack (store-forwarding stalls
 /// in `perf annotate`), and relu's training pass took 1.5× as long.
+///
+/// Each method is given the instruction set its kernel was compiled for
+/// (an inlined body cannot ask), which an expression's walk needs.
 trait Kernel {
-    fn eval<T: Real>(&self, x: T, m: T) -> T;
+    fn eval<T: Real>(&self, isa: Isa, x: T, m: T) -> T;
 
     /// ∂f/∂x as training uses it, given the derivative `d` of the definition.
     #[inline(always)]
-    fn slope(&self, _x: Lanes<W>, _m: Lanes<W>, d: Lanes<W>) -> Lanes<W> {
+    fn slope(&self, _isa: Isa, _x: Lanes<W>, _m: Lanes<W>, d: Lanes<W>) -> Lanes<W> {
         d
     }
 }
@@ -93,21 +96,23 @@ struct Builtin<const K: usize>;
 
 impl<const K: usize> Kernel for Builtin<K> {
     #[inline(always)]
-    fn eval<T: Real>(&self, x: T, m: T) -> T {
+    fn eval<T: Real>(&self, _isa: Isa, x: T, m: T) -> T {
         Activation::ALL[K].eval(x, m)
     }
 }
 
 impl Kernel for Custom {
     #[inline(always)]
-    fn eval<T: Real>(&self, x: T, m: T) -> T {
-        self.forward.eval(x, m)
+    fn eval<T: Real>(&self, isa: Isa, x: T, m: T) -> T {
+        // SAFETY: the kernel's instruction set, one this CPU has.
+        unsafe { self.forward.eval_on(isa, x, m) }
     }
 
     /// A straight-through function's own slope expression, or `d`.
     #[inline(always)]
-    fn slope(&self, x: Lanes<W>, m: Lanes<W>, d: Lanes<W>) -> Lanes<W> {
-        self.grad.as_ref().map_or(d, |g| g.eval(x, m))
+    fn slope(&self, isa: Isa, x: Lanes<W>, m: Lanes<W>, d: Lanes<W>) -> Lanes<W> {
+        // SAFETY: as above.
+        self.grad.as_ref().map_or(d, |g| unsafe { g.eval_on(isa, x, m) })
     }
 }
 
@@ -222,7 +227,7 @@ fn eval_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: &
             for (xs, ys) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)) {
                 let n = below.pack(isa, xs);
                 for k in 0..n.div_ceil(W) {
-                    let v = f.eval(below.batch(k), Lanes([0.0; W]));
+                    let v = f.eval(isa, below.batch(k), Lanes([0.0; W]));
                     below.keep(k, v, None);
                 }
                 below.unpack(isa, xs, c, ys, &mut []);
@@ -230,7 +235,7 @@ fn eval_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: &
             return;
         }
         each_lanes(x, #[inline(always)] |i0, len, xv| {
-            let v = f.eval(xv, lane_mins(mins, g, s, i0));
+            let v = f.eval(isa, xv, lane_mins(mins, g, s, i0));
             store(&mut y[i0..i0 + len], v);
         });
     })
@@ -627,8 +632,8 @@ fn train_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: 
                 let n = below.pack(isa, xs);
                 for k in 0..n.div_ceil(W) {
                     let (xv, m) = (below.batch(k), Lanes([0.0; W]));
-                    let r = f.eval(DualOf::var(xv), DualOf::constant(m));
-                    below.keep(k, r.v, Some(f.slope(xv, m, r.d)));
+                    let r = f.eval(isa, DualOf::var(xv), DualOf::constant(m));
+                    below.keep(k, r.v, Some(f.slope(isa, xv, m, r.d)));
                 }
                 below.unpack(isa, xs, c, ys, ds);
             }
@@ -636,11 +641,11 @@ fn train_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: 
         }
         each_lanes(x, #[inline(always)] |i0, len, xv| {
             let m = lane_mins(mins, g, s, i0);
-            let r = f.eval(DualOf::var(xv), DualOf::constant(m));
+            let r = f.eval(isa, DualOf::var(xv), DualOf::constant(m));
             store(&mut y[i0..i0 + len], r.v);
-            store(&mut dydx[i0..i0 + len], f.slope(xv, m, r.d));
+            store(&mut dydx[i0..i0 + len], f.slope(isa, xv, m, r.d));
             if !dydm.is_empty() {
-                store(&mut dydm[i0..i0 + len], f.eval(DualOf::constant(xv), DualOf::var(m)).d);
+                store(&mut dydm[i0..i0 + len], f.eval(isa, DualOf::constant(xv), DualOf::var(m)).d);
             }
         });
     })
@@ -780,6 +785,26 @@ mod tests {
         let tiny = f32::MIN_POSITIVE / 4.0;
         x[..11].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0, 200.0, tiny, -tiny, f32::MAX, -f32::MAX]);
         for &act in Activation::ALL.iter().filter(|a| !a.uses_min()) {
+            assert_lone_values_on_every_isa(act, g, &x);
+        }
+    }
+
+    /// Expression-defined functions too (the modern study's, whose walk is
+    /// compiled per instruction set): every lane gets its lone value.
+    #[test]
+    fn expressions_give_their_lone_values_on_every_instruction_set() {
+        use crate::activation::{define, Definition};
+        let g = Groups { samples: 2, spatial: 41, channels: 3 };
+        let mut x: Vec<f32> = (0..g.len()).map(|i| (((i * 7919) % 401) as f32 - 200.0) / 23.0).collect();
+        x[..9].copy_from_slice(&[-0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0, 200.0, f32::MIN_POSITIVE / 4.0, f32::MAX, -f32::MAX]);
+        for (name, expr) in [
+            ("kernels_test_gelu", "0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))"),
+            ("kernels_test_silu", "x*sigmoid(x)"),
+            ("kernels_test_mish", "x*tanh(softplus(x))"),
+            ("kernels_test_elu", "where(x <= 0, exp(x) - 1, x)"),
+            ("kernels_test_mixed", "log(1 + abs(x)) / (3 + max(x, -1)) - min(x, 1)^2"),
+        ] {
+            let act = define(name, &Definition { expr: expr.into(), grad: None }).expect("a valid function");
             assert_lone_values_on_every_isa(act, g, &x);
         }
     }
