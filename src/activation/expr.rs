@@ -264,17 +264,19 @@ macro_rules! child {
 /// baseline instruction set (SSE2 on x86-64), every operation of every
 /// node ran on two-lane vectors and f64 truncation was a libm call, and
 /// gelu's training step took 2.4× relu's (`perf`: 37 % of it in the walk,
-/// 9 % copying lanes). So there is one walk per instruction set.
+/// 9 % copying lanes). So there is one walk per instruction set. Its
+/// inputs go by reference: 32 lanes of dual numbers are 256 bytes, copied
+/// at every node otherwise.
 macro_rules! walk {
     ($(#[$attr:meta])* $walk:ident) => {
         impl Expr {
             $(#[$attr])*
             #[allow(unused_unsafe)]
-            unsafe fn $walk<T: Real>(&self, x: T, m: T) -> T {
+            unsafe fn $walk<T: Real>(&self, x: &T, m: &T) -> T {
                 match self {
                     Expr::Num(v) => T::lit(*v),
-                    Expr::X => x,
-                    Expr::Min => m,
+                    Expr::X => *x,
+                    Expr::Min => *m,
                     Expr::Neg(a) => -child!(a, $walk, x, m),
                     Expr::Bin(op, a, b) => {
                         let (va, vb) = (child!(a, $walk, x, m), child!(b, $walk, x, m));
@@ -327,7 +329,7 @@ impl Expr {
     /// The function's value at (x, m), and with dual numbers its derivative.
     pub fn eval<T: Real>(&self, x: T, m: T) -> T {
         // SAFETY: the baseline instruction set.
-        unsafe { self.walk_baseline(x, m) }
+        unsafe { self.walk_baseline(&x, &m) }
     }
 
     /// [`Self::eval`], walked by code compiled for `isa`. Every lane's
@@ -341,10 +343,10 @@ impl Expr {
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the caller vouches for `isa`.
-            Isa::Avx512 => unsafe { self.walk_avx512(x, m) },
+            Isa::Avx512 => unsafe { self.walk_avx512(&x, &m) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { self.walk_avx2(x, m) },
+            Isa::Avx2 => unsafe { self.walk_avx2(&x, &m) },
             _ => self.eval(x, m),
         }
     }
