@@ -80,7 +80,8 @@ impl Resolved {
 /// in `perf annotate`), and relu's training pass took 1.5× as long.
 ///
 /// Each method is given the instruction set its kernel was compiled for
-/// (an inlined body cannot ask), which an expression's walk needs.
+/// (an inlined body cannot ask), which an expression's walk needs; it is
+/// always the `isa` of an `isa_compiled!` kernel, one this CPU has.
 trait Kernel {
     fn eval<T: Real>(&self, isa: Isa, x: T, m: T) -> T;
 
@@ -104,7 +105,8 @@ impl<const K: usize> Kernel for Builtin<K> {
 impl Kernel for Custom {
     #[inline(always)]
     fn eval<T: Real>(&self, isa: Isa, x: T, m: T) -> T {
-        // SAFETY: the kernel's instruction set, one this CPU has.
+        debug_assert!(Isa::available().contains(&isa));
+        // SAFETY: the kernel's instruction set, one this CPU has (see the trait).
         unsafe { self.forward.eval_on(isa, x, m) }
     }
 
@@ -265,9 +267,11 @@ thread_local! {
 }
 
 impl BelowZero {
-    /// Room for a block, a whole batch of lanes past its last element
-    /// (read, evaluated, never stored), and the 16 entries a step reads or
-    /// writes past the end.
+    /// Room for a block and a whole batch of lanes past its last element
+    /// (read, evaluated and kept, never unpacked). A step reads or writes
+    /// at most 16 entries from the count so far, which is at most its first
+    /// element's index, so that is within the block; the lists are as
+    /// long as that with room to spare, which the steps' asserts check.
     fn new() -> BelowZero {
         let cap = BLOCK + W + 16;
         BelowZero { vals: vec![0.0; cap], slopes: vec![0.0; cap] }
@@ -356,18 +360,24 @@ impl BelowZero {
     #[inline(always)]
     fn unpack(&self, isa: Isa, x: &[f32], c: f32, y: &mut [f32], dydx: &mut [f32]) {
         assert!(y.len() == x.len() && (dydx.is_empty() || dydx.len() == x.len()));
-        // The scalar build takes back element by element, below.
-        let whole = if isa == Isa::Scalar { 0 } else { x.len() / isa_step(isa) * isa_step(isa) };
-        let (xs, ys) = (&x[..whole], &mut y[..whole]);
-        let ds = if dydx.is_empty() { &mut [][..] } else { &mut dydx[..whole] };
-        let mut n = match isa {
+        // How many elements the vector steps took back, and how many packed
+        // entries; the rest (all of it on the scalar build) goes element by
+        // element, below.
+        let (whole, mut n) = match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX-512F; the lists have 16 entries past the packed ones.
-            Isa::Avx512 => unsafe { x86::unpack16(&self.vals, &self.slopes, xs, c, ys, ds) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU has AVX2; the lists have 8 entries past the packed ones.
-            Isa::Avx2 => unsafe { x86::unpack(&self.vals, &self.slopes, xs, c, ys, ds) },
-            _ => 0,
+            Isa::Avx512 | Isa::Avx2 => {
+                let whole = x.len() / isa_step(isa) * isa_step(isa);
+                let (xs, ys) = (&x[..whole], &mut y[..whole]);
+                let ds = if dydx.is_empty() { &mut [][..] } else { &mut dydx[..whole] };
+                let n = match isa {
+                    // SAFETY: the CPU has AVX-512F; a step reads at most 16 entries from n <= its first element.
+                    Isa::Avx512 => unsafe { x86::unpack16(&self.vals, &self.slopes, xs, c, ys, ds) },
+                    // SAFETY: the CPU has AVX2; as above, 8 entries.
+                    _ => unsafe { x86::unpack(&self.vals, &self.slopes, xs, c, ys, ds) },
+                };
+                (whole, n)
+            }
+            _ => (0, 0),
         };
         for i in whole..x.len() {
             let below = x[i] <= 0.0;
@@ -407,6 +417,7 @@ static PACK: [[u32; 8]; 256] = {
     rows
 };
 
+#[cfg(target_arch = "x86_64")]
 /// [`PACK`]'s inverse: row `mask`, at each set bit position, holds how many
 /// set bits precede it (the packed entry that lane takes back); the other
 /// entries are unused.
@@ -746,9 +757,13 @@ mod tests {
     fn evaluating_only_at_or_below_zero_keeps_the_bits() {
         let act = Activation::SoftplusLinear;
         let g = Groups { samples: 2, spatial: 1001, channels: 5 };
-        assert!(g.per_sample() > BLOCK && !(g.per_sample() % BLOCK).is_multiple_of(8));
+        let tail = g.per_sample() % BLOCK;
+        assert!(g.per_sample() > BLOCK && !tail.is_multiple_of(8) && tail % 16 > 8);
         let mut x: Vec<f32> = (0..g.len()).map(|i| (((i * 7919) % 201) as f32 - 100.0) / 9.0).collect();
-        x[3..9].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0]);
+        let specials = [f32::NAN, -0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0];
+        x[3..9].copy_from_slice(&specials);
+        // The same in the last elements of the sample, past the whole vector steps.
+        x[g.per_sample() - 6..g.per_sample()].copy_from_slice(&specials);
         for i in (100..100 + 3 * W).chain(BLOCK - W..BLOCK + W) {
             x[i] = -x[i].abs() - 0.1;
         }
@@ -766,9 +781,10 @@ mod tests {
             let mut inferred = vec![0.0; g.len()];
             forward_eval_on(isa, act, g, x, &mut inferred, &mut Vec::new());
             for (i, &v) in x.iter().enumerate() {
-                let r = act.eval(Dual::var(v), Dual::constant(0.0));
+                // The value, and the slope training uses (a straight-through function's own).
+                let (_, value, slope) = curve(act, &[v], 0.0)[0];
                 let bits = (y[i].to_bits(), saved.dydx[i].to_bits(), inferred[i].to_bits());
-                assert_eq!(bits, (r.v.to_bits(), r.d.to_bits(), r.v.to_bits()), "{act:?} {isa:?}: element {i} = {v}");
+                assert_eq!(bits, (value.to_bits(), slope.to_bits(), value.to_bits()), "{act:?} {isa:?}: element {i} = {v}");
             }
         }
     }
@@ -796,16 +812,48 @@ mod tests {
         use crate::activation::{define, Definition};
         let g = Groups { samples: 2, spatial: 41, channels: 3 };
         let mut x: Vec<f32> = (0..g.len()).map(|i| (((i * 7919) % 401) as f32 - 200.0) / 23.0).collect();
-        x[..9].copy_from_slice(&[-0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0, 200.0, f32::MIN_POSITIVE / 4.0, f32::MAX, -f32::MAX]);
-        for (name, expr) in [
-            ("kernels_test_gelu", "0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))"),
-            ("kernels_test_silu", "x*sigmoid(x)"),
-            ("kernels_test_mish", "x*tanh(softplus(x))"),
-            ("kernels_test_elu", "where(x <= 0, exp(x) - 1, x)"),
-            ("kernels_test_mixed", "log(1 + abs(x)) / (3 + max(x, -1)) - min(x, 1)^2"),
+        x[..10].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::NEG_INFINITY, f32::INFINITY, -200.0, 200.0, f32::MIN_POSITIVE / 4.0, f32::MAX, -f32::MAX]);
+        for (name, expr, grad) in [
+            ("kernels_test_gelu", "0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x^3)))", None),
+            ("kernels_test_silu", "x*sigmoid(x)", None),
+            ("kernels_test_mish", "x*tanh(softplus(x))", None),
+            ("kernels_test_elu", "where(x <= 0, exp(x) - 1, x)", None),
+            ("kernels_test_mixed", "log(1 + abs(x)) / (3 + max(x, -1)) - min(x, 1)^2 + (abs(x) + 1)^1.5", None),
+            ("kernels_test_straight", "max(x, 0)", Some("where(x <= 0, 0.5, 1)")),
         ] {
-            let act = define(name, &Definition { expr: expr.into(), grad: None }).expect("a valid function");
+            let act = define(name, &Definition { expr: expr.into(), grad: grad.map(Into::into) }).expect("a valid function");
             assert_lone_values_on_every_isa(act, g, &x);
+        }
+    }
+
+    /// An element-wise function applied to runs of any length (a
+    /// convolution hands over blocks of rows): empty, shorter than a step,
+    /// around a block's and a batch's sizes, all above 0, all at or below
+    /// 0; with and without slopes; on every instruction set.
+    #[test]
+    fn runs_of_any_length_give_the_lone_values() {
+        let act = Activation::SoftplusLinear;
+        let lengths = (0..=17).chain([W - 1, W, W + 1, 2 * W, BLOCK - 16, BLOCK - 1, BLOCK, BLOCK + 1, BLOCK + 16, 2 * BLOCK + 5]);
+        for len in lengths {
+            for pattern in 0..3 {
+                let x: Vec<f32> = (0..len)
+                    .map(|i| {
+                        let v = (((i * 7919) % 201) as f32 - 100.0) / 9.0;
+                        [v, v.abs() + 0.5, -v.abs()][pattern]
+                    })
+                    .collect();
+                for isa in Isa::available() {
+                    let f = ElementWise::on(isa, act).expect("element-wise");
+                    let (mut y, mut d, mut inferred) = (vec![7.0; len], vec![7.0; len], vec![7.0; len]);
+                    f.apply(&x, &mut y, Some(&mut d));
+                    f.apply(&x, &mut inferred, None);
+                    for (i, &v) in x.iter().enumerate() {
+                        let (_, value, slope) = curve(act, &[v], 0.0)[0];
+                        let bits = (y[i].to_bits(), d[i].to_bits(), inferred[i].to_bits());
+                        assert_eq!(bits, (value.to_bits(), slope.to_bits(), value.to_bits()), "{isa:?}, {len} elements, pattern {pattern}: element {i} = {v}");
+                    }
+                }
+            }
         }
     }
 
