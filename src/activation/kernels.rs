@@ -398,57 +398,40 @@ fn isa_step(isa: Isa) -> usize {
     }
 }
 
-/// Row `mask` (an 8-bit compare mask) holds the mask's set bit positions in
-/// order; the entries after them are unused.
-static PACK: [[u32; 8]; 256] = {
-    let mut rows = [[0u32; 8]; 256];
+/// For each 8-bit compare mask: its set bit positions in order (the
+/// lanes a step packs), each set position's rank among them (the packed
+/// entry that lane takes back), and how many there are.
+const MASK_TABLES: ([[u32; 8]; 256], [[u32; 8]; 256], [u8; 256]) = {
+    let (mut positions, mut ranks, mut counts) = ([[0u32; 8]; 256], [[0u32; 8]; 256], [0u8; 256]);
     let mut mask = 0;
     while mask < 256 {
         let (mut n, mut bit) = (0, 0);
         while bit < 8 {
             if mask & (1 << bit) != 0 {
-                rows[mask][n] = bit as u32;
+                positions[mask][n] = bit as u32;
+                ranks[mask][bit] = n as u32;
                 n += 1;
             }
             bit += 1;
         }
+        counts[mask] = n as u8;
         mask += 1;
     }
-    rows
+    (positions, ranks, counts)
 };
 
-#[cfg(target_arch = "x86_64")]
+/// Row `mask` holds the mask's set bit positions in order; the entries
+/// after them are unused.
+static PACK: [[u32; 8]; 256] = MASK_TABLES.0;
+
 /// [`PACK`]'s inverse: row `mask`, at each set bit position, holds how many
-/// set bits precede it (the packed entry that lane takes back); the other
-/// entries are unused.
-static EXPAND: [[u32; 8]; 256] = {
-    let mut rows = [[0u32; 8]; 256];
-    let mut mask = 0;
-    while mask < 256 {
-        let (mut n, mut bit) = (0, 0);
-        while bit < 8 {
-            if mask & (1 << bit) != 0 {
-                rows[mask][bit] = n;
-                n += 1;
-            }
-            bit += 1;
-        }
-        mask += 1;
-    }
-    rows
-};
+/// set bits precede it; the other entries are unused.
+#[cfg(target_arch = "x86_64")]
+static EXPAND: [[u32; 8]; 256] = MASK_TABLES.1;
 
-/// The number of set bits of each 8-bit mask (a table: the kernels' AVX2
-/// build may lack the POPCNT instruction).
-static COUNT: [u8; 256] = {
-    let mut counts = [0u8; 256];
-    let mut mask = 0;
-    while mask < 256 {
-        counts[mask] = (mask as u32).count_ones() as u8;
-        mask += 1;
-    }
-    counts
-};
+/// The number of set bits of each mask (a table: the kernels' AVX2 build
+/// may lack the POPCNT instruction).
+static COUNT: [u8; 256] = MASK_TABLES.2;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
