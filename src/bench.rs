@@ -107,7 +107,8 @@ fn measure_on(trainer: &mut dyn Trainer, batches: usize, steps: usize) -> Result
     let runs = trainer.runs();
     let order: Vec<u32> = (0..(batches * BATCH) as u32).collect();
     trainer.begin_epoch(&vec![order; runs])?;
-    let step = |t: &mut dyn Trainer, s: u64| t.step((s as usize % batches) * BATCH, BATCH, s);
+    // Global steps past the logged ones (which keep more), as most of a run's are.
+    let step = |t: &mut dyn Trainer, s: u64| t.step((s as usize % batches) * BATCH, BATCH, crate::train::steps::LOGGED_STEPS + s);
     for s in 0..3 {
         step(trainer, s)?;
     }

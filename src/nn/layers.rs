@@ -10,7 +10,7 @@ use crate::engine::cpu::simd::Isa;
 use crate::engine::cpu::{conv, isa_compiled};
 use crate::engine::cpu::gemm::{gemm, MatRef};
 use crate::engine::math::{lanes, or_zero};
-use crate::engine::profile::{gemm_flops, part};
+use crate::engine::profile::{gemm_flops, part, Mark};
 use crate::engine::rng::{Purpose, Rng};
 use rayon::prelude::*;
 
@@ -22,23 +22,24 @@ pub struct Conv2d(pub conv::Conv);
 impl Conv2d {
     /// `y = im2col(x)·W + b`.
     pub fn forward(&self, n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
-        self.forward_with(n, w, b, x, y, None);
+        let _gemm = self.part("forward GEMM", n);
+        conv::forward_then(self.0, n, &x[..n * self.0.in_len()], w, b, Some(&mut y[..n * self.0.out_len()]), &|_, _| {});
     }
 
     /// [`Self::forward`], handing each finished run of y to `then` (see
     /// [`conv::Then`]): an element-wise activation applied while the run is
-    /// in the cache. Its time is the part's too.
+    /// in the cache. Its time is the part's too. Without `y` the runs are
+    /// not kept (see [`conv::forward_then`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn forward_then(&self, n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], then: conv::Then) {
-        self.forward_with(n, w, b, x, y, Some(then));
+    pub fn forward_then(&self, n: usize, w: &[f32], b: &[f32], x: &[f32], y: Option<&mut [f32]>, then: conv::Then) {
+        let _gemm = self.part("forward GEMM + activation", n);
+        conv::forward_then(self.0, n, &x[..n * self.0.in_len()], w, b, y.map(|y| &mut y[..n * self.0.out_len()]), then);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn forward_with(&self, n: usize, w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], then: Option<conv::Then>) {
+    /// The profile's part for the forward GEMM over `n` samples.
+    fn part(&self, what: &'static str, n: usize) -> Mark {
         let c = self.0;
-        let what = if then.is_some() { "forward GEMM + activation" } else { "forward GEMM" };
-        let _gemm = part(what, gemm_flops(n * c.positions(), c.cout, c.kdim()));
-        conv::forward_then(c, n, &x[..n * c.in_len()], w, b, &mut y[..n * c.out_len()], then.unwrap_or(&|_, _| {}));
+        part(what, gemm_flops(n * c.positions(), c.cout, c.kdim()))
     }
 
     /// The weights' gradient, the bias's when `db` is given (a layer

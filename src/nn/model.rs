@@ -99,11 +99,14 @@ fn grad_pair(grads: &mut [Vec<f32>; 3], dy: Grad, dx: Grad) -> (&[f32], &mut [f3
     (a, b)
 }
 
-/// Dropout during a training step: the run's generator and the global step.
+/// A Keras training step: dropout keyed by the run's generator and the
+/// global step; `logged` when the trainer reads the step's pre-activations
+/// afterwards (`steps.csv`). Other steps need not keep them.
 #[derive(Clone, Copy)]
-pub struct DropoutKey<'a> {
+pub struct TrainingStep<'a> {
     pub rng: &'a Rng,
     pub step: u64,
+    pub logged: bool,
 }
 
 pub struct Model {
@@ -120,6 +123,9 @@ struct Cpu<'a> {
     m: &'a mut Model,
     rng: Option<&'a Rng>,
     taps: Option<&'a mut [LayerTap]>,
+    /// Whether the pass keeps the pre-activations of element-wise functions
+    /// (the backward pass reads only their slopes).
+    keep_pre: bool,
 }
 
 /// A layer's weights and bias, and the gradients of both (the bias's: None where it has none).
@@ -244,6 +250,7 @@ impl Ops for Cpu<'_> {
         let (w, b, ..) = tensors(&plan.ranges, params, grads, &ws.zeros, weights, layer.0.cout);
         let len = n * plan.len(y);
         let [xs, ys, posts] = ws.values.get_disjoint_mut([x.0, y.0, post.0]).expect("a convolution's input, output and activation are three values");
+        let ys = self.keep_pre.then_some(&mut ys[..]);
         let post_at = SendPtr(posts[..len].as_mut_ptr());
         let slope_at = train.then(|| SendPtr(ws.saved[activation].dydx[..len].as_mut_ptr()));
         let then = |first: usize, run: &mut [f32]| {
@@ -395,7 +402,7 @@ impl Model {
 
     /// A pass's operations on this model.
     fn cpu<'a>(&'a mut self, rng: Option<&'a Rng>, taps: Option<&'a mut [LayerTap]>) -> Cpu<'a> {
-        Cpu { m: self, rng, taps }
+        Cpu { m: self, rng, taps, keep_pre: true }
     }
 
     /// Softmax cross-entropy of the last forward pass, and with `grad` its
@@ -407,14 +414,15 @@ impl Model {
         stage_of("loss", || softmax_cross_entropy(&ws.values[logits.0][..n * classes], labels, dlogits))
     }
 
-    /// Loss and gradients for the loaded batch. With `dropout` this is a
-    /// Keras training step's forward/backward; without, dropout is the
+    /// Loss and gradients for the loaded batch. With a training `step` this
+    /// is a Keras training step's forward/backward; without, dropout is the
     /// identity (what the fixtures describe).
-    pub fn loss_and_grads(&mut self, n: usize, labels: &[u8], dropout: Option<DropoutKey>) -> BatchStats {
-        let (rng, step) = (dropout.map(|k| k.rng), dropout.map(|k| k.step));
-        pass::forward(&mut self.cpu(rng, None), n, Mode::Train { dropout_step: step }).expect("the CPU's passes do not fail");
+    pub fn loss_and_grads(&mut self, n: usize, labels: &[u8], step: Option<TrainingStep>) -> BatchStats {
+        let (rng, global) = (step.map(|s| s.rng), step.map(|s| s.step));
+        let keep_pre = step.is_none_or(|s| s.logged);
+        pass::forward(&mut Cpu { keep_pre, ..self.cpu(rng, None) }, n, Mode::Train { dropout_step: global }).expect("the CPU's passes do not fail");
         let stats = self.loss(n, labels, true);
-        pass::backward(&mut self.cpu(None, None), n, dropout.is_some(), false).expect("the CPU's passes do not fail");
+        pass::backward(&mut self.cpu(None, None), n, step.is_some(), false).expect("the CPU's passes do not fail");
         stats
     }
 
@@ -444,7 +452,8 @@ impl Model {
         stats
     }
 
-    /// Each activated layer's pre-activations in the last forward pass.
+    /// Each activated layer's pre-activations in the last forward pass
+    /// (except a training step's that is not logged: see [`TrainingStep`]).
     pub fn pre_activations(&self, n: usize) -> Vec<&[f32]> {
         (0..self.plan.activated.len()).map(|i| self.ws.value(self.plan.activation(i).0, n, self.plan)).collect()
     }
@@ -495,6 +504,16 @@ mod tests {
                     m.loss(n, &labels, true);
                     pass::backward(&mut m.cpu(None, Some(&mut taps)), n, false, true).unwrap();
                     let separate = m.grads.clone();
+                    // A training step that is not logged keeps no
+                    // pre-activations: the same values, slopes and gradients.
+                    let rng = Rng::new(3);
+                    let computed = |m: &mut Model, logged: bool| {
+                        m.loss_and_grads(n, &labels, Some(TrainingStep { rng: &rng, step: 11, logged }));
+                        let plan = m.plan();
+                        let values = (0..plan.activated.len()).flat_map(|i| bits(m.ws.value(plan.activation(i).1, n, plan)).into_iter().chain(bits(&m.ws.saved[i].dydx)));
+                        (bits(&m.grads), values.collect::<Vec<_>>())
+                    };
+                    assert!(computed(&mut m, true) == computed(&mut m, false), "{act:?} {network:?}: a step not logged");
                     m.loss_and_grads(n, &labels, None);
                     assert_eq!(bits(&m.grads), bits(&separate), "{act:?} {network:?}: the parameters' gradients");
                 } else {

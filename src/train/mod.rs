@@ -386,7 +386,7 @@ pub fn train_together(slots: &mut [Slot], trainer: &mut dyn Trainer, test: &Spli
         bar.reset();
         let t0 = Instant::now();
         let stats = train_epoch(trainer, &rngs, epoch, train_len, p.batch_size, |trainer, step, global| {
-            if global < steps::LOGGED_STEPS {
+            if steps::logged(global) {
                 for (r, s) in slots.iter_mut().enumerate() {
                     // Only a log that is whole from step 0 (not one resumed from an older checkpoint).
                     if s.training() && s.ck.steps.len() as u64 == global {

@@ -15,6 +15,11 @@ pub const FILE: &str = "steps.csv";
 /// the full training set, several epochs of a reduced one).
 pub const LOGGED_STEPS: u64 = 500;
 
+/// Whether global step `step` is logged (its pre-activations are read after it).
+pub fn logged(step: u64) -> bool {
+    step < LOGGED_STEPS
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerStep {
     pub pre_mean: f64,

@@ -6,14 +6,14 @@
 //! epoch loop ([`super::train_together`]), `bench` and the GPU checks are
 //! written once.
 
-use super::steps::StepStats;
+use super::steps::{self, StepStats};
 use crate::activation::Activation;
 use crate::data::{Split, IMAGE_BYTES};
 use crate::engine::rng::Rng;
 use crate::nn::arch::Architecture;
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::loss::BatchStats;
-use crate::nn::model::{DropoutKey, Model};
+use crate::nn::model::{Model, TrainingStep};
 use anyhow::Result;
 
 pub trait Trainer {
@@ -127,7 +127,8 @@ impl Trainer for CpuTrainer<'_> {
             self.load_batch(r, self.train, &idx[start..start + n]);
             self.orders[r] = idx;
             let model = &mut self.models[r];
-            let s = model.loss_and_grads(n, &self.labels[..n], Some(DropoutKey { rng: &self.rngs[r], step: global_step }));
+            let step = TrainingStep { rng: &self.rngs[r], step: global_step, logged: steps::logged(global_step) };
+            let s = model.loss_and_grads(n, &self.labels[..n], Some(step));
             self.optimizers[r].step(&mut model.params, &model.grads);
             self.totals[r].add(s);
             self.last[r] = (s, n);
