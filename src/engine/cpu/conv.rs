@@ -21,7 +21,7 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
-use super::simd::{Isa, Simd};
+use super::simd::{prefetch, Isa, Simd};
 use super::tile::{strided, tile, tile_and_b_sums, tile_sum, Start};
 use super::{isa_dispatch, thread_scratch, with_packed, SendPtr, Shapes};
 use crate::engine::profile;
@@ -600,6 +600,9 @@ struct Narrow<'a> {
     db: Option<SendPtr>,
 }
 
+/// How many rows of dy ahead [`weight_grad_narrow`] asks for.
+const DY_AHEAD: usize = 32;
+
 /// [`weight_grad_narrow`]'s blocks. One vector per block: two threads
 /// then share conv1's blocks evenly.
 const WEIGHT_GRAD_NARROW: Shapes = Shapes { avx512: (NARROW_ROWS, 1), avx2: (NARROW_ROWS, 1), scalar: (NARROW_ROWS, 4) };
@@ -631,12 +634,20 @@ unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow
             let first = ky * line + run * MR;
             let out = f.dw.0.add(first * cout + j0);
             let a = (|k: usize| table[k].add(i0), 1);
-            let b_row = |k: usize| b.add(k * f.ldy + j0);
             let row = |i: usize| if run * MR + i < line { out.add(i * cout) } else { std::ptr::null_mut() };
             let start = if r0 == 0 { Start::Zero } else { Start::C };
+            // A vector's first block is the first to read its columns of dy's
+            // rows (8 MB for conv1, from memory): it asks for the row
+            // DY_AHEAD on, and sums the columns for the bias gradient.
+            let first = ky == 0 && run == 0;
+            let b_row = |k: usize| {
+                if first && r0 + k + DY_AHEAD < rows {
+                    prefetch(f.dy.as_ptr().add((r0 + k + DY_AHEAD) * cout + j0));
+                }
+                b.add(k * f.ldy + j0)
+            };
             match f.db {
-                // A vector's first block sums its columns of dy, the bias gradient.
-                Some(db) if ky == 0 && run == 0 => tile_and_b_sums::<S, MR, NV>(kc, a, b_row, cout - j0, row, start, db.0.add(j0)),
+                Some(db) if first => tile_and_b_sums::<S, MR, NV>(kc, a, b_row, cout - j0, row, start, db.0.add(j0)),
                 _ => tile::<S, MR, NV>(kc, a, b_row, cout - j0, row, start),
             }
         }

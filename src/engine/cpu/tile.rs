@@ -64,9 +64,9 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
 /// [`tile`], also summing B's rows: `sums[j] = sums[j] + B[k, j]` for each
 /// k in order, for B's `cols` real columns, from +0 when `start` is
 /// [`Start::Zero`] and from `sums`' values otherwise. A convolution's bias
-/// gradient, in the pass that reads dy as B: the adds wait on each other's
-/// latency, and beside the block's FMAs they cost nothing (in a pass of
-/// their own they took 40 % of conv1's weight gradient).
+/// gradient, summed while each row of dy is in a register for the block's
+/// FMAs (a pass of its own read all of dy's rows once more, and took the
+/// wait for them from memory).
 ///
 /// # Safety
 /// As [`tile`], with `sums` valid for `cols` values; `start` is not a row.
