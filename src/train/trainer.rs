@@ -35,6 +35,8 @@ pub trait Trainer {
     fn evaluate(&mut self) -> Result<Vec<BatchStats>>;
     /// What run `r`'s last step saw: its batch's loss and accuracy, each
     /// activated layer's pre-activations and weight gradient (`steps.csv`).
+    /// Only for a logged step ([`steps::logged`]): others need not keep
+    /// their pre-activations.
     fn last_step(&self, r: usize, global_step: u64) -> Result<StepStats>;
     /// Every run's gradients on the first `n` training samples in stored
     /// order, without dropout or an update (where the GPU checks look first).
@@ -146,6 +148,7 @@ impl Trainer for CpuTrainer<'_> {
     }
 
     fn last_step(&self, r: usize, global_step: u64) -> Result<StepStats> {
+        debug_assert!(steps::logged(global_step), "step {global_step} kept no pre-activations");
         let (batch, n) = self.last[r];
         let m = &self.models[r];
         Ok(StepStats::of(m.plan(), global_step, &batch, &m.pre_activations(n), &m.grads))

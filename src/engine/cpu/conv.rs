@@ -208,6 +208,8 @@ struct Forward<'a> {
 /// with the run's first index in the output and its values, on the thread
 /// that computed them, while they are in its cache (an element-wise
 /// activation, or the slope of the activation that the input went through).
+/// It must not enter rayon or use `thread_scratch`: the run may live in
+/// the thread's scratch buffer (see [`forward_then`]).
 pub type Then<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
 
 /// `y = im2col(x)·w + bias` for `n` samples, handing each finished run of
@@ -233,7 +235,8 @@ fn forward_on(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32], y
         pack_panels(w, kd, g.cout, nr, wp);
         let f = Forward { g, n, x, w: wp, bias, y, then };
         let blocks = rows.div_ceil(mr);
-        // SAFETY: each block writes its own rows of y; the bounds were checked above.
+        // SAFETY: each block writes its own rows of y (the bounds were checked
+        // above) or of its thread's scratch, which `then` leaves alone.
         (0..blocks).into_par_iter().with_min_len(8).for_each(|t| unsafe { forward_block(isa, &f, t) });
     });
 }
@@ -247,7 +250,7 @@ unsafe fn forward_block_with<S: Simd, const MR: usize, const NV: usize>(f: &Forw
     let (g, kd, nr) = (f.g, f.g.kdim(), NV * S::LANES);
     let total = f.n * g.positions();
     let (r0, rows) = (t * MR, MR.min(total - t * MR));
-    let (a, out) = thread_scratch(MR * kd + MR * g.cout).split_at_mut(MR * kd);
+    let (a, out) = thread_scratch(MR * kd + if f.y.is_none() { MR * g.cout } else { 0 }).split_at_mut(MR * kd);
     let y = match f.y {
         Some(y) => y.0.add(r0 * g.cout),
         None => out.as_mut_ptr(),
@@ -297,7 +300,8 @@ fn forward_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], w: &[f32], bias: &[f32
         let off: Vec<usize> = (0..kd).map(|k| k / (g.k * g.cin) * wp * g.cin + k % (g.k * g.cin)).collect();
         let f = ForwardNarrow { g, per, wp, xp, off: &off, w: panels, bias, y, then };
         let blocks = n * g.oh() * g.ow().div_ceil(mr);
-        // SAFETY: each block writes its own rows of y.
+        // SAFETY: each block writes its own rows of y, or of its thread's
+        // scratch, which `then` leaves alone.
         (0..blocks).into_par_iter().with_min_len(8).for_each(|t| unsafe { forward_narrow_block(isa, &f, t) });
     });
 }
@@ -494,9 +498,9 @@ static ZEROS: [f32; 256] = [0.0; 256];
 /// `dw = im2col(x)ᵀ·dy` over the `n` samples' rows in order (from 0), and
 /// when `db` is given, the bias gradient: each column of dy summed over the
 /// rows in order, from 0 (as [`bias_grad`]). It is summed in the same pass,
-/// a block of dy's rows at a time while the block is in cache, by the tasks
-/// that own those columns: a separate pass streamed all of dy (8 MB for
-/// conv1 and conv2) once more.
+/// a block of dy's rows at a time while the block is in cache (for inputs
+/// narrower than a vector, row by row beside the FMAs that read it): a
+/// separate pass streamed all of dy (8 MB for conv1 and conv2) once more.
 pub fn weight_grad(g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
     weight_grad_on(Isa::detected(), g, n, x, dy, dw, db)
 }
@@ -505,6 +509,7 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     let (kd, per) = (g.kdim(), g.positions());
     assert!(x.len() >= n * g.in_len() && dy.len() >= n * per * g.cout && dw.len() == kd * g.cout);
     assert!(db.as_ref().is_none_or(|db| db.len() == g.cout), "{g:?}: the bias gradient has cout values");
+    assert!(n > 0, "{g:?}: a weight gradient over no samples");
     let db = db.map(|db| SendPtr(db.as_mut_ptr()));
     let nr = WEIGHT_GRAD.columns(isa);
     if !g.cin.is_multiple_of(nr) {
@@ -636,18 +641,18 @@ unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow
             let a = (|k: usize| table[k].add(i0), 1);
             let row = |i: usize| if run * MR + i < line { out.add(i * cout) } else { std::ptr::null_mut() };
             let start = if r0 == 0 { Start::Zero } else { Start::C };
-            // A vector's first block is the first to read its columns of dy's
-            // rows (8 MB for conv1, from memory): it asks for the row
-            // DY_AHEAD on, and sums the columns for the bias gradient.
-            let first = ky == 0 && run == 0;
+            // One block per vector sums its columns of dy for the bias
+            // gradient; it also asks for dy's row DY_AHEAD on (8 MB for conv1,
+            // from memory), where the other blocks of that vector will find it.
+            let sums_here = ky == 0 && run == 0;
             let b_row = |k: usize| {
-                if first && r0 + k + DY_AHEAD < rows {
+                if sums_here && r0 + k + DY_AHEAD < rows {
                     prefetch(f.dy.as_ptr().add((r0 + k + DY_AHEAD) * cout + j0));
                 }
                 b.add(k * f.ldy + j0)
             };
             match f.db {
-                Some(db) if first => tile_and_b_sums::<S, MR, NV>(kc, a, b_row, cout - j0, row, start, db.0.add(j0)),
+                Some(db) if sums_here => tile_and_b_sums::<S, MR, NV>(kc, a, b_row, cout - j0, row, start, db.0.add(j0)),
                 _ => tile::<S, MR, NV>(kc, a, b_row, cout - j0, row, start),
             }
         }
@@ -768,8 +773,9 @@ unsafe fn column_sums<'a>(db: SendPtr, c0: usize, c1: usize) -> (usize, &'a mut 
 ///
 /// Runs of 32, 16 or 8 columns are held in a local array over all the rows,
 /// which the compiler keeps in vector registers: summed in `sums` itself,
-/// each row's adds waited on the previous row's stores, and conv1's bias
-/// gradient cost two thirds as much as its weight gradient.
+/// each row's adds waited on the previous row's stores (conv1's bias
+/// gradient, summed here then, cost two thirds as much as its weight
+/// gradient).
 #[inline(always)]
 unsafe fn add_rows(rows: *const f32, ld: usize, kc: usize, sums: &mut [f32]) {
     let mut c = 0;
