@@ -652,7 +652,7 @@ unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow
                 b.add(k * f.ldy + j0)
             };
             match f.db {
-                Some(db) if sums_here => tile_and_b_sums::<S, MR, NV>(kc, a, b_row, cout - j0, row, start, db.0.add(j0)),
+                Some(db) if sums_here => tile_and_b_sums::<S, MR, NV, true>(kc, a, b_row, cout - j0, row, start, db.0.add(j0)),
                 _ => tile::<S, MR, NV>(kc, a, b_row, cout - j0, row, start),
             }
         }

@@ -58,37 +58,21 @@ pub unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     row: impl Fn(usize) -> *mut f32,
     start: Start,
 ) {
-    tile_with::<S, MR, NV, false>(kc, a, b, cols, row, start, std::ptr::null_mut())
+    tile_and_b_sums::<S, MR, NV, false>(kc, a, b, cols, row, start, std::ptr::null_mut())
 }
 
-/// [`tile`], also summing B's rows: `sums[j] = sums[j] + B[k, j]` for each
-/// k in order, for B's `cols` real columns, from +0 when `start` is
-/// [`Start::Zero`] and from `sums`' values otherwise. A convolution's bias
-/// gradient, summed while each row of dy is in a register for the block's
-/// FMAs (a pass of its own read all of dy's rows once more, and took the
-/// wait for them from memory).
+/// [`tile`], and with `SUM` also summing B's rows: `sums[j] = sums[j] +
+/// B[k, j]` for each k in order, for B's `cols` real columns, from +0 when
+/// `start` is [`Start::Zero`] and from `sums`' values otherwise. A
+/// convolution's bias gradient, summed while each row of dy is in a
+/// register for the block's FMAs (a pass of its own read all of dy's rows
+/// once more, and took the wait for them from memory).
 ///
 /// # Safety
-/// As [`tile`], with `sums` valid for `cols` values; `start` is not a row.
+/// As [`tile`]; with `SUM`, `sums` valid for `cols` values and `start` not a row.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn tile_and_b_sums<S: Simd, const MR: usize, const NV: usize>(
-    kc: usize,
-    a: (impl Fn(usize) -> *const f32, usize),
-    b: impl Fn(usize) -> *const f32,
-    cols: usize,
-    row: impl Fn(usize) -> *mut f32,
-    start: Start,
-    sums: *mut f32,
-) {
-    debug_assert!(!matches!(start, Start::Row(_)), "B's sums continue a chain or start one");
-    tile_with::<S, MR, NV, true>(kc, a, b, cols, row, start, sums)
-}
-
-/// [`tile`], and with `SUM` [`tile_and_b_sums`].
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_with<S: Simd, const MR: usize, const NV: usize, const SUM: bool>(
+pub unsafe fn tile_and_b_sums<S: Simd, const MR: usize, const NV: usize, const SUM: bool>(
     kc: usize,
     (a, a_rs): (impl Fn(usize) -> *const f32, usize),
     b: impl Fn(usize) -> *const f32,
@@ -97,6 +81,7 @@ unsafe fn tile_with<S: Simd, const MR: usize, const NV: usize, const SUM: bool>(
     start: Start,
     sums: *mut f32,
 ) {
+    debug_assert!(!SUM || !matches!(start, Start::Row(_)), "B's sums continue a chain or start one");
     let l = S::LANES;
     // Columns of vector v that are real: 0, some, or all `l`.
     let width = |v: usize| cols.saturating_sub(v * l).min(l);
