@@ -16,8 +16,8 @@
 //! order, and the weight gradient reads
 //! x in place through a table of each tap's pixels, a block of rows at a
 //! time. Inputs with taps narrower than a panel (conv1's 3 channels) build
-//! no im2col rows at all: the forward pass reads a copy of x with its
-//! padding written out, the weight gradient reads x through the tables.
+//! no im2col rows at all: both the forward pass and the weight gradient
+//! read a copy of x with its padding written out.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -567,7 +567,7 @@ fn weight_grad_narrow(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &m
     let (mr, nr) = (WEIGHT_GRAD_NARROW.rows(isa), WEIGHT_GRAD_NARROW.columns(isa));
     let ldy = g.cout.div_ceil(nr) * nr;
     let (per, wp) = padded_shape(&g);
-    // A run's last block reads up to mr − 1 values past a kernel row.
+    // A kernel row's last run reads up to mr − 1 values past it (its dropped rows).
     let xp_len = n * per + mr;
     let tiles = g.k * (g.k * g.cin).div_ceil(mr) * (ldy / nr);
     let tasks = rayon::current_num_threads().clamp(1, tiles);
@@ -592,7 +592,7 @@ struct Narrow<'a> {
     dy: &'a [f32],
     /// Values per row of B (cout padded to whole vectors).
     ldy: usize,
-    /// (kernel row, run of rows, vector) blocks, and the tasks that share them out.
+    /// (kernel row, run of rows, set of NV vectors) blocks, and the tasks that share them out.
     tiles: usize,
     tasks: usize,
     dw: SendPtr,
@@ -617,8 +617,8 @@ const DY_AHEAD: usize = 32;
 /// alternated), conv1's weight gradient took 1.65× the forward pass's time
 /// with dy in cache and 1.42× from memory, against 9 × 1's 2.15× and 1.66×
 /// (9 × 2 split 2 : 1, 1.80× and 1.38×). The bits are the same: a block's
-/// shape never changes an element's chain. AVX2 (16 registers) keeps a
-/// whole kernel row and one vector: it was not measured.
+/// shape never changes an element's chain. AVX2 keeps 9 × 1 (a whole
+/// kernel row, one vector); 5 × 2 was not measured there.
 const WEIGHT_GRAD_NARROW: Shapes = Shapes { avx512: (5, 2), avx2: (9, 1), scalar: (9, 4) };
 
 isa_dispatch! {
@@ -642,8 +642,8 @@ unsafe fn narrow_task_with<S: Simd, const MR: usize, const NV: usize>(f: &Narrow
         }
         let task_blocks = t * f.tiles / f.tasks..(t + 1) * f.tiles / f.tasks;
         for block in task_blocks.clone() {
-            // Vector-major: a task's blocks share its vectors, so a task
-            // reads only its own columns of dy's rows.
+            // Vector-major: a task's blocks are consecutive in that order,
+            // so it reads one set of dy's columns, or two at a boundary.
             let (v, ky, run) = (block / (g.k * runs), block / runs % g.k, block % runs);
             let (i0, j0) = (ky * f.wp * g.cin + run * MR, v * nr);
             let first = ky * line + run * MR;
@@ -885,6 +885,11 @@ mod tests {
             // block of the weight gradients (their chains continue across blocks,
             // and a block's tables of pixels cross a sample's end).
             Conv { h: 12, w: 12, cin: 3, cout: 32, k: 3, pad: 1 },
+            // The same with two sets of vectors, the second partial: chains and
+            // bias sums continued across blocks of rows from masked loads, dy's
+            // rows widened per block, and (3 threads, AVX-512) a task that
+            // straddles the two sets.
+            Conv { h: 12, w: 12, cin: 3, cout: 40, k: 3, pad: 1 },
         ];
         const { assert!(3 * 12 * 12 > WG_BLOCK && 12 * 12 % WG_BLOCK != 0, "the last shape must span more than one block") };
         for (i, &g) in shapes.iter().enumerate() {
@@ -922,10 +927,11 @@ mod tests {
                     handed_once(&y0, "forward pass", &mut |then| forward_on(isa, g, n, &x, &w, &b, Some(&mut y), then));
                     // Without y, the same runs handed on (computed in the thread's buffer).
                     handed_once(&y0, "forward pass without y", &mut |then| forward_on(isa, g, n, &x, &w, &b, None, then));
-                    let (mut dw, mut db) = (vec![0.0; dw0.len()], vec![f32::NAN; g.cout]);
+                    // NaN where nothing is written, so an element left out fails.
+                    let (mut dw, mut db) = (vec![f32::NAN; dw0.len()], vec![f32::NAN; g.cout]);
                     weight_grad_on(isa, g, n, &x, &dy, &mut dw, Some(&mut db));
                     // Without the bias gradient, the same weight gradient.
-                    let mut dw_alone = vec![0.0; dw0.len()];
+                    let mut dw_alone = vec![f32::NAN; dw0.len()];
                     weight_grad_on(isa, g, n, &x, &dy, &mut dw_alone, None);
                     assert_eq!(dw.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), dw_alone.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
                     let mut dx = vec![f32::NAN; dx0.len()];
