@@ -26,6 +26,7 @@
 //! | `{{protocol FIELD}}` | the protocol of the note's runs: `epochs batch_size train_images test_images` |
 //! | `{{published PAPER FIGURE}}` | a published figure, as the paper gives it ([`super::literature`]) |
 //! | `{{slope_below [study/]FUNCTION}}` | the slope training uses at x = −1, from the function's definition (a leaky rectifier's slope below zero) |
+//! | `{{function [study/]FUNCTION}}` | the function's name as code, one of its study's functions (`leaky_relu_0.01`: a name with a number in it stays out of the prose) |
 //!
 //! A reading that depends on the data is written both ways, and the rule
 //! picks one: `{{if apart A B}}…{{else}}…{{end}}` (A, B: `[study/]FUNCTION`)
@@ -181,6 +182,13 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
             };
             Ok(format!("{:e}", data.study.protocol.optimizer.learning_rate()))
         }
+        Some("function") => {
+            args(2, "function [study/]FUNCTION")?;
+            if percent || decimals.is_some() {
+                bail!("a function's name has no `:DECIMALS` or `:%`");
+            }
+            Ok(format!("`{}`", study_function(words[1], here, all)?.activation.name()))
+        }
         Some("slope_below") => {
             args(2, "slope_below [study/]FUNCTION")?;
             Ok(real(slope_below(words[1], here, all)? as f64))
@@ -262,7 +270,7 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
             let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
             Ok(whole(steps[i] as usize))
         }
-        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, protocol, learning_rate, published, engine or slope_below"),
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, protocol, learning_rate, published, engine, slope_below or function"),
     }
 }
 
@@ -277,11 +285,16 @@ fn at_chance(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<(usize, 
     Ok((levels.iter().filter(|v| **v <= AT_CHANCE_MAX).count(), levels.len()))
 }
 
+/// The function `[study/]function`, one of its study's functions.
+fn study_function<'a>(spec: &str, here: &'a StudyData, all: &'a [StudyData]) -> Result<&'a crate::study::spec::Function> {
+    let (data, function) = function_in(spec, here, all)?;
+    data.study.functions.iter().find(|f| f.activation.name() == function).ok_or_else(|| anyhow!("study {} has no function `{function}`", data.study.name))
+}
+
 /// The slope training uses at x = −1 of the function `[study/]function`
 /// (one of its study's functions), from its definition.
 fn slope_below(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<f32> {
-    let (data, function) = function_in(spec, here, all)?;
-    let f = data.study.functions.iter().find(|f| f.activation.name() == function).ok_or_else(|| anyhow!("study {} has no function `{function}`", data.study.name))?;
+    let f = study_function(spec, here, all)?;
     Ok(crate::activation::kernels::curve(f.activation, &[-1.0], 0.0)[0].2)
 }
 
@@ -464,6 +477,19 @@ mod tests {
         }
         let e = slope_below("tanh", &here, &[]).unwrap_err().to_string();
         assert!(e.contains("no function `tanh`"), "{e}");
+    }
+
+    /// A function's name comes from the study's own list, as code: a name
+    /// the study lacks (a typo, or a function renamed since) fails.
+    #[test]
+    fn function_names_come_from_the_study() {
+        let here = crate::report::data::constructed::data_of(include_str!("../../studies/zero-slope-functions.toml"), vec![]);
+        let lit = Literature::parse("").unwrap();
+        let filled = fill("with {{function leaky_relu_0.3}} against `relu`", "n.md", &here, &[], &lit).unwrap();
+        assert_eq!(filled, "with `leaky_relu_0.3` against `relu`");
+        let e = fill("{{function leaky_relu_0.2}}", "n.md", &here, &[], &lit).unwrap_err().to_string();
+        assert!(e.contains("n.md") && e.contains("no function `leaky_relu_0.2`"), "{e}");
+        assert!(fill("{{function leaky_relu_0.3 :2}}", "n.md", &here, &[], &lit).is_err(), "a name has no decimals");
     }
 
     #[test]
