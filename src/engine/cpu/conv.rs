@@ -431,44 +431,61 @@ isa_dispatch! {
     fn input_grad_sample(f: &InputGrad, s: usize) => input_grad_sample_with per INPUT_GRAD
 }
 
-/// One sample's dx, a block of `MR` pixels of an input row × one panel of
-/// channels at a time, summed over the taps in registers.
+/// One sample's dx, a block of `MR` consecutive pixels (in raster order,
+/// across the ends of input rows) × one panel of channels at a time, summed
+/// over the taps in registers.
 ///
 /// The taps go in reverse: a pixel is reached through tap (ky, kx) by
 /// output row (iy + pad − ky, ix + pad − kx), so its terms come in the
-/// raster order of those rows, the order col2im adds them in. (The block
-/// used to be 12 output rows, added onto dx tap by tap: its 24 sums went
-/// through the stack and dx after every 32-step chain, and it ran at half
-/// the FMA peak on AVX-512.)
+/// raster order of those rows, the order col2im adds them in. Each pixel's
+/// terms and their order are its own, whatever block it is in.
+///
+/// The blocks used to lie within one input row, so a row's last block
+/// computed pixels past its end (16 = 6 + 6 + 4 pixels cost 18): 11–17 %
+/// more products for conv2–4 on AVX-512. Across row ends, on Zen 4 (`bench`,
+/// one binary switching between the two, three rounds) conv4's input
+/// gradient went from 5.2–5.4 to 4.4–4.5 ms, conv3's from 2.8–2.9 to
+/// 2.4–2.5, conv2's from 6.0–6.1 to 5.6–5.8. (Before that, the block was 12
+/// output rows added onto dx tap by tap: its 24 sums went through the stack
+/// and dx after every 32-step chain, at half the FMA peak on AVX-512.)
 #[inline(always)]
 unsafe fn input_grad_sample_with<S: Simd, const MR: usize, const NV: usize>(f: &InputGrad, s: usize) {
     let (g, nr) = (f.g, NV * S::LANES);
-    let (taps, panels, ow) = (g.k * g.k, g.cin.div_ceil(nr), g.ow());
+    let (taps, panels, ow, pixels) = (g.k * g.k, g.cin.div_ceil(nr), g.ow(), g.h * g.w);
     let dy = f.dy.as_ptr().add(s * g.positions() * g.cout);
     let dx = f.dx.0.add(s * g.in_len());
     let zeros = thread_scratch(g.cout);
     zeros.fill(0.0);
-    for iy in 0..g.h {
-        for ix0 in (0..g.w).step_by(MR) {
-            let pixels = MR.min(g.w - ix0);
-            for q in 0..panels {
-                tile_sum::<S, MR, NV>(
-                    taps,
-                    g.cout,
-                    |j| {
-                        let (ky, kx) = ((taps - 1 - j) / g.k, (taps - 1 - j) % g.k);
-                        let oy = (iy + g.pad).checked_sub(ky).filter(|&oy| oy < g.oh());
-                        std::array::from_fn(|i| {
-                            let ox = (ix0 + i + g.pad).checked_sub(kx).filter(|&ox| i < pixels && ox < ow);
-                            Some(dy.add((oy? * ow + ox?) * g.cout))
-                        })
-                    },
-                    |j, k| f.wt.as_ptr().add((((taps - 1 - j) * panels + q) * g.cout + k) * nr),
-                    g.cin - q * nr,
-                    |i| if i < pixels { dx.add((iy * g.w + ix0 + i) * g.cin + q * nr) } else { std::ptr::null_mut() },
-                    zeros.as_ptr(),
-                );
+    for p0 in (0..pixels).step_by(MR) {
+        let real = MR.min(pixels - p0);
+        // Each pixel's (iy + pad, ix + pad); past the sample's end, a row
+        // no tap reaches.
+        let (mut iy, mut ix) = (p0 / g.w, p0 % g.w);
+        let at: [(usize, usize); MR] = std::array::from_fn(|i| {
+            let at = if i < real { (iy + g.pad, ix + g.pad) } else { (usize::MAX, 0) };
+            ix += 1;
+            if ix == g.w {
+                (iy, ix) = (iy + 1, 0);
             }
+            at
+        });
+        for q in 0..panels {
+            tile_sum::<S, MR, NV>(
+                taps,
+                g.cout,
+                |j| {
+                    let (ky, kx) = ((taps - 1 - j) / g.k, (taps - 1 - j) % g.k);
+                    at.map(|(y, x)| {
+                        // Below 0 wraps to far above the output's size.
+                        let (oy, ox) = (y.wrapping_sub(ky), x.wrapping_sub(kx));
+                        (oy < g.oh() && ox < ow).then(|| dy.add((oy * ow + ox) * g.cout))
+                    })
+                },
+                |j, k| f.wt.as_ptr().add((((taps - 1 - j) * panels + q) * g.cout + k) * nr),
+                g.cin - q * nr,
+                |i| if i < real { dx.add((p0 + i) * g.cin + q * nr) } else { std::ptr::null_mut() },
+                zeros.as_ptr(),
+            );
         }
     }
 }
