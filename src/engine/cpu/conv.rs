@@ -446,9 +446,10 @@ isa_dispatch! {
 /// one binary switching between the two, three rounds) conv4's input
 /// gradient went from 5.2–5.4 to 4.4–4.5 ms, conv3's from 2.8–2.9 to
 /// 2.4–2.5, conv2's from 6.0–6.1 to 5.6–5.8; with the new blocks alone in
-/// the binary, conv2's did not gain (README, Performance). (Before that, the block was 12
-/// output rows added onto dx tap by tap: its 24 sums went through the stack
-/// and dx after every 32-step chain, at half the FMA peak on AVX-512.)
+/// the binary, conv2's did not gain (README, Performance). (Before that,
+/// the block was 12 output rows added onto dx tap by tap: its 24 sums went
+/// through the stack and dx after every 32-step chain, at half the FMA
+/// peak on AVX-512.)
 #[inline(always)]
 unsafe fn input_grad_sample_with<S: Simd, const MR: usize, const NV: usize>(f: &InputGrad, s: usize) {
     let (g, nr) = (f.g, NV * S::LANES);
@@ -463,12 +464,12 @@ unsafe fn input_grad_sample_with<S: Simd, const MR: usize, const NV: usize>(f: &
         // no tap reaches.
         let (mut iy, mut ix) = (p0 / g.w, p0 % g.w);
         let at: [(usize, usize); MR] = std::array::from_fn(|i| {
-            let at = if i < real { (iy + g.pad, ix + g.pad) } else { (usize::MAX, 0) };
+            let padded = if i < real { (iy + g.pad, ix + g.pad) } else { (usize::MAX, 0) };
             ix += 1;
             if ix == g.w {
                 (iy, ix) = (iy + 1, 0);
             }
-            at
+            padded
         });
         for q in 0..panels {
             tile_sum::<S, MR, NV>(
