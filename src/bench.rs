@@ -239,6 +239,9 @@ fn breakdown(act: Activation, steps: usize, peak: f64) -> String {
     for t in totals.iter().filter(|t| t.flops > 0.0) {
         let _ = writeln!(s, "{:<22} {:<24} {}", t.stage, t.part, t.path);
     }
+    if totals.iter().any(|t| t.path.contains("sparse")) {
+        let _ = writeln!(s, "(a sparse path computes only the products of dy's non-zero values: its GFLOP/s and % peak count the whole product's operations, and so can pass the peak; times the share of non-zero values, they are the rate of the products it computes)");
+    }
     s
 }
 

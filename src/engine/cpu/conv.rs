@@ -17,7 +17,9 @@
 //! x in place through a table of each tap's pixels, a block of rows at a
 //! time. Inputs with taps narrower than a panel (conv1's 3 channels) build
 //! no im2col rows at all: both the forward pass and the weight gradient
-//! read a copy of x with its padding written out.
+//! read a copy of x with its padding written out. Where most of dy is 0
+//! (a convolution before max pooling), both gradients are computed from
+//! dy's non-zero values alone ([`sparse`]), with the same bits.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -26,6 +28,8 @@ use super::tile::{strided, tile, tile_and_b_sums, tile_sum, Start};
 use super::{isa_dispatch, thread_scratch, with_packed, SendPtr, Shapes};
 use crate::engine::profile;
 use rayon::prelude::*;
+
+mod sparse;
 
 /// The shape of a convolution layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -399,7 +403,7 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
     assert!(w.len() == kd * g.cout && dy.len() >= n * per * g.cout && dx.len() >= n * g.in_len());
     let nr = INPUT_GRAD.columns(isa);
     let panels = g.cin.div_ceil(nr);
-    profile::path(|| format!("{}, {}×{nr} blocks of pixels summed over the taps in registers (k = {} per tap)", isa.name(), INPUT_GRAD.rows(isa), g.cout));
+    let sparse = sparse::input_grad_fits(isa, &g) && sparse::mostly_zero(dy, per * g.cout) && sparse::all_finite(w);
     with_packed(g.k * g.k * panels * g.cout * nr, |wt| {
         // Tap t's block of w is `[cin][cout]`; its transpose, as panels over cin.
         for t in 0..g.k * g.k {
@@ -414,6 +418,10 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
             }
         }
         let f = InputGrad { g, wt, dy: &dy[..n * per * g.cout], dx: SendPtr(dx.as_mut_ptr()) };
+        if sparse {
+            return sparse::input_grad(isa, &f, n, nr, then);
+        }
+        profile::path(|| format!("{}, {}×{nr} blocks of pixels summed over the taps in registers (k = {} per tap)", isa.name(), INPUT_GRAD.rows(isa), g.cout));
         // SAFETY: each sample writes only its own part of dx.
         (0..n).into_par_iter().for_each(|s| unsafe {
             input_grad_sample(isa, &f, s);
@@ -530,6 +538,9 @@ fn weight_grad_on(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw: &mut [
     assert!(db.as_ref().is_none_or(|db| db.len() == g.cout), "{g:?}: the bias gradient has cout values");
     assert!(n > 0, "{g:?}: a weight gradient over no samples");
     let db = db.map(|db| SendPtr(db.as_mut_ptr()));
+    if sparse::weight_grad_fits(isa, &g, n) && sparse::mostly_zero(dy, per * g.cout) && sparse::all_finite(&x[..n * g.in_len()]) {
+        return sparse::weight_grad(isa, g, n, x, dy, dw, db);
+    }
     let nr = WEIGHT_GRAD.columns(isa);
     if !g.cin.is_multiple_of(nr) {
         // A tap narrower than a panel (conv1's 3 channels): B's rows cannot
@@ -883,6 +894,84 @@ mod tests {
             }
         }
         (y, dw, dx)
+    }
+
+    /// The same bits, NaN for NaN (a NaN's payload is not part of the arithmetic).
+    fn same_values(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()))
+    }
+
+    /// dy as a convolution before 2×2 max pooling sees it: in each window
+    /// of each channel one pixel at most carries a value, the rest +0 (and
+    /// −0 where dropout cleared a negative one).
+    fn pooled_dy(g: Conv, n: usize, seed: u32) -> Vec<f32> {
+        let values = fill(n * g.positions() * g.cout, seed);
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let (p, c) = (i / g.cout % g.positions(), i % g.cout);
+                let (oy, ox) = (p / g.ow(), p % g.ow());
+                let winner = (oy % 2 * 2 + ox % 2) == (c + oy / 2 + ox / 2) % 4;
+                match (winner, v) {
+                    (true, v) if v > 0.6 => -0.0,
+                    (true, v) => v,
+                    (false, _) => 0.0,
+                }
+            })
+            .collect()
+    }
+
+    /// With dy mostly 0 the sparse kernels run, and give the dense bits:
+    /// for shapes they fit and shapes they do not, with −0 in dy, and with
+    /// a non-finite x or w, where the dense kernels' `0·∞` must stay NaN.
+    #[test]
+    fn mostly_zero_gradients_give_the_dense_bits() {
+        let shapes = [
+            // conv2 and conv4 of the article's network, smaller.
+            Conv { h: 10, w: 9, cin: 32, cout: 32, k: 3, pad: 0 },
+            Conv { h: 7, w: 8, cin: 64, cout: 64, k: 3, pad: 0 },
+            // Padded: the input gradient's sparse kernel, the weight gradient's dense one.
+            Conv { h: 6, w: 7, cin: 32, cout: 24, k: 3, pad: 1 },
+            // Channels not a whole panel: a masked last vector of dx.
+            Conv { h: 6, w: 6, cin: 17, cout: 40, k: 3, pad: 0 },
+        ];
+        for (i, &g) in shapes.iter().enumerate() {
+            // 3 samples of at least 42 rows: chains across blocks of WG_BLOCK rows.
+            let n = 3 + WG_BLOCK / g.positions();
+            let mut x = fill(n * g.in_len(), 11 + i as u32);
+            let mut w = fill(g.kdim() * g.cout, 12 + i as u32);
+            let b = fill(g.cout, 13 + i as u32);
+            let dy = pooled_dy(g, n, 14 + i as u32);
+            assert!(sparse::mostly_zero(&dy, g.positions() * g.cout), "{g:?}: the test's dy must take the sparse path");
+            for non_finite in [None, Some(f32::INFINITY), Some(f32::NAN)] {
+                if let Some(v) = non_finite {
+                    x[g.in_len() + 5] = v;
+                    w[7] = v;
+                }
+                let (_, dw0, dx0) = reference(g, n, &x, &w, &b, &dy);
+                let mut db0 = vec![0.0f32; g.cout];
+                for (r, v) in dy.iter().enumerate() {
+                    db0[r % g.cout] += v;
+                }
+                for (isa, threads) in Isa::available().into_iter().flat_map(|isa| [1, 2, 3].map(|t| (isa, t))) {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let what = format!("{g:?} {isa:?} {threads} threads, non-finite {non_finite:?}");
+                    pool.install(|| {
+                        let (mut dw, mut db) = (vec![f32::NAN; dw0.len()], vec![f32::NAN; g.cout]);
+                        weight_grad_on(isa, g, n, &x, &dy, &mut dw, Some(&mut db));
+                        assert!(same_values(&dw, &dw0), "{what}: weight gradient");
+                        assert!(same_values(&db, &db0), "{what}: bias gradient");
+                        let mut dx = vec![f32::NAN; dx0.len()];
+                        input_grad_on(isa, g, n, &w, &dy, &mut dx, &|_, _| {});
+                        assert!(same_values(&dx, &dx0), "{what}: input gradient");
+                    });
+                }
+            }
+        }
+        // A dense dy takes the dense kernels.
+        let g = shapes[0];
+        assert!(!sparse::mostly_zero(&fill(g.positions() * g.cout, 3), g.positions() * g.cout));
     }
 
     #[test]
