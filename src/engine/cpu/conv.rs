@@ -401,9 +401,12 @@ pub fn input_grad_then(g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32],
 fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32], then: Then) {
     let (kd, per) = (g.kdim(), g.positions());
     assert!(w.len() == kd * g.cout && dy.len() >= n * per * g.cout && dx.len() >= n * g.in_len());
+    if sparse::input_grad_fits(isa, &g) && sparse::mostly_zero(dy, per * g.cout) && sparse::all_finite(w) {
+        return sparse::input_grad(isa, g, n, w, &dy[..n * per * g.cout], dx, then);
+    }
     let nr = INPUT_GRAD.columns(isa);
     let panels = g.cin.div_ceil(nr);
-    let sparse = sparse::input_grad_fits(isa, &g) && sparse::mostly_zero(dy, per * g.cout) && sparse::all_finite(w);
+    profile::path(|| format!("{}, {}×{nr} blocks of pixels summed over the taps in registers (k = {} per tap)", isa.name(), INPUT_GRAD.rows(isa), g.cout));
     with_packed(g.k * g.k * panels * g.cout * nr, |wt| {
         // Tap t's block of w is `[cin][cout]`; its transpose, as panels over cin.
         for t in 0..g.k * g.k {
@@ -418,10 +421,6 @@ fn input_grad_on(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f
             }
         }
         let f = InputGrad { g, wt, dy: &dy[..n * per * g.cout], dx: SendPtr(dx.as_mut_ptr()) };
-        if sparse {
-            return sparse::input_grad(isa, &f, n, nr, then);
-        }
-        profile::path(|| format!("{}, {}×{nr} blocks of pixels summed over the taps in registers (k = {} per tap)", isa.name(), INPUT_GRAD.rows(isa), g.cout));
         // SAFETY: each sample writes only its own part of dx.
         (0..n).into_par_iter().for_each(|s| unsafe {
             input_grad_sample(isa, &f, s);
@@ -937,7 +936,7 @@ mod tests {
             Conv { h: 6, w: 6, cin: 17, cout: 40, k: 3, pad: 0 },
         ];
         for (i, &g) in shapes.iter().enumerate() {
-            // 3 samples of at least 42 rows: chains across blocks of WG_BLOCK rows.
+            // More rows than one block of WG_BLOCK: chains continued across blocks.
             let n = 3 + WG_BLOCK / g.positions();
             let mut x = fill(n * g.in_len(), 11 + i as u32);
             let mut w = fill(g.kdim() * g.cout, 12 + i as u32);

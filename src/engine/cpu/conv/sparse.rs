@@ -32,7 +32,7 @@
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
-use super::{Conv, Cursor, InputGrad, Then, WG_BLOCK};
+use super::{Conv, Cursor, Then, WG_BLOCK};
 use crate::engine::cpu::simd::{Isa, Simd};
 use crate::engine::cpu::{isa_dispatch, thread_scratch, with_packed, SendPtr, Shapes};
 use crate::engine::profile;
@@ -203,22 +203,46 @@ pub(super) fn input_grad_fits(isa: Isa, g: &Conv) -> bool {
     g.k * g.k == INPUT_GRAD_SPARSE.rows(isa) && g.cout <= 64
 }
 
-/// [`super::input_grad_then`] from dy's non-zero values, with w packed as
-/// [`InputGrad::wt`] in panels of `nr` channels (a whole number of this
-/// block's vectors). Call it where [`input_grad_fits`] holds and w is finite.
-pub(super) fn input_grad(isa: Isa, f: &InputGrad, n: usize, nr: usize, then: Then) {
-    let g = f.g;
-    assert!(nr.is_multiple_of(INPUT_GRAD_SPARSE.columns(isa)), "w's panels hold whole blocks");
-    profile::path(|| format!("{}, sparse: each output row's dcol for all {} taps from dy's non-zero values ({}), {} channels at a time, then col2im (k ≤ {} per tap)", isa.name(), g.k * g.k, nonzero_share(f.dy), INPUT_GRAD_SPARSE.columns(isa), g.cout));
-    // SAFETY: each sample writes only its own part of dx.
-    (0..n).into_par_iter().for_each(|s| unsafe {
-        input_grad_sample(isa, f, s, nr);
-        (then)(s * g.in_len(), std::slice::from_raw_parts_mut(f.dx.0.add(s * g.in_len()), g.in_len()));
+struct InputGrad<'a> {
+    g: Conv,
+    /// w per output channel: channel co, tap t, then `width` input
+    /// channels (zero-padded), so that a value of dy reads its 9 taps'
+    /// vectors side by side. (In the dense kernel's layout, tap-major, they
+    /// lay 4 KiB apart for conv2, all in one set of L1's: `perf` put most of
+    /// this kernel's time on those loads.)
+    wt: &'a [f32],
+    width: usize,
+    dy: &'a [f32],
+    dx: SendPtr,
+}
+
+/// [`super::input_grad_then`] from dy's non-zero values: per sample, each
+/// output row's `dcol` from its non-zero (channel, value) pairs, then each
+/// pixel's sum over its taps. Call it where [`input_grad_fits`] holds and
+/// w is finite.
+pub(super) fn input_grad(isa: Isa, g: Conv, n: usize, w: &[f32], dy: &[f32], dx: &mut [f32], then: Then) {
+    let (taps, width) = (g.k * g.k, g.cin.next_multiple_of(INPUT_GRAD_SPARSE.columns(isa)));
+    profile::path(|| format!("{}, sparse: each output row's dcol for all {taps} taps from dy's non-zero values ({}), {} channels at a time, then col2im (k ≤ {} per tap)", isa.name(), nonzero_share(dy), INPUT_GRAD_SPARSE.columns(isa), g.cout));
+    with_packed(g.cout * taps * width, |wt| {
+        for co in 0..g.cout {
+            for t in 0..taps {
+                let dst = &mut wt[(co * taps + t) * width..][..width];
+                for (c, d) in dst.iter_mut().enumerate() {
+                    *d = if c < g.cin { w[(t * g.cin + c) * g.cout + co] } else { 0.0 };
+                }
+            }
+        }
+        let f = InputGrad { g, wt, width, dy, dx: SendPtr(dx.as_mut_ptr()) };
+        // SAFETY: each sample writes only its own part of dx.
+        (0..n).into_par_iter().for_each(|s| unsafe {
+            input_grad_sample(isa, &f, s);
+            (then)(s * g.in_len(), std::slice::from_raw_parts_mut(f.dx.0.add(s * g.in_len()), g.in_len()));
+        });
     });
 }
 
 isa_dispatch! {
-    fn input_grad_sample(f: &InputGrad, s: usize, nr: usize) => input_grad_sample_with per INPUT_GRAD_SPARSE
+    fn input_grad_sample(f: &InputGrad, s: usize) => input_grad_sample_with per INPUT_GRAD_SPARSE
 }
 
 /// One sample's dx, a row of the output at a time:
@@ -229,10 +253,9 @@ isa_dispatch! {
 ///   its taps' `dcol`, the taps in reverse, the order col2im adds them in
 ///   (as the dense kernel, [`super::input_grad_sample_with`]).
 #[inline(always)]
-unsafe fn input_grad_sample_with<S: Simd, const TAPS: usize, const NV: usize>(f: &InputGrad, s: usize, nr: usize) {
-    let (g, l, cv) = (f.g, S::LANES, NV * S::LANES);
-    let (panels, ow, oh) = (g.cin.div_ceil(nr), g.ow(), g.oh());
-    let width = panels * nr;
+unsafe fn input_grad_sample_with<S: Simd, const TAPS: usize, const NV: usize>(f: &InputGrad, s: usize) {
+    let (g, l, cv, width) = (f.g, S::LANES, NV * S::LANES, f.width);
+    let (ow, oh) = (g.ow(), g.oh());
     let dy = f.dy.as_ptr().add(s * g.positions() * g.cout);
     let dx = f.dx.0.add(s * g.in_len());
     // dcol of the last k output rows: row oy in slot oy % k, `[ox][tap][width]`.
@@ -251,26 +274,24 @@ unsafe fn input_grad_sample_with<S: Simd, const TAPS: usize, const NV: usize>(f:
                 while m != 0 {
                     let j = m.trailing_zeros() as usize;
                     m &= m - 1;
-                    (chans[e], vals[e]) = (j * nr, row[j]);
+                    (chans[e], vals[e]) = (j * TAPS * width, row[j]);
                     e += 1;
                 }
                 let out = ring.as_mut_ptr().add(next % g.k * line + ox * TAPS * width);
-                for q in 0..panels {
-                    for c in (0..nr).step_by(cv) {
-                        let mut acc = [[S::zero(); NV]; TAPS];
-                        for (&co, val) in chans[..e].iter().zip(&vals[..e]) {
-                            let a = S::splat(val);
-                            for (tap, t) in acc.iter_mut().enumerate() {
-                                let b = f.wt.as_ptr().add((tap * panels + q) * g.cout * nr + co + c);
-                                for (v, x) in t.iter_mut().enumerate() {
-                                    *x = S::fma(a, S::load(b.add(v * l)), *x);
-                                }
+                for c in (0..width).step_by(cv) {
+                    let mut acc = [[S::zero(); NV]; TAPS];
+                    for (&co, val) in chans[..e].iter().zip(&vals[..e]) {
+                        let a = S::splat(val);
+                        for (tap, t) in acc.iter_mut().enumerate() {
+                            let b = f.wt.as_ptr().add(co + tap * width + c);
+                            for (v, x) in t.iter_mut().enumerate() {
+                                *x = S::fma(a, S::load(b.add(v * l)), *x);
                             }
                         }
-                        for (tap, t) in acc.iter().enumerate() {
-                            for (v, x) in t.iter().enumerate() {
-                                S::store(out.add(tap * width + q * nr + c + v * l), *x);
-                            }
+                    }
+                    for (tap, t) in acc.iter().enumerate() {
+                        for (v, x) in t.iter().enumerate() {
+                            S::store(out.add(tap * width + c + v * l), *x);
                         }
                     }
                 }
