@@ -922,8 +922,10 @@ mod tests {
     }
 
     /// With dy mostly 0 the sparse kernels run, and give the dense bits:
-    /// for shapes they fit and shapes they do not, with −0 in dy, and with
-    /// a non-finite x or w, where the dense kernels' `0·∞` must stay NaN.
+    /// for shapes they fit and shapes they do not; with values so small that
+    /// products round to ±0 (a weight-gradient chain at −0 that a left-out
+    /// zero term would have made +0); and with a non-finite x or w, where
+    /// the dense kernels' `0·∞` must stay NaN.
     #[test]
     fn mostly_zero_gradients_give_the_dense_bits() {
         let shapes = [
@@ -938,12 +940,22 @@ mod tests {
         for (i, &g) in shapes.iter().enumerate() {
             // More rows than one block of WG_BLOCK: chains continued across blocks.
             let n = 3 + WG_BLOCK / g.positions();
-            let mut x = fill(n * g.in_len(), 11 + i as u32);
+            let x = fill(n * g.in_len(), 11 + i as u32);
             let mut w = fill(g.kdim() * g.cout, 12 + i as u32);
             let b = fill(g.cout, 13 + i as u32);
             let dy = pooled_dy(g, n, 14 + i as u32);
             assert!(sparse::mostly_zero(&dy, g.positions() * g.cout), "{g:?}: the test's dy must take the sparse path");
-            for non_finite in [None, Some(f32::INFINITY), Some(f32::NAN)] {
+            for isa in Isa::available() {
+                assert!(sparse::input_grad_fits(isa, &g), "{g:?} {isa:?}: the sparse input gradient");
+                assert_eq!(sparse::weight_grad_fits(isa, &g, n), g.pad == 0 && g.cin % 32 == 0, "{g:?} {isa:?}: the sparse weight gradient");
+            }
+            // Tiny values, whose products round to ±0: chains that reach −0
+            // and then meet a zero term (the dense chain's +0).
+            let tiny = |v: &[f32], scale: f32| v.iter().map(|a| a * scale).collect::<Vec<f32>>();
+            for (case, non_finite) in [(0, None), (1, None), (2, Some(f32::INFINITY)), (3, Some(f32::NAN))] {
+                let dy = if case == 1 { tiny(&dy, 1e-20) } else { dy.clone() };
+                let mut x = if case == 1 { tiny(&x, 1e-30) } else { x.clone() };
+                assert!(sparse::all_finite(&x) && sparse::all_finite(&w) || non_finite.is_some());
                 if let Some(v) = non_finite {
                     x[g.in_len() + 5] = v;
                     w[7] = v;

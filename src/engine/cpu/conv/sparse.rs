@@ -16,19 +16,22 @@
 //!   signs rounds to +0), and adding a chain that is ±0 to it changes
 //!   nothing. So every dx value is the dense one, bit for bit.
 //! - Bias gradient: a sum of dy's values from +0, the same: bit for bit.
-//! - Weight gradient: the chain `fma(dy, x, s)` from +0 could only reach −0
-//!   through a product so small that it rounds to 0 (below 2⁻¹⁵⁰), and only
-//!   then could a zero term left out change it, from +0 to −0. That flips
-//!   the sign of a zero gradient and nothing else: Adam's and SGD's first
-//!   moment starts at +0 and `β·m + (1 − β)·(±0)` keeps it, and a zero step
-//!   leaves a weight as it is.
+//! - Weight gradient: the chain `fma(dy, x, s)` from +0 reaches −0 only
+//!   where a result rounds to 0 from below (|exact| ≤ 2⁻¹⁵⁰); a zero term
+//!   left out after that would have made it +0 again. Step by step, the two
+//!   chains are either equal or the sparse one is −0 where the dense one is
+//!   +0 (a common non-zero term makes them equal again, whatever the sign
+//!   of the zero it is added to). So a sparse result of −0 is the only one
+//!   that can be wrong, and each is computed again with the dense chain
+//!   ([`dense_chain`]): rare, and then exact.
 //! - b = ±∞ or NaN would make `0·b` NaN in the dense chain. So the sparse
 //!   path runs only when the dense operand (x for the weight gradient, w
 //!   for the input gradient) is finite throughout; otherwise the dense
 //!   kernels run.
 //!
-//! Which path runs is decided from the data (the share of zeros in the
-//! first sample's dy), and changes only the speed.
+//! So every bit is the dense kernels', and which path runs, decided from
+//! the data (the share of zeros in the first sample's dy), changes only the
+//! speed.
 
 #![allow(unsafe_op_in_unsafe_fn)]
 
@@ -82,11 +85,11 @@ const WEIGHT_GRAD_SPARSE: Shapes = Shapes { avx512: (9, 2), avx2: (9, 1), scalar
 
 /// Whether [`weight_grad`] can compute this convolution over `n` samples:
 /// no padding (a row's taps are then always inside x), `k·k` taps of its
-/// block, whole blocks of channels, dy's rows of at most 64 channels, and
+/// block, whole blocks of channels, dy's rows of 1 to 64 channels, and
 /// x's offsets within a u32.
 pub(super) fn weight_grad_fits(isa: Isa, g: &Conv, n: usize) -> bool {
     let taps_and_channels = g.k * g.k == WEIGHT_GRAD_SPARSE.rows(isa) && g.cin.is_multiple_of(WEIGHT_GRAD_SPARSE.columns(isa));
-    g.pad == 0 && taps_and_channels && g.cout <= 64 && n * g.in_len() <= u32::MAX as usize
+    g.pad == 0 && taps_and_channels && (1..=64).contains(&g.cout) && n * g.in_len() <= u32::MAX as usize
 }
 
 struct WeightGrad<'a> {
@@ -116,10 +119,28 @@ pub(super) fn weight_grad(isa: Isa, g: Conv, n: usize, x: &[f32], dy: &[f32], dw
         (0..tasks).into_par_iter().with_max_len(1).for_each(|t| unsafe { weight_grad_task(isa, &f, t) });
         for k in 0..kd {
             for co in 0..g.cout {
-                dw[k * g.cout + co] = dwt[co * kd + k];
+                let v = dwt[co * kd + k];
+                dw[k * g.cout + co] = if v.to_bits() == (-0.0f32).to_bits() { dense_chain(g, n, x, dy, k, co) } else { v };
             }
         }
     });
+}
+
+/// `dw[k, co]` by the dense chain: over every row in order, from +0, the
+/// zero terms included (see the module's notes on −0). Scalar: it runs
+/// only for the rare result that the sparse chain left at −0.
+fn dense_chain(g: Conv, n: usize, x: &[f32], dy: &[f32], k: usize, co: usize) -> f32 {
+    let (tap, c) = (k / g.cin, k % g.cin);
+    let (ky, kx) = (tap / g.k, tap % g.k);
+    let mut at = Cursor::at(&g, 0);
+    let mut sum = 0.0f32;
+    for r in 0..n * g.positions() {
+        // No padding: the tap's pixel is inside the sample.
+        let pixel = (at.s * g.h + at.oy + ky) * g.w + at.ox + kx;
+        sum = dy[r * g.cout + co].mul_add(x[pixel * g.cin + c], sum);
+        at.next(&g);
+    }
+    sum
 }
 
 isa_dispatch! {
