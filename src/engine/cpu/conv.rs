@@ -967,7 +967,7 @@ mod tests {
                 }
                 for (isa, threads) in Isa::available().into_iter().flat_map(|isa| [1, 2, 3].map(|t| (isa, t))) {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                    let what = format!("{g:?} {isa:?} {threads} threads, non-finite {non_finite:?}");
+                    let what = format!("{g:?} {isa:?} {threads} threads, case {case} (non-finite {non_finite:?})");
                     pool.install(|| {
                         let (mut dw, mut db) = (vec![f32::NAN; dw0.len()], vec![f32::NAN; g.cout]);
                         weight_grad_on(isa, g, n, &x, &dy, &mut dw, Some(&mut db));

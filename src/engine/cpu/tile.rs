@@ -217,8 +217,11 @@ pub unsafe fn tile_sum<S: Simd, const MR: usize, const NV: usize>(
 
 /// A block's row of sums into C's row at `p` (null: dropped), `cols` of its
 /// columns real: whole vectors stored, a partial one masked, the rest not.
+///
+/// # Safety
+/// `S`'s instruction set, and `p` null or writable for `cols` values.
 #[inline(always)]
-unsafe fn store_row<S: Simd, const NV: usize>(p: *mut f32, r: &[S::V; NV], cols: usize) {
+pub unsafe fn store_row<S: Simd, const NV: usize>(p: *mut f32, r: &[S::V; NV], cols: usize) {
     if p.is_null() {
         return;
     }

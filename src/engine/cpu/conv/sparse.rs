@@ -37,6 +37,7 @@
 
 use super::{Conv, Cursor, Then, WG_BLOCK};
 use crate::engine::cpu::simd::{Isa, Simd};
+use crate::engine::cpu::tile::store_row;
 use crate::engine::cpu::{isa_dispatch, thread_scratch, with_packed, SendPtr, Shapes};
 use crate::engine::profile;
 use rayon::prelude::*;
@@ -51,15 +52,18 @@ const MOST_NONZERO: f64 = 0.4;
 /// sample's `per` values (a speed decision; the bits are the same).
 pub(super) fn mostly_zero(dy: &[f32], per: usize) -> bool {
     let first = &dy[..per.min(dy.len())];
-    let nonzero = first.iter().filter(|v| **v != 0.0).count();
-    (nonzero as f64) <= MOST_NONZERO * first.len() as f64
+    (nonzero(first) as f64) <= MOST_NONZERO * first.len() as f64
+}
+
+/// How many values of `v` are not ±0 (NaN counts as non-zero).
+fn nonzero(v: &[f32]) -> usize {
+    v.iter().filter(|x| **x != 0.0).count()
 }
 
 /// "N % non-zero" for `bench`'s list of paths: the share of the product's
 /// terms that a sparse kernel computes.
 fn nonzero_share(dy: &[f32]) -> String {
-    let nonzero = dy.iter().filter(|v| **v != 0.0).count();
-    format!("{:.0} % non-zero", 100.0 * nonzero as f64 / dy.len().max(1) as f64)
+    format!("{:.0} % non-zero", 100.0 * nonzero(dy) as f64 / dy.len().max(1) as f64)
 }
 
 /// Whether every value of `v` is finite (neither ±∞ nor NaN).
@@ -335,15 +339,7 @@ unsafe fn input_grad_sample_with<S: Simd, const TAPS: usize, const NV: usize>(f:
                         }
                     }
                 }
-                let out = dx.add((iy * g.w + ix) * g.cin + c);
-                for (v, a) in acc.iter().enumerate() {
-                    let cols = (g.cin - c).saturating_sub(v * l).min(l);
-                    if cols == l {
-                        S::store(out.add(v * l), *a);
-                    } else if cols > 0 {
-                        S::store_first(out.add(v * l), *a, cols);
-                    }
-                }
+                store_row::<S, NV>(dx.add((iy * g.w + ix) * g.cin + c), &acc, g.cin - c);
             }
         }
     }
