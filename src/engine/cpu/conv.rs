@@ -453,7 +453,7 @@ isa_dispatch! {
 /// one binary switching between the two, three rounds) conv4's input
 /// gradient went from 5.2–5.4 to 4.4–4.5 ms, conv3's from 2.8–2.9 to
 /// 2.4–2.5, conv2's from 6.0–6.1 to 5.6–5.8; with the new blocks alone in
-/// the binary, conv2's did not gain (README, Performance). (Before that,
+/// the binary, conv2's did not gain (docs/performance.md). (Before that,
 /// the block was 12 output rows added onto dx tap by tap: its 24 sums went
 /// through the stack and dx after every 32-step chain, at half the FMA
 /// peak on AVX-512.)
