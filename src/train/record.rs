@@ -57,6 +57,11 @@ pub struct Device {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Engine {
     pub version: String,
+    /// The last commit that changed the code when the binary was built,
+    /// followed by `+modified` where the code differed from it (see
+    /// `build.rs`); None for a binary not built from a git checkout. Runs
+    /// recorded before 2026-12-07 hold the HEAD of the directory the run
+    /// was recorded in.
     pub git_commit: Option<String>,
     /// `engine::ARITHMETIC` of the engine that computed the run.
     #[serde(default = "first_arithmetic")]
@@ -69,14 +74,10 @@ fn first_arithmetic() -> u32 {
 }
 
 impl Engine {
+    /// This binary's engine.
     pub fn current() -> Engine {
-        let git_commit = std::process::Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-        Engine { version: env!("CARGO_PKG_VERSION").to_string(), git_commit, arithmetic: crate::engine::ARITHMETIC }
+        let commit = env!("ACTLAB_CODE_COMMIT");
+        Engine { version: env!("CARGO_PKG_VERSION").to_string(), git_commit: (!commit.is_empty()).then(|| commit.to_string()), arithmetic: crate::engine::ARITHMETIC }
     }
 }
 

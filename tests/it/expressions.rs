@@ -130,6 +130,19 @@ fn cli_trains_a_defined_function_and_records_it() {
     let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(tmp.path().join("run/run.json")).unwrap()).unwrap();
     assert_eq!(rec["config"]["activation"], "ste");
     assert_eq!(rec["config"]["definition"]["grad"], "1");
+    // The engine's identity is the code the binary was built from, whatever
+    // directory it runs in (this one is no git checkout): the last commit of
+    // the code, or, built from changes not committed then, a commit of this
+    // history followed by `+modified`.
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().ok().filter(|o| o.status.success());
+    if let Some(last) = git(&["log", "-1", "--format=%H", "--", "src", "Cargo.toml", "Cargo.lock", "build.rs"]) {
+        let last = String::from_utf8_lossy(&last.stdout).trim().to_string();
+        let commit = rec["engine"]["git_commit"].as_str().unwrap_or_else(|| panic!("no commit recorded: {}", rec["engine"]));
+        match commit.strip_suffix("+modified") {
+            Some(base) => assert!(git(&["merge-base", "--is-ancestor", base, "HEAD"]).is_some(), "recorded {commit}: not a commit of this history"),
+            None => assert_eq!(commit, last, "the code's last commit"),
+        }
+    }
     let bad = crate::common::actlab(&["train", "--define", "q=sqrt(x)", "--act", "q"], tmp.path());
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("NaN"));
 }
