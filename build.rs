@@ -29,6 +29,8 @@ fn main() {
         None => String::new(), // not built from a git checkout
     };
     println!("cargo:rustc-env=ACTLAB_CODE_COMMIT={identity}");
+    // The paths themselves, for the test that checks the identity against git.
+    println!("cargo:rustc-env=ACTLAB_CODE_PATHS={}", CODE.join(" "));
     for path in CODE {
         println!("cargo:rerun-if-changed={path}");
     }

@@ -136,7 +136,8 @@ fn cli_trains_a_defined_function_and_records_it() {
     // history followed by `+modified`.
     let git = |args: &[&str]| std::process::Command::new("git").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().ok().filter(|o| o.status.success());
     // (None outside a checkout, or in a shallow one whose commits leave the code alone.)
-    let last = git(&["log", "-1", "--format=%H", "--", "src", "Cargo.toml", "Cargo.lock", "build.rs"]).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).filter(|c| !c.is_empty());
+    let log: Vec<&str> = ["log", "-1", "--format=%H", "--"].into_iter().chain(env!("ACTLAB_CODE_PATHS").split(' ')).collect();
+    let last = git(&log).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).filter(|c| !c.is_empty());
     if let Some(last) = last {
         let commit = rec["engine"]["git_commit"].as_str().unwrap_or_else(|| panic!("no commit recorded: {}", rec["engine"]));
         match commit.strip_suffix("+modified") {
