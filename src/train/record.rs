@@ -60,8 +60,8 @@ pub struct Engine {
     /// The last commit that changed the code when the binary was built,
     /// followed by `+modified` where the code differed from it (see
     /// `build.rs`); None for a binary not built from a git checkout. Runs
-    /// recorded before 2026-12-07 hold the HEAD of the directory the run
-    /// was recorded in.
+    /// recorded by binaries older than 401fe65 hold instead the HEAD of the
+    /// directory the run was recorded in.
     pub git_commit: Option<String>,
     /// `engine::ARITHMETIC` of the engine that computed the run.
     #[serde(default = "first_arithmetic")]
