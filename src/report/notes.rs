@@ -35,7 +35,10 @@
 //! second where they do; `overlap A B` is the opposite; `verdict A OUTCOME`
 //! keeps the first where the one claim A makes in its study has that
 //! outcome (`supported`, `contradicted` or `undecided`) on the Verdicts
-//! page. Conditions join with `and`. Both texts are filled and checked, so a wrong placeholder in
+//! page; `stays_at_chance FUNCTION EPOCHS SIDE PERCENT` keeps the first
+//! where the 95 % interval of `{{stays_at_chance FUNCTION EPOCHS}}` lies
+//! wholly `below` PERCENT, wholly `above` it, or `includes` it (a share
+//! the seeds cannot rule out). Conditions join with `and`. Both texts are filled and checked, so a wrong placeholder in
 //! the text not shown still fails the build. Readings do not nest.
 //!
 //! Values print with 3 decimals (epochs and steps as integers) unless
@@ -97,7 +100,18 @@ fn reading<'a>(cond: &'a str, file: &str, here: &StudyData, all: &[StudyData], l
                 let in_reading = |e: anyhow::Error| anyhow!("{file}: `{{{{if {words}}}}}`: {e}");
                 verdict(f, here, all).map_err(in_reading)? == one_of(outcome, &OUTCOMES).map_err(in_reading)?
             }
-            _ => bail!("{file}: `{{{{if {words}}}}}`: a condition is `apart A B`, `overlap A B` or `verdict A {}` (A, B: `[study/]FUNCTION`), joined by `and`", OUTCOMES.join("|")),
+            ["stays_at_chance", f, epochs, side, percent] => {
+                let in_reading = |e: anyhow::Error| anyhow!("{file}: `{{{{if {words}}}}}`: {e}");
+                let epochs: usize = epochs.parse().map_err(|_| in_reading(anyhow!("`{epochs}` is not a number of epochs")))?;
+                let share = percent.parse::<f64>().ok().filter(|p| (0.0..=100.0).contains(p)).ok_or_else(|| in_reading(anyhow!("`{percent}` is not a percentage from 0 to 100")))? / 100.0;
+                let (k, n) = stays_at_chance(f, epochs, here, all).map_err(in_reading)?;
+                interval_side(super::stats::binomial_interval(k, n), share, one_of(side, &SIDES).map_err(in_reading)?)
+            }
+            _ => bail!(
+                "{file}: `{{{{if {words}}}}}`: a condition is `apart A B`, `overlap A B`, `verdict A {}` (A, B: `[study/]FUNCTION`) or `stays_at_chance FUNCTION EPOCHS {} PERCENT`, joined by `and`",
+                OUTCOMES.join("|"),
+                SIDES.join("|")
+            ),
         };
     }
     let (then, otherwise) = (fill(then, file, here, all, lit)?, fill(otherwise, file, here, all, lit)?);
@@ -325,6 +339,19 @@ fn apart(a: (usize, usize), b: (usize, usize)) -> bool {
     hi_a < lo_b || hi_b < lo_a
 }
 
+/// Where a rate's 95 % interval lies against a share: wholly `below` it,
+/// wholly `above` it, or `includes` it (the seeds cannot tell).
+const SIDES: [&str; 3] = ["below", "above", "includes"];
+
+/// Whether the interval `(lo, hi)` lies on `side` (one of [`SIDES`]) of `share`.
+fn interval_side((lo, hi): (f64, f64), share: f64, side: &str) -> bool {
+    match side {
+        "below" => hi < share,
+        "above" => lo > share,
+        _ => lo <= share && share <= hi,
+    }
+}
+
 /// `k` of `n` seeds with the binomial 95 % interval, `k/n (lo–hi %)`.
 fn rate(k: usize, n: usize) -> String {
     let (lo, hi) = super::stats::binomial_interval(k, n);
@@ -466,6 +493,33 @@ mod tests {
         assert!(apart((10, 10), (0, 10)) && apart((0, 10), (9, 10)));
         assert!(!apart((3, 3), (0, 3)), "three seeds never separate");
         assert!(!apart((1, 3), (0, 10)) && !apart((4, 10), (0, 10)));
+    }
+
+    /// A reading of a rate against a share: 1 of 12 seeds at chance is
+    /// 0.2–38 %, wholly below half; 6 of 12 (21–79 %) includes it; 12 of 12
+    /// (74–100 %) lies above it; 0 of 12 does not lie above 0.
+    #[test]
+    fn a_rate_is_read_against_a_share_by_its_interval() {
+        use crate::activation::Activation::SoftplusLinear;
+        use crate::report::data::constructed::{data_of, run};
+        let lit = Literature::parse("").unwrap();
+        let screen = include_str!("../../studies/softplus-stall-screen.toml");
+        let reading = |stayed: u64, cond: &str| {
+            // val_accuracy at most 0.1 on every epoch (at chance), or from 0.385 up.
+            let runs = (4..16).map(|seed| run(SoftplusLinear, seed, if seed < 4 + stayed { 0.1 } else { 0.7 }, 0.0, 0.0)).collect();
+            let here = data_of(screen, runs);
+            fill(&format!("{{{{if stays_at_chance softplus_linear 20 {cond}}}}}yes{{{{else}}}}no{{{{end}}}}"), "n.md", &here, std::slice::from_ref(&here), &lit)
+        };
+        let read = |stayed, cond| reading(stayed, cond).unwrap();
+        assert_eq!([read(1, "below 50"), read(1, "includes 50"), read(1, "above 50")], ["yes", "no", "no"]);
+        assert_eq!([read(6, "below 50"), read(6, "includes 50"), read(6, "above 50")], ["no", "yes", "no"]);
+        assert_eq!([read(12, "below 50"), read(12, "includes 50"), read(12, "above 50")], ["no", "no", "yes"]);
+        assert_eq!([read(0, "above 0"), read(1, "above 0")], ["no", "yes"]);
+        let e = reading(1, "under 50").unwrap_err().to_string();
+        assert!(e.contains("n.md") && e.contains("under"), "{e}");
+        assert!(reading(1, "below 150").unwrap_err().to_string().contains("`150` is not a percentage"));
+        let e = reading(1, "below 50").and(fill("{{if stays_at_chance softplus_linear 30 below 50}}a{{end}}", "n.md", &data_of(screen, vec![]), &[], &lit)).unwrap_err().to_string();
+        assert!(e.contains("30 epochs or more"), "{e}");
     }
 
     /// From the definitions in the study file, not from the names.
