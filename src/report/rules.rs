@@ -70,6 +70,10 @@ pub enum NotApplicable {
     StillRising { function: Activation, slope: f64, low: f64, high: f64 },
     /// Too few epochs to tell whether a curve has levelled off.
     TooShort { function: Activation, epochs: usize },
+    /// Runs of one epoch: their training accuracy is the running mean over
+    /// that epoch, from untrained weights and with dropout on, so training −
+    /// validation accuracy measures the start of training, not overfitting.
+    OneEpoch { function: Activation },
     /// Some seeds of the function diverged: training stopped at the first
     /// epoch whose loss or val_loss was not finite (seed, epoch), of `of`
     /// seeds. A diverged run is a result, shown as such; it is not averaged
@@ -173,6 +177,9 @@ pub fn comparable(data: &StudyData, a: Activation, b: Activation, metric: Metric
     if metric == Metric::OverfitGap {
         for f in [a, b] {
             let ms = data.measures(f);
+            if ms.iter().any(|(_, m)| m.epochs < 2) {
+                return Err(NotApplicable::OneEpoch { function: f });
+            }
             if !ms.is_empty() && ms.iter().all(|(_, m)| !learned(m, metric)) {
                 return Err(NotApplicable::DidNotLearn { function: f, seeds: ms.len() });
             }
@@ -220,8 +227,9 @@ pub fn levelled_off(data: &StudyData, a: Activation) -> Result<(), NotApplicable
 
 /// When a metric means something for a function's runs. Accuracies always
 /// do (not learning is a result); an overfitting gap needs a model that
-/// learned (a run that never left chance has none), whether or not its
-/// curve still rises: a gap seen is a gap, and a rising curve is not overfitting.
+/// learned (a run that never left chance has none) and more than one epoch,
+/// whether or not its curve still rises: a gap seen is a gap, and a rising
+/// curve is not overfitting.
 pub fn applies(data: &StudyData, a: Activation, metric: Metric) -> Result<(), NotApplicable> {
     comparable(data, a, a, metric).map(|_| ())
 }
@@ -601,6 +609,23 @@ mod tests {
         let rising: Vec<Run> = noise.iter().enumerate().map(|(i, n)| with_tail(Tanh, i as u64 + 1, &n.iter().enumerate().map(|(e, x)| 0.6 + 0.01 * e as f64 + x).collect::<Vec<_>>())).collect();
         assert!(matches!(levelled_off(&data(rising.clone()), Tanh), Err(NotApplicable::StillRising { low, .. }) if low > RISING_SLOPE));
         assert!(matches!(levelled_off(&data(vec![rising[1].clone()]), Tanh), Err(NotApplicable::StillRising { .. })));
+    }
+
+    /// A one-epoch run's training accuracy is a running mean from untrained
+    /// weights: its gap is no overfitting measure, whatever its size. From
+    /// two epochs on it is judged.
+    #[test]
+    fn a_gap_after_one_epoch_is_not_judged() {
+        let truncated = |epochs: usize| -> StudyData {
+            let mut runs = three(Relu, [0.60, 0.70, 0.65], 0.10, 0.0);
+            runs.extend(three(Tanh, [0.66, 0.65, 0.66], -0.10, 0.0));
+            runs.iter_mut().for_each(|r| r.history.truncate(epochs));
+            data(runs)
+        };
+        let d = truncated(1);
+        assert!(matches!(overfitting(&d, Tanh), Some(Overfitting::NotApplicable(NotApplicable::OneEpoch { function: Tanh }))));
+        assert!(matches!(&verdicts(&d)[1], Verdict::NotApplicable(NotApplicable::OneEpoch { .. })), "{:?}", verdicts(&d));
+        assert!(matches!(overfitting(&truncated(2), Tanh), Some(Overfitting::Little(_))));
     }
 
     #[test]

@@ -142,6 +142,7 @@ pub fn not_applicable(m: &Messages, why: &NotApplicable) -> String {
             ],
         ),
         NotApplicable::TooShort { function, epochs: n } => fill(&m.na_too_short, &[("function", function.name()), ("epochs", &epochs(m, *n)), ("window", &epochs(m, TREND_WINDOW))]),
+        NotApplicable::OneEpoch { .. } => m.na_one_epoch.clone(),
         NotApplicable::Diverged { function, seeds, of } => {
             let which: Vec<String> = seeds.iter().map(|(s, e)| fill(&m.na_diverged_seed, &[("seed", &s.to_string()), ("epoch", &e.to_string())])).collect();
             fill(&m.na_diverged, &[("function", function.name()), ("k", &seeds.len().to_string()), ("n", &of.to_string()), ("which", &which.join(&m.list_separator))])

@@ -45,3 +45,40 @@ fn each_function_gets_its_own_fused_kernel() {
     // A function without the layer-wise minimum never touches mins or dydm.
     assert!(!src.contains("dydm[i] = dm") && src.contains("float m = 0.0f;"));
 }
+
+/// softplus and its slope across the whole f32 range, against the generated
+/// C. The C is a second writing of `engine::math` (scalar, every case of exp
+/// and ln handled as first written), so a change to the CPU's arithmetic
+/// that moves a bit of these functions anywhere shows here, not only at the
+/// few hundred values above: every 2,053rd bit pattern (about 2.1 million
+/// values: both signs, subnormals, ±∞ and NaNs) and the edges of the
+/// exponential's range.
+#[test]
+fn softplus_matches_the_generated_c_across_the_f32_range() {
+    use actlab::activation::kernels::{forward_train, Saved};
+    use actlab::engine::launch::{Arg, Device, DeviceVec};
+    let def = |name: &str, expr: &str| define(name, &Definition { expr: expr.into(), grad: None }).unwrap();
+    let acts = [Activation::SoftplusLinear, def("cg_softplus", "softplus(x)")];
+    let dev = Emulated::build(&cuda::program(&acts), Gemm::Loop).unwrap();
+    let mut x: Vec<f32> = (0..=u32::MAX).step_by(2053).map(f32::from_bits).collect();
+    for edge in [0.0f32, -0.0, f32::INFINITY, f32::NEG_INFINITY, -745.0, -745.2, -1000.0 * std::f32::consts::LN_2, -103.97, -87.3, -11.5, 1e-5f32.ln(), 709.0, 710.0] {
+        x.extend([edge, -edge, edge.next_up(), edge.next_down()]);
+    }
+    let n = x.len();
+    let g = Groups { samples: 1, spatial: n, channels: 1 };
+    let x_d = DeviceVec::from_slice(&dev, &x).unwrap();
+    for (i, &act) in acts.iter().enumerate() {
+        let [mins, y_d, dydx_d, dydm] = [1, n, n, n].map(|len| DeviceVec::<Emulated, f32>::zeros(&dev, len).unwrap());
+        let args = [x_d.arg(), mins.arg(), y_d.arg(), dydx_d.arg(), dydm.arg(), Arg::I64(n as i64), Arg::I32(n as i32), Arg::I32(1)];
+        dev.launch(&format!("act{i}_forward_train"), [120, 1, 1], 256, &args).unwrap();
+        let (mut y, mut saved) = (vec![0.0; n], Saved::with_capacity(act, g));
+        forward_train(act, g, &x, &mut y, &mut saved);
+        for (what, cpu, c) in [("value", &y, y_d.read(&dev, 0, n).unwrap()), ("slope", &saved.dydx, dydx_d.read(&dev, 0, n).unwrap())] {
+            // A NaN is a NaN: its payload is not part of the arithmetic.
+            let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+            if let Some(k) = (0..n).find(|&k| !same(cpu[k], c[k])) {
+                panic!("{act} {what} at x = {:e} ({:#010x}): CPU {:e}, C {:e}", x[k], x[k].to_bits(), cpu[k], c[k]);
+            }
+        }
+    }
+}

@@ -296,7 +296,7 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
         ("{{published maas2013 relu_top1}}", "no paper `maas2013`"),
         ("{{published he2015 relu_top1 :2}}", "as the paper gives it"),
         ("{{if apart relu softplus_linear}}a{{else}}b", "has no `{{end}}`"),
-        ("{{if apart relu}}a{{end}}", "a condition is `apart A B`, `overlap A B` or `verdict A"),
+        ("{{if apart relu}}a{{end}}", "a condition is `apart A B`, `overlap A B`, `verdict A"),
         ("{{if apart relu softplus_linear}}{{if apart relu relu}}a{{end}}{{end}}", "readings do not nest"),
         ("{{if apart relu softplus_linear}}{{history relu/seed-9 loss 1}}{{else}}b{{end}}", "no run relu seed 9"),
         ("{{if apart relu softplus_linear}}a{{else}}at 0.61{{end}}", "`0.61` is typed by hand"),

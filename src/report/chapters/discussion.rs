@@ -6,7 +6,7 @@ use super::results::{DIAGNOSTICS_ANCHOR, SUMMARY_ANCHOR};
 use crate::activation::Activation;
 use crate::nn::arch::ACTIVATED;
 use crate::report::messages::fill;
-use crate::report::rules::{self, OVERFIT_GAP, Overfitting, Peak, Start};
+use crate::report::rules::{self, NotApplicable, OVERFIT_GAP, Overfitting, Peak, Start};
 use crate::report::stats::{ALPHA, difference};
 use crate::report::text;
 use crate::study::spec::Metric;
@@ -55,8 +55,14 @@ impl StudyPages<'_> {
                 None => format!("{a} ({})", f3(*v)),
             })
             .collect();
+        // Values equal as printed are joined by "=", not ranked.
+        let mut ranking = order[0].clone();
+        for (i, entry) in order.iter().enumerate().skip(1) {
+            ranking.push_str(if f3(ranked[i].1) == f3(ranked[i - 1].1) { " = " } else { " > " });
+            ranking.push_str(entry);
+        }
         if let [(first, _), (next, _), ..] = ranked.as_slice() {
-            let _ = write!(p, "- {}", fill(&m.ranking, &[("function", first.name()), ("measure", &measure), ("ranking", &order.join(" > ")), ("window", &window), ("table", &summary)]));
+            let _ = write!(p, "- {}", fill(&m.ranking, &[("function", first.name()), ("measure", &measure), ("ranking", &ranking), ("window", &window), ("table", &summary)]));
             let compared = rules::comparable(data, *first, *next, Metric::PlateauValAccuracy).ok().and_then(|(a, b, splits)| Some((difference(&a, &b)?, splits)));
             match compared {
                 Some((d, splits)) => {
@@ -81,9 +87,18 @@ impl StudyPages<'_> {
             }
         }
 
-        for a in self.acts() {
+        let overfitting: Vec<(Activation, Option<Overfitting>)> = self.acts().into_iter().map(|a| (a, rules::overfitting(data, a))).collect();
+        // One-epoch runs have no overfitting gap at all: said once, not per function.
+        if let Some(why) = overfitting.iter().find_map(|(_, o)| match o {
+            Some(Overfitting::NotApplicable(why @ NotApplicable::OneEpoch { .. })) => Some(why),
+            _ => None,
+        }) {
+            let _ = writeln!(p, "- {}", fill(&m.overfit_not_judged_any, &[("why", &text::not_applicable(m, why))]));
+        }
+        for (a, overfits) in overfitting {
             let name = a.name();
-            match rules::overfitting(data, a) {
+            match overfits {
+                Some(Overfitting::NotApplicable(NotApplicable::OneEpoch { .. })) => {}
                 Some(Overfitting::Overfits(d)) => {
                     let _ = writeln!(
                         p,
@@ -129,7 +144,11 @@ impl StudyPages<'_> {
                 }
                 Start::SomeStalled(sp) => {
                     let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| text::seed_value(m, *s, *v, test)).collect();
-                    fill(&m.starts_some_stalled, &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(&m.list_separator))])
+                    let learned: Vec<String> = data.measures(a).into_iter().map(|(s, _)| s).filter(|s| !sp.did_not_learn.iter().any(|x| x.0 == *s)).map(|s| s.to_string()).collect();
+                    fill(
+                        &m.starts_some_stalled,
+                        &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(&m.list_separator)), ("learned", &learned.join(&m.list_separator))],
+                    )
                 }
                 Start::Behind { own, baseline, difference } => fill(
                     &m.starts_behind,
@@ -137,8 +156,10 @@ impl StudyPages<'_> {
                 ),
             };
             let _ = write!(p, "- {sentence}");
-            if a == base {
-                // The diagnostics below compare with the baseline: nothing to say of itself.
+            // The diagnostics below compare with the baseline, averaged over
+            // the seeds that learned: nothing to say of the baseline itself,
+            // nor of a stall that only other seeds of the function had.
+            if a == base || matches!(start, Start::SomeStalled(_)) {
                 let _ = writeln!(p, "{}", m.sentence_end);
                 continue;
             }
@@ -157,8 +178,12 @@ impl StudyPages<'_> {
                     && (g / r > GRADIENT_RATIO_NOTABLE || g / r < 1.0 / GRADIENT_RATIO_NOTABLE)
                 {
                     let ratio = g / r;
-                    let ratio = if ratio < 0.1 { format!("{ratio:.1e}") } else { format!("{ratio:.1}") };
-                    facts.push(fill(&m.fact_gradient, &[("layer", layer), ("ratio", &ratio), ("baseline", base.name())]));
+                    facts.push(if ratio == 0.0 {
+                        fill(&m.fact_gradient_zero, &[("layer", layer)])
+                    } else {
+                        let ratio = if ratio < 0.1 { format!("{ratio:.1e}") } else { format!("{ratio:.1}") };
+                        fill(&m.fact_gradient, &[("layer", layer), ("ratio", &ratio), ("baseline", base.name())])
+                    });
                 }
             }
             if facts.is_empty() {

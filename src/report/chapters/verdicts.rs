@@ -24,6 +24,11 @@ impl StudyPages<'_> {
         } else {
             (String::new(), String::new())
         };
+        let judged = rules::judge(self.data);
+        if judged.is_empty() && s.observations.is_empty() {
+            // A study of one function (a seed screen) compares nothing: no table of nothing.
+            return format!("# {}\n\n{}{}\n", m.title_verdicts, self.banners(), m.verdicts_none);
+        }
         let mut p = format!(
             "# {}\n\n{}{}\n\n",
             m.title_verdicts,
@@ -46,7 +51,7 @@ impl StudyPages<'_> {
         }
         p.push_str(&text::header(&[&m.col_function, &m.col_claim, &m.col_method, &m.col_difference, &m.col_interval, &m.col_p, &m.col_p_holm, &m.col_verdict]));
         let (epochs, test) = (self.data.protocol.epochs, self.data.test_images());
-        for j in rules::judge(self.data) {
+        for j in judged {
             p.push_str(&text::row(&[
                 format!("`{}`", j.function),
                 text::claim(m, j.claim.metric, j.claim.expect, j.claim.than, epochs),
