@@ -116,8 +116,8 @@ impl LineChart {
         {
             let legends: Vec<&Series> = self.series.iter().filter(|s| s.legend).collect();
             let (text, title) = (self.text, self.text + 1);
-            // The legend strip: as wide as its longest label (about 0.6 em a character, 1 em for CJK).
-            let label_width = |s: &str| s.chars().map(|c| if c.is_ascii() { 0.6 } else { 1.0 }).sum::<f64>() * text as f64;
+            // The legend strip: as wide as its longest label.
+            let label_width = |s: &str| ems(s) * text as f64;
             let strip_width = legends.iter().map(|s| label_width(&s.name)).fold(0.0, f64::max) as u32 + 44;
             // Beside the plot, or below it in columns when that would leave the plot too narrow.
             let below = strip_width * 3 > self.size.0;
@@ -128,13 +128,19 @@ impl LineChart {
             let legend_height = if below && !legends.is_empty() { legend_rows as u32 * line_height as u32 + 8 } else { 0 };
             let root = SVGBackend::with_string(&mut svg, (self.size.0, self.size.1 + legend_height)).into_drawing_area();
             root.fill(&WHITE).map_err(err)?;
+            // The title over plot and legend together, on two lines where one
+            // would run off the chart's edges.
+            let mut area = root.clone();
+            for line in title_lines(&self.title, self.size.0, title) {
+                area = area.titled(line, (FONT, title)).map_err(err)?;
+            }
             let (plot, strip) = if legends.is_empty() {
-                (root.clone(), None)
+                (area, None)
             } else if below {
-                let (a, b) = root.split_vertically(self.size.1 as i32);
+                let (a, b) = area.split_vertically(area.dim_in_pixel().1 as i32 - legend_height as i32);
                 (a, Some(b))
             } else {
-                let (a, b) = root.split_horizontally(self.size.0.saturating_sub(strip_width));
+                let (a, b) = area.split_horizontally(self.size.0.saturating_sub(strip_width));
                 (a, Some(b))
             };
             let xs = finite(self.series.iter().flat_map(|s| s.xs.iter().copied()).chain(self.bands.iter().flat_map(|b| b.xs.iter().copied())));
@@ -144,10 +150,14 @@ impl LineChart {
                 Some((a, b)) => (self.y(a), self.y(b)),
                 None => pad(bounds(&ys, (0.0, 1.0))),
             };
-            let mut chart = ChartBuilder::on(&plot).caption(&self.title, (FONT, title)).margin(10).x_label_area_size(2 * text + 12).y_label_area_size(3 * text + 18).build_cartesian_2d(x0..x1, y0..y1).map_err(err)?;
+            let mut chart = ChartBuilder::on(&plot).margin(10).x_label_area_size(2 * text + 12).y_label_area_size(3 * text + 18).build_cartesian_2d(x0..x1, y0..y1).map_err(err)?;
             let span = (x1 - x0).round().max(1.0) as usize;
             let log = self.log_y;
-            let y_fmt = move |v: &f64| if log { format_log(*v) } else { format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_string() };
+            // Enough decimals that ticks a sixth of the range apart differ
+            // (a range of 0.0003 read "0 0 0" with two).
+            let step = (y1 - y0) / 6.0;
+            let decimals = if step > 0.0 { (-step.log10()).ceil().clamp(2.0, 6.0) as usize } else { 2 };
+            let y_fmt = move |v: &f64| if log { format_log(*v) } else { tick(*v, decimals) };
             let x_fmt = |v: &f64| if (v - v.round()).abs() < 1e-9 { format!("{}", v.round()) } else { String::new() };
             let mut mesh = chart.configure_mesh();
             mesh.x_desc(&self.x_label)
@@ -193,7 +203,7 @@ impl LineChart {
             }
             if let Some(strip) = strip {
                 // One line per entry, with its dash.
-                let top = if below { line_height / 2 } else { title as i32 + 24 };
+                let top = if below { line_height / 2 } else { line_height / 2 + 10 };
                 for (i, s) in legends.iter().enumerate() {
                     let (row, column) = if below { (i / columns, i % columns) } else { (i, 0) };
                     let x = column as i32 * strip_width as i32 + if below { 40 } else { 0 };
@@ -211,6 +221,29 @@ impl LineChart {
         }
         Ok(svg)
     }
+}
+
+/// A text's width in ems: about 0.6 a character, 1 for CJK.
+fn ems(s: &str) -> f64 {
+    s.chars().map(|c| if c.is_ascii() { 0.6 } else { 1.0 }).sum()
+}
+
+/// The title's lines: the whole title where it fits `width` pixels at font
+/// size `size`, else split after its dash (`who — what`).
+fn title_lines(title: &str, width: u32, size: u32) -> Vec<&str> {
+    let fits = |s: &str| ems(s) * size as f64 <= width as f64 - 16.0;
+    match title.split_once(" — ") {
+        Some((who, _)) if !fits(title) => vec![title[..who.len() + " —".len()].trim_end(), title[who.len() + " — ".len()..].trim_start()],
+        _ => vec![title],
+    }
+}
+
+/// A tick of a linear axis with `decimals` decimals, trailing zeros dropped
+/// and no "-0".
+fn tick(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
+    if s == "-0" { "0".to_string() } else { s.to_string() }
 }
 
 /// A tick of a log10 axis as the value it stands for.
@@ -352,6 +385,21 @@ mod tests {
     /// The narrowest a chart is shown at, and the smallest its text may then be.
     const PHONE_COLUMN: u32 = 320;
     const MIN_TEXT_ON_SCREEN: f64 = 11.0;
+
+    /// A title wider than its chart goes on two lines, split after the dash.
+    #[test]
+    fn a_long_title_is_split_at_its_dash() {
+        assert_eq!(title_lines("relu — Sparsity", SIZE.0, TEXT + 1), ["relu — Sparsity"]);
+        let long = "softplus_linear seed 5 (did not learn) — Pre-activation mean";
+        assert_eq!(title_lines(long, SIZE.0, TEXT + 1), ["softplus_linear seed 5 (did not learn) —", "Pre-activation mean"]);
+        assert_eq!(title_lines("a very long title without any dash in it at all, none", SIZE.0, TEXT + 1).len(), 1);
+    }
+
+    /// Ticks of a tiny range differ; none reads "-0".
+    #[test]
+    fn ticks_keep_the_decimals_their_range_needs() {
+        assert_eq!([tick(0.0001, 4), tick(0.0002, 4), tick(-0.00001, 4), tick(0.5, 2), tick(10.0, 2)], ["0.0001", "0.0002", "0", "0.5", "10"]);
+    }
 
     #[test]
     fn chart_text_stays_readable_at_a_phone_column() {

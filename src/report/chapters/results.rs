@@ -232,7 +232,10 @@ impl StudyPages<'_> {
         let timeline = if rows.is_empty() {
             String::new()
         } else {
-            let chart = SeedsChart { title: m.title_layer_order.clone(), x_label: m.axis_step.clone(), rows, references: vec![], x_range: (0.0, last_step) };
+            // The axis ends a little past the latest step drawn, not at the last one logged:
+            // passes at steps 7–60 were a smudge on an axis to 499.
+            let latest = rows.iter().flat_map(|r| r.points.iter().map(|p| p.0)).fold(0.0, f64::max);
+            let chart = SeedsChart { title: m.title_layer_order.clone(), x_label: m.axis_step.clone(), rows, references: vec![], x_range: (0.0, (latest * 1.1).max(10.0).min(last_step)) };
             write_atomic(&self.dir.join("img/layer-order.svg"), chart.render()?.as_bytes())?;
             format!("[![{}](img/layer-order.svg)](img/layer-order.svg)\n\n{}\n\n", m.title_layer_order, m.layer_order_caption)
         };
@@ -264,6 +267,11 @@ impl StudyPages<'_> {
             });
         }
         c.log_y = metric == "grad_in_mean_abs" && c.series.iter().flat_map(|s| &s.ys).all(|v| *v > 0.0);
+        // Shares of a layer's outputs or units start at 0 (all zeros drew an axis from −0.5).
+        if matches!(metric, "sparsity" | "zero_slope" | "dead_units") {
+            let top = c.series.iter().flat_map(|s| &s.ys).copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
+            c.y_range = Some((0.0, if top > 0.0 { top * 1.05 } else { 1.0 }));
+        }
         let file = match seed {
             None => format!("diag-{metric}-{}.svg", a.name()),
             Some(s) => format!("diag-{metric}-{}-seed-{s}.svg", a.name()),
