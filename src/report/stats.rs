@@ -234,31 +234,31 @@ pub fn difference(a: &[(u64, f64)], b: &[(u64, f64)]) -> Option<Difference> {
 }
 
 /// The power of two one-sided tests of |difference| < `margin` at `n`
-/// seeds, when the true difference is 0 and the seeds spread as `sd`
-/// (paired: the sd of the per-seed differences): the chance that both
-/// one-sided tests pass, by the usual central-t approximation
+/// seeds and level `alpha`, when the true difference is 0 and the seeds
+/// spread as `sd` (paired: the sd of the per-seed differences): the chance
+/// that both one-sided tests pass, by the usual central-t approximation
 /// 1 − 2·P(T > margin/(sd/√n) − t(1 − α, n − 1)).
-pub fn equivalence_power(sd: f64, margin: f64, n: usize) -> f64 {
+pub fn equivalence_power(sd: f64, margin: f64, n: usize, alpha: f64) -> f64 {
     if n < 2 {
         return 0.0;
     }
     let df = (n - 1) as f64;
-    let shift = margin / (sd / (n as f64).sqrt()) - t_quantile_upper(ALPHA, df);
+    let shift = margin / (sd / (n as f64).sqrt()) - t_quantile_upper(alpha, df);
     (1.0 - 2.0 * t_upper(shift, df)).max(0.0)
 }
 
 /// The power the book sizes studies for: an 80 % chance of showing what is there.
 pub const POWER: f64 = 0.8;
 
-/// The fewest seeds that give two one-sided tests [`POWER`] to show
-/// |difference| < `margin`, if the true difference were 0 and the seeds
-/// spread as `sd`. None when the spread is unknown or more than `limit`
-/// seeds would be needed.
-pub fn seeds_for_equivalence(sd: f64, margin: f64, limit: usize) -> Option<usize> {
+/// The fewest seeds that give two one-sided tests at level `alpha`
+/// [`POWER`] to show |difference| < `margin`, if the true difference were 0
+/// and the seeds spread as `sd`. None when the spread is unknown or more
+/// than `limit` seeds would be needed.
+pub fn seeds_for_equivalence(sd: f64, margin: f64, limit: usize, alpha: f64) -> Option<usize> {
     if !(sd.is_finite() && margin > 0.0) {
         return None;
     }
-    (2..=limit).find(|&n| equivalence_power(sd, margin, n) >= POWER)
+    (2..=limit).find(|&n| equivalence_power(sd, margin, n, alpha) >= POWER)
 }
 
 /// The Clopper–Pearson (exact) 1 − [`ALPHA`] interval of a rate seen `k`
@@ -374,13 +374,13 @@ mod tests {
         // A spread of 0.03 per seed can pass at all from n = 9 (t(0.95, 8)·0.03/3 = 0.0186 < 0.02),
         // but rarely: the approximation gives 1 − 2·P(T₈ > 0.02/0.01 − 1.860) = 1 − 2·0.4461 = 0.108
         // (it errs low at so few seeds; a simulation of 40,000 studies gives 0.22).
-        assert!((equivalence_power(0.03, 0.02, 9) - 0.108).abs() < 0.002, "{}", equivalence_power(0.03, 0.02, 9));
-        assert_eq!(equivalence_power(0.03, 0.02, 8), 0.0);
+        assert!((equivalence_power(0.03, 0.02, 9, ALPHA) - 0.108).abs() < 0.002, "{}", equivalence_power(0.03, 0.02, 9, ALPHA));
+        assert_eq!(equivalence_power(0.03, 0.02, 8, ALPHA), 0.0);
         // 80 %: n = 21, where 0.02/(0.03/√21) = 3.055, t(0.95, 20) = 1.725, 1 − 2·P(T₂₀ > 1.330) = 0.802;
         // at n = 20 it is 0.791 (simulated: 0.808 at 21 seeds, 0.778 at 20).
-        assert_eq!(seeds_for_equivalence(0.03, 0.02, 100), Some(21));
-        assert!(equivalence_power(0.03, 0.02, 20) < POWER);
-        assert_eq!(seeds_for_equivalence(1.0, 0.02, 100), None);
+        assert_eq!(seeds_for_equivalence(0.03, 0.02, 100, ALPHA), Some(21));
+        assert!(equivalence_power(0.03, 0.02, 20, ALPHA) < POWER);
+        assert_eq!(seeds_for_equivalence(1.0, 0.02, 100, ALPHA), None);
     }
 
     #[test]

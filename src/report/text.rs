@@ -123,6 +123,8 @@ pub fn verdict(m: &Messages, v: &Verdict) -> String {
         Verdict::Inconclusive => m.verdict_inconclusive.clone(),
         Verdict::TooFewSeeds { have, needed: Some(n) } => fill(&m.verdict_too_few_seeds, &[("have", &have.to_string()), ("needed", &n.to_string())]),
         Verdict::TooFewSeeds { have: 0, needed: None } => m.verdict_no_runs.clone(),
+        // A difference with a spread (two seeds or more): more than the most counted.
+        Verdict::TooFewSeeds { have, needed: None } if *have >= 2 => fill(&m.verdict_too_few_seeds_many, &[("have", &have.to_string()), ("max", &rules::MAX_SEEDS.to_string())]),
         Verdict::TooFewSeeds { have, needed: None } => fill(&m.verdict_too_few_seeds_unknown, &[("have", &have.to_string())]),
         Verdict::NotApplicable(why) => fill(&m.verdict_not_applicable, &[("why", &not_applicable(m, why))]),
     }
