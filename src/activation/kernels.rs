@@ -90,6 +90,21 @@ trait Kernel {
     fn slope(&self, _isa: Isa, _x: Lanes<W>, _m: Lanes<W>, d: Lanes<W>) -> Lanes<W> {
         d
     }
+
+    /// The value and the slope training uses, on lanes at or below 0 (of a
+    /// function linear above 0: [`Activation::linear_above_zero`]).
+    #[inline(always)]
+    fn at_most_zero(&self, isa: Isa, x: Lanes<W>) -> (Lanes<W>, Lanes<W>) {
+        by_definition(self, isa, x)
+    }
+}
+
+/// The value and slope of `k` at `x` (no layer-wise minimum), from the definition.
+#[inline(always)]
+fn by_definition<K: Kernel + ?Sized>(k: &K, isa: Isa, x: Lanes<W>) -> (Lanes<W>, Lanes<W>) {
+    let m = Lanes([0.0; W]);
+    let r = k.eval(isa, DualOf::var(x), DualOf::constant(m));
+    (r.v, k.slope(isa, x, m, r.d))
 }
 
 /// The built-in `Activation::ALL[K]`.
@@ -99,6 +114,15 @@ impl<const K: usize> Kernel for Builtin<K> {
     #[inline(always)]
     fn eval<T: Real>(&self, _isa: Isa, x: T, m: T) -> T {
         Activation::ALL[K].eval(x, m)
+    }
+
+    #[inline(always)]
+    fn at_most_zero(&self, isa: Isa, x: Lanes<W>) -> (Lanes<W>, Lanes<W>) {
+        match Activation::ALL[K] {
+            // Without the dual's steps and the other side's select (K is a constant: no branch).
+            Activation::SoftplusLinear => super::softplus_linear_at_most_zero(x),
+            _ => by_definition(self, isa, x),
+        }
     }
 }
 
@@ -229,7 +253,7 @@ fn eval_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: &
             for (xs, ys) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)) {
                 let n = below.pack(isa, xs);
                 for k in 0..n.div_ceil(W) {
-                    let v = f.eval(isa, below.batch(k), Lanes([0.0; W]));
+                    let (v, _) = f.at_most_zero(isa, below.batch(k));
                     below.keep(k, v, None);
                 }
                 below.unpack(isa, xs, c, ys, &mut []);
@@ -625,9 +649,8 @@ fn train_sample_with(f: &Resolved, isa: Isa, g: Groups, s: usize, x: &[f32], y: 
             for ((xs, ys), ds) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)).zip(dydx.chunks_mut(BLOCK)) {
                 let n = below.pack(isa, xs);
                 for k in 0..n.div_ceil(W) {
-                    let (xv, m) = (below.batch(k), Lanes([0.0; W]));
-                    let r = f.eval(isa, DualOf::var(xv), DualOf::constant(m));
-                    below.keep(k, r.v, Some(f.slope(isa, xv, m, r.d)));
+                    let (v, d) = f.at_most_zero(isa, below.batch(k));
+                    below.keep(k, v, Some(d));
                 }
                 below.unpack(isa, xs, c, ys, ds);
             }

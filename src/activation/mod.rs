@@ -13,7 +13,7 @@ pub mod cuda;
 pub mod expr;
 pub mod kernels;
 
-use crate::engine::real::{Cmp, Dual, Real};
+use crate::engine::real::{Cmp, Dual, Lanes, Real};
 use expr::Expr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -249,6 +249,17 @@ const SOFTPLUS_LINEAR_OFFSET: f32 = 2.0 * std::f32::consts::LN_2;
 #[inline(always)]
 pub fn softplus_linear<T: Real>(x: T) -> T {
     T::select(Cmp::Le, x, zero(), T::lit(2.0) * x.softplus(), x + T::lit(SOFTPLUS_LINEAR_OFFSET as f64))
+}
+
+/// [`softplus_linear`]'s value and slope where x ≤ 0 (not NaN), as its
+/// definition gives them through [`Dual`]: 2·softplus(x) and 2·sigmoid(x)
+/// (the dual adds 0·softplus(x) = +0 to the slope). The kernels evaluate
+/// only these lanes so; tests hold every bit to the definition.
+#[inline(always)]
+pub fn softplus_linear_at_most_zero<const N: usize>(x: Lanes<N>) -> (Lanes<N>, Lanes<N>) {
+    let (sp, sg) = crate::engine::math::softplus_and_sigmoid_at_most_zero_lanes(x.0);
+    use crate::engine::math::lanes;
+    (Lanes(lanes(|i| 2.0 * sp[i])), Lanes(lanes(|i| 2.0 * sg[i])))
 }
 
 /// The article's `tf.where(x <= 0, -x, x)`.
