@@ -54,7 +54,7 @@ catalogue! {
     col_these_runs, row_train_images, row_test_images, keras_default, article_one_run, article_dataset,
     jpeg_note, compute_left_unknown, legend_train, legend_val, col_plateau, metric_plateau, overlay_caption,
     method_paired, method_welch, col_method, col_p, col_p_holm, verdict_too_few_seeds,
-    verdict_too_few_seeds_unknown, verdict_too_few_seeds_many, verdict_not_applicable, na_did_not_learn, na_diverged, na_diverged_seed, na_control_matches, na_still_rising, na_too_short, na_one_epoch, overfit_not_judged_any, fact_gradient_zero, verdicts_none,
+    verdict_too_few_seeds_unknown, verdict_too_few_seeds_many, exact_identical_at_chance, verdict_not_applicable, na_did_not_learn, na_diverged, na_diverged_seed, na_control_matches, na_still_rising, na_too_short, na_one_epoch, overfit_not_judged_any, fact_gradient_zero, verdicts_none,
     link_summary, link_diagnostics, ranking, ranking_resolved, ranking_unresolved, ranking_one_seed,
     overfit_unclear, overfit_one_seed, overfit_not_judged, starts_stalled, starts_some_stalled, at_chance_words, did_not_learn_words,
     ranking_split_entry, split_sentence, dead_units_end_seed, legend_set_aside, starts_behind, answer_title, answer_intro,

@@ -249,6 +249,9 @@ pub struct Judged {
     pub splits: Vec<Split>,
     /// Every seed gave the same difference (zero spread): decided without a test.
     pub exact: bool,
+    /// Both sides at chance on every seed (an accuracy at most
+    /// [`AT_CHANCE_MAX`]): the claim compares two stalls, and says so.
+    pub both_at_chance: bool,
 }
 
 impl Judged {
@@ -298,10 +301,11 @@ pub fn judge_claims(data: &StudyData, claims: &[(Activation, &Claim)]) -> Vec<Ju
     let mut out = Vec::new();
     let mut significant = Vec::new();
     for &(function, c) in claims {
-        let mut j = Judged { function, claim: c.clone(), difference: None, p: None, p_holm: None, verdict: Verdict::Inconclusive, splits: vec![], exact: false };
+        let mut j = Judged { function, claim: c.clone(), difference: None, p: None, p_holm: None, verdict: Verdict::Inconclusive, splits: vec![], exact: false, both_at_chance: false };
         match comparable(data, function, c.than, c.metric) {
             Err(why) => j.verdict = Verdict::NotApplicable(why),
             Ok((a, b, splits)) => {
+                j.both_at_chance = c.metric != Metric::OverfitGap && a.iter().chain(&b).all(|x| x.1 <= AT_CHANCE_MAX);
                 j.splits = splits;
                 j.difference = difference(&a, &b);
                 match &j.difference {
@@ -588,6 +592,8 @@ mod tests {
         let j = &judge(&d)[0];
         assert!(j.exact && j.p.is_none() && j.p_holm.is_none() && j.interval().is_none(), "{j:?}");
         assert_eq!(j.verdict, Verdict::Supported);
+        // Both sides at chance (0.1) on every seed: the verdict says it compares two stalls.
+        assert!(j.both_at_chance && !judge(&d)[2].both_at_chance);
     }
 
     /// A run whose last ten val_accuracies are `tail` (the rest flat before them).

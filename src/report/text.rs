@@ -70,6 +70,7 @@ pub fn split(m: &Messages, sp: &Split, test_images: usize) -> String {
 /// the seeds set aside because they did not learn.
 pub fn judged_method(m: &Messages, j: &Judged, test_images: usize) -> String {
     let mut out = match (&j.difference, j.exact) {
+        (Some(d), true) if d.estimate == 0.0 && j.both_at_chance => fill(&m.exact_identical_at_chance, &[("n", &d.n.to_string()), ("chance", &rules::AT_CHANCE_MAX.to_string())]),
         (Some(d), true) if d.estimate == 0.0 => fill(&m.exact_identical, &[("n", &d.n.to_string())]),
         (Some(d), true) => fill(&m.exact_same_difference, &[("n", &d.n.to_string()), ("d", &signed(d.estimate))]),
         (Some(d), false) => method(m, d),
