@@ -233,7 +233,7 @@ fn ems(s: &str) -> f64 {
 fn title_lines(title: &str, width: u32, size: u32) -> Vec<&str> {
     let fits = |s: &str| ems(s) * size as f64 <= width as f64 - 16.0;
     match title.split_once(" — ") {
-        Some((who, _)) if !fits(title) => vec![title[..who.len() + " —".len()].trim_end(), title[who.len() + " — ".len()..].trim_start()],
+        Some((who, what)) if !fits(title) => vec![&title[..who.len() + " —".len()], what],
         _ => vec![title],
     }
 }

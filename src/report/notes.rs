@@ -92,16 +92,15 @@ fn reading<'a>(cond: &'a str, file: &str, here: &StudyData, all: &[StudyData], l
     }
     let (then, otherwise) = branches.split_once("{{else}}").unwrap_or((branches, ""));
     let mut holds = true;
+    let in_reading = |e: anyhow::Error| anyhow!("{file}: `{{{{if {words}}}}}`: {e}");
     for clause in words.split(" and ") {
         holds &= match clause.split_whitespace().collect::<Vec<_>>()[..] {
             ["apart", a, b] => apart(at_chance(a, here, all)?, at_chance(b, here, all)?),
             ["overlap", a, b] => !apart(at_chance(a, here, all)?, at_chance(b, here, all)?),
             ["verdict", f, outcome] => {
-                let in_reading = |e: anyhow::Error| anyhow!("{file}: `{{{{if {words}}}}}`: {e}");
                 verdict(f, here, all).map_err(in_reading)? == one_of(outcome, &OUTCOMES).map_err(in_reading)?
             }
             ["stays_at_chance", f, epochs, side, percent] => {
-                let in_reading = |e: anyhow::Error| anyhow!("{file}: `{{{{if {words}}}}}`: {e}");
                 let epochs: usize = epochs.parse().map_err(|_| in_reading(anyhow!("`{epochs}` is not a number of epochs")))?;
                 let share = percent.parse::<f64>().ok().filter(|p| (0.0..=100.0).contains(p)).ok_or_else(|| in_reading(anyhow!("`{percent}` is not a percentage from 0 to 100")))? / 100.0;
                 let (k, n) = stays_at_chance(f, epochs, here, all).map_err(in_reading)?;

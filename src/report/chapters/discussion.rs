@@ -144,7 +144,7 @@ impl StudyPages<'_> {
                 }
                 Start::SomeStalled(sp) => {
                     let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| text::seed_value(m, *s, *v, test)).collect();
-                    let learned: Vec<String> = data.measures(a).into_iter().map(|(s, _)| s).filter(|s| !sp.did_not_learn.iter().any(|x| x.0 == *s)).map(|s| s.to_string()).collect();
+                    let learned: Vec<String> = rules::cohort(data, a, Metric::FirstValAccuracy).iter().map(|(s, _)| s.to_string()).collect();
                     fill(
                         &m.starts_some_stalled,
                         &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(&m.list_separator)), ("learned", &learned.join(&m.list_separator))],
