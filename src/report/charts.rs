@@ -60,6 +60,9 @@ pub struct LineChart {
     pub title: String,
     pub x_label: String,
     y_label: String,
+    /// The y axis's title when [`log_y`](Self::log_y) is set: the label
+    /// with a mark that the scale is logarithmic, in the book's language.
+    pub y_label_log: String,
     pub series: Vec<Series>,
     pub bands: Vec<Band>,
     /// Fixed y range; None fits the data.
@@ -86,7 +89,7 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
 
 impl LineChart {
     pub fn new(title: &str, x_label: &str, y_label: &str) -> LineChart {
-        LineChart { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series: vec![], bands: vec![], references: vec![], y_range: None, log_y: false, integer_x: true, size: SIZE, text: TEXT }
+        LineChart { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), y_label_log: format!("{y_label} (log)"), series: vec![], bands: vec![], references: vec![], y_range: None, log_y: false, integer_x: true, size: SIZE, text: TEXT }
     }
 
     /// Whether one curve would flatten the rest on a linear axis: the
@@ -161,7 +164,7 @@ impl LineChart {
             let x_fmt = |v: &f64| if (v - v.round()).abs() < 1e-9 { format!("{}", v.round()) } else { String::new() };
             let mut mesh = chart.configure_mesh();
             mesh.x_desc(&self.x_label)
-                .y_desc(if self.log_y { format!("{} (log)", self.y_label) } else { self.y_label.clone() })
+                .y_desc(if self.log_y { &self.y_label_log } else { &self.y_label })
                 .label_style((FONT, text))
                 .axis_desc_style((FONT, text))
                 .light_line_style(RGBColor(235, 235, 235))

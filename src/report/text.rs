@@ -60,6 +60,26 @@ pub fn seed_value(m: &Messages, seed: u64, v: f64, test_images: usize) -> String
     fill(&m.seed_value, &[("seed", &seed.to_string()), ("value", &value_words(m, v, test_images))])
 }
 
+/// A list of seeds, each run of three or more consecutive ones as a range:
+/// 2, 3, 4, 5, 9 reads "2–5, 9" (a legend of nine seeds fits its chart).
+pub fn seeds(m: &Messages, seeds: &[u64]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < seeds.len() {
+        let mut j = i;
+        while j + 1 < seeds.len() && seeds[j + 1] == seeds[j] + 1 {
+            j += 1;
+        }
+        if j >= i + 2 {
+            parts.push(format!("{}–{}", seeds[i], seeds[j]));
+        } else {
+            parts.extend(seeds[i..=j].iter().map(|s| s.to_string()));
+        }
+        i = j + 1;
+    }
+    parts.join(&m.list_separator)
+}
+
 /// The seeds of a function that did not learn, set aside.
 pub fn split(m: &Messages, sp: &Split, test_images: usize) -> String {
     let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| seed_value(m, *s, *v, test_images)).collect();
@@ -345,6 +365,16 @@ mod tests {
     fn a_pipe_stays_inside_its_cell() {
         assert_eq!(row(&["mean |∂loss/∂input|", "x"]), "| mean \\|∂loss/∂input\\| | x |\n");
         assert_eq!(header(&["a", "b"]), "| a | b |\n|---|---|\n");
+    }
+
+    #[test]
+    fn consecutive_seeds_read_as_a_range() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/i18n");
+        let en = Messages::load(&dir, "en").unwrap();
+        assert_eq!(seeds(&en, &[2, 3, 4, 5, 6, 7, 8, 9, 10]), "2–10");
+        assert_eq!(seeds(&en, &[1, 2, 4, 5, 6, 9]), format!("1{0}2{0}4–6{0}9", en.list_separator));
+        assert_eq!(seeds(&en, &[3]), "3");
+        assert_eq!(seeds(&en, &[]), "");
     }
 
     /// One epoch is singular in every edition; the sentences that take a

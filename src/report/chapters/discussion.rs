@@ -144,10 +144,10 @@ impl StudyPages<'_> {
                 }
                 Start::SomeStalled(sp) => {
                     let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| text::seed_value(m, *s, *v, test)).collect();
-                    let learned: Vec<String> = rules::cohort(data, a, Metric::FirstValAccuracy).iter().map(|(s, _)| s.to_string()).collect();
+                    let learned: Vec<u64> = rules::cohort(data, a, Metric::FirstValAccuracy).iter().map(|(s, _)| *s).collect();
                     fill(
                         &m.starts_some_stalled,
-                        &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(&m.list_separator)), ("learned", &learned.join(&m.list_separator))],
+                        &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(&m.list_separator)), ("learned", &text::seeds(m, &learned))],
                     )
                 }
                 Start::Behind { own, baseline, difference } => fill(
@@ -187,7 +187,7 @@ impl StudyPages<'_> {
                 }
             }
             if facts.is_empty() {
-                let _ = writeln!(p, "{}", fill(&m.no_large_difference, &[("baseline", base.name())]));
+                let _ = writeln!(p, "{}", fill(&m.no_large_difference, &[("baseline", base.name()), ("shift", &MEAN_SHIFT_NOTABLE.to_string()), ("ratio", &GRADIENT_RATIO_NOTABLE.to_string())]));
             } else {
                 let _ = writeln!(p, "{}", fill(&m.facts_sentence, &[("facts", &facts.join(&m.fact_separator))]));
             }
@@ -197,7 +197,7 @@ impl StudyPages<'_> {
             let dead: Vec<String> =
                 ACTIVATED.iter().filter_map(|l| last(l.name, "dead_units").map(|v| (l.name, v))).filter(|(_, v)| *v > DEAD_UNITS_NOTABLE).map(|(l, v)| format!("{l} {:.0} %", v * 100.0)).collect();
             let (cohort, set_aside) = data.cohorts(a);
-            let seeds = |runs: &[&crate::report::data::Run]| runs.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(&m.list_separator);
+            let seeds = |runs: &[&crate::report::data::Run]| text::seeds(m, &runs.iter().map(|r| r.seed).collect::<Vec<_>>());
             if !dead.is_empty() {
                 let _ = writeln!(p, "- {}", fill(&m.dead_units_end, &[("function", a.name()), ("layers", &dead.join(&m.list_separator)), ("seeds", &seeds(&cohort)), ("table", &diagnostics)]));
             }

@@ -39,7 +39,31 @@ fn epochs(n: usize) -> Vec<f64> {
     (1..=n).map(|e| e as f64).collect()
 }
 
+/// A CSV column as a chart names it, in the book's language (`val_accuracy`
+/// is "validation accuracy", 検証の正解率). A layer's prefix
+/// (`dense1_pre_mean`) is left to the chart's title, which names the layer.
+fn measure_words(m: &crate::report::messages::Messages, column: &str) -> String {
+    let (validation, measure) = column.strip_prefix("val_").map_or((false, column), |rest| (true, rest));
+    let measure = ACTIVATED.iter().find_map(|l| measure.strip_prefix(l.name).and_then(|r| r.strip_prefix('_'))).unwrap_or(measure);
+    let name = match measure {
+        "accuracy" => &m.row_accuracy,
+        "loss" => &m.row_loss_curves,
+        "grad_norm" => &m.measure_grad_norm,
+        _ => diagnostics(m).iter().find(|d| d.0 == measure).map_or(column, |d| d.1),
+    };
+    if validation { fill(&m.measure_val, &[("measure", name)]) } else { name.to_string() }
+}
+
 impl StudyPages<'_> {
+    /// A chart whose y axis is the CSV column `column`, named (and marked
+    /// logarithmic, where it is) in the book's language.
+    fn measure_chart(&self, title: &str, x_label: &str, column: &str) -> LineChart {
+        let y = measure_words(self.m, column);
+        let mut c = LineChart::new(title, x_label, &y);
+        c.y_label_log = fill(&self.m.axis_log, &[("axis", &y)]);
+        c
+    }
+
     /// The run the article's table shows: the study's first seed, like the
     /// article's single run (or, while that one is missing, the first usable seed).
     fn table_run(&self, a: Activation) -> Option<&crate::report::data::Run> {
@@ -51,8 +75,8 @@ impl StudyPages<'_> {
     fn history_chart(&self, a: Activation, metric: &str, y_range: Option<(f64, f64)>) -> Result<String> {
         let m = self.m;
         let Some(run) = self.table_run(a) else { return Ok(String::new()) };
-        let title = fill(&m.chart_one_seed, &[("function", a.name()), ("metric", metric), ("seed", &run.seed.to_string())]);
-        let mut c = LineChart::new(&title, &m.axis_epoch, metric);
+        let title = fill(&m.chart_one_seed, &[("function", a.name()), ("metric", &measure_words(m, metric)), ("seed", &run.seed.to_string())]);
+        let mut c = self.measure_chart(&title, &m.axis_epoch, metric);
         c.y_range = y_range;
         if metric == "accuracy" {
             c.references = self.accuracy_references(a);
@@ -80,7 +104,7 @@ impl StudyPages<'_> {
 
     /// Every function's mean over seeds, with the min–max band.
     fn overlay(&self, metric: &str) -> Result<String> {
-        let mut c = LineChart::new(&fill(&self.m.overlay_title, &[("metric", metric)]), &self.m.axis_epoch, metric);
+        let mut c = self.measure_chart(&fill(&self.m.overlay_title, &[("metric", &measure_words(self.m, metric))]), &self.m.axis_epoch, metric);
         (c.size, c.text) = (WIDE, WIDE_TEXT);
         if metric.ends_with("accuracy") {
             // relu is one of the curves: chance is the only line.
@@ -94,7 +118,7 @@ impl StudyPages<'_> {
             // Seeds that did not learn while others did: each its own thin line,
             // never in the mean; one legend entry names them all.
             let set_aside = self.data.cohorts(a).1;
-            let seeds = set_aside.iter().map(|r| r.seed.to_string()).collect::<Vec<_>>().join(&self.m.list_separator);
+            let seeds = text::seeds(self.m, &set_aside.iter().map(|r| r.seed).collect::<Vec<_>>());
             for (i, r) in set_aside.iter().enumerate() {
                 let ys: Vec<f64> = r.history.iter().map(|e| e.get(metric)).collect();
                 let name = fill(&self.m.legend_set_aside, &[("function", a.name()), ("seed", &seeds)]);
@@ -111,7 +135,7 @@ impl StudyPages<'_> {
     /// 2.3) the axis is logarithmic; where it cannot be (a gradient that is
     /// exactly 0), each function gets its own small chart and scale.
     fn steps_overlay(&self, column: &str, title: &str) -> Result<Vec<String>> {
-        let mut c = LineChart::new(title, &self.m.axis_step, column);
+        let mut c = self.measure_chart(title, &self.m.axis_step, column);
         (c.size, c.text) = (WIDE, WIDE_TEXT);
         // The functions drawn, in the order of their series.
         let mut drawn = Vec::new();
@@ -137,7 +161,7 @@ impl StudyPages<'_> {
         let mut small = Vec::new();
         for ((a, series), band) in drawn.into_iter().zip(c.series).zip(c.bands) {
             // The column is on the y axis; the small title names the function.
-            let mut one = LineChart::new(&series.name, &self.m.axis_step, column);
+            let mut one = self.measure_chart(&series.name, &self.m.axis_step, column);
             one.bands.push(band);
             one.series.push(Series { legend: false, ..series });
             small.push(self.svg(&format!("steps-{column}-{}.svg", a.name()), &one)?);
@@ -250,7 +274,7 @@ impl StudyPages<'_> {
             None => a.name().to_string(),
             Some(s) => fill(&self.m.legend_set_aside, &[("function", a.name()), ("seed", &s.to_string())]),
         };
-        let mut c = LineChart::new(&format!("{who} — {title}"), &self.m.axis_epoch, metric);
+        let mut c = self.measure_chart(&format!("{who} — {title}"), &self.m.axis_epoch, metric);
         for (i, layer) in ACTIVATED.iter().enumerate() {
             let v = match seed {
                 None => self.data.diagnostic(a, layer.name, metric),
@@ -328,8 +352,12 @@ impl StudyPages<'_> {
         // A designed study answers its question first.
         if let Some(d) = &self.data.study.design {
             p.push_str(&design::section(m, self.data, d));
-            let _ = writeln!(p, "## {}\n", m.title_article_table);
         }
+        // The article's table, under its own heading (each function is an H3
+        // beneath it), and how to read it before the charts.
+        let all = self.all_runs_csv()?;
+        let seed = self.data.study.seeds.first().map_or(String::new(), |s| s.to_string());
+        let _ = writeln!(p, "## {}\n\n{}\n", m.title_article_table, fill(&m.curves_caption, &[("csv", &all), ("seed", &seed)]));
         // The article's table, as one row of small multiples per function: it
         // fits any width (three charts side by side on a desktop, stacked on a phone).
         let max_loss = self.loss_ceiling();
@@ -345,9 +373,6 @@ impl StudyPages<'_> {
             }
             p.push_str("\n\n");
         }
-        let all = self.all_runs_csv()?;
-        let seed = self.data.study.seeds.first().map_or(String::new(), |s| s.to_string());
-        let _ = writeln!(p, "\n{}\n", fill(&m.curves_caption, &[("csv", &all), ("seed", &seed)]));
         if !self.data.study.observations.is_empty() {
             let _ = writeln!(p, "{}\n", fill(&m.see_observations, &[("link", &format!("verdicts.md#{}", super::verdicts::OBSERVATIONS_ANCHOR))]));
         }
