@@ -35,13 +35,35 @@ pub const WIDE: (u32, u32) = (480, 360);
 pub const WIDE_TEXT: u32 = 18;
 
 
+/// How heavily a line is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stroke {
+    /// A mean over seeds, or one run's own curve.
+    Thick,
+    /// A seed set aside (it did not learn): drawn on its own, and visible
+    /// where it lies on a reference line such as chance.
+    Medium,
+    /// A noisy per-step curve over its band.
+    Thin,
+}
+
+impl Stroke {
+    /// (width in pixels, opacity)
+    fn look(self) -> (u32, f64) {
+        match self {
+            Stroke::Thick => (3, 1.0),
+            Stroke::Medium => (2, 0.9),
+            Stroke::Thin => (1, 0.4),
+        }
+    }
+}
+
 pub struct Series {
     pub name: String,
     pub xs: Vec<f64>,
     pub ys: Vec<f64>,
     pub color: RGBColor,
-    /// Thick lines for means, thin for single seeds.
-    pub thick: bool,
+    pub stroke: Stroke,
     /// Dashed: validation (the test set); solid: training.
     pub dashed: bool,
     /// Shown in the legend.
@@ -104,10 +126,21 @@ impl LineChart {
         peaks[peaks.len() - 1] > ratio * peaks[0]
     }
 
-    /// Whether a logarithmic axis is the cure: the curves are [`flattened`](Self::flattened)
-    /// and every value is positive (a log axis cannot show 0).
+    /// Whether a logarithmic axis is the cure: the highest peak is over
+    /// `ratio` times the lowest curve's typical level (its median), which
+    /// covers one curve flattening the others and one flattening itself (a
+    /// first loss of 30 over a curve that lies at 2.3); and every value is
+    /// positive (a log axis cannot show 0).
     pub fn needs_log(&self, ratio: f64) -> bool {
-        self.flattened(ratio) && self.series.iter().flat_map(|s| finite(s.ys.iter().copied())).all(|v| v > 0.0)
+        let curves: Vec<Vec<f64>> = self.series.iter().filter(|s| s.legend).map(|s| finite(s.ys.iter().copied())).filter(|v| !v.is_empty()).collect();
+        let peak = curves.iter().flatten().copied().fold(0.0, f64::max);
+        let median = |c: &[f64]| {
+            let mut c = c.to_vec();
+            c.sort_by(f64::total_cmp);
+            c[c.len() / 2]
+        };
+        let lowest = curves.iter().map(|c| median(c)).fold(f64::INFINITY, f64::min);
+        lowest > 0.0 && lowest.is_finite() && peak > ratio * lowest && self.series.iter().flat_map(|s| finite(s.ys.iter().copied())).all(|v| v > 0.0)
     }
 
     fn y(&self, v: f64) -> f64 {
@@ -191,7 +224,8 @@ impl LineChart {
                 chart.draw_series(std::iter::once(Polygon::new(pts, b.color.mix(0.15).filled()))).map_err(err)?;
             }
             for s in &self.series {
-                let style = ShapeStyle { color: s.color.mix(if s.thick { 1.0 } else { 0.4 }), filled: false, stroke_width: if s.thick { 3 } else { 1 } };
+                let (width, opacity) = s.stroke.look();
+                let style = ShapeStyle { color: s.color.mix(opacity), filled: false, stroke_width: width };
                 let pts: Vec<(f64, f64)> = s.xs.iter().zip(&s.ys).map(|(x, y)| (*x, self.y(*y))).filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| (x, y.clamp(y0, y1))).collect();
                 if let [only] = pts.as_slice() {
                     // A single point (a one-epoch run) draws no line: a dot,
@@ -211,7 +245,7 @@ impl LineChart {
                     let (row, column) = if below { (i / columns, i % columns) } else { (i, 0) };
                     let x = column as i32 * strip_width as i32 + if below { 40 } else { 0 };
                     let y = top + row as i32 * line_height;
-                    let style = ShapeStyle { color: s.color.to_rgba(), filled: false, stroke_width: 3 };
+                    let style = ShapeStyle { color: s.color.to_rgba(), filled: false, stroke_width: if s.stroke == Stroke::Medium { 2 } else { 3 } };
                     if s.dashed {
                         strip.draw(&plotters::element::DashedPathElement::new(vec![(x + 4, y), (x + 34, y)], 7, 4, style)).map_err(err)?;
                     } else {

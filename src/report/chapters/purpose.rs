@@ -2,7 +2,7 @@
 
 use super::StudyPages;
 use crate::activation::{Activation, kernels::curve};
-use crate::report::charts::{LineChart, Series};
+use crate::report::charts::{LineChart, Series, Stroke};
 use crate::report::messages::fill;
 use crate::report::text;
 use crate::nn::arch::Architecture;
@@ -21,8 +21,8 @@ impl StudyPages<'_> {
         c.integer_x = false;
         let x: Vec<f64> = pts.iter().map(|p| p.0 as f64).collect();
         let color = (self.colors)(a);
-        c.series.push(Series { name: m.legend_f.clone(), xs: x.clone(), ys: pts.iter().map(|p| p.1 as f64).collect(), color, thick: true, dashed: false, legend: true });
-        c.series.push(Series { name: m.legend_df.clone(), xs: x, ys: pts.iter().map(|p| p.2 as f64).collect(), color, thick: true, dashed: true, legend: true });
+        c.series.push(Series { name: m.legend_f.clone(), xs: x.clone(), ys: pts.iter().map(|p| p.1 as f64).collect(), color, stroke: Stroke::Thick, dashed: false, legend: true });
+        c.series.push(Series { name: m.legend_df.clone(), xs: x, ys: pts.iter().map(|p| p.2 as f64).collect(), color, stroke: Stroke::Thick, dashed: true, legend: true });
         c.y_range = Some((-3.2, 6.2));
         self.svg(&format!("fn-{}.svg", a.name()), &c)
     }

@@ -6,7 +6,7 @@ use super::StudyPages;
 use crate::activation::Activation;
 use crate::io::write_atomic;
 use crate::nn::arch::ACTIVATED;
-use crate::report::charts::{Band, LineChart, Reference, SeedRow, SeedsChart, Series, REFERENCE_GREY, WIDE, WIDE_TEXT};
+use crate::report::charts::{Band, LineChart, Reference, SeedRow, SeedsChart, Series, Stroke, REFERENCE_GREY, WIDE, WIDE_TEXT};
 use crate::report::rules::CHANCE_ACCURACY;
 use crate::report::colors::LAYER_COLORS;
 use crate::report::data::HISTORY_COLUMNS;
@@ -84,7 +84,7 @@ impl StudyPages<'_> {
         let color = (self.colors)(a);
         for (column, dashed, label) in [(metric.to_string(), false, &m.legend_train), (format!("val_{metric}"), true, &m.legend_val)] {
             let ys: Vec<f64> = run.history.iter().map(|e| e.get(&column)).collect();
-            c.series.push(Series { name: label.clone(), xs: epochs(ys.len()), ys, color, thick: true, dashed, legend: true });
+            c.series.push(Series { name: label.clone(), xs: epochs(ys.len()), ys, color, stroke: Stroke::Thick, dashed, legend: true });
         }
         self.svg(&format!("{metric}-{}.svg", a.name()), &c)
     }
@@ -114,7 +114,7 @@ impl StudyPages<'_> {
             let b = self.data.band(a, metric);
             let color = (self.colors)(a);
             c.bands.push(Band { xs: epochs(b.mean.len()), lo: b.min, hi: b.max, color });
-            c.series.push(Series { name: a.name().into(), xs: epochs(b.mean.len()), ys: b.mean, color, thick: true, dashed: metric.starts_with("val_"), legend: true });
+            c.series.push(Series { name: a.name().into(), xs: epochs(b.mean.len()), ys: b.mean, color, stroke: Stroke::Thick, dashed: metric.starts_with("val_"), legend: true });
             // Seeds that did not learn while others did: each its own thin line,
             // never in the mean; one legend entry names them all.
             let set_aside = self.data.cohorts(a).1;
@@ -122,7 +122,7 @@ impl StudyPages<'_> {
             for (i, r) in set_aside.iter().enumerate() {
                 let ys: Vec<f64> = r.history.iter().map(|e| e.get(metric)).collect();
                 let name = fill(&self.m.legend_set_aside, &[("function", a.name()), ("seed", &seeds)]);
-                c.series.push(Series { name, xs: epochs(ys.len()), ys, color, thick: false, dashed: true, legend: i == 0 });
+                c.series.push(Series { name, xs: epochs(ys.len()), ys, color, stroke: Stroke::Medium, dashed: metric.starts_with("val_"), legend: i == 0 });
             }
         }
         c.log_y = c.needs_log(50.0);
@@ -148,7 +148,7 @@ impl StudyPages<'_> {
             let xs: Vec<f64> = (0..b.mean.len()).map(|i| i as f64).collect();
             let color = (self.colors)(a);
             c.bands.push(Band { xs: xs.clone(), lo: b.min, hi: b.max, color });
-            c.series.push(Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, thick: false, dashed: false, legend: true });
+            c.series.push(Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, stroke: Stroke::Thin, dashed: false, legend: true });
         }
         if c.series.is_empty() {
             return Ok(vec![]);
@@ -285,7 +285,7 @@ impl StudyPages<'_> {
                 xs: v.iter().map(|x| x.0 as f64).collect(),
                 ys: v.iter().map(|x| x.1).collect(),
                 color: LAYER_COLORS[i],
-                thick: true,
+                stroke: Stroke::Thick,
                 dashed: false,
                 legend: true,
             });
