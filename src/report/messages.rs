@@ -38,7 +38,7 @@ catalogue! {
     reduced_protocol, all_train, all_test, predictions_intro, no_prediction, checked_as, metric_best,
     metric_final, metric_gap, expect_higher, expect_lower, expect_similar, runs_of, row_function,
     row_accuracy, row_loss_curves, row_csv, seed_link, seed_state, curves_caption, col_runs, col_best,
-    col_ci, col_best_epoch, col_gap, col_final_loss, col_training, ci_note, col_seed, col_state, overlay_title,
+     col_best_epoch, col_gap, col_final_loss, col_training, ci_note, col_seed, col_state, overlay_title,
     diagnostics_intro, diag_pre_mean, diag_pre_mean_what, diag_post_mean, diag_post_mean_what, diag_sparsity,
     diag_sparsity_what, diag_zero_slope, diag_zero_slope_what, diag_dead_units, diag_dead_units_what,
     diag_grad, diag_grad_what, state_missing, state_partial, state_running, state_done, state_diverged,
@@ -72,7 +72,7 @@ catalogue! {
     hypothesis_verdict, designs_agree, designs_disagree, designs_undecided, sentence_end,
     duration_minutes, duration_hours, protocol_learning_rate, protocol_network, epoch_count_one,
     epoch_count, facts_sentence, fact_separator, search_results_one, search_results_none, search_results_many, search_placeholder, dataset_tensors, repro_data_title, repro_data_intro, repro_dataset_item, duration_seconds, clause_separator, interval_method, label_value, layer_order_caption, repro_time_title, repro_time_intro, col_median_run, col_all_runs, repro_verify_time, repro_engine_title, repro_engine_intro, col_commit, col_arithmetic, col_studies, front_engine_commits,
-    measure_val, measure_grad_norm, axis_log,
+    measure_val, measure_grad_norm, axis_log, seeds_value,
 }
 
 impl Messages {

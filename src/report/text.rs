@@ -80,10 +80,26 @@ pub fn seeds(m: &Messages, seeds: &[u64]) -> String {
     parts.join(&m.list_separator)
 }
 
+/// Seeds that did not learn, with their values: those at chance together
+/// ("seeds 2–10: 0.100–0.105, at chance"), any other one by one.
+pub fn seed_values(m: &Messages, seeds_and_values: &[(u64, f64)], test_images: usize) -> String {
+    let (chance, other): (Vec<(u64, f64)>, Vec<(u64, f64)>) = seeds_and_values.iter().partition(|(_, v)| rules::at_chance(*v, test_images));
+    let mut parts = Vec::new();
+    if chance.len() >= 2 {
+        let (lo, hi) = chance.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, v)| (l.min(*v), h.max(*v)));
+        let range = if format!("{lo:.3}") == format!("{hi:.3}") { format!("{lo:.3}") } else { format!("{lo:.3}–{hi:.3}") };
+        let ids: Vec<u64> = chance.iter().map(|(s, _)| *s).collect();
+        parts.push(fill(&m.seeds_value, &[("seeds", &seeds(m, &ids)), ("value", &fill(&m.value_at_chance, &[("value", &range)]))]));
+    } else {
+        parts.extend(chance.iter().map(|(s, v)| seed_value(m, *s, *v, test_images)));
+    }
+    parts.extend(other.iter().map(|(s, v)| seed_value(m, *s, *v, test_images)));
+    parts.join(&m.list_separator)
+}
+
 /// The seeds of a function that did not learn, set aside.
 pub fn split(m: &Messages, sp: &Split, test_images: usize) -> String {
-    let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| seed_value(m, *s, *v, test_images)).collect();
-    fill(&m.split_note, &[("function", sp.function.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(&m.list_separator))])
+    fill(&m.split_note, &[("function", sp.function.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seed_values(m, &sp.did_not_learn, test_images))])
 }
 
 /// How a claim was compared: the method, or "identical on every seed"; and
@@ -365,6 +381,18 @@ mod tests {
     fn a_pipe_stays_inside_its_cell() {
         assert_eq!(row(&["mean |∂loss/∂input|", "x"]), "| mean \\|∂loss/∂input\\| | x |\n");
         assert_eq!(header(&["a", "b"]), "| a | b |\n|---|---|\n");
+    }
+
+    #[test]
+    fn seeds_at_chance_are_listed_together() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/i18n");
+        let en = Messages::load(&dir, "en").unwrap();
+        // 10,000 test images: chance is 0.1 within the binomial band.
+        let v = [(2, 0.1), (3, 0.1), (4, 0.1), (5, 0.1049), (7, 0.1)];
+        assert_eq!(seed_values(&en, &v, 10_000), "seeds 2–5, 7: 0.100–0.105, at chance");
+        let v = [(2, 0.1), (3, 0.13), (4, 0.1)];
+        assert_eq!(seed_values(&en, &v, 10_000), "seeds 2, 4: 0.100, at chance, seed 3: 0.130");
+        assert_eq!(seed_values(&en, &[(5, 0.1)], 10_000), "seed 5: 0.100, at chance");
     }
 
     #[test]

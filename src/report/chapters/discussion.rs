@@ -82,8 +82,8 @@ impl StudyPages<'_> {
         // A function whose seeds split is said to, with the rate of not learning.
         for a in self.acts() {
             if let Some(sp) = rules::split(data, a, Metric::PlateauValAccuracy) {
-                let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| text::seed_value(m, *s, *v, test)).collect();
-                let _ = writeln!(p, "- {}", fill(&m.split_sentence, &[("function", a.name()), ("rate", &text::rate(m, sp.did_not_learn.len(), sp.of)), ("seeds", &seeds.join(&m.list_separator)), ("table", &summary)]));
+                let seeds = text::seed_values(m, &sp.did_not_learn, test);
+                let _ = writeln!(p, "- {}", fill(&m.split_sentence, &[("function", a.name()), ("rate", &text::rate(m, sp.did_not_learn.len(), sp.of)), ("seeds", &seeds), ("table", &summary)]));
             }
         }
 
@@ -143,11 +143,11 @@ impl StudyPages<'_> {
                     fill(&m.starts_stalled, &[("function", a.name()), ("range", &range), ("n", &seeds.to_string()), ("what", &what)])
                 }
                 Start::SomeStalled(sp) => {
-                    let seeds: Vec<String> = sp.did_not_learn.iter().map(|(s, v)| text::seed_value(m, *s, *v, test)).collect();
+                    let seeds = text::seed_values(m, &sp.did_not_learn, test);
                     let learned: Vec<u64> = rules::cohort(data, a, Metric::FirstValAccuracy).iter().map(|(s, _)| *s).collect();
                     fill(
                         &m.starts_some_stalled,
-                        &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds.join(&m.list_separator)), ("learned", &text::seeds(m, &learned))],
+                        &[("function", a.name()), ("k", &sp.did_not_learn.len().to_string()), ("n", &sp.of.to_string()), ("seeds", &seeds), ("learned", &text::seeds(m, &learned))],
                     )
                 }
                 Start::Behind { own, baseline, difference } => fill(

@@ -382,7 +382,6 @@ impl StudyPages<'_> {
             &m.col_function,
             &m.col_runs,
             &fill(&m.col_plateau, &[("measure", &text::last_epochs_measure(m, self.data.protocol.epochs))]),
-            &m.col_ci,
             &m.col_best,
             &m.col_best_epoch,
             &m.col_gap,
@@ -406,8 +405,7 @@ impl StudyPages<'_> {
             p.push_str(&text::row(&[
                 name,
                 format!("{}/{total}", self.data.usable(*a).count()),
-                text::mean_sd(&plateau),
-                text::ci(&plateau),
+                format!("{}<br>{}", text::mean_sd(&plateau), text::ci(&plateau)),
                 text::mean_sd(&d(|x| x.best_val_accuracy)),
                 if ms.is_empty() { "–".into() } else { format!("{:.1}", d(|x| x.best_epoch as f64).mean) },
                 text::mean_sd(&d(|x| x.overfit_gap)),
