@@ -57,7 +57,7 @@ catalogue! {
     verdict_too_few_seeds_unknown, verdict_too_few_seeds_many, exact_identical_at_chance, verdict_not_applicable, na_did_not_learn, na_diverged, na_diverged_seed, na_control_matches, na_still_rising, na_too_short, na_one_epoch, overfit_not_judged_any, fact_gradient_zero, verdicts_none,
     link_summary, link_diagnostics, ranking, ranking_resolved, ranking_unresolved, ranking_one_seed,
     overfit_unclear, overfit_one_seed, overfit_not_judged, starts_stalled, starts_some_stalled, at_chance_words, did_not_learn_words,
-    ranking_split_entry, split_sentence, dead_units_end_seed, legend_set_aside, starts_behind, answer_title, answer_intro,
+    ranking_split_entry, split_sentence, dead_units_end_seed, legend_set_aside, legend_set_aside_seeds, starts_behind, answer_title, answer_intro,
     answer_protocol, answer_progress, answer_claim, answer_design, answer_chart_title, answer_chart_caption,
     answer_none, answer_reduced, answer_lead, answer_baseline, answer_below, answer_above, answer_not_apart,
     answer_level_only, answer_seed_learned, answer_split, answer_hypothesis, answer_follow_up_intro, answer_follow_up,

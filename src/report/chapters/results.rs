@@ -121,7 +121,8 @@ impl StudyPages<'_> {
             let seeds = text::seeds(self.m, &set_aside.iter().map(|r| r.seed).collect::<Vec<_>>());
             for (i, r) in set_aside.iter().enumerate() {
                 let ys: Vec<f64> = r.history.iter().map(|e| e.get(metric)).collect();
-                let name = fill(&self.m.legend_set_aside, &[("function", a.name()), ("seed", &seeds)]);
+                let key = if set_aside.len() == 1 { &self.m.legend_set_aside } else { &self.m.legend_set_aside_seeds };
+                let name = fill(key, &[("function", a.name()), ("seed", &seeds)]);
                 c.series.push(Series { name, xs: epochs(ys.len()), ys, color, stroke: Stroke::Medium, dashed: metric.starts_with("val_"), legend: i == 0 });
             }
         }
