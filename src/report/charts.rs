@@ -58,6 +58,7 @@ impl Stroke {
     }
 }
 
+#[derive(Clone)]
 pub struct Series {
     pub name: String,
     pub xs: Vec<f64>,
@@ -71,6 +72,7 @@ pub struct Series {
 }
 
 /// A shaded band (e.g. min–max over seeds).
+#[derive(Clone)]
 pub struct Band {
     pub xs: Vec<f64>,
     pub lo: Vec<f64>,
@@ -223,7 +225,15 @@ impl LineChart {
                 let pts: Vec<_> = pts.into_iter().filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| (x, y.clamp(y0, y1))).collect();
                 chart.draw_series(std::iter::once(Polygon::new(pts, b.color.mix(0.15).filled()))).map_err(err)?;
             }
-            for s in &self.series {
+            // Seeds set aside first, means last: a mean is never hidden under
+            // a seed's line (one-epoch charts draw rings on the same spot).
+            let mut order: Vec<&Series> = self.series.iter().collect();
+            order.sort_by_key(|s| match s.stroke {
+                Stroke::Medium => 0,
+                Stroke::Thin => 1,
+                Stroke::Thick => 2,
+            });
+            for s in order {
                 let (width, opacity) = s.stroke.look();
                 let style = ShapeStyle { color: s.color.mix(opacity), filled: false, stroke_width: width };
                 let pts: Vec<(f64, f64)> = s.xs.iter().zip(&s.ys).map(|(x, y)| (*x, self.y(*y))).filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| (x, y.clamp(y0, y1))).collect();

@@ -21,6 +21,8 @@
 //! | `{{first_step RUN COLUMN OP VALUE}}` | the first logged step where it holds |
 //! | `{{engine sigmoid_zero_below}}` | the largest x whose sigmoid is exactly 0 in the engine's float32 |
 //! | `{{learning_rate [STUDY]}}` | the learning rate of the study's own protocol, as the book writes it (`1e-3`) |
+//! | `{{claim [study/]FUNCTION FIELD}}` | the one claim the function makes in its study, as its Verdicts page judges it: `difference` (function − baseline), the raw 95 % interval's `low` and `high`, `p_holm` |
+//! | `{{flat_first [study/]FUNCTION LAYER}}` | of its finished seeds with logged steps, on how many LAYER was among the first layers to go flat (the rule of the Results page's "Which layer goes flat first"): `k/n (lo–hi %)` |
 //! | `{{at_chance [study/]FUNCTION}}` | of its finished seeds, how many never left chance: `k/n (lo–hi %)`, the binomial 95 % interval |
 //! | `{{stays_at_chance FUNCTION EPOCHS}}` | of its seeds with EPOCHS epochs or more (any study at the note's protocol but for the length), how many were still at chance after epoch EPOCHS, as above |
 //! | `{{protocol FIELD}}` | the protocol of the note's runs: `epochs batch_size train_images test_images` |
@@ -206,6 +208,31 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
             args(2, "slope_below [study/]FUNCTION")?;
             Ok(real(slope_below(words[1], here, all)? as f64))
         }
+        Some("claim") => {
+            args(3, "claim [study/]FUNCTION difference|low|high|p_holm")?;
+            let j = judged_claim(words[1], here, all)?;
+            let none = || anyhow!("the claim of {} has no {} (decided without a test, or not judged)", words[1], words[2]);
+            let interval = j.interval();
+            let v = match words[2] {
+                "difference" => j.difference.map(|d| d.estimate),
+                "low" => interval.map(|i| i.0),
+                "high" => interval.map(|i| i.1),
+                "p_holm" => j.p_holm,
+                other => bail!("no claim field `{other}` (there are {})", CLAIM_FIELDS.join(", ")),
+            };
+            Ok(real(v.ok_or_else(none)?))
+        }
+        Some("flat_first") => {
+            args(3, "flat_first [study/]FUNCTION LAYER")?;
+            let (data, function) = function_in(words[1], here, all)?;
+            let layer = crate::nn::arch::ACTIVATED.iter().position(|l| l.name == words[2]).ok_or_else(|| anyhow!("no activated layer `{}`", words[2]))?;
+            let runs: Vec<_> = data.runs.iter().filter(|r| r.activation.name() == function && r.usable() && !r.steps.is_empty()).collect();
+            if runs.is_empty() {
+                bail!("study {} has no finished run of `{function}` with logged steps", data.study.name);
+            }
+            let k = runs.iter().filter(|r| super::rules::flat_first(&super::rules::flat_steps(r)).contains(&layer)).count();
+            Ok(rate(k, runs.len()))
+        }
         Some("at_chance") => {
             args(2, "at_chance [study/]FUNCTION")?;
             let (k, n) = at_chance(words[1], here, all)?;
@@ -283,7 +310,7 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
             let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
             Ok(whole(steps[i] as usize))
         }
-        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, at_chance, stays_at_chance, protocol, learning_rate, published, engine, slope_below or function"),
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, claim, flat_first, at_chance, stays_at_chance, protocol, learning_rate, published, engine, slope_below or function"),
     }
 }
 
@@ -319,18 +346,27 @@ const OUTCOMES: [&str; 3] = ["supported", "contradicted", "undecided"];
 /// the study's own protocol), judged with the study's other claims as the
 /// Verdicts page judges them.
 fn verdict(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<&'static str> {
+    Ok(match judged_claim(spec, here, all)?.verdict {
+        super::rules::Verdict::Supported => OUTCOMES[0],
+        super::rules::Verdict::Contradicted => OUTCOMES[1],
+        _ => OUTCOMES[2],
+    })
+}
+
+/// The one claim `[study/]function` makes in its study, judged as the
+/// Verdicts page judges it (with the study's other claims, for Holm).
+fn judged_claim(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<super::rules::Judged> {
     let (data, function) = function_in(spec, here, all)?;
-    let judged: Vec<_> = super::rules::judge(data).into_iter().filter(|j| j.function.name() == function).collect();
-    match judged.as_slice() {
-        [j] => Ok(match j.verdict {
-            super::rules::Verdict::Supported => OUTCOMES[0],
-            super::rules::Verdict::Contradicted => OUTCOMES[1],
-            _ => OUTCOMES[2],
-        }),
-        [] => bail!("`{function}` makes no claim in study {}", data.study.name),
-        _ => bail!("`{function}` makes {} claims in study {}; a verdict condition needs one", judged.len(), data.study.name),
+    let mut judged: Vec<_> = super::rules::judge(data).into_iter().filter(|j| j.function.name() == function).collect();
+    match judged.len() {
+        1 => Ok(judged.remove(0)),
+        0 => bail!("`{function}` makes no claim in study {}", data.study.name),
+        n => bail!("`{function}` makes {n} claims in study {}; a verdict or claim placeholder needs one", data.study.name),
     }
 }
+
+/// What `{{claim RUN FIELD}}` prints of a judged claim.
+const CLAIM_FIELDS: [&str; 4] = ["difference", "low", "high", "p_holm"];
 
 /// Whether the binomial 95 % intervals of two rates, `(k, n)` each, do not overlap.
 fn apart(a: (usize, usize), b: (usize, usize)) -> bool {

@@ -42,6 +42,21 @@ pub const OVERFIT_GAP: f64 = 0.05;
 /// 2·softplus's slope, 2σ(x), is under 0.014 (its slope at 0 is 1), and
 /// relu's is exactly 0 for most units.
 pub const FLAT_PRE_MEAN: f64 = -5.0;
+/// The step at which each activated layer's mean pre-activation is first
+/// below [`FLAT_PRE_MEAN`] in a run's steps.csv (`None`: not in the steps
+/// logged), in layer order.
+pub fn flat_steps(run: &super::data::Run) -> Vec<Option<f64>> {
+    let steps = run.step_column("step");
+    crate::nn::arch::ACTIVATED.iter().map(|l| run.step_column(&format!("{}_pre_mean", l.name)).iter().position(|v| *v < FLAT_PRE_MEAN).map(|i| steps[i])).collect()
+}
+
+/// The layers (indices into `ACTIVATED`) that go flat first in a run: those
+/// at the earliest of [`flat_steps`] (a tie gives each). Empty where none does.
+pub fn flat_first(flat: &[Option<f64>]) -> Vec<usize> {
+    let Some(first) = flat.iter().flatten().copied().reduce(f64::min) else { return vec![] };
+    flat.iter().enumerate().filter(|(_, s)| **s == Some(first)).map(|(i, _)| i).collect()
+}
+
 /// A best val_accuracy this far above the plateau is a peak that fell back.
 const PEAK_DROP: f64 = 0.01;
 /// No study suggests running more seeds than this.

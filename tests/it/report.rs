@@ -287,6 +287,43 @@ fn the_book_has_every_chapter_valid_charts_and_the_results_table() {
         assert_eq!(kept, if o == outcome { "yes" } else { "no" }, "{o} (the verdict is {outcome})");
         assert_eq!(fill(&format!("{{{{if verdict tiny/softplus_linear {o}}}}}yes{{{{end}}}}")).unwrap(), if o == outcome { "yes" } else { "" });
     }
+    // A claim's numbers, as the Verdicts page judges it: the paired difference
+    // of the plateaus, computed from the histories by hand over the seeds
+    // where both sides learned (the plateau of two epochs is their mean).
+    let plateau = |function: &str, s: u64| {
+        let text = std::fs::read_to_string(f.run_dir(function, s).join("history.csv")).unwrap();
+        let v: Vec<f64> = text.lines().skip(1).map(|l| l.split(',').nth(3).unwrap().parse().unwrap()).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let pairs: Vec<f64> = (1..=3).map(|s| (plateau("softplus_linear", s), plateau("relu", s))).filter(|(a, b)| *a > 0.15 && *b > 0.15).map(|(a, b)| a - b).collect();
+    if pairs.len() >= 2 && pairs.iter().any(|d| (d - pairs[0]).abs() > 1e-12) {
+        let by_hand = pairs.iter().sum::<f64>() / pairs.len() as f64;
+        assert_eq!(fill("{{claim softplus_linear difference :6}}").unwrap(), format!("{by_hand:.6}"));
+        let number = |field: &str| fill(&format!("{{{{claim softplus_linear {field} :9}}}}")).unwrap().parse::<f64>().unwrap();
+        assert!(number("low") < by_hand && by_hand < number("high"), "the interval holds the difference");
+        assert!(number("p_holm") > 0.0 && number("p_holm") <= 1.0);
+    }
+    assert!(format!("{:#}", fill("{{claim relu difference}}").unwrap_err()).contains("`relu` makes no claim"));
+    assert!(format!("{:#}", fill("{{claim softplus_linear median}}").unwrap_err()).contains("no claim field `median`"));
+    // Which layer goes flat first, counted from steps.csv by hand: the
+    // layers whose mean pre-activation is below −5 at the earliest step.
+    let first_flat = |s: u64| -> Vec<String> {
+        let text = std::fs::read_to_string(f.run_dir("relu", s).join("steps.csv")).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let rows: Vec<Vec<f64>> = text.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+        let layers: Vec<(String, Option<f64>)> = header
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.strip_suffix("_pre_mean").map(|l| (l.to_string(), rows.iter().find(|r| r[i] < -5.0).map(|r| r[0]))))
+            .collect();
+        let first = layers.iter().filter_map(|l| l.1).reduce(f64::min);
+        layers.into_iter().filter(|l| first.is_some() && l.1 == first).map(|l| l.0).collect()
+    };
+    for layer in ["conv1", "dense1"] {
+        let k = (1..=3).filter(|s| first_flat(*s).iter().any(|l| l == layer)).count();
+        assert_eq!(fill(&format!("{{{{flat_first relu {layer}}}}}")).unwrap(), format!("{k}/3 ({} %)", ["0–71", "1–91", "9–99", "29–100"][k]));
+    }
+    assert!(format!("{:#}", fill("{{flat_first relu dense9}}").unwrap_err()).contains("no activated layer `dense9`"));
     // A published figure, as the literature file gives it (a typed decimal would be refused).
     assert_eq!(fill("ReLU: {{published he2015 relu_top1}} top-1 error").unwrap(), "ReLU: 33.82 % top-1 error");
     for (note, says) in [

@@ -152,7 +152,7 @@ impl StudyPages<'_> {
                 }
                 Start::Behind { own, baseline, difference } => fill(
                     &m.starts_behind,
-                    &[("function", a.name()), ("baseline", base.name()), ("value", &f3(own.mean)), ("base_value", &f3(baseline.mean)), ("interval", &text::interval(difference.interval(ALPHA)))],
+                    &[("function", a.name()), ("baseline", base.name()), ("value", &f3(own.mean)), ("base_value", &f3(baseline.mean)), ("d", &text::signed(difference.estimate)), ("interval", &text::interval(difference.interval(ALPHA))), ("method", &text::method(m, difference))],
                 ),
             };
             let _ = write!(p, "- {sentence}");

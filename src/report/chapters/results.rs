@@ -131,41 +131,60 @@ impl StudyPages<'_> {
     }
 
     /// One steps.csv column of every function that logged it: the mean over
-    /// seeds per step, with the min–max band. Where one function's curve
-    /// would flatten the others (a stall's loss of 10 and more beside relu's
-    /// 2.3) the axis is logarithmic; where it cannot be (a gradient that is
-    /// exactly 0), each function gets its own small chart and scale.
+    /// seeds per step, with the min–max band, and each seed set aside (it
+    /// did not learn) as its own line. Where a peak would flatten the curves
+    /// (a stall's loss of 10 and more beside relu's 2.3) the axis is
+    /// logarithmic; where it cannot be (a gradient that is exactly 0) and one
+    /// function flattens the others, each function gets its own small chart
+    /// and scale.
     fn steps_overlay(&self, column: &str, title: &str) -> Result<Vec<String>> {
-        let mut c = self.measure_chart(title, &self.m.axis_step, column);
-        (c.size, c.text) = (WIDE, WIDE_TEXT);
-        // The functions drawn, in the order of their series.
-        let mut drawn = Vec::new();
+        // Per function drawn: its band, its mean, its seeds set aside.
+        let mut drawn: Vec<(Activation, Band, Series, Vec<Series>)> = Vec::new();
         for a in self.acts() {
             let (b, n) = self.data.step_band(a, column);
             if n == 0 {
                 continue;
             }
-            drawn.push(a);
             let xs: Vec<f64> = (0..b.mean.len()).map(|i| i as f64).collect();
             let color = (self.colors)(a);
-            c.bands.push(Band { xs: xs.clone(), lo: b.min, hi: b.max, color });
-            c.series.push(Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, stroke: Stroke::Thin, dashed: false, legend: true });
+            let band = Band { xs: xs.clone(), lo: b.min, hi: b.max, color };
+            let mean = Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, stroke: Stroke::Thin, dashed: false, legend: true };
+            let set_aside: Vec<_> = self.data.cohorts(a).1.into_iter().map(|r| (r.seed, r.step_column(column))).filter(|(_, ys)| !ys.is_empty()).collect();
+            let ids: Vec<u64> = set_aside.iter().map(|(s, _)| *s).collect();
+            let key = if ids.len() == 1 { &self.m.legend_set_aside } else { &self.m.legend_set_aside_seeds };
+            let name = fill(key, &[("function", a.name()), ("seed", &text::seeds(self.m, &ids))]);
+            let seeds = set_aside
+                .into_iter()
+                .enumerate()
+                .map(|(i, (_, ys))| Series { name: name.clone(), xs: (0..ys.len()).map(|i| i as f64).collect(), ys, color, stroke: Stroke::Medium, dashed: false, legend: i == 0 })
+                .collect();
+            drawn.push((a, band, mean, seeds));
         }
-        if c.series.is_empty() {
+        if drawn.is_empty() {
             return Ok(vec![]);
         }
+        let chart = |title: &str, functions: &[(Activation, Band, Series, Vec<Series>)]| {
+            let mut c = self.measure_chart(title, &self.m.axis_step, column);
+            for (_, band, mean, seeds) in functions {
+                c.bands.push(band.clone());
+                c.series.push(mean.clone());
+                c.series.extend(seeds.iter().cloned());
+            }
+            c
+        };
         const FLATTENS: f64 = 3.0;
+        let mut c = chart(title, &drawn);
+        (c.size, c.text) = (WIDE, WIDE_TEXT);
         c.log_y = c.needs_log(FLATTENS);
         if c.log_y || !c.flattened(FLATTENS) {
             return Ok(vec![self.svg(&format!("steps-{column}.svg"), &c)?]);
         }
         let mut small = Vec::new();
-        for ((a, series), band) in drawn.into_iter().zip(c.series).zip(c.bands) {
+        for one in drawn.chunks(1) {
             // The column is on the y axis; the small title names the function.
-            let mut one = self.measure_chart(&series.name, &self.m.axis_step, column);
-            one.bands.push(band);
-            one.series.push(Series { legend: false, ..series });
-            small.push(self.svg(&format!("steps-{column}-{}.svg", a.name()), &one)?);
+            let mut c = chart(&one[0].2.name, one);
+            c.series[0].legend = false;
+            small.push(self.svg(&format!("steps-{column}-{}.svg", one[0].0.name()), &c)?);
         }
         Ok(small)
     }
@@ -220,14 +239,12 @@ impl StudyPages<'_> {
             let mut none = 0;
             for r in &runs {
                 let steps = r.step_column("step");
-                let passes: Vec<Option<f64>> = ACTIVATED
-                    .iter()
-                    .map(|l| r.step_column(&format!("{}_pre_mean", l.name)).iter().position(|v| *v < threshold).map(|i| steps[i]))
-                    .collect();
-                match passes.iter().flatten().cloned().fold(None, |lo: Option<f64>, s| Some(lo.map_or(s, |lo| lo.min(s)))) {
-                    // Every layer that passes first (a tie counts for each).
-                    Some(first) => passes.iter().enumerate().filter(|(_, p)| **p == Some(first)).for_each(|(i, _)| firsts[i] += 1),
-                    None => none += 1,
+                let passes = crate::report::rules::flat_steps(r);
+                // Every layer that passes first (a tie counts for each).
+                let first = crate::report::rules::flat_first(&passes);
+                first.iter().for_each(|i| firsts[*i] += 1);
+                if first.is_empty() {
+                    none += 1;
                 }
                 for (i, p) in passes.iter().enumerate() {
                     by_layer[i].extend(*p);
