@@ -83,7 +83,7 @@ pub fn seeds(m: &Messages, seeds: &[u64]) -> String {
 /// Seeds that did not learn, with their values: those at chance together
 /// ("seeds 2–10: 0.100–0.105, at chance"), any other one by one.
 pub fn seed_values(m: &Messages, seeds_and_values: &[(u64, f64)], test_images: usize) -> String {
-    let (chance, other): (Vec<(u64, f64)>, Vec<(u64, f64)>) = seeds_and_values.iter().partition(|(_, v)| rules::at_chance(*v, test_images));
+    let (chance, other): (Vec<_>, Vec<_>) = seeds_and_values.iter().copied().partition(|(_, v)| rules::at_chance(*v, test_images));
     let mut parts = Vec::new();
     if chance.len() >= 2 {
         let (lo, hi) = chance.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, v)| (l.min(*v), h.max(*v)));
