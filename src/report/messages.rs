@@ -72,7 +72,7 @@ catalogue! {
     hypothesis_verdict, designs_agree, designs_disagree, designs_undecided, sentence_end,
     duration_minutes, duration_hours, protocol_learning_rate, protocol_network, epoch_count_one,
     epoch_count, facts_sentence, fact_separator, search_results_one, search_results_none, search_results_many, search_placeholder, dataset_tensors, repro_data_title, repro_data_intro, repro_dataset_item, duration_seconds, clause_separator, interval_method, label_value, layer_order_caption, repro_time_title, repro_time_intro, col_median_run, col_all_runs, repro_verify_time, repro_engine_title, repro_engine_intro, col_commit, col_arithmetic, col_studies, front_engine_commits,
-    measure_val, measure_grad_norm, axis_log, seeds_value,
+    measure_val, measure_grad_norm, axis_log, seeds_value, overlay_caption_one_epoch,
 }
 
 impl Messages {

@@ -102,8 +102,12 @@ impl StudyPages<'_> {
         std::iter::once(Reference::chance(m)).chain(level).collect()
     }
 
-    /// Every function's mean over seeds, with the min–max band.
+    /// Every function's mean over seeds, with the min–max band; after one
+    /// epoch, where a curve is a single point, each seed's value instead.
     fn overlay(&self, metric: &str) -> Result<String> {
+        if self.data.protocol.epochs == 1 {
+            return self.one_epoch_overlay(metric);
+        }
         let mut c = self.measure_chart(&fill(&self.m.overlay_title, &[("metric", &measure_words(self.m, metric))]), &self.m.axis_epoch, metric);
         (c.size, c.text) = (WIDE, WIDE_TEXT);
         if metric.ends_with("accuracy") {
@@ -128,6 +132,35 @@ impl StudyPages<'_> {
         }
         c.log_y = c.needs_log(50.0);
         self.svg(&format!("overlay-{metric}.svg"), &c)
+    }
+
+    /// After one epoch every function's line is a single point, and points
+    /// at one x hide each other (three functions at 0.57, two at chance): a
+    /// row per function instead, a dot per seed, hollow where the seed did
+    /// not learn.
+    fn one_epoch_overlay(&self, metric: &str) -> Result<String> {
+        let accuracy = metric.ends_with("accuracy");
+        let mut rows = Vec::new();
+        for a in self.acts() {
+            // Learned: above chance after the epoch, seed by seed (a function
+            // at chance on every seed has no seed set aside, but no dot filled).
+            let points: Vec<(f64, bool)> = self.data.usable(a).filter_map(|r| r.history.first().map(|e| (e.get(metric), e.val_accuracy > crate::report::rules::AT_CHANCE_MAX))).filter(|p| p.0.is_finite()).collect();
+            if !points.is_empty() {
+                rows.push(SeedRow { label: a.name().to_string(), points, color: (self.colors)(a) });
+            }
+        }
+        let top = rows.iter().flat_map(|r| r.points.iter().map(|p| p.0)).fold(0.0, f64::max);
+        let words = measure_words(self.m, metric);
+        let chart = SeedsChart {
+            title: fill(&self.m.overlay_title, &[("metric", &words)]),
+            x_label: words,
+            rows,
+            references: if accuracy { vec![Reference::chance(self.m)] } else { vec![] },
+            x_range: (0.0, if accuracy { 1.0 } else { top * 1.05 }),
+        };
+        let name = format!("overlay-{metric}.svg");
+        write_atomic(&self.dir.join("img").join(&name), chart.render()?.as_bytes())?;
+        Ok(format!("img/{name}"))
     }
 
     /// One steps.csv column of every function that logged it: the mean over
@@ -448,7 +481,8 @@ impl StudyPages<'_> {
             let img = self.overlay(metric)?;
             let _ = writeln!(p, "[![{metric}]({img})]({img})\n");
         }
-        let _ = writeln!(p, "{}\n", m.overlay_caption);
+        let caption = if self.data.protocol.epochs == 1 { fill(&m.overlay_caption_one_epoch, &[("chance", &crate::report::rules::AT_CHANCE_MAX.to_string())]) } else { m.overlay_caption.clone() };
+        let _ = writeln!(p, "{caption}\n");
         p.push_str(&self.first_steps()?);
         p.push_str(&self.leaving_chance()?);
 
