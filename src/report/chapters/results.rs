@@ -64,6 +64,13 @@ impl StudyPages<'_> {
         c
     }
 
+    /// The legend of `a`'s seeds set aside (they did not learn): "seed 5" or
+    /// "seeds 5, 12".
+    fn set_aside_legend(&self, a: Activation, seeds: &[u64]) -> String {
+        let key = if seeds.len() == 1 { &self.m.legend_set_aside } else { &self.m.legend_set_aside_seeds };
+        fill(key, &[("function", a.name()), ("seed", &text::seeds(self.m, seeds))])
+    }
+
     /// The run the article's table shows: the study's first seed, like the
     /// article's single run (or, while that one is missing, the first usable seed).
     fn table_run(&self, a: Activation) -> Option<&crate::report::data::Run> {
@@ -122,11 +129,10 @@ impl StudyPages<'_> {
             // Seeds that did not learn while others did: each its own thin line,
             // never in the mean; one legend entry names them all.
             let set_aside = self.data.cohorts(a).1;
-            let seeds = text::seeds(self.m, &set_aside.iter().map(|r| r.seed).collect::<Vec<_>>());
+            let name = self.set_aside_legend(a, &set_aside.iter().map(|r| r.seed).collect::<Vec<_>>());
             for (i, r) in set_aside.iter().enumerate() {
                 let ys: Vec<f64> = r.history.iter().map(|e| e.get(metric)).collect();
-                let key = if set_aside.len() == 1 { &self.m.legend_set_aside } else { &self.m.legend_set_aside_seeds };
-                let name = fill(key, &[("function", a.name()), ("seed", &seeds)]);
+                let name = name.clone();
                 c.series.push(Series { name, xs: epochs(ys.len()), ys, color, stroke: Stroke::Medium, dashed: metric.starts_with("val_"), legend: i == 0 });
             }
         }
@@ -183,9 +189,7 @@ impl StudyPages<'_> {
             let band = Band { xs: xs.clone(), lo: b.min, hi: b.max, color };
             let mean = Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, stroke: Stroke::Thin, dashed: false, legend: true };
             let set_aside: Vec<_> = self.data.cohorts(a).1.into_iter().map(|r| (r.seed, r.step_column(column))).filter(|(_, ys)| !ys.is_empty()).collect();
-            let ids: Vec<u64> = set_aside.iter().map(|(s, _)| *s).collect();
-            let key = if ids.len() == 1 { &self.m.legend_set_aside } else { &self.m.legend_set_aside_seeds };
-            let name = fill(key, &[("function", a.name()), ("seed", &text::seeds(self.m, &ids))]);
+            let name = self.set_aside_legend(a, &set_aside.iter().map(|(s, _)| *s).collect::<Vec<_>>());
             let seeds = set_aside
                 .into_iter()
                 .enumerate()
@@ -213,11 +217,11 @@ impl StudyPages<'_> {
             return Ok(vec![self.svg(&format!("steps-{column}.svg"), &c)?]);
         }
         let mut small = Vec::new();
-        for one in drawn.chunks(1) {
+        for one in &drawn {
             // The column is on the y axis; the small title names the function.
-            let mut c = chart(&one[0].2.name, one);
+            let mut c = chart(&one.2.name, std::slice::from_ref(one));
             c.series[0].legend = false;
-            small.push(self.svg(&format!("steps-{column}-{}.svg", one[0].0.name()), &c)?);
+            small.push(self.svg(&format!("steps-{column}-{}.svg", one.0.name()), &c)?);
         }
         Ok(small)
     }
@@ -323,7 +327,7 @@ impl StudyPages<'_> {
     fn diagnostic_chart(&self, a: Activation, seed: Option<u64>, metric: &str, title: &str) -> Result<String> {
         let who = match seed {
             None => a.name().to_string(),
-            Some(s) => fill(&self.m.legend_set_aside, &[("function", a.name()), ("seed", &s.to_string())]),
+            Some(s) => self.set_aside_legend(a, &[s]),
         };
         let mut c = self.measure_chart(&format!("{who} — {title}"), &self.m.axis_epoch, metric);
         for (i, layer) in ACTIVATED.iter().enumerate() {
@@ -494,7 +498,7 @@ impl StudyPages<'_> {
                 let _ = write!(p, "[![{a} — {title}]({img})]({img}) ");
                 for r in self.data.cohorts(*a).1 {
                     let img = self.diagnostic_chart(*a, Some(r.seed), metric, title)?;
-                    let who = fill(&m.legend_set_aside, &[("function", a.name()), ("seed", &r.seed.to_string())]);
+                    let who = self.set_aside_legend(*a, &[r.seed]);
                     let _ = write!(p, "[![{who} — {title}]({img})]({img}) ");
                 }
             }
