@@ -90,6 +90,11 @@ impl Run {
         self.record().is_some() && self.problem.is_none()
     }
 
+    /// A run that stopped because it diverged.
+    pub fn diverged(&self) -> bool {
+        matches!(self.state, RunState::Diverged(..))
+    }
+
     /// Why a run with files is damaged (unreadable, or not matching its
     /// `run.json`), if it is.
     pub fn damage(&self) -> Option<&str> {
@@ -213,13 +218,20 @@ impl StudyData {
         self.usable(a).filter_map(|r| Some((r.seed, r.measures()?))).collect()
     }
 
+    /// The seeds of `a` that diverged, with the epoch each stopped at.
+    pub fn diverged(&self, a: Activation) -> Vec<(u64, usize)> {
+        self.usable(a).filter_map(|r| if let RunState::Diverged(_, e) = r.state { Some((r.seed, e)) } else { None }).collect()
+    }
+
     /// The usable runs of `a` that may be averaged together, and those set
-    /// aside: when some seeds learned and some did not (by the plateau,
-    /// [`crate::report::rules::split`]), the ones that did not. Every mean,
-    /// band and diagnostic of a function is over the first group only.
+    /// aside: the runs that diverged, and, when some seeds learned and some
+    /// did not (by the plateau, [`crate::report::rules::split`]), the ones
+    /// that did not. Every mean, band and diagnostic of a function is over
+    /// the first group only; the others are drawn one by one.
     pub fn cohorts(&self, a: Activation) -> (Vec<&Run>, Vec<&Run>) {
         let split = crate::report::rules::split(self, a, crate::study::spec::Metric::PlateauValAccuracy);
-        self.usable(a).partition(|r| !split.as_ref().is_some_and(|sp| sp.did_not_learn.iter().any(|x| x.0 == r.seed)))
+        let did_not_learn = |r: &Run| split.as_ref().is_some_and(|sp| sp.did_not_learn.iter().any(|x| x.0 == r.seed));
+        self.usable(a).partition(|r| !r.diverged() && !did_not_learn(r))
     }
 
     /// A history column over seeds (the cohort that may be averaged), per

@@ -36,16 +36,22 @@ pub fn hypothesis_verdict(d: Option<&Difference>, margin: f64) -> Verdict {
 }
 
 /// (with − without) of plateau val_accuracy, paired by seed where it can
-/// be, on the seeds where both learned when either side's seeds split.
-fn effect(data: &StudyData, with: Activation, without: Activation) -> Option<Difference> {
-    let (a, b, _) = comparable(data, with, without, METRIC).ok()?;
-    difference(&a, &b)
+/// be, on the seeds where both learned when either side's seeds split;
+/// none with fewer than two seeds a side. Not applicable where a side
+/// diverged on any seed.
+fn effect(data: &StudyData, with: Activation, without: Activation) -> Result<Option<Difference>, NotApplicable> {
+    let (a, b, _) = comparable(data, with, without, METRIC)?;
+    Ok(difference(&a, &b))
 }
 
-fn difference_text(m: &Messages, d: Option<&Difference>) -> (String, String) {
-    match d {
-        Some(d) => (text::signed(d.estimate), fill(&m.interval_method, &[("interval", &text::interval(d.interval(ALPHA))), ("method", &text::method(m, d))])),
-        None => ("–".into(), "–".into()),
+
+/// A removal's (difference, interval) cells: "–" where there is none to
+/// show, and the seeds that diverged where that is why.
+fn difference_text(m: &Messages, e: &Result<Option<Difference>, NotApplicable>) -> (String, String) {
+    match e {
+        Ok(Some(d)) => (text::signed(d.estimate), fill(&m.interval_method, &[("interval", &text::interval(d.interval(ALPHA))), ("method", &text::method(m, d))])),
+        Err(NotApplicable::Diverged { function, seeds, of }) => ("–".into(), fill(&m.label_value, &[("label", &format!("`{function}`")), ("value", &text::diverged(m, seeds, *of))])),
+        Ok(None) | Err(_) => ("–".into(), "–".into()),
     }
 }
 
@@ -58,40 +64,45 @@ fn difference_text(m: &Messages, d: Option<&Difference>) -> (String, String) {
 /// verdict applies.
 pub fn verdict(data: &StudyData, d: &Design) -> Verdict {
     let (both, neither) = (d.cell(true, true), d.cell(false, false));
-    if let Some(e) = effect(data, both, neither) {
-        let (low, high) = e.interval(ALPHA);
-        if low <= 0.0 {
-            return Verdict::NotApplicable(NotApplicable::ControlMatches { control: neither, baseline: both, low: -high, high: -low });
+    let removal = |with, without| effect(data, with, without).map_err(Verdict::NotApplicable);
+    let judged = removal(both, neither).and_then(|control| {
+        if let Some(e) = control {
+            let (low, high) = e.interval(ALPHA);
+            if low <= 0.0 {
+                return Err(Verdict::NotApplicable(NotApplicable::ControlMatches { control: neither, baseline: both, low: -high, high: -low }));
+            }
         }
-    }
-    let (both, without) = d.removing(d.credited);
-    hypothesis_verdict(effect(data, both, without).as_ref(), data.study.similar_margin)
+        let (both, without) = d.removing(d.credited);
+        removal(both, without).map(|e| hypothesis_verdict(e.as_ref(), data.study.similar_margin))
+    });
+    judged.unwrap_or_else(|not_judged| not_judged)
 }
 
 /// One sentence: the verdict and the two removals it rests on.
 pub fn verdict_sentence(m: &Messages, data: &StudyData, d: &Design) -> String {
-    let (hypothesis, factors) = data.study.design_words_in(&m.lang).expect("a study with a design");
+    let (_, factors) = data.study.design_words_in(&m.lang).expect("a study with a design");
     let other = 1 - d.credited;
     let (both, without) = d.removing(d.credited);
     let (_, other_without) = d.removing(other);
-    let iv = effect(data, both, without);
-    let (diff, interval) = difference_text(m, iv.as_ref());
-    let (diff2, interval2) = difference_text(m, effect(data, both, other_without).as_ref());
+    // "relu − x = d, 95 % interval [..]", or why there is no difference.
+    let removal = |without: Activation| match effect(data, both, without) {
+        Err(NotApplicable::Diverged { seeds, of, .. }) => text::diverged(m, &seeds, of),
+        e => {
+            let (d, interval) = difference_text(m, &e);
+            fill(&m.design_difference, &[("both", both.name()), ("without", without.name()), ("d", &d), ("interval", &interval)])
+        }
+    };
     fill(
         &m.design_verdict,
         &[
             ("verdict", &text::verdict(m, &verdict(data, d))),
-            ("hypothesis", hypothesis),
             ("credited", factors[d.credited]),
             ("other", factors[other]),
             ("both", both.name()),
             ("without", without.name()),
             ("other_without", other_without.name()),
-            ("d", &diff),
-            ("interval", &interval),
-            ("d2", &diff2),
-            ("interval2", &interval2),
-            ("measure", &text::last_epochs_measure(m, data.protocol.epochs)),
+            ("removal", &removal(without)),
+            ("other_removal", &removal(other_without)),
         ],
     )
 }
@@ -123,6 +134,10 @@ pub fn section(m: &Messages, data: &StudyData, d: &Design) -> String {
     let (hypothesis, factors) = data.study.design_words_in(&m.lang).expect("a study with a design");
     let mut p = format!("## {}\n\n{}\n\n", m.title_design, fill(&m.design_intro, &[("hypothesis", hypothesis), ("measure", &text::last_epochs_measure(m, data.protocol.epochs))]));
     let cell = |a: Activation| {
+        let diverged = data.diverged(a);
+        if !diverged.is_empty() {
+            return format!("`{a}`<br>{}", text::diverged(m, &diverged, data.usable(a).count()));
+        }
         let s = describe(&cohort(data, a, METRIC).into_iter().map(|x| x.1).collect::<Vec<_>>());
         let value = match s.n {
             0 => "–".to_string(),
@@ -145,7 +160,7 @@ pub fn section(m: &Messages, data: &StudyData, d: &Design) -> String {
         for other_present in [true, false] {
             let at = |present: bool| if factor == 0 { d.cell(present, other_present) } else { d.cell(other_present, present) };
             let (with, without) = (at(true), at(false));
-            let (diff, interval) = difference_text(m, effect(data, with, without).as_ref());
+            let (diff, interval) = difference_text(m, &effect(data, with, without));
             let while_other = fill(if other_present { &m.design_other_present } else { &m.design_other_absent }, &[("other", factors[1 - factor])]);
             p.push_str(&text::row(&[format!("{} {while_other}", factors[factor]), format!("`{with}` − `{without}`"), diff, interval]));
         }
@@ -175,5 +190,53 @@ mod tests {
         // Too noisy to tell.
         assert_eq!(hypothesis_verdict(Some(&diff(0.01, 0.03)), margin), Verdict::Inconclusive);
         assert!(matches!(hypothesis_verdict(None, margin), Verdict::TooFewSeeds { .. }));
+    }
+
+    /// A cell that diverged is a result: the design says so where it would
+    /// have compared it, in the verdict, the cell and the sentence.
+    #[test]
+    fn a_cell_that_diverged_is_named_not_averaged() {
+        use crate::activation::Activation::{Relu, SignedSqrt, SoftplusLinear, Tanh};
+        use crate::report::data::constructed::{data_of, three};
+        use crate::train::state::RunState;
+        let study = r#"
+name = "d"
+title = "Designed"
+dataset = "cifar10"
+seeds = [1, 2, 3]
+baseline = "relu"
+[design]
+hypothesis = "h"
+rows = "a"
+columns = "b"
+cells = [["relu", "tanh"], ["signed_sqrt", "softplus_linear"]]
+credits = "columns"
+[[functions]]
+name = "relu"
+[[functions]]
+name = "tanh"
+[[functions]]
+name = "signed_sqrt"
+[[functions]]
+name = "softplus_linear"
+"#;
+        let mut runs = three(Relu, [0.70, 0.72, 0.71], 0.0, 0.0);
+        let mut tanh = three(Tanh, [0.30, 0.31, 0.32], 0.0, 0.0);
+        for (r, e) in tanh.iter_mut().zip([3, 4, 3]) {
+            let RunState::Finished(rec) = r.state.clone() else { unreachable!() };
+            r.state = RunState::Diverged(rec, e);
+        }
+        runs.extend(tanh);
+        runs.extend(three(SignedSqrt, [0.60, 0.61, 0.62], 0.0, 0.0));
+        runs.extend(three(SoftplusLinear, [0.40, 0.41, 0.42], 0.0, 0.0));
+        let data = data_of(study, runs);
+        let d = data.study.design.clone().unwrap();
+        assert_eq!(verdict(&data, &d), Verdict::NotApplicable(NotApplicable::Diverged { function: Tanh, seeds: vec![(1, 3), (2, 4), (3, 3)], of: 3 }));
+        let m = Messages::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/i18n"), "en").unwrap();
+        let page = section(&m, &data, &d);
+        assert!(page.contains("`tanh`<br>diverged on 3 of 3 seeds (seed 1 at epoch 3, seed 2 at epoch 4, seed 3 at epoch 3)"), "{page}");
+        assert!(!page.contains("0.3100"), "tanh's accuracy before it diverged is averaged nowhere: {page}");
+        // The other removal is still measured.
+        assert!(page.contains("`relu` − `signed_sqrt` = +0.1000"), "{page}");
     }
 }

@@ -14,7 +14,7 @@
 //! | placeholder | value |
 //! |---|---|
 //! | `{{history RUN COLUMN EPOCH}}` | history.csv (`loss accuracy val_loss val_accuracy`), EPOCH from 1 or `last` |
-//! | `{{measure RUN NAME}}` | `plateau_val_accuracy best_val_accuracy best_epoch overfit_gap final_val_loss first_val_accuracy left_chance` |
+//! | `{{measure RUN NAME}}` | `plateau_val_accuracy best_val_accuracy best_epoch epochs overfit_gap final_val_loss first_val_accuracy left_chance` (`epochs`: those it trained, fewer where it diverged) |
 //! | `{{diagnostic RUN LAYER COLUMN EPOCH}}` | diagnostics.csv, EPOCH 0 = before training |
 //! | `{{step RUN COLUMN STEP}}` | steps.csv, STEP from 0 |
 //! | `{{first_epoch RUN LAYER COLUMN OP VALUE}}` | the first diagnostics epoch where COLUMN OP VALUE (`< <= == >= >`) |
@@ -24,6 +24,7 @@
 //! | `{{claim [study/]FUNCTION FIELD}}` | the one claim the function makes in its study, as its Verdicts page judges it: `difference` (function − baseline), the raw 95 % interval's `low` and `high`, `p_holm` |
 //! | `{{flat_first [study/]FUNCTION LAYER}}` | of its finished seeds with logged steps, on how many LAYER was among the first layers to go flat (the rule of the Results page's "Which layer goes flat first"): `k/n (lo–hi %)` |
 //! | `{{at_chance [study/]FUNCTION}}` | of its finished seeds, how many never left chance: `k/n (lo–hi %)`, the binomial 95 % interval |
+//! | `{{diverged [study/]FUNCTION}}` | of its finished seeds, how many diverged, as above |
 //! | `{{stays_at_chance FUNCTION EPOCHS}}` | of its seeds with EPOCHS epochs or more (any study at the note's protocol but for the length), how many were still at chance after epoch EPOCHS, as above |
 //! | `{{protocol FIELD}}` | the protocol of the note's runs: `epochs batch_size train_images test_images` |
 //! | `{{published PAPER FIGURE}}` | a published figure, as the paper gives it ([`super::literature`]) |
@@ -238,6 +239,15 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
             let (k, n) = at_chance(words[1], here, all)?;
             Ok(rate(k, n))
         }
+        Some("diverged") => {
+            args(2, "diverged [study/]FUNCTION")?;
+            let (data, function) = function_in(words[1], here, all)?;
+            let runs: Vec<_> = data.runs.iter().filter(|r| r.activation.name() == function && r.usable()).collect();
+            if runs.is_empty() {
+                bail!("study {} has no finished run of `{function}`", data.study.name);
+            }
+            Ok(rate(runs.iter().filter(|r| r.diverged()).count(), runs.len()))
+        }
         Some("stays_at_chance") => {
             args(3, "stays_at_chance FUNCTION EPOCHS")?;
             let epochs: usize = words[2].parse().map_err(|_| anyhow!("`{}` is not a number of epochs", words[2]))?;
@@ -271,11 +281,13 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
                 "plateau_val_accuracy" => real(m.plateau_val_accuracy),
                 "best_val_accuracy" => real(m.best_val_accuracy),
                 "best_epoch" => whole(m.best_epoch),
+                // The epochs it trained: fewer than the protocol's where it diverged.
+                "epochs" => whole(m.epochs),
                 "overfit_gap" => real(m.overfit_gap),
                 "final_val_loss" => real(m.final_val_loss),
                 "first_val_accuracy" => real(m.first_val_accuracy),
                 "left_chance" => whole(run.history.iter().position(|e| e.val_accuracy > AT_CHANCE_MAX).map(|i| i + 1).ok_or_else(|| anyhow!("{} never left chance", words[1]))?),
-                other => bail!("no measure `{other}`"),
+                other => bail!("no measure `{other}` (there are plateau_val_accuracy, best_val_accuracy, best_epoch, epochs, overfit_gap, final_val_loss, first_val_accuracy, left_chance)"),
             })
         }
         Some("diagnostic") => {
@@ -310,7 +322,7 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
             let i = values.iter().position(|v| holds(*v)).ok_or_else(|| anyhow!("it never holds in {}'s logged steps", words[1]))?;
             Ok(whole(steps[i] as usize))
         }
-        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, claim, flat_first, at_chance, stays_at_chance, protocol, learning_rate, published, engine, slope_below or function"),
+        _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, claim, flat_first, at_chance, diverged, stays_at_chance, protocol, learning_rate, published, engine, slope_below or function"),
     }
 }
 

@@ -23,7 +23,6 @@ use super::data::{Measures, StudyData};
 use super::stats::{self, ALPHA, Describe, Difference, difference, holm, seeds_for_equivalence};
 use crate::activation::Activation;
 use crate::study::spec::{Claim, Direction, Metric};
-use crate::train::state::RunState;
 
 /// CIFAR-10 has ten classes: a model that has learned nothing scores 0.1.
 pub const CHANCE_ACCURACY: f64 = 0.1;
@@ -183,10 +182,9 @@ pub type Comparable = (Vec<(u64, f64)>, Vec<(u64, f64)>, Vec<Split>);
 /// overfitting gap of a function that never learned is no comparison.
 pub fn comparable(data: &StudyData, a: Activation, b: Activation, metric: Metric) -> Result<Comparable, NotApplicable> {
     for f in [a, b] {
-        let runs: Vec<_> = data.usable(f).collect();
-        let seeds: Vec<(u64, usize)> = runs.iter().filter_map(|r| if let RunState::Diverged(_, e) = r.state { Some((r.seed, e)) } else { None }).collect();
+        let seeds = data.diverged(f);
         if !seeds.is_empty() {
-            return Err(NotApplicable::Diverged { function: f, seeds, of: runs.len() });
+            return Err(NotApplicable::Diverged { function: f, seeds, of: data.usable(f).count() });
         }
     }
     if metric == Metric::OverfitGap {
@@ -499,6 +497,7 @@ mod tests {
     use super::*;
     use crate::report::data::constructed::{data, run, three};
     use crate::report::data::{Epoch, Run};
+    use crate::train::state::RunState;
 
     fn verdicts(d: &StudyData) -> Vec<Verdict> {
         judge(d).into_iter().map(|j| j.verdict).collect()
@@ -588,15 +587,24 @@ mod tests {
     #[test]
     fn a_diverged_seed_is_a_result_not_a_value() {
         let mut runs = three(Relu, [0.60, 0.70, 0.65], 0.10, 0.0);
-        let mut tanh = three(Tanh, [0.651, 0.75, 0.699], 0.02, 0.0);
-        let RunState::Finished(rec) = tanh[1].state.clone() else { unreachable!() };
-        tanh[1].state = RunState::Diverged(rec, 7);
-        runs.extend(tanh);
+        runs.extend(runs_with_tanh_seed_2_diverged());
         runs.extend(three(SignedSqrt, [0.601, 0.699, 0.652], 0.10, 0.0));
-        let v = verdicts(&data(runs));
+        let d = data(runs);
+        let v = verdicts(&d);
         let diverged = Verdict::NotApplicable(NotApplicable::Diverged { function: Tanh, seeds: vec![(2, 7)], of: 3 });
         assert_eq!((&v[0], &v[1]), (&diverged, &diverged));
         assert!(!matches!(v[2], Verdict::NotApplicable(_)), "signed_sqrt against relu is still judged: {:?}", v[2]);
+        // Nor is it in any mean, band or diagnostic: it is set aside, drawn alone.
+        let (cohort, set_aside) = d.cohorts(Tanh);
+        assert_eq!((cohort.iter().map(|r| r.seed).collect::<Vec<_>>(), set_aside.iter().map(|r| r.seed).collect::<Vec<_>>()), (vec![1, 3], vec![2]));
+        assert_eq!(d.diverged(Tanh), vec![(2, 7)]);
+    }
+
+    fn runs_with_tanh_seed_2_diverged() -> Vec<Run> {
+        let mut tanh = three(Tanh, [0.651, 0.75, 0.699], 0.02, 0.0);
+        let RunState::Finished(rec) = tanh[1].state.clone() else { unreachable!() };
+        tanh[1].state = RunState::Diverged(rec, 7);
+        tanh
     }
 
     #[test]

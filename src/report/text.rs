@@ -10,6 +10,7 @@ use super::stats::{Describe, Difference, Method};
 use crate::activation::Activation;
 use crate::study::spec::{Direction, Metric, Observation, ObservationKind};
 use crate::train::state::RunState;
+use crate::train::history::DIVERGED_LOSS;
 use crate::nn::optim::{AdamConfig, OptimizerConfig};
 use crate::train::config::Protocol;
 
@@ -95,6 +96,16 @@ pub fn seed_values(m: &Messages, seeds_and_values: &[(u64, f64)], test_images: u
     }
     parts.extend(other.iter().map(|(s, v)| seed_value(m, *s, *v, test_images)));
     parts.join(&m.list_separator)
+}
+
+/// "seed 1 at epoch 6, seed 3 at epoch 7".
+fn diverged_seeds(m: &Messages, seeds: &[(u64, usize)]) -> String {
+    seeds.iter().map(|(s, e)| fill(&m.na_diverged_seed, &[("seed", &s.to_string()), ("epoch", &e.to_string())])).collect::<Vec<_>>().join(&m.list_separator)
+}
+
+/// "diverged on 2 of 3 seeds (seed 1 at epoch 6, seed 3 at epoch 7)".
+pub fn diverged(m: &Messages, seeds: &[(u64, usize)], of: usize) -> String {
+    fill(&m.diverged_note, &[("k", &seeds.len().to_string()), ("n", &of.to_string()), ("which", &diverged_seeds(m, seeds))])
 }
 
 /// The seeds of a function that did not learn, set aside.
@@ -183,8 +194,7 @@ pub fn not_applicable(m: &Messages, why: &NotApplicable) -> String {
         NotApplicable::TooShort { function, epochs: n } => fill(&m.na_too_short, &[("function", function.name()), ("epochs", &epochs(m, *n)), ("window", &epochs(m, TREND_WINDOW))]),
         NotApplicable::OneEpoch { .. } => m.na_one_epoch.clone(),
         NotApplicable::Diverged { function, seeds, of } => {
-            let which: Vec<String> = seeds.iter().map(|(s, e)| fill(&m.na_diverged_seed, &[("seed", &s.to_string()), ("epoch", &e.to_string())])).collect();
-            fill(&m.na_diverged, &[("function", function.name()), ("k", &seeds.len().to_string()), ("n", &of.to_string()), ("which", &which.join(&m.list_separator))])
+            fill(&m.na_diverged, &[("function", function.name()), ("k", &seeds.len().to_string()), ("n", &of.to_string()), ("which", &diverged_seeds(m, seeds)), ("diverged_loss", &DIVERGED_LOSS.to_string())])
         }
         NotApplicable::ControlMatches { control, baseline, low, high } => fill(&m.na_control_matches, &[("control", control.name()), ("baseline", baseline.name()), ("interval", &interval((*low, *high)))]),
     }

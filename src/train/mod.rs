@@ -141,6 +141,19 @@ impl Slot {
                         have.differences(&want)
                     );
                 }
+                // A checkpoint is saved only for epochs that did not diverge,
+                // so a diverged epoch here was saved under an older rule.
+                if let Some(e) = ck.history.iter().position(Epoch::diverged) {
+                    bail!(
+                        "{} holds a checkpoint of {} epochs, but the run diverged at epoch {} (a loss or val_loss that is not finite or above {}); \
+                         an older actlab saved it past that epoch. Delete {} to train the run again from its start",
+                        dir.display(),
+                        ck.history.len(),
+                        e + 1,
+                        history::DIVERGED_LOSS,
+                        dir.join(checkpoint::FILE).display()
+                    );
+                }
                 ck
             }
             None => {
@@ -182,7 +195,7 @@ impl Slot {
         if self.ck.params_sha256_by_epoch.len() + 1 == epoch {
             self.ck.params_sha256_by_epoch.push(record::params_sha256(&self.ck.params));
         }
-        if !(row.loss.is_finite() && row.val_loss.is_finite()) {
+        if row.diverged() {
             self.diverged_at = Some(epoch);
             return Ok(());
         }

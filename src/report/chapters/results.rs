@@ -9,7 +9,7 @@ use crate::nn::arch::ACTIVATED;
 use crate::report::charts::{Band, LineChart, Reference, SeedRow, SeedsChart, Series, Stroke, REFERENCE_GREY, WIDE, WIDE_TEXT};
 use crate::report::rules::CHANCE_ACCURACY;
 use crate::report::colors::LAYER_COLORS;
-use crate::report::data::HISTORY_COLUMNS;
+use crate::report::data::{Run, HISTORY_COLUMNS};
 use crate::report::design;
 use crate::report::messages::fill;
 use crate::report::stats::describe;
@@ -64,16 +64,31 @@ impl StudyPages<'_> {
         c
     }
 
-    /// The legend of `a`'s seeds set aside (they did not learn): "seed 5" or
-    /// "seeds 5, 12".
-    fn set_aside_legend(&self, a: Activation, seeds: &[u64]) -> String {
-        let key = if seeds.len() == 1 { &self.m.legend_set_aside } else { &self.m.legend_set_aside_seeds };
-        fill(key, &[("function", a.name()), ("seed", &text::seeds(self.m, seeds))])
+    /// `a`'s runs set aside ([`crate::report::data::StudyData::cohorts`]),
+    /// grouped by why: those that diverged, those that did not learn. Each
+    /// group is drawn under one legend entry.
+    fn set_aside_groups(&self, a: Activation) -> Vec<Vec<&Run>> {
+        let (diverged, did_not_learn): (Vec<&Run>, Vec<&Run>) = self.data.cohorts(a).1.into_iter().partition(|r| r.diverged());
+        [diverged, did_not_learn].into_iter().filter(|g| !g.is_empty()).collect()
+    }
+
+    /// The legend of runs of `a` set aside for one reason: "seed 5 (did not
+    /// learn)", "seeds 1–3 (diverged)".
+    fn set_aside_legend(&self, a: Activation, runs: &[&Run]) -> String {
+        let m = self.m;
+        let seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
+        let key = match (runs.iter().all(|r| r.diverged()), seeds.len() == 1) {
+            (true, true) => &m.legend_diverged,
+            (true, false) => &m.legend_diverged_seeds,
+            (false, true) => &m.legend_set_aside,
+            (false, false) => &m.legend_set_aside_seeds,
+        };
+        fill(key, &[("function", a.name()), ("seed", &text::seeds(m, &seeds))])
     }
 
     /// The run the article's table shows: the study's first seed, like the
     /// article's single run (or, while that one is missing, the first usable seed).
-    fn table_run(&self, a: Activation) -> Option<&crate::report::data::Run> {
+    fn table_run(&self, a: Activation) -> Option<&Run> {
         let first = self.data.study.seeds.first().copied();
         self.data.usable(a).find(|r| Some(r.seed) == first).or_else(|| self.data.usable(a).next())
     }
@@ -126,14 +141,14 @@ impl StudyPages<'_> {
             let color = (self.colors)(a);
             c.bands.push(Band { xs: epochs(b.mean.len()), lo: b.min, hi: b.max, color });
             c.series.push(Series { name: a.name().into(), xs: epochs(b.mean.len()), ys: b.mean, color, stroke: Stroke::Thick, dashed: metric.starts_with("val_"), legend: true });
-            // Seeds that did not learn while others did: each its own thin line,
-            // never in the mean; one legend entry names them all.
-            let set_aside = self.data.cohorts(a).1;
-            let name = self.set_aside_legend(a, &set_aside.iter().map(|r| r.seed).collect::<Vec<_>>());
-            for (i, r) in set_aside.iter().enumerate() {
-                let ys: Vec<f64> = r.history.iter().map(|e| e.get(metric)).collect();
-                let name = name.clone();
-                c.series.push(Series { name, xs: epochs(ys.len()), ys, color, stroke: Stroke::Medium, dashed: metric.starts_with("val_"), legend: i == 0 });
+            // Seeds that diverged, or did not learn while others did: each its
+            // own line, never in the mean; one legend entry per reason.
+            for group in self.set_aside_groups(a) {
+                let name = self.set_aside_legend(a, &group);
+                for (i, r) in group.iter().enumerate() {
+                    let ys: Vec<f64> = r.history.iter().map(|e| e.get(metric)).collect();
+                    c.series.push(Series { name: name.clone(), xs: epochs(ys.len()), ys, color, stroke: Stroke::Medium, dashed: metric.starts_with("val_"), legend: i == 0 });
+                }
             }
         }
         c.log_y = c.needs_log(50.0);
@@ -188,13 +203,15 @@ impl StudyPages<'_> {
             let color = (self.colors)(a);
             let band = Band { xs: xs.clone(), lo: b.min, hi: b.max, color };
             let mean = Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, stroke: Stroke::Thin, dashed: false, legend: true };
-            let set_aside: Vec<_> = self.data.cohorts(a).1.into_iter().map(|r| (r.seed, r.step_column(column))).filter(|(_, ys)| !ys.is_empty()).collect();
-            let name = self.set_aside_legend(a, &set_aside.iter().map(|(s, _)| *s).collect::<Vec<_>>());
-            let seeds = set_aside
-                .into_iter()
-                .enumerate()
-                .map(|(i, (_, ys))| Series { name: name.clone(), xs: (0..ys.len()).map(|i| i as f64).collect(), ys, color, stroke: Stroke::Medium, dashed: false, legend: i == 0 })
-                .collect();
+            let mut seeds = Vec::new();
+            for group in self.set_aside_groups(a) {
+                let logged: Vec<&Run> = group.into_iter().filter(|r| !r.steps.is_empty()).collect();
+                let name = self.set_aside_legend(a, &logged);
+                for (i, r) in logged.iter().enumerate() {
+                    let ys = r.step_column(column);
+                    seeds.push(Series { name: name.clone(), xs: (0..ys.len()).map(|i| i as f64).collect(), ys, color, stroke: Stroke::Medium, dashed: false, legend: i == 0 });
+                }
+            }
             drawn.push((a, band, mean, seeds));
         }
         if drawn.is_empty() {
@@ -324,16 +341,16 @@ impl StudyPages<'_> {
     /// One diagnostic of one function (averaged over the seeds that may be
     /// averaged), or of one seed set aside: a line per layer (epoch 0:
     /// before training).
-    fn diagnostic_chart(&self, a: Activation, seed: Option<u64>, metric: &str, title: &str) -> Result<String> {
+    fn diagnostic_chart(&self, a: Activation, seed: Option<&Run>, metric: &str, title: &str) -> Result<String> {
         let who = match seed {
             None => a.name().to_string(),
-            Some(s) => self.set_aside_legend(a, &[s]),
+            Some(r) => self.set_aside_legend(a, &[r]),
         };
         let mut c = self.measure_chart(&format!("{who} — {title}"), &self.m.axis_epoch, metric);
         for (i, layer) in ACTIVATED.iter().enumerate() {
             let v = match seed {
                 None => self.data.diagnostic(a, layer.name, metric),
-                Some(s) => self.data.usable(a).find(|r| r.seed == s).map(|r| r.diagnostic(layer.name, metric)).unwrap_or_default(),
+                Some(r) => r.diagnostic(layer.name, metric),
             };
             c.series.push(Series {
                 name: layer.name.to_string(),
@@ -353,7 +370,7 @@ impl StudyPages<'_> {
         }
         let file = match seed {
             None => format!("diag-{metric}-{}.svg", a.name()),
-            Some(s) => format!("diag-{metric}-{}-seed-{s}.svg", a.name()),
+            Some(r) => format!("diag-{metric}-{}-seed-{}.svg", a.name(), r.seed),
         };
         self.svg(&file, &c)
     }
@@ -453,10 +470,15 @@ impl StudyPages<'_> {
             // Training seconds add up across resumes (a run's wall time is its last process's only).
             let training = median_epoch_seconds(self.data.usable(*a).filter_map(|r| r.record())).map(|s| s * self.data.protocol.epochs as f64);
             let total = self.data.runs.iter().filter(|r| r.activation == *a).count();
-            let name = match crate::report::rules::split(self.data, *a, crate::study::spec::Metric::PlateauValAccuracy) {
-                Some(sp) => format!("`{a}`<br>{}", text::split(m, &sp, test)),
-                None => format!("`{a}`"),
-            };
+            // Beside the name: the seeds set aside, and why.
+            let mut name = format!("`{a}`");
+            let diverged = self.data.diverged(*a);
+            if !diverged.is_empty() {
+                let _ = write!(name, "<br>{}", text::diverged(m, &diverged, total));
+            }
+            if let Some(sp) = crate::report::rules::split(self.data, *a, crate::study::spec::Metric::PlateauValAccuracy) {
+                let _ = write!(name, "<br>{}", text::split(m, &sp, test));
+            }
             p.push_str(&text::row(&[
                 name,
                 format!("{}/{total}", self.data.usable(*a).count()),
@@ -468,7 +490,10 @@ impl StudyPages<'_> {
                 training.map_or("–".into(), |s| format!("{s:.0}")),
             ]));
         }
-        let _ = writeln!(p, "\n{}\n", fill(&m.ci_note, &[("window", &text::epochs(m, self.data.plateau_window())), ("chance", &crate::report::rules::AT_CHANCE_MAX.to_string())]));
+        let _ = writeln!(p, "\n{}\n", fill(
+                &m.ci_note,
+                &[("window", &text::epochs(m, self.data.plateau_window())), ("chance", &crate::report::rules::AT_CHANCE_MAX.to_string()), ("diverged_loss", &crate::train::history::DIVERGED_LOSS.to_string())]
+            ));
 
         let incomplete: Vec<_> = self.data.runs.iter().filter(|r| !r.usable()).collect();
         if !incomplete.is_empty() {
@@ -497,8 +522,8 @@ impl StudyPages<'_> {
                 let img = self.diagnostic_chart(*a, None, metric, title)?;
                 let _ = write!(p, "[![{a} — {title}]({img})]({img}) ");
                 for r in self.data.cohorts(*a).1 {
-                    let img = self.diagnostic_chart(*a, Some(r.seed), metric, title)?;
-                    let who = self.set_aside_legend(*a, &[r.seed]);
+                    let img = self.diagnostic_chart(*a, Some(r), metric, title)?;
+                    let who = self.set_aside_legend(*a, &[r]);
                     let _ = write!(p, "[![{who} — {title}]({img})]({img}) ");
                 }
             }

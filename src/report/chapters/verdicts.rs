@@ -10,6 +10,7 @@ use crate::report::data::TREND_EPOCHS;
 use crate::report::rules::{self, AT_CHANCE_MAX, OVERFIT_GAP, RISING_SLOPE};
 use crate::report::stats::{ALPHA, CONFIDENCE_PERCENT};
 use crate::report::text;
+use crate::train::history::DIVERGED_LOSS;
 use std::fmt::Write as _;
 
 /// The anchor of the observations table, which the results page links to.
@@ -43,6 +44,7 @@ impl StudyPages<'_> {
                     ("alpha", &ALPHA.to_string()),
                     ("window", &text::epochs(m, PLATEAU_EPOCHS)),
                     ("chance", &AT_CHANCE_MAX.to_string()),
+                    ("diverged_loss", &DIVERGED_LOSS.to_string()),
                 ]
             )
         );
