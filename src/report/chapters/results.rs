@@ -139,8 +139,10 @@ impl StudyPages<'_> {
         for a in self.acts() {
             let b = self.data.band(a, metric);
             let color = (self.colors)(a);
-            c.bands.push(Band { xs: epochs(b.mean.len()), lo: b.min, hi: b.max, color });
-            c.series.push(Series { name: a.name().into(), xs: epochs(b.mean.len()), ys: b.mean, color, stroke: Stroke::Thick, dashed: metric.starts_with("val_"), legend: true });
+            if !b.mean.is_empty() {
+                c.bands.push(Band { xs: epochs(b.mean.len()), lo: b.min, hi: b.max, color });
+                c.series.push(Series { name: a.name().into(), xs: epochs(b.mean.len()), ys: b.mean, color, stroke: Stroke::Thick, dashed: metric.starts_with("val_"), legend: true });
+            }
             // Seeds that diverged, or did not learn while others did: each its
             // own line, never in the mean; one legend entry per reason.
             for group in self.set_aside_groups(a) {
@@ -192,42 +194,53 @@ impl StudyPages<'_> {
     /// function flattens the others, each function gets its own small chart
     /// and scale.
     fn steps_overlay(&self, column: &str, title: &str) -> Result<Vec<String>> {
-        // Per function drawn: its band, its mean, its seeds set aside.
-        let mut drawn: Vec<(Activation, Band, Series, Vec<Series>)> = Vec::new();
+        // Per function drawn: its band and mean (where any seed may be
+        // averaged), its seeds set aside, and the title of its own chart.
+        struct Drawn {
+            a: Activation,
+            mean: Option<(Band, Series)>,
+            set_aside: Vec<Series>,
+            title: String,
+        }
+        let mut drawn: Vec<Drawn> = Vec::new();
         for a in self.acts() {
             let (b, n) = self.data.step_band(a, column);
-            if n == 0 {
-                continue;
-            }
-            let xs: Vec<f64> = (0..b.mean.len()).map(|i| i as f64).collect();
             let color = (self.colors)(a);
-            let band = Band { xs: xs.clone(), lo: b.min, hi: b.max, color };
-            let mean = Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, stroke: Stroke::Thin, dashed: false, legend: true };
-            let mut seeds = Vec::new();
+            let mean = (n > 0).then(|| {
+                let xs: Vec<f64> = (0..b.mean.len()).map(|i| i as f64).collect();
+                (Band { xs: xs.clone(), lo: b.min, hi: b.max, color }, Series { name: format!("{a} (n = {n})"), xs, ys: b.mean, color, stroke: Stroke::Thin, dashed: false, legend: true })
+            });
+            let mut set_aside = Vec::new();
             for group in self.set_aside_groups(a) {
                 let logged: Vec<&Run> = group.into_iter().filter(|r| !r.steps.is_empty()).collect();
                 let name = self.set_aside_legend(a, &logged);
                 for (i, r) in logged.iter().enumerate() {
                     let ys = r.step_column(column);
-                    seeds.push(Series { name: name.clone(), xs: (0..ys.len()).map(|i| i as f64).collect(), ys, color, stroke: Stroke::Medium, dashed: false, legend: i == 0 });
+                    set_aside.push(Series { name: name.clone(), xs: (0..ys.len()).map(|i| i as f64).collect(), ys, color, stroke: Stroke::Medium, dashed: false, legend: i == 0 });
                 }
             }
-            drawn.push((a, band, mean, seeds));
+            if mean.is_some() || !set_aside.is_empty() {
+                let title = mean.as_ref().map_or_else(|| a.name().to_string(), |(_, s)| s.name.clone());
+                drawn.push(Drawn { a, mean, set_aside, title });
+            }
         }
         if drawn.is_empty() {
             return Ok(vec![]);
         }
-        let chart = |title: &str, functions: &[(Activation, Band, Series, Vec<Series>)]| {
+        // `own`: a function's own chart, whose title names its mean.
+        let chart = |title: &str, functions: &[Drawn], own: bool| {
             let mut c = self.measure_chart(title, &self.m.axis_step, column);
-            for (_, band, mean, seeds) in functions {
-                c.bands.push(band.clone());
-                c.series.push(mean.clone());
-                c.series.extend(seeds.iter().cloned());
+            for f in functions {
+                if let Some((band, mean)) = &f.mean {
+                    c.bands.push(band.clone());
+                    c.series.push(Series { legend: !own, ..mean.clone() });
+                }
+                c.series.extend(f.set_aside.iter().cloned());
             }
             c
         };
         const FLATTENS: f64 = 3.0;
-        let mut c = chart(title, &drawn);
+        let mut c = chart(title, &drawn, false);
         (c.size, c.text) = (WIDE, WIDE_TEXT);
         c.log_y = c.needs_log(FLATTENS);
         if c.log_y || !c.flattened(FLATTENS) {
@@ -236,9 +249,8 @@ impl StudyPages<'_> {
         let mut small = Vec::new();
         for one in &drawn {
             // The column is on the y axis; the small title names the function.
-            let mut c = chart(&one.2.name, std::slice::from_ref(one));
-            c.series[0].legend = false;
-            small.push(self.svg(&format!("steps-{column}-{}.svg", one.0.name()), &c)?);
+            let c = chart(&one.title, std::slice::from_ref(one), true);
+            small.push(self.svg(&format!("steps-{column}-{}.svg", one.a.name()), &c)?);
         }
         Ok(small)
     }
@@ -468,13 +480,14 @@ impl StudyPages<'_> {
             let d = |f: fn(&crate::report::data::Measures) -> f64| describe(&ms.iter().map(f).collect::<Vec<_>>());
             let plateau = d(|x| x.plateau_val_accuracy);
             // Training seconds add up across resumes (a run's wall time is its last process's only).
-            let training = median_epoch_seconds(self.data.usable(*a).filter_map(|r| r.record())).map(|s| s * self.data.protocol.epochs as f64);
+            // Of the runs in the row: a diverged run's few epochs say nothing of a whole run's time.
+            let training = median_epoch_seconds(cohort.iter().filter_map(|r| r.record())).map(|s| s * self.data.protocol.epochs as f64);
             let total = self.data.runs.iter().filter(|r| r.activation == *a).count();
             // Beside the name: the seeds set aside, and why.
             let mut name = format!("`{a}`");
             let diverged = self.data.diverged(*a);
             if !diverged.is_empty() {
-                let _ = write!(name, "<br>{}", text::diverged(m, &diverged, total));
+                let _ = write!(name, "<br>{}", text::diverged(m, &diverged, self.data.usable(*a).count()));
             }
             if let Some(sp) = crate::report::rules::split(self.data, *a, crate::study::spec::Metric::PlateauValAccuracy) {
                 let _ = write!(name, "<br>{}", text::split(m, &sp, test));
@@ -482,7 +495,7 @@ impl StudyPages<'_> {
             p.push_str(&text::row(&[
                 name,
                 format!("{}/{total}", self.data.usable(*a).count()),
-                format!("{}<br>{}", text::mean_sd(&plateau), text::ci(&plateau)),
+                if ms.is_empty() { "–".into() } else { format!("{}<br>{}", text::mean_sd(&plateau), text::ci(&plateau)) },
                 text::mean_sd(&d(|x| x.best_val_accuracy)),
                 if ms.is_empty() { "–".into() } else { format!("{:.1}", d(|x| x.best_epoch as f64).mean) },
                 text::mean_sd(&d(|x| x.overfit_gap)),
@@ -518,10 +531,13 @@ impl StudyPages<'_> {
         let _ = writeln!(p, "<a id=\"{DIAGNOSTICS_ANCHOR}\"></a>\n\n## {}\n\n{}\n", m.title_diagnostics, m.diagnostics_intro);
         for (metric, title, what) in diagnostics(m) {
             let _ = writeln!(p, "### {title}\n\n{what}\n");
-            for a in acts.iter().filter(|a| self.data.usable(**a).next().is_some()) {
-                let img = self.diagnostic_chart(*a, None, metric, title)?;
-                let _ = write!(p, "[![{a} — {title}]({img})]({img}) ");
-                for r in self.data.cohorts(*a).1 {
+            for a in &acts {
+                let (cohort, set_aside) = self.data.cohorts(*a);
+                if !cohort.is_empty() {
+                    let img = self.diagnostic_chart(*a, None, metric, title)?;
+                    let _ = write!(p, "[![{a} — {title}]({img})]({img}) ");
+                }
+                for r in set_aside {
                     let img = self.diagnostic_chart(*a, Some(r), metric, title)?;
                     let who = self.set_aside_legend(*a, &[r]);
                     let _ = write!(p, "[![{who} — {title}]({img})]({img}) ");
