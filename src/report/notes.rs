@@ -41,7 +41,9 @@
 //! page; `stays_at_chance FUNCTION EPOCHS SIDE PERCENT` keeps the first
 //! where the 95 % interval of `{{stays_at_chance FUNCTION EPOCHS}}` lies
 //! wholly `below` PERCENT, wholly `above` it, or `includes` it (a share
-//! the seeds cannot rule out). Conditions join with `and`. Both texts are filled and checked, so a wrong placeholder in
+//! the seeds cannot rule out); `diverged A all|some|none` keeps the first
+//! where all, some (not all) or none of A's finished seeds diverged.
+//! Conditions join with `and`. Both texts are filled and checked, so a wrong placeholder in
 //! the text not shown still fails the build. Readings do not nest.
 //!
 //! Values print with 3 decimals (epochs and steps as integers) unless
@@ -103,6 +105,14 @@ fn reading<'a>(cond: &'a str, file: &str, here: &StudyData, all: &[StudyData], l
             ["verdict", f, outcome] => {
                 verdict(f, here, all).map_err(in_reading)? == one_of(outcome, &OUTCOMES).map_err(in_reading)?
             }
+            ["diverged", f, how_many] => {
+                let (k, n) = diverged(f, here, all).map_err(in_reading)?;
+                match one_of(how_many, &HOW_MANY).map_err(in_reading)? {
+                    "all" => k == n,
+                    "some" => 0 < k && k < n,
+                    _ => k == 0,
+                }
+            }
             ["stays_at_chance", f, epochs, side, percent] => {
                 let epochs: usize = epochs.parse().map_err(|_| in_reading(anyhow!("`{epochs}` is not a number of epochs")))?;
                 let share = percent.parse::<f64>().ok().filter(|p| (0.0..=100.0).contains(p)).ok_or_else(|| in_reading(anyhow!("`{percent}` is not a percentage from 0 to 100")))? / 100.0;
@@ -110,8 +120,9 @@ fn reading<'a>(cond: &'a str, file: &str, here: &StudyData, all: &[StudyData], l
                 interval_side(super::stats::binomial_interval(k, n), share, one_of(side, &SIDES).map_err(in_reading)?)
             }
             _ => bail!(
-                "{file}: `{{{{if {words}}}}}`: a condition is `apart A B`, `overlap A B`, `verdict A {}` (A, B: `[study/]FUNCTION`) or `stays_at_chance FUNCTION EPOCHS {} PERCENT`, joined by `and`",
+                "{file}: `{{{{if {words}}}}}`: a condition is `apart A B`, `overlap A B`, `verdict A {}`, `diverged A {}` (A, B: `[study/]FUNCTION`) or `stays_at_chance FUNCTION EPOCHS {} PERCENT`, joined by `and`",
                 OUTCOMES.join("|"),
+                HOW_MANY.join("|"),
                 SIDES.join("|")
             ),
         };
@@ -241,12 +252,8 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
         }
         Some("diverged") => {
             args(2, "diverged [study/]FUNCTION")?;
-            let (data, function) = function_in(words[1], here, all)?;
-            let runs: Vec<_> = data.runs.iter().filter(|r| r.activation.name() == function && r.usable()).collect();
-            if runs.is_empty() {
-                bail!("study {} has no finished run of `{function}`", data.study.name);
-            }
-            Ok(rate(runs.iter().filter(|r| r.diverged()).count(), runs.len()))
+            let (k, n) = diverged(words[1], here, all)?;
+            Ok(rate(k, n))
         }
         Some("stays_at_chance") => {
             args(3, "stays_at_chance FUNCTION EPOCHS")?;
@@ -324,6 +331,21 @@ fn resolve(inner: &str, here: &StudyData, all: &[StudyData], lit: &Literature) -
         }
         _ => bail!("a placeholder starts with history, measure, diagnostic, step, first_epoch, first_step, claim, flat_first, at_chance, diverged, stays_at_chance, protocol, learning_rate, published, engine, slope_below or function"),
     }
+}
+
+/// How many of the finished seeds of `spec` (`[study/]FUNCTION`) a
+/// `diverged` reading asks for.
+const HOW_MANY: [&str; 3] = ["all", "some", "none"];
+
+/// Of the finished seeds of `spec` (`[study/]FUNCTION`), how many
+/// diverged: `(diverged, seeds)`.
+fn diverged(spec: &str, here: &StudyData, all: &[StudyData]) -> Result<(usize, usize)> {
+    let (data, function) = function_in(spec, here, all)?;
+    let runs: Vec<&Run> = data.runs.iter().filter(|r| r.activation.name() == function && r.usable()).collect();
+    if runs.is_empty() {
+        bail!("study {} has no finished run of `{function}`", data.study.name);
+    }
+    Ok((runs.iter().filter(|r| r.diverged()).count(), runs.len()))
 }
 
 /// Of the finished seeds of `spec` (`[study/]FUNCTION`), how many never
@@ -591,6 +613,27 @@ mod tests {
         let e = fill("{{function leaky_relu_0.2}}", "n.md", &here, &[], &lit).unwrap_err().to_string();
         assert!(e.contains("n.md") && e.contains("no function `leaky_relu_0.2`"), "{e}");
         assert!(fill("{{function leaky_relu_0.3 :2}}", "n.md", &here, &[], &lit).is_err(), "a name has no decimals");
+    }
+
+    /// Of three seeds, one diverged: the count, the epoch it stopped at, and
+    /// the reading that holds ("some"), not the others.
+    #[test]
+    fn divergence_is_counted_and_read_from_the_runs() {
+        use crate::activation::Activation::{Relu, Tanh};
+        use crate::report::data::constructed::{data, three};
+        use crate::train::state::RunState;
+        let mut runs = three(Relu, [0.70, 0.71, 0.72], 0.0, 0.0);
+        let mut tanh = three(Tanh, [0.60, 0.61, 0.62], 0.0, 0.0);
+        let RunState::Finished(rec) = tanh[2].state.clone() else { unreachable!() };
+        tanh[2].state = RunState::Diverged(rec, 4);
+        tanh[2].history.truncate(4);
+        runs.extend(tanh);
+        let here = data(runs);
+        let lit = Literature::parse("").unwrap();
+        let note = "{{diverged tanh}}, at epoch {{measure tanh/seed-3 epochs}}; {{if diverged tanh all}}all{{end}}{{if diverged tanh some}}some{{end}}{{if diverged tanh none}}none{{end}}{{if diverged relu none}}, relu none{{end}}";
+        assert_eq!(fill(note, "n.md", &here, &[], &lit).unwrap(), "1/3 (1–91 %), at epoch 4; some, relu none");
+        let e = fill("{{if diverged tanh most}}x{{end}}", "n.md", &here, &[], &lit).unwrap_err().to_string();
+        assert!(e.contains("most") && e.contains("all, some, none"), "{e}");
     }
 
     #[test]
