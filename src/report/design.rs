@@ -197,29 +197,13 @@ mod tests {
     #[test]
     fn a_cell_that_diverged_is_named_not_averaged() {
         use crate::activation::Activation::{Relu, SignedSqrt, SoftplusLinear, Tanh};
-        use crate::report::data::constructed::{data_of, three};
+        use crate::report::data::constructed::{STUDY, data_of, three};
         use crate::train::state::RunState;
-        let study = r#"
-name = "d"
-title = "Designed"
-dataset = "cifar10"
-seeds = [1, 2, 3]
-baseline = "relu"
-[design]
-hypothesis = "h"
-rows = "a"
-columns = "b"
-cells = [["relu", "tanh"], ["signed_sqrt", "softplus_linear"]]
-credits = "columns"
-[[functions]]
-name = "relu"
-[[functions]]
-name = "tanh"
-[[functions]]
-name = "signed_sqrt"
-[[functions]]
-name = "softplus_linear"
-"#;
+        // The report tests' study, with a fourth function and a design.
+        let study = format!(
+            "{STUDY}[[functions]]\nname = \"softplus_linear\"\n[design]\nhypothesis = \"h\"\nrows = \"a\"\ncolumns = \"b\"\n\
+             cells = [[\"relu\", \"tanh\"], [\"signed_sqrt\", \"softplus_linear\"]]\ncredits = \"columns\"\n"
+        );
         let mut runs = three(Relu, [0.70, 0.72, 0.71], 0.0, 0.0);
         let mut tanh = three(Tanh, [0.30, 0.31, 0.32], 0.0, 0.0);
         for (r, e) in tanh.iter_mut().zip([3, 4, 3]) {
@@ -229,7 +213,7 @@ name = "softplus_linear"
         runs.extend(tanh);
         runs.extend(three(SignedSqrt, [0.60, 0.61, 0.62], 0.0, 0.0));
         runs.extend(three(SoftplusLinear, [0.40, 0.41, 0.42], 0.0, 0.0));
-        let data = data_of(study, runs);
+        let data = data_of(&study, runs);
         let d = data.study.design.clone().unwrap();
         assert_eq!(verdict(&data, &d), Verdict::NotApplicable(NotApplicable::Diverged { function: Tanh, seeds: vec![(1, 3), (2, 4), (3, 3)], of: 3 }));
         let m = Messages::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/i18n"), "en").unwrap();
