@@ -38,7 +38,7 @@ catalogue! {
     reduced_protocol, all_train, all_test, predictions_intro, no_prediction, checked_as, metric_best,
     metric_final, metric_gap, expect_higher, expect_lower, expect_similar, runs_of, row_function,
     row_accuracy, row_loss_curves, row_csv, seed_link, seed_state, curves_caption, col_runs, col_best,
-     col_best_epoch, col_gap, col_final_loss, col_training, ci_note, col_seed, col_state, overlay_title,
+     col_best_epoch, col_gap, col_gap_one, col_final_loss, col_training, ci_note, ci_measure, ci_measure_one, col_seed, col_state, overlay_title,
     diagnostics_intro, diag_pre_mean, diag_pre_mean_what, diag_post_mean, diag_post_mean_what, diag_sparsity,
     diag_sparsity_what, diag_zero_slope, diag_zero_slope_what, diag_dead_units, diag_dead_units_what,
     diag_grad, diag_grad_what, state_missing, state_partial, state_running, state_done, state_diverged,

@@ -462,16 +462,17 @@ impl StudyPages<'_> {
         }
 
         let _ = writeln!(p, "<a id=\"{SUMMARY_ANCHOR}\"></a>\n\n## {}\n", m.title_summary);
-        p.push_str(&text::header(&[
-            &m.col_function,
-            &m.col_runs,
-            &fill(&m.col_plateau, &[("measure", &text::last_epochs_measure(m, self.data.protocol.epochs))]),
-            &m.col_best,
-            &m.col_best_epoch,
-            &m.col_gap,
-            &m.col_final_loss,
-            &m.col_training,
-        ]));
+        // After one epoch the best val_accuracy, its epoch and the plateau
+        // are the same number: the table shows it once.
+        let one_epoch = self.data.protocol.epochs == 1;
+        let plateau_header = fill(&m.col_plateau, &[("measure", &text::last_epochs_measure(m, self.data.protocol.epochs))]);
+        let best_headers = [m.col_best.as_str(), &m.col_best_epoch];
+        let mut header = vec![m.col_function.as_str(), &m.col_runs, &plateau_header];
+        if !one_epoch {
+            header.extend(best_headers);
+        }
+        header.extend([if one_epoch { m.col_gap_one.as_str() } else { &m.col_gap }, &m.col_final_loss, &m.col_training]);
+        p.push_str(&text::header(&header));
         let test = self.data.test_images();
         for a in &acts {
             // A function whose seeds split: its numbers are those of the seeds that learned.
@@ -492,21 +493,20 @@ impl StudyPages<'_> {
             if let Some(sp) = crate::report::rules::split(self.data, *a, crate::study::spec::Metric::PlateauValAccuracy) {
                 let _ = write!(name, "<br>{}", text::split(m, &sp, test));
             }
-            p.push_str(&text::row(&[
+            let mut row = vec![
                 name,
                 format!("{}/{total}", self.data.usable(*a).count()),
                 if ms.is_empty() { "–".into() } else { format!("{}<br>{}", text::mean_sd(&plateau), text::ci(&plateau)) },
-                text::mean_sd(&d(|x| x.best_val_accuracy)),
-                if ms.is_empty() { "–".into() } else { format!("{:.1}", d(|x| x.best_epoch as f64).mean) },
-                text::mean_sd(&d(|x| x.overfit_gap)),
-                text::mean_sd(&d(|x| x.final_val_loss)),
-                training.map_or("–".into(), |s| format!("{s:.0}")),
-            ]));
+            ];
+            if !one_epoch {
+                row.extend([text::mean_sd(&d(|x| x.best_val_accuracy)), if ms.is_empty() { "–".into() } else { format!("{:.1}", d(|x| x.best_epoch as f64).mean) }]);
+            }
+            row.extend([text::mean_sd(&d(|x| x.overfit_gap)), text::mean_sd(&d(|x| x.final_val_loss)), training.map_or("–".into(), |s| format!("{s:.0}"))]);
+            p.push_str(&text::row(&row));
         }
-        let _ = writeln!(p, "\n{}\n", fill(
-                &m.ci_note,
-                &[("window", &text::epochs(m, self.data.plateau_window())), ("chance", &crate::report::rules::AT_CHANCE_MAX.to_string()), ("diverged_loss", &crate::train::history::DIVERGED_LOSS.to_string())]
-            ));
+        let measure = if one_epoch { m.ci_measure_one.clone() } else { fill(&m.ci_measure, &[("window", &text::epochs(m, self.data.plateau_window()))]) };
+        let note = fill(&m.ci_note, &[("measure", &measure), ("chance", &crate::report::rules::AT_CHANCE_MAX.to_string()), ("diverged_loss", &crate::train::history::DIVERGED_LOSS.to_string())]);
+        let _ = writeln!(p, "\n{note}\n");
 
         let incomplete: Vec<_> = self.data.runs.iter().filter(|r| !r.usable()).collect();
         if !incomplete.is_empty() {
